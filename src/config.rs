@@ -1,0 +1,342 @@
+//! Configuration: the TOML file, its defaults, and validation.
+//!
+//! Every section is a typed struct with `deny_unknown_fields`, so a typo in a
+//! key is an error at start-up rather than a setting silently ignored. All
+//! defaults live in the `Default` impls below; `config/thumbd.toml` is the
+//! commented sample and the embedded default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The embedded default configuration: org `demo`, env `local`, sample videos
+/// from the repository. Used when no `--config` is given.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config/thumbd.toml");
+
+/// Where relative `file:` sources of the embedded default resolve from.
+pub const EMBEDDED_DEFAULT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+
+/// Errors found while loading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub render: RenderConfig,
+    #[serde(default)]
+    pub fetch: FetchConfig,
+    /// Organisations by id; each owns environments.
+    #[serde(default)]
+    pub orgs: BTreeMap<String, OrgConfig>,
+    /// The folder the config file was read from: relative `file:` sources
+    /// resolve against it. Not part of the file.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// The address clients and the CDN reach thumbd at; used wherever thumbd
+    /// hands out URLs of its own.
+    pub public_base_url: String,
+    /// `max-age` of successful thumbnail responses, in seconds. Thumbnails of a
+    /// given URL never change, so the default is a year with `immutable`.
+    pub max_age_secs: u64,
+    /// `max-age` of 400, 404, 415 and 422 answers, so a CDN does not hammer the
+    /// origin with requests that will fail the same way.
+    pub error_max_age_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".parse().expect("static address"),
+            public_base_url: "http://127.0.0.1:8080".into(),
+            max_age_secs: 31_536_000,
+            error_max_age_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Bytes of rendered thumbnails kept in memory.
+    pub max_bytes: u64,
+    /// Bytes of fetched source ranges kept in memory, so several thumbnails of
+    /// one video do not fetch its index and packets again.
+    pub source_max_bytes: u64,
+    /// How long a source's size and validator (ETag / Last-Modified) are
+    /// trusted before the next render asks the source again, in seconds.
+    pub source_ttl_secs: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_bytes: 512 * 1024 * 1024,
+            source_max_bytes: 256 * 1024 * 1024,
+            source_ttl_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RenderConfig {
+    /// Renders running at once; 0 means the number of CPUs.
+    pub concurrency: usize,
+    /// Renders allowed to wait for a slot; beyond that, 503 with Retry-After.
+    pub queue: usize,
+    /// Wall-clock limit of one render (fetching, decoding, encoding), seconds.
+    pub timeout_secs: u64,
+    /// Bytes one render may read from its source; past it, 413.
+    pub max_source_bytes: u64,
+    /// Largest decoded frame accepted, in pixels (width x height); refused
+    /// with 422 before decoding.
+    pub max_frame_pixels: u64,
+    /// Decoder threads per render; 0 lets FFmpeg choose.
+    pub decoder_threads: usize,
+}
+
+impl Default for RenderConfig {
+    fn default() -> Self {
+        RenderConfig {
+            concurrency: 0,
+            queue: 256,
+            timeout_secs: 20,
+            max_source_bytes: 512 * 1024 * 1024,
+            max_frame_pixels: 40_000_000,
+            decoder_threads: 0,
+        }
+    }
+}
+
+impl RenderConfig {
+    pub fn effective_concurrency(&self) -> usize {
+        if self.concurrency == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        } else {
+            self.concurrency
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchConfig {
+    /// Time to establish a connection to an HTTP source, seconds.
+    pub connect_timeout_secs: u64,
+    /// Time for one range request to complete, seconds; past it, 504.
+    pub request_timeout_secs: u64,
+    /// Size of the first range request, which usually holds the container
+    /// header and index of a faststart MP4.
+    pub initial_read_bytes: u64,
+    /// Largest single range request; sequential reads double up to this.
+    pub max_read_bytes: u64,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            connect_timeout_secs: 5,
+            request_timeout_secs: 10,
+            initial_read_bytes: 256 * 1024,
+            max_read_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OrgConfig {
+    /// Environments of this org by id (for example `prod`, `staging`).
+    #[serde(default)]
+    pub envs: BTreeMap<String, EnvConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvConfig {
+    /// Where videos come from: `http(s)://host/path/{key}` or `file:dir/{key}`.
+    pub source: String,
+    /// Who may fetch thumbnails.
+    #[serde(default)]
+    pub access: Access,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Anyone with the URL.
+    #[default]
+    Public,
+    /// Only requests with a valid signed token.
+    Signed,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::from_toml(&text, &base)
+    }
+
+    /// The embedded default configuration.
+    pub fn embedded_default() -> Config {
+        Config::from_toml(EMBEDDED_DEFAULT, Path::new(EMBEDDED_DEFAULT_DIR))
+            .expect("the embedded default config is valid")
+    }
+
+    /// Parses and validates TOML; relative `file:` sources resolve from `base_dir`.
+    pub fn from_toml(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text)?;
+        config.base_dir = base_dir.to_owned();
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if self.render.queue == 0 {
+            return invalid("render.queue must be at least 1".into());
+        }
+        if self.render.timeout_secs == 0 {
+            return invalid("render.timeout_secs must be at least 1".into());
+        }
+        if self.fetch.initial_read_bytes == 0 || self.fetch.max_read_bytes == 0 {
+            return invalid(
+                "fetch.initial_read_bytes and fetch.max_read_bytes must be positive".into(),
+            );
+        }
+        for (org_id, org) in &self.orgs {
+            check_id("org", org_id)?;
+            for (env_id, env) in &org.envs {
+                check_id("env", env_id)?;
+                let at = format!("orgs.{org_id}.envs.{env_id}");
+                crate::source::SourceTemplate::parse(&env.source, &self.base_dir)
+                    .map_err(|e| ConfigError::Invalid(format!("{at}.source: {e}")))?;
+                if env.access == Access::Signed {
+                    return invalid(format!(
+                        "{at}.access = \"signed\" is not supported by this version of thumbd \
+                         (signed URLs are not implemented yet); refusing to start rather than \
+                         serve a private environment publicly"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The environment `org`/`env`, if configured.
+    pub fn env(&self, org: &str, env: &str) -> Option<&EnvConfig> {
+        self.orgs.get(org)?.envs.get(env)
+    }
+}
+
+fn check_id(what: &str, id: &str) -> Result<(), ConfigError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "{what} id {id:?} must be 1-64 letters, digits, '-' or '_'"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::embedded_default();
+        assert!(c.env("demo", "local").is_some());
+    }
+
+    #[test]
+    fn accepts_the_documented_shape() {
+        let text = r#"
+            [server]
+            listen = "127.0.0.1:8080"
+            public_base_url = "http://127.0.0.1:8080"
+
+            [cache]
+            max_bytes = 536870912
+
+            [orgs.demo.envs.local]
+            source = "file:../samples/{key}"
+            access = "public"
+
+            [orgs.acme.envs.prod]
+            source = "https://videos.example.com/{key}"
+            access = "public"
+        "#;
+        let c = Config::from_toml(text, Path::new("/etc/thumbd")).unwrap();
+        assert_eq!(c.cache.max_bytes, 536870912);
+        assert_eq!(c.orgs.len(), 2);
+    }
+
+    #[test]
+    fn rejects_unknown_keys() {
+        let err = Config::from_toml("[server]\nlisten_addr = \"x\"\n", Path::new(".")).unwrap_err();
+        assert!(err.to_string().contains("listen_addr"), "{err}");
+        let err = Config::from_toml(
+            "[orgs.a.envs.b]\nsource = \"file:x/{key}\"\nsorce = 1\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("sorce"), "{err}");
+    }
+
+    #[test]
+    fn rejects_bad_sources_and_ids() {
+        for bad in ["ftp://x/{key}", "https://x/video.mp4", "file:videos"] {
+            let text = format!("[orgs.a.envs.b]\nsource = \"{bad}\"\n");
+            assert!(Config::from_toml(&text, Path::new(".")).is_err(), "{bad}");
+        }
+        let text = "[orgs.\"a b\".envs.b]\nsource = \"file:x/{key}\"\n";
+        assert!(Config::from_toml(text, Path::new(".")).is_err());
+    }
+}

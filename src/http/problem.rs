@@ -1,0 +1,229 @@
+//! RFC 9457 problem details: every error answer thumbd gives, and the one
+//! place where errors of every subsystem become HTTP status codes.
+//!
+//! 5xx bodies say what kind of thing failed, never internals (URLs, FFmpeg
+//! messages); the log has the cause.
+
+use http::{header, HeaderValue, Response, StatusCode};
+use serde::Serialize;
+
+use super::Body;
+use crate::media::MediaError;
+use crate::pool::PoolError;
+use crate::render::RenderError;
+use crate::request::FieldError;
+use crate::source::SourceError;
+
+/// An error answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// Stable identifier of the kind of problem, `urn:thumbd:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip)]
+    retry_after_secs: Option<u64>,
+    #[serde(skip)]
+    allow: Option<&'static str>,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        code: &str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            kind: format!("urn:thumbd:problem:{code}"),
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after_secs: None,
+            allow: None,
+        }
+    }
+
+    pub fn invalid_request(errors: Vec<FieldError>) -> Problem {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.location, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Problem {
+            errors,
+            ..Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Invalid request",
+                detail,
+            )
+        }
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> Problem {
+        Problem {
+            allow: Some(allow),
+            ..Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                format!("this resource supports {allow}"),
+            )
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// Whether a CDN may keep this answer for a short while: the request
+    /// would fail the same way again.
+    fn is_stable(&self) -> bool {
+        matches!(self.status, 400 | 404 | 413 | 415 | 422)
+    }
+
+    pub fn into_response(self, error_max_age_secs: u64, head: bool) -> Response<Body> {
+        let body = serde_json::to_vec(&self).expect("problems serialize");
+        let mut resp = Response::builder()
+            .status(self.status())
+            .header(header::CONTENT_TYPE, "application/problem+json")
+            .header(header::CONTENT_LENGTH, body.len());
+        resp = if self.is_stable() {
+            resp.header(
+                header::CACHE_CONTROL,
+                format!("public, max-age={error_max_age_secs}"),
+            )
+        } else {
+            resp.header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+        };
+        if let Some(secs) = self.retry_after_secs {
+            resp = resp.header(header::RETRY_AFTER, secs);
+        }
+        if let Some(allow) = self.allow {
+            resp = resp.header(header::ALLOW, allow);
+        }
+        let body = if head {
+            Body::default()
+        } else {
+            Body::from(body)
+        };
+        resp.body(body).expect("valid response parts")
+    }
+}
+
+impl From<&RenderError> for Problem {
+    fn from(e: &RenderError) -> Problem {
+        use StatusCode as S;
+        match e {
+            RenderError::UnknownEnvironment => Problem::not_found("unknown org or environment"),
+            RenderError::Busy(PoolError::Full { waiting, max }) => Problem {
+                retry_after_secs: Some(1),
+                ..Problem::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "Too many renders",
+                    format!("{waiting} renders are already waiting (at most {max}); retry shortly"),
+                )
+            },
+            RenderError::Busy(PoolError::Panicked(_)) => internal(),
+            RenderError::Media(m) => media(m),
+        }
+    }
+}
+
+fn internal() -> Problem {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Internal error",
+        "thumbd failed unexpectedly; the server log has the cause",
+    )
+}
+
+fn media(e: &MediaError) -> Problem {
+    use StatusCode as S;
+    match e {
+        MediaError::Source(s) => source(s),
+        MediaError::NoVideoStream => Problem::new(
+            S::UNSUPPORTED_MEDIA_TYPE,
+            "no-video-stream",
+            "No video stream",
+            "the source has no video stream (audio only, or not a video)",
+        ),
+        MediaError::Unreadable(_) => Problem::new(
+            S::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media",
+            "Unsupported media",
+            "the source is not a video thumbd can read (unknown container, unsupported codec, empty or corrupt file)",
+        ),
+        MediaError::NoFrame(_) => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "undecodable-video",
+            "No decodable frame",
+            "no frame of the video could be decoded; it may be truncated or corrupt",
+        ),
+        MediaError::FrameTooLarge { .. } => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "frame-too-large",
+            "Video frame too large",
+            e.to_string(),
+        ),
+        MediaError::SourceTooLarge { .. } => Problem::new(
+            S::PAYLOAD_TOO_LARGE,
+            "source-too-large",
+            "Source too large",
+            e.to_string(),
+        ),
+        MediaError::Timeout => Problem::new(
+            S::GATEWAY_TIMEOUT,
+            "render-timeout",
+            "Render timed out",
+            "the thumbnail took longer than the render time limit",
+        ),
+        MediaError::Internal(_) => internal(),
+    }
+}
+
+fn source(e: &SourceError) -> Problem {
+    use StatusCode as S;
+    match e {
+        SourceError::NotFound => Problem::not_found("the video does not exist"),
+        SourceError::Timeout => Problem::new(
+            S::GATEWAY_TIMEOUT,
+            "source-timeout",
+            "Source timed out",
+            "the video source did not answer in time",
+        ),
+        // Safe summaries only: the source's address and raw errors stay in the log.
+        SourceError::Status { status } => {
+            bad_gateway(format!("the video source answered {status}"))
+        }
+        SourceError::BadResponse(_) => {
+            bad_gateway("the video source sent an invalid response".into())
+        }
+        SourceError::Changed => {
+            bad_gateway("the video changed in the source while it was read; retry".into())
+        }
+        SourceError::Connect(_) => bad_gateway("the video source could not be reached".into()),
+        SourceError::Io(_) => bad_gateway("reading the video source failed".into()),
+    }
+}
+
+fn bad_gateway(detail: String) -> Problem {
+    Problem::new(
+        StatusCode::BAD_GATEWAY,
+        "source-error",
+        "Source error",
+        detail,
+    )
+}

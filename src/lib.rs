@@ -1,0 +1,64 @@
+//! thumbd: an HTTP origin that turns a URL into a picture of a video at a
+//! moment.
+//!
+//! `GET /v1/thumbnail/{org}/{env}/{key}.webp?width=320&timeStamp=12` range-reads
+//! the bytes it needs of the video, decodes one frame with FFmpeg, scales and
+//! encodes it, caches the result and answers with headers a CDN can keep.
+//!
+//! The modules, from the outside in:
+//! - [`http`]: the server, routing, responses and problem+json errors.
+//! - [`request`]: the thumbnail URL parsed and validated into a typed request
+//!   with a canonical cache key. Pure.
+//! - [`render`]: the service behind the URL: thumbnail cache, one render for
+//!   concurrent identical requests, environment lookup.
+//! - [`pool`]: the bounded pool every FFmpeg and image task runs on, off the
+//!   async runtime.
+//! - [`media`]: the pipeline (custom I/O, seek and decode, geometry, scaling,
+//!   HDR tone mapping, encoding). Blocking; used by the server, the CLI and
+//!   tests alike.
+//! - [`source`]: where videos come from: `file:` paths and HTTP range reads
+//!   with a shared byte cache.
+//! - [`config`]: the TOML configuration and its defaults.
+
+pub mod config;
+pub mod http;
+pub mod media;
+pub mod pool;
+pub mod render;
+pub mod request;
+pub mod source;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// Prepares FFmpeg once per process: registers codecs and keeps its own log
+/// quiet (corrupt inputs are expected; thumbd reports them itself).
+pub fn init_ffmpeg() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        ffmpeg_next::init().expect("FFmpeg initialises");
+        let level = if std::env::var_os("THUMBD_FFMPEG_LOG").is_some() {
+            ffmpeg_next::util::log::Level::Debug
+        } else {
+            ffmpeg_next::util::log::Level::Fatal
+        };
+        ffmpeg_next::util::log::set_level(level);
+    });
+}
+
+/// Serves thumbnails for `config` on `listener` until `shutdown` completes.
+pub async fn run(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    init_ffmpeg();
+    let app = Arc::new(http::App::new(config)?);
+    tracing::info!(addr = %listener.local_addr()?, "thumbd serving");
+    http::serve(listener, app, shutdown).await;
+    Ok(())
+}

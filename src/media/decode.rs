@@ -1,0 +1,426 @@
+//! Finding and decoding the frame shown at a moment.
+//!
+//! The frame shown at time `t` is the last frame whose presentation time is
+//! at or before `t`, measured from the stream's first timestamp (so an
+//! MPEG-TS stream starting at 1.4 s still starts at 0). We seek to the
+//! keyframe before `t` and decode forward; if the container's seek lands
+//! after `t` (byte-based seeking in MPEG-TS), we seek again earlier.
+
+use std::time::Instant;
+
+use ffmpeg_next::ffi;
+use ffmpeg_next::format::context::Input;
+use ffmpeg_next::media::Type;
+use ffmpeg_next::{codec, frame, Packet, Rational};
+
+use super::avio::Demuxer;
+use super::geometry::{Orientation, Shape};
+use super::tonemap::Transfer;
+use super::{Limits, MediaError, TimeSpec};
+use crate::source::SourceRead;
+
+/// A decoded frame and what is needed to show it as a player would.
+pub struct DecodedFrame {
+    pub frame: frame::Video,
+    pub sar: (u32, u32),
+    pub orientation: Orientation,
+    pub transfer: Transfer,
+    /// Seconds from the start of the video.
+    pub time_secs: f64,
+}
+
+impl DecodedFrame {
+    pub fn shape(&self) -> Shape {
+        Shape {
+            width: self.frame.width(),
+            height: self.frame.height(),
+            sar: self.sar,
+            orientation: self.orientation,
+        }
+    }
+}
+
+/// How many times we seek earlier when a seek overshoots the target.
+const SEEK_RETRIES: usize = 4;
+/// Decode errors tolerated (corrupt packets are skipped) before giving up.
+const MAX_DECODE_ERRORS: usize = 64;
+
+/// What the container says about the video stream.
+struct StreamInfo {
+    index: usize,
+    time_base: Rational,
+    /// First timestamp, in `time_base` units.
+    start: i64,
+    /// Duration in microseconds, if known.
+    duration_us: Option<i64>,
+    orientation: Orientation,
+}
+
+/// Opens `reader` and decodes the frame shown at `time`.
+pub fn decode_frame(
+    reader: Box<dyn SourceRead>,
+    time: TimeSpec,
+    limits: &Limits,
+) -> Result<DecodedFrame, MediaError> {
+    let mut demuxer = Demuxer::open(reader, limits)?;
+    if needs_stream_info(demuxer.input()) {
+        demuxer.find_stream_info()?;
+    }
+    let info = stream_info(demuxer.input())?;
+    check_frame_size(demuxer.input(), &info, limits)?;
+    discard_other_streams(demuxer.input_mut(), info.index);
+
+    let target_us = match time {
+        TimeSpec::At(us) => us as i64,
+        TimeSpec::Middle => info.duration_us.map_or(0, |d| d / 2),
+    };
+    let target = info.start + rescale(target_us, Rational(1, 1_000_000), info.time_base);
+
+    let mut seek_to = target;
+    for _ in 0..SEEK_RETRIES {
+        let mut decoder = open_decoder(demuxer.input(), &info, limits)?;
+        if seek_to > info.start {
+            seek(&mut demuxer, &info, seek_to)?;
+        } else {
+            seek_to_start(&mut demuxer, &info)?;
+        }
+        let found = decode_until(&mut demuxer, &mut decoder, &info, target, limits)?;
+        match found {
+            Some(f) if f.pts > target && seek_to > info.start => {
+                // Landed after the target: try again from further back.
+                let overshoot = f.pts - target;
+                let one_second = rescale(1_000_000, Rational(1, 1_000_000), info.time_base);
+                seek_to = target - (2 * overshoot).max(one_second);
+            }
+            Some(f) => return Ok(finish(f, &info)),
+            None if seek_to > info.start => seek_to = info.start,
+            None => break,
+        }
+    }
+    Err(MediaError::NoFrame(
+        "no frame of the video could be decoded".into(),
+    ))
+}
+
+struct Found {
+    frame: frame::Video,
+    pts: i64,
+}
+
+fn finish(found: Found, info: &StreamInfo) -> DecodedFrame {
+    let sar = found.frame.aspect_ratio();
+    let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
+        (sar.numerator() as u32, sar.denominator() as u32)
+    } else {
+        (1, 1)
+    };
+    let transfer = Transfer::of(&found.frame);
+    let secs = (found.pts - info.start).max(0) as f64 * f64::from(info.time_base);
+    DecodedFrame {
+        frame: found.frame,
+        sar,
+        orientation: info.orientation,
+        transfer,
+        time_secs: secs,
+    }
+}
+
+/// Whether the container header lacks what we need (stream list, picture
+/// size, duration), so a few packets must be probed. MP4, MOV, MKV/WebM and
+/// AVI headers carry it; MPEG-TS and FLV do not.
+fn needs_stream_info(input: &Input) -> bool {
+    let Some(stream) = input.streams().best(Type::Video) else {
+        return true;
+    };
+    // SAFETY: reading plain fields of live codec parameters.
+    let (w, h) = unsafe {
+        let p = stream.parameters().as_ptr();
+        ((*p).width, (*p).height)
+    };
+    w <= 0 || h <= 0 || (input.duration() <= 0 && stream.duration() <= 0)
+}
+
+fn stream_info(input: &Input) -> Result<StreamInfo, MediaError> {
+    let stream = input
+        .streams()
+        .filter(|s| s.parameters().medium() == Type::Video)
+        .filter(|s| {
+            let pic = s
+                .disposition()
+                .contains(ffmpeg_next::format::stream::Disposition::ATTACHED_PIC);
+            !pic
+        })
+        .max_by_key(|s| {
+            // SAFETY: plain fields of live codec parameters.
+            let (w, h) = unsafe {
+                let p = s.parameters().as_ptr();
+                ((*p).width as i64, (*p).height as i64)
+            };
+            (s.index() == best_index(input), w * h)
+        })
+        .ok_or(MediaError::NoVideoStream)?;
+    let time_base = stream.time_base();
+    if time_base.numerator() <= 0 || time_base.denominator() <= 0 {
+        return Err(MediaError::Unreadable(
+            "the video stream has no time base".into(),
+        ));
+    }
+    let start = match stream.start_time() {
+        ffi::AV_NOPTS_VALUE => 0,
+        s => s,
+    };
+    let duration_us = if stream.duration() > 0 {
+        Some(rescale(
+            stream.duration(),
+            time_base,
+            Rational(1, 1_000_000),
+        ))
+    } else if input.duration() > 0 {
+        Some(input.duration()) // AV_TIME_BASE is microseconds
+    } else {
+        None
+    };
+    let orientation = stream
+        .side_data()
+        .find(|sd| sd.kind() == codec::packet::side_data::Type::DisplayMatrix)
+        .and_then(|sd| {
+            let bytes = sd.data();
+            (bytes.len() >= 36).then(|| {
+                let mut m = [0i32; 9];
+                for (i, v) in m.iter_mut().enumerate() {
+                    *v = i32::from_ne_bytes(bytes[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
+                }
+                Orientation::from_display_matrix(&m)
+            })
+        })
+        .unwrap_or_default();
+    Ok(StreamInfo {
+        index: stream.index(),
+        time_base,
+        start,
+        duration_us,
+        orientation,
+    })
+}
+
+fn best_index(input: &Input) -> usize {
+    input
+        .streams()
+        .best(Type::Video)
+        .map_or(usize::MAX, |s| s.index())
+}
+
+fn check_frame_size(input: &Input, info: &StreamInfo, limits: &Limits) -> Result<(), MediaError> {
+    let stream = input.stream(info.index).expect("index from stream_info");
+    // SAFETY: plain fields of live codec parameters.
+    let (w, h) = unsafe {
+        let p = stream.parameters().as_ptr();
+        ((*p).width.max(0) as u32, (*p).height.max(0) as u32)
+    };
+    if w as u64 * h as u64 > limits.max_frame_pixels {
+        return Err(MediaError::FrameTooLarge {
+            width: w,
+            height: h,
+            limit: limits.max_frame_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// Tells the demuxer to drop packets of every other stream (audio, data).
+fn discard_other_streams(input: &mut Input, keep: usize) {
+    // SAFETY: `streams` holds `nb_streams` valid pointers while the context lives.
+    unsafe {
+        let ctx = input.as_mut_ptr();
+        for i in 0..(*ctx).nb_streams as usize {
+            if i != keep {
+                (**(*ctx).streams.add(i)).discard = ffi::AVDiscard::AVDISCARD_ALL;
+            }
+        }
+    }
+}
+
+fn open_decoder(
+    input: &Input,
+    info: &StreamInfo,
+    limits: &Limits,
+) -> Result<ffmpeg_next::decoder::Video, MediaError> {
+    let stream = input.stream(info.index).expect("index from stream_info");
+    let mut ctx = codec::context::Context::from_parameters(stream.parameters())
+        .map_err(|e| MediaError::Unreadable(format!("unsupported video codec ({e})")))?;
+    ctx.set_threading(codec::threading::Config {
+        kind: codec::threading::Type::Frame,
+        count: limits.decoder_threads,
+        ..Default::default()
+    });
+    // SAFETY: setting plain fields before the codec is opened.
+    unsafe {
+        let raw = ctx.as_mut_ptr();
+        (*raw).pkt_timebase = info.time_base.into();
+        (*raw).max_pixels = limits.max_frame_pixels.min(i64::MAX as u64) as i64;
+    }
+    let codec_id = stream.parameters().id();
+    ctx.decoder()
+        .video()
+        .map_err(|e| MediaError::Unreadable(format!("no decoder for {codec_id:?} ({e})")))
+}
+
+fn seek(demuxer: &mut Demuxer, info: &StreamInfo, ts: i64) -> Result<(), MediaError> {
+    // SAFETY: the context is open; the stream index is valid.
+    let ret = unsafe {
+        ffi::avformat_seek_file(
+            demuxer.input_mut().as_mut_ptr(),
+            info.index as i32,
+            i64::MIN,
+            ts,
+            ts,
+            0,
+        )
+    };
+    if let Some(failure) = demuxer.take_failure() {
+        return Err(failure);
+    }
+    if ret < 0 {
+        // Some containers cannot seek by time; read from the start instead.
+        return seek_to_start(demuxer, info);
+    }
+    Ok(())
+}
+
+fn seek_to_start(demuxer: &mut Demuxer, info: &StreamInfo) -> Result<(), MediaError> {
+    // SAFETY: as in `seek`.
+    let ret = unsafe {
+        ffi::avformat_seek_file(
+            demuxer.input_mut().as_mut_ptr(),
+            info.index as i32,
+            i64::MIN,
+            info.start,
+            info.start,
+            ffi::AVSEEK_FLAG_BACKWARD as i32,
+        )
+    };
+    if let Some(failure) = demuxer.take_failure() {
+        return Err(failure);
+    }
+    if ret < 0 {
+        // SAFETY: as above; byte 0 is always a valid position.
+        unsafe {
+            ffi::avformat_seek_file(
+                demuxer.input_mut().as_mut_ptr(),
+                -1,
+                i64::MIN,
+                0,
+                0,
+                ffi::AVSEEK_FLAG_BYTE as i32,
+            );
+        }
+        if let Some(failure) = demuxer.take_failure() {
+            return Err(failure);
+        }
+    }
+    Ok(())
+}
+
+/// Decodes from the current position until the frame shown at `target` is
+/// known: the last frame at or before it, or the first frame if every frame
+/// is after it.
+fn decode_until(
+    demuxer: &mut Demuxer,
+    decoder: &mut ffmpeg_next::decoder::Video,
+    info: &StreamInfo,
+    target: i64,
+    limits: &Limits,
+) -> Result<Option<Found>, MediaError> {
+    let mut best: Option<Found> = None;
+    let mut seen_keyframe = false;
+    let mut errors = 0usize;
+    let mut packet = Packet::empty();
+    loop {
+        if Instant::now() >= limits.deadline {
+            return Err(MediaError::Timeout);
+        }
+        match packet.read(demuxer.input_mut()) {
+            Ok(()) => {}
+            Err(ffmpeg_next::Error::Eof) => break,
+            Err(ffmpeg_next::Error::Other { errno })
+                if errno == ffmpeg_next::util::error::EAGAIN =>
+            {
+                continue
+            }
+            Err(e) => {
+                if let Some(failure) = demuxer.take_failure() {
+                    return Err(failure);
+                }
+                // A truncated or damaged file: use what was decoded so far.
+                tracing::debug!(error = %e, "demuxing stopped early");
+                break;
+            }
+        }
+        if packet.stream() != info.index {
+            continue;
+        }
+        // After a seek, decoding starts at a keyframe; anything before it
+        // would decode to garbage.
+        if !seen_keyframe {
+            if !packet.is_key() {
+                continue;
+            }
+            seen_keyframe = true;
+        }
+        if decoder.send_packet(&packet).is_err() {
+            errors += 1;
+            if errors > MAX_DECODE_ERRORS {
+                break;
+            }
+            continue;
+        }
+        if receive(decoder, &mut best, target, limits)? {
+            return Ok(best);
+        }
+    }
+    if let Some(failure) = demuxer.take_failure() {
+        return Err(failure);
+    }
+    let _ = decoder.send_eof();
+    receive(decoder, &mut best, target, limits)?;
+    Ok(best)
+}
+
+/// Takes every frame the decoder has ready. Returns true once a frame after
+/// `target` has been seen (so `best` is final).
+fn receive(
+    decoder: &mut ffmpeg_next::decoder::Video,
+    best: &mut Option<Found>,
+    target: i64,
+    limits: &Limits,
+) -> Result<bool, MediaError> {
+    let mut frame = frame::Video::empty();
+    while decoder.receive_frame(&mut frame).is_ok() {
+        if frame.width() as u64 * frame.height() as u64 > limits.max_frame_pixels {
+            return Err(MediaError::FrameTooLarge {
+                width: frame.width(),
+                height: frame.height(),
+                limit: limits.max_frame_pixels,
+            });
+        }
+        let pts = match frame.timestamp().or(frame.pts()) {
+            Some(pts) => pts,
+            // No timestamp at all: count it as just after the previous frame.
+            None => best.as_ref().map_or(i64::MIN, |b| b.pts + 1),
+        };
+        let after = pts > target;
+        if !after || best.is_none() {
+            let frame = std::mem::replace(&mut frame, frame::Video::empty());
+            *best = Some(Found { frame, pts });
+        }
+        if after {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn rescale(v: i64, from: Rational, to: Rational) -> i64 {
+    // SAFETY: pure arithmetic.
+    unsafe { ffi::av_rescale_q(v, from.into(), to.into()) }
+}

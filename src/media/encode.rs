@@ -1,0 +1,56 @@
+//! Encoding the RGB picture: WebP with libwebp (the `webp` crate), JPEG and
+//! PNG with the `image` crate's fast encoders.
+
+use bytes::Bytes;
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{ExtendedColorType, ImageEncoder};
+
+use super::picture::RgbImage;
+use super::{Format, MediaError};
+
+/// Encodes `img`; `quality` (1-100) applies to the lossy formats.
+pub fn encode(img: &RgbImage, format: Format, quality: Option<u8>) -> Result<Bytes, MediaError> {
+    let quality = quality.unwrap_or(crate::request::DEFAULT_QUALITY);
+    let fail = |e: &dyn std::fmt::Display| {
+        MediaError::Internal(format!("{} encoding failed: {e}", format.ext()))
+    };
+    match format {
+        Format::Webp => {
+            let encoded = webp::Encoder::from_rgb(&img.data, img.width, img.height)
+                .encode_simple(false, quality as f32)
+                .map_err(|e| fail(&format!("{e:?}")))?;
+            Ok(Bytes::copy_from_slice(&encoded))
+        }
+        Format::Jpeg => {
+            let mut out = Vec::with_capacity(img.data.len() / 8);
+            JpegEncoder::new_with_quality(&mut out, quality)
+                .write_image(&img.data, img.width, img.height, ExtendedColorType::Rgb8)
+                .map_err(|e| fail(&e))?;
+            Ok(Bytes::from(out))
+        }
+        Format::Png => {
+            let mut out = Vec::with_capacity(img.data.len() / 2);
+            PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
+                .write_image(&img.data, img.width, img.height, ExtendedColorType::Rgb8)
+                .map_err(|e| fail(&e))?;
+            Ok(Bytes::from(out))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_format_has_its_signature() {
+        let img = RgbImage::black(17, 9);
+        let webp = encode(&img, Format::Webp, Some(80)).unwrap();
+        assert_eq!((&webp[..4], &webp[8..12]), (&b"RIFF"[..], &b"WEBP"[..]));
+        let jpg = encode(&img, Format::Jpeg, Some(80)).unwrap();
+        assert_eq!(&jpg[..3], &[0xFF, 0xD8, 0xFF]);
+        let png = encode(&img, Format::Png, None).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    }
+}

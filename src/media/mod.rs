@@ -1,0 +1,190 @@
+//! The media pipeline: one picture of a video at a moment.
+//!
+//! `render` takes a seekable byte source and a [`RenderSpec`] and returns an
+//! encoded image. It is blocking, CPU-bound code with no knowledge of HTTP;
+//! the server runs it through [`crate::render`]'s bounded pool, and the CLI and
+//! tests call it directly.
+//!
+//! - [`avio`]: FFmpeg custom I/O over any `Read + Seek` source.
+//! - [`decode`]: open the container, seek, decode forward to the exact frame.
+//! - [`geometry`]: output size, crop and letterbox from the request and the
+//!   video's displayed shape (rotation, sample aspect ratio). Pure.
+//! - [`picture`]: scale and convert the frame to RGB, rotate, pad.
+//! - [`tonemap`]: PQ/HLG HDR to SDR.
+//! - [`encode`]: WebP, JPEG, PNG.
+
+pub mod avio;
+pub mod decode;
+pub mod encode;
+pub mod geometry;
+pub mod picture;
+pub mod tonemap;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::source::SourceError;
+
+/// Largest width or height a request may ask for, and the largest side of a
+/// thumbnail rendered at the video's own size.
+pub const MAX_DIMENSION: u32 = 4096;
+
+/// Output image format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Webp,
+    Jpeg,
+    Png,
+}
+
+impl Format {
+    pub fn from_ext(ext: &str) -> Option<Format> {
+        match ext.to_ascii_lowercase().as_str() {
+            "webp" => Some(Format::Webp),
+            "jpg" | "jpeg" => Some(Format::Jpeg),
+            "png" => Some(Format::Png),
+            _ => None,
+        }
+    }
+
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Webp => "webp",
+            Format::Jpeg => "jpg",
+            Format::Png => "png",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Webp => "image/webp",
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+        }
+    }
+
+    pub fn is_lossy(self) -> bool {
+        !matches!(self, Format::Png)
+    }
+}
+
+/// How a picture fills a box when both width and height are given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fit {
+    /// Fill the box exactly, cropping the overflow around the centre.
+    Crop,
+    /// Fit inside the box keeping the aspect ratio; may be smaller on one side.
+    Contain,
+    /// Stretch to exactly the box.
+    Fill,
+    /// Fit inside and letterbox with black to exactly the box.
+    Pad,
+}
+
+impl Fit {
+    pub fn parse(s: &str) -> Option<Fit> {
+        match s {
+            "crop" => Some(Fit::Crop),
+            "contain" => Some(Fit::Contain),
+            "fill" => Some(Fit::Fill),
+            "pad" => Some(Fit::Pad),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fit::Crop => "crop",
+            Fit::Contain => "contain",
+            Fit::Fill => "fill",
+            Fit::Pad => "pad",
+        }
+    }
+}
+
+/// Which moment of the video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimeSpec {
+    /// The middle of the video (no time given).
+    Middle,
+    /// Microseconds from the start of the video; past the end means the last frame.
+    At(u64),
+}
+
+/// What to render, independent of where the video comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RenderSpec {
+    pub format: Format,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Set only when both width and height are.
+    pub fit: Option<Fit>,
+    /// Set only for lossy formats.
+    pub quality: Option<u8>,
+    pub time: TimeSpec,
+}
+
+/// Bounds on one render.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest decoded frame, in pixels.
+    pub max_frame_pixels: u64,
+    /// Most bytes read from the source.
+    pub max_source_bytes: u64,
+    /// When the render gives up.
+    pub deadline: Instant,
+    /// Decoder threads; 0 lets FFmpeg choose.
+    pub decoder_threads: usize,
+}
+
+/// An encoded thumbnail and what was chosen to make it.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub bytes: Bytes,
+    pub format: Format,
+    pub width: u32,
+    pub height: u32,
+    /// Seconds from the start of the video of the frame shown.
+    pub time_secs: f64,
+}
+
+/// Why a render failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("the source has no video stream")]
+    NoVideoStream,
+    #[error("the source is not a video thumbd can read: {0}")]
+    Unreadable(String),
+    #[error("no frame could be decoded: {0}")]
+    NoFrame(String),
+    #[error("the video frame is {width}x{height}, more than the {limit} pixels allowed")]
+    FrameTooLarge { width: u32, height: u32, limit: u64 },
+    #[error("the render read more than the {limit} bytes allowed from the source")]
+    SourceTooLarge { limit: u64 },
+    #[error("the render took longer than allowed")]
+    Timeout,
+    #[error("internal media error: {0}")]
+    Internal(String),
+}
+
+/// Renders one thumbnail from `input`. Blocking; run it off the async runtime.
+pub fn render(
+    input: Box<dyn crate::source::SourceRead>,
+    spec: &RenderSpec,
+    limits: &Limits,
+) -> Result<Rendered, MediaError> {
+    let mut frame = decode::decode_frame(input, spec.time, limits)?;
+    let plan = geometry::plan(&frame.shape(), spec.width, spec.height, spec.fit);
+    let image = picture::to_rgb(&mut frame, &plan)?;
+    let bytes = encode::encode(&image, spec.format, spec.quality)?;
+    Ok(Rendered {
+        bytes,
+        format: spec.format,
+        width: image.width,
+        height: image.height,
+        time_secs: frame.time_secs,
+    })
+}

@@ -1,0 +1,195 @@
+//! The thumbnail service: request in, cached thumbnail out.
+//!
+//! [`Renderer`] resolves the environment's source, renders through the
+//! bounded [`WorkPool`], and keeps results in a moka cache weighted by size
+//! and keyed by the canonical [`RenderKey`]. Concurrent requests for the same
+//! uncached thumbnail share one render (moka's `try_get_with`). Nothing here
+//! knows about HTTP.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::media::{self, Format, Limits, MediaError, RenderSpec};
+use crate::pool::{PoolError, WorkPool};
+use crate::request::{RenderKey, ThumbnailRequest};
+use crate::source::{SourceError, SourceLocation, SourceTemplate, Sources};
+
+/// A rendered thumbnail as served.
+#[derive(Debug)]
+pub struct Thumbnail {
+    pub bytes: Bytes,
+    pub format: Format,
+    /// Strong entity tag derived from the bytes, quoted.
+    pub etag: String,
+    pub width: u32,
+    pub height: u32,
+    /// Seconds into the video of the frame shown.
+    pub time_secs: f64,
+}
+
+impl Thumbnail {
+    fn new(r: media::Rendered) -> Thumbnail {
+        let digest = Sha256::digest(&r.bytes);
+        let etag = format!("\"{}\"", hex(&digest[..16]));
+        Thumbnail {
+            bytes: r.bytes,
+            format: r.format,
+            etag,
+            width: r.width,
+            height: r.height,
+            time_secs: r.time_secs,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a thumbnail came from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("unknown org or environment")]
+    UnknownEnvironment,
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    Busy(PoolError),
+}
+
+impl From<SourceError> for RenderError {
+    fn from(e: SourceError) -> Self {
+        RenderError::Media(MediaError::Source(e))
+    }
+}
+
+pub struct Renderer {
+    templates: HashMap<(String, String), SourceTemplate>,
+    sources: Sources,
+    cache: moka::future::Cache<RenderKey, Arc<Thumbnail>>,
+    pool: WorkPool,
+    timeout: Duration,
+    limits: (u64, u64, usize),
+}
+
+impl Renderer {
+    pub fn new(config: &Config) -> Result<Renderer, SourceError> {
+        let mut templates = HashMap::new();
+        for (org_id, org) in &config.orgs {
+            for (env_id, env) in &org.envs {
+                let t = SourceTemplate::parse(&env.source, &config.base_dir)
+                    .expect("templates are checked when the config is loaded");
+                templates.insert((org_id.clone(), env_id.clone()), t);
+            }
+        }
+        let cache = moka::future::Cache::builder()
+            .max_capacity(config.cache.max_bytes)
+            .weigher(|_k: &RenderKey, v: &Arc<Thumbnail>| {
+                (v.bytes.len() + 256).try_into().unwrap_or(u32::MAX)
+            })
+            .build();
+        let r = &config.render;
+        Ok(Renderer {
+            templates,
+            sources: Sources::new(&config.fetch, &config.cache)?,
+            cache,
+            pool: WorkPool::new(r.effective_concurrency(), r.queue),
+            timeout: r.timeout(),
+            limits: (r.max_frame_pixels, r.max_source_bytes, r.decoder_threads),
+        })
+    }
+
+    /// Whether `org`/`env` is configured.
+    pub fn has_environment(&self, org: &str, env: &str) -> bool {
+        self.templates
+            .contains_key(&(org.to_owned(), env.to_owned()))
+    }
+
+    /// The thumbnail for `req`, from the cache or rendered once however many
+    /// callers ask at the same time. Failures are shared by those callers and
+    /// not cached.
+    pub async fn thumbnail(
+        &self,
+        req: &ThumbnailRequest,
+    ) -> Result<(Arc<Thumbnail>, CacheStatus), Arc<RenderError>> {
+        let template = self
+            .templates
+            .get(&(req.org.clone(), req.env.clone()))
+            .ok_or_else(|| Arc::new(RenderError::UnknownEnvironment))?;
+        let key = req.render_key();
+        if let Some(t) = self.cache.get(&key).await {
+            return Ok((t, CacheStatus::Hit));
+        }
+        let location = template.locate(&req.key);
+        let spec = req.spec.clone();
+        let thumbnail = self
+            .cache
+            .try_get_with(key, async move {
+                self.render(&location, spec).await.map(Arc::new)
+            })
+            .await?;
+        Ok((thumbnail, CacheStatus::Miss))
+    }
+
+    /// Renders without the thumbnail cache (the byte cache still applies).
+    pub async fn render(
+        &self,
+        location: &SourceLocation,
+        spec: RenderSpec,
+    ) -> Result<Thumbnail, RenderError> {
+        let started = Instant::now();
+        let reader = self.sources.open(location).await?;
+        let limits = Limits {
+            max_frame_pixels: self.limits.0,
+            max_source_bytes: self.limits.1,
+            decoder_threads: self.limits.2,
+            // Set once a slot is free, below: waiting is bounded by the queue.
+            deadline: Instant::now(),
+        };
+        let timeout = self.timeout;
+        let work = self.pool.run(move || {
+            let limits = Limits {
+                deadline: Instant::now() + timeout,
+                ..limits
+            };
+            media::render(reader, &spec, &limits)
+        });
+        // The wait for a slot is not part of the render's own deadline.
+        let rendered = work.await.map_err(RenderError::Busy)??;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "rendered"
+        );
+        Ok(Thumbnail::new(rendered))
+    }
+
+    /// Drops every cached thumbnail and source byte (benchmarks of cold renders).
+    pub fn clear_caches(&self) {
+        self.cache.invalidate_all();
+        self.sources.clear_cache();
+    }
+
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+}

@@ -1,0 +1,513 @@
+//! Thumbnail requests: parsing and validating the URL into a typed
+//! [`ThumbnailRequest`], and its canonical [`RenderKey`].
+//!
+//! Pure logic, no I/O: the HTTP layer hands in the raw path tail and query,
+//! and gets back either a request or every problem found with it.
+
+use std::fmt;
+
+use percent_encoding::percent_decode_str;
+
+use crate::media::{Fit, Format, RenderSpec, TimeSpec, MAX_DIMENSION};
+
+/// One problem with a request parameter, reported in problem+json `errors`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub message: String,
+    /// Where the bad value is: `path.key`, `path.format`, `query.width`, ...
+    pub location: String,
+    /// The value as received.
+    pub value: String,
+}
+
+impl FieldError {
+    fn new(location: &str, value: &str, message: impl Into<String>) -> Self {
+        FieldError {
+            message: message.into(),
+            location: location.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// A validated request for one thumbnail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThumbnailRequest {
+    pub org: String,
+    pub env: String,
+    /// The video's key in the environment's source (decoded, validated).
+    pub key: String,
+    pub spec: RenderSpec,
+}
+
+/// The canonical identity of a rendered thumbnail: the same picture has one
+/// key however its URL was written (parameter order, aliases, `12` vs
+/// `12.000`, a `fit` that does not apply, a `quality` png ignores).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RenderKey {
+    pub org: String,
+    pub env: String,
+    pub key: String,
+    pub spec: RenderSpec,
+}
+
+impl fmt::Display for RenderKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.spec;
+        write!(
+            f,
+            "{}/{}/{}.{}?",
+            self.org,
+            self.env,
+            self.key,
+            s.format.ext()
+        )?;
+        if let Some(w) = s.width {
+            write!(f, "w={w}&")?;
+        }
+        if let Some(h) = s.height {
+            write!(f, "h={h}&")?;
+        }
+        if let Some(fit) = s.fit {
+            write!(f, "fit={}&", fit.as_str())?;
+        }
+        if let Some(q) = s.quality {
+            write!(f, "q={q}&")?;
+        }
+        match s.time {
+            TimeSpec::Middle => write!(f, "t=mid"),
+            TimeSpec::At(us) => write!(f, "t={us}us"),
+        }
+    }
+}
+
+impl ThumbnailRequest {
+    pub fn render_key(&self) -> RenderKey {
+        RenderKey {
+            org: self.org.clone(),
+            env: self.env.clone(),
+            key: self.key.clone(),
+            spec: self.spec.clone(),
+        }
+    }
+}
+
+/// Default `quality` for lossy formats.
+pub const DEFAULT_QUALITY: u8 = 80;
+/// Times past this many seconds are treated as "past the end" all the same.
+const MAX_TIME_SECS: f64 = 1e9;
+
+/// Parses `{org}/{env}/{key}.{ext}` (the path after `/v1/thumbnail/`, still
+/// percent-encoded) and the raw query string.
+pub fn parse(path_tail: &str, query: Option<&str>) -> Result<ThumbnailRequest, Vec<FieldError>> {
+    let mut errors = Vec::new();
+
+    let mut parts = path_tail.splitn(3, '/');
+    let org = parts.next().unwrap_or_default();
+    let env = parts.next().unwrap_or_default();
+    let rest = parts.next().unwrap_or_default();
+    let org = check_id(org, "path.org", &mut errors);
+    let env = check_id(env, "path.env", &mut errors);
+    let (key, format) = split_key_and_format(rest, &mut errors);
+
+    let spec = parse_query(query.unwrap_or(""), format, &mut errors);
+    if errors.is_empty() {
+        Ok(ThumbnailRequest {
+            org: org.unwrap_or_default(),
+            env: env.unwrap_or_default(),
+            key: key.unwrap_or_default(),
+            spec: spec.expect("a spec when no errors"),
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn check_id(raw: &str, location: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Some(raw.to_owned())
+    } else {
+        errors.push(FieldError::new(
+            location,
+            raw,
+            "must be 1-64 letters, digits, '-' or '_'",
+        ));
+        None
+    }
+}
+
+/// Splits `clips/a.mp4.webp` into key `clips/a.mp4` and format webp, and
+/// validates the key. Percent-encoded `/`, `\`, `.` and control bytes are
+/// refused outright: they only serve to smuggle path segments past checks.
+fn split_key_and_format(
+    raw: &str,
+    errors: &mut Vec<FieldError>,
+) -> (Option<String>, Option<Format>) {
+    let last_segment_start = raw.rfind('/').map_or(0, |i| i + 1);
+    let Some(dot) = raw[last_segment_start..]
+        .rfind('.')
+        .map(|i| i + last_segment_start)
+    else {
+        errors.push(FieldError::new(
+            "path.format",
+            raw,
+            "the path must end in .webp, .jpg, .jpeg or .png",
+        ));
+        return (None, None);
+    };
+    let (raw_key, ext) = (&raw[..dot], &raw[dot + 1..]);
+    let format = match Format::from_ext(ext) {
+        Some(f) => Some(f),
+        None => {
+            errors.push(FieldError::new(
+                "path.format",
+                ext,
+                "format must be webp, jpg, jpeg or png",
+            ));
+            None
+        }
+    };
+    (check_key(raw_key, errors), format)
+}
+
+fn check_key(raw: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    let fail = |errors: &mut Vec<FieldError>, msg: &str| {
+        errors.push(FieldError::new("path.key", raw, msg));
+        None
+    };
+    if raw.is_empty() {
+        return fail(errors, "the video key is empty");
+    }
+    if raw.len() > 1024 {
+        return fail(errors, "the video key is longer than 1024 bytes");
+    }
+    // Look at every escape before decoding: an escaped separator or dot is
+    // refused whatever it would decode to in context.
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = raw
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(b'/' | b'\\' | b'.') => {
+                    return fail(
+                        errors,
+                        "percent-encoded '/', '\\' or '.' is not allowed in a key",
+                    )
+                }
+                Some(b) if b < 0x20 || b == 0x7f => {
+                    return fail(errors, "control characters are not allowed in a key")
+                }
+                Some(_) => i += 3,
+                None => return fail(errors, "malformed percent-encoding in the key"),
+            }
+        } else {
+            i += 1;
+        }
+    }
+    let Ok(key) = percent_decode_str(raw).decode_utf8() else {
+        return fail(errors, "the key is not valid UTF-8");
+    };
+    if let Some(c) = key
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '-' | '_')))
+    {
+        let msg = if c == '\\' {
+            "backslashes are not allowed in a key".to_owned()
+        } else if c == '\0' {
+            "NUL is not allowed in a key".to_owned()
+        } else {
+            format!("{c:?} is not allowed in a key: use letters, digits, '/', '.', '-' and '_'")
+        };
+        return fail(errors, &msg);
+    }
+    for segment in key.split('/') {
+        if segment.is_empty() {
+            return fail(errors, "the key has an empty path segment");
+        }
+        if segment == "." || segment == ".." {
+            return fail(errors, "'.' and '..' segments are not allowed in a key");
+        }
+    }
+    Some(key.into_owned())
+}
+
+fn parse_query(
+    query: &str,
+    format: Option<Format>,
+    errors: &mut Vec<FieldError>,
+) -> Option<RenderSpec> {
+    let mut width = None;
+    let mut height = None;
+    let mut time: Option<(String, f64)> = None;
+    let mut fit = None;
+    let mut quality = None;
+    let before = errors.len();
+
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let canonical = match name.as_ref() {
+            "width" | "height" | "fit" | "quality" | "token" => name.to_string(),
+            "timeStamp" | "time" => "timeStamp".to_string(),
+            _ => continue, // unknown parameters are ignored
+        };
+        if let Some((_, prev)) = seen.iter().find(|(n, _)| *n == canonical) {
+            if *prev != value {
+                errors.push(FieldError::new(
+                    &format!("query.{name}"),
+                    &value,
+                    format!("{canonical} is given twice with different values"),
+                ));
+            }
+            continue;
+        }
+        seen.push((canonical.clone(), value.to_string()));
+        let loc = format!("query.{name}");
+        match canonical.as_str() {
+            "width" => width = parse_dimension(&value, &loc, "width", errors),
+            "height" => height = parse_dimension(&value, &loc, "height", errors),
+            "timeStamp" => match parse_seconds(&value) {
+                Some(t) => time = Some((value.to_string(), t)),
+                None => errors.push(FieldError::new(
+                    &loc,
+                    &value,
+                    "timeStamp must be a non-negative number of seconds, like 12 or 12.5",
+                )),
+            },
+            "fit" => match Fit::parse(&value) {
+                Some(f) => fit = Some(f),
+                None => errors.push(FieldError::new(
+                    &loc,
+                    &value,
+                    "fit must be crop, contain, fill or pad",
+                )),
+            },
+            "quality" => match value.parse::<u8>() {
+                Ok(q @ 1..=100) if value.bytes().all(|b| b.is_ascii_digit()) => quality = Some(q),
+                _ => errors.push(FieldError::new(
+                    &loc,
+                    &value,
+                    "quality must be an integer between 1 and 100",
+                )),
+            },
+            _ => {} // token: checked by the access layer, not part of the picture
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let format = format?;
+    let both = width.is_some() && height.is_some();
+    Some(RenderSpec {
+        format,
+        width,
+        height,
+        fit: if both {
+            Some(fit.unwrap_or(Fit::Crop))
+        } else {
+            None
+        },
+        quality: if format.is_lossy() {
+            Some(quality.unwrap_or(DEFAULT_QUALITY))
+        } else {
+            None
+        },
+        time: match time {
+            None => TimeSpec::Middle,
+            Some((_, secs)) => TimeSpec::At((secs.min(MAX_TIME_SECS) * 1e6).round() as u64),
+        },
+    })
+}
+
+fn parse_dimension(
+    value: &str,
+    loc: &str,
+    name: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<u32> {
+    let parsed =
+        if !value.is_empty() && value.len() <= 6 && value.bytes().all(|b| b.is_ascii_digit()) {
+            value.parse::<u32>().ok()
+        } else {
+            None
+        };
+    match parsed {
+        Some(v @ 1..=MAX_DIMENSION) => Some(v),
+        _ => {
+            errors.push(FieldError::new(
+                loc,
+                value,
+                format!("{name} must be an integer between 1 and {MAX_DIMENSION}"),
+            ));
+            None
+        }
+    }
+}
+
+/// Seconds as a plain decimal: digits, an optional fraction. No sign, no
+/// exponent, no `inf`/`nan`.
+fn parse_seconds(value: &str) -> Option<f64> {
+    let (int, frac) = match value.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (value, None),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let ok = value.len() <= 32
+        && digits(int)
+        && frac.is_none_or(|f| !f.is_empty() && digits(f))
+        && !(int.is_empty() && frac.is_none());
+    if !ok {
+        return None;
+    }
+    let secs: f64 = value.parse().ok()?;
+    secs.is_finite().then_some(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(path: &str, query: &str) -> ThumbnailRequest {
+        parse(path, Some(query)).unwrap_or_else(|e| panic!("{path}?{query}: {e:?}"))
+    }
+
+    fn err(path: &str, query: &str) -> Vec<FieldError> {
+        parse(path, Some(query)).expect_err(&format!("{path}?{query} should fail"))
+    }
+
+    #[test]
+    fn splits_key_and_format_at_the_last_dot() {
+        let r = ok("demo/local/clips/a.mp4.webp", "");
+        assert_eq!(
+            (r.org.as_str(), r.env.as_str(), r.key.as_str()),
+            ("demo", "local", "clips/a.mp4")
+        );
+        assert_eq!(r.spec.format, Format::Webp);
+        assert_eq!(ok("o/e/a.JPEG", "").spec.format, Format::Jpeg);
+        assert_eq!(ok("o/e/a.mp4.png", "").spec.format, Format::Png);
+    }
+
+    #[test]
+    fn rejects_bad_keys_before_anything_else() {
+        for path in [
+            "o/e/.webp",
+            "o/e/a//b.webp",
+            "o/e/../a.webp",
+            "o/e/a/./b.webp",
+            "o/e/a\\b.webp",
+            "o/e/a%2Fb.webp",
+            "o/e/a%2fb.webp",
+            "o/e/%2e%2e/a.webp",
+            "o/e/a%5Cb.webp",
+            "o/e/a%00b.webp",
+            "o/e/a%zz.webp",
+            "o/e/a b.webp",
+            "o/e/a.gif",
+            "o/e/a",
+            "o/e/a.mp4.",
+            "o//a.webp",
+            "/e/a.webp",
+        ] {
+            let errors = err(path, "");
+            assert!(
+                errors[0].location.starts_with("path."),
+                "{path}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn decodes_harmless_escapes() {
+        assert_eq!(ok("o/e/%41b.webp", "").key, "Ab");
+    }
+
+    #[test]
+    fn validates_parameters_and_reports_each() {
+        let errors = err(
+            "o/e/a.webp",
+            "width=5000&height=0&timeStamp=-1&fit=zoom&quality=101",
+        );
+        let locations: Vec<_> = errors.iter().map(|e| e.location.as_str()).collect();
+        assert_eq!(
+            locations,
+            [
+                "query.width",
+                "query.height",
+                "query.timeStamp",
+                "query.fit",
+                "query.quality"
+            ]
+        );
+        assert_eq!(
+            errors[0].message,
+            "width must be an integer between 1 and 4096"
+        );
+        assert_eq!(errors[0].value, "5000");
+        for t in [
+            "nan", "NaN", "inf", "-inf", "1e3", "", ".", "abc", "+1", "1.", "infinity",
+        ] {
+            let q = format!("timeStamp={t}");
+            assert_eq!(err("o/e/a.webp", &q)[0].location, "query.timeStamp", "{t}");
+        }
+        for w in ["1.5", "+3", "-1", "0", "4097", "abc", ""] {
+            assert_eq!(
+                err("o/e/a.webp", &format!("width={w}"))[0].location,
+                "query.width",
+                "{w}"
+            );
+        }
+    }
+
+    #[test]
+    fn canonical_key_ignores_spelling() {
+        let a = ok("o/e/a.webp", "width=320&timeStamp=12&foo=bar").render_key();
+        let b = ok("o/e/a.webp", "time=12.000&width=0320&quality=80").render_key();
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), b.to_string());
+        // fit only matters with both dimensions; quality not for png
+        let c = ok("o/e/a.png", "width=10&fit=pad&quality=5").render_key();
+        let d = ok("o/e/a.png", "width=10").render_key();
+        assert_eq!(c, d);
+        // crop is the default fit
+        let e = ok("o/e/a.jpg", "width=10&height=20").render_key();
+        let f = ok("o/e/a.jpeg", "height=20&width=10&fit=crop").render_key();
+        assert_eq!(e, f);
+        assert_ne!(a, ok("o/e/a.webp", "width=320&timeStamp=12.5").render_key());
+        assert_eq!(ok("o/e/a.webp", "").spec.time, TimeSpec::Middle);
+    }
+
+    #[test]
+    fn conflicting_duplicates_are_rejected() {
+        assert_eq!(
+            err("o/e/a.webp", "width=1&width=2")[0].location,
+            "query.width"
+        );
+        assert_eq!(
+            err("o/e/a.webp", "time=1&timeStamp=2")[0].location,
+            "query.timeStamp"
+        );
+        ok("o/e/a.webp", "time=1&timeStamp=1");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(path in "[a-z%./\\\\0-9]{0,40}", query in "[a-zA-Z=&%.0-9-]{0,60}") {
+            let _ = parse(&path, Some(&query));
+        }
+
+        #[test]
+        fn accepted_keys_are_safe(path in "[a-z]{1,3}/[a-z]{1,3}/[a-zA-Z0-9%./_-]{1,40}") {
+            if let Ok(r) = parse(&path, None) {
+                proptest::prop_assert!(!r.key.split('/').any(|s| s.is_empty() || s == "." || s == ".."));
+                proptest::prop_assert!(!r.key.contains('\\') && !r.key.contains('\0'));
+            }
+        }
+    }
+}

@@ -40,8 +40,6 @@ impl DecodedFrame {
     }
 }
 
-/// How many times we seek earlier when a seek overshoots the target.
-const SEEK_RETRIES: usize = 4;
 /// Decode errors tolerated (corrupt packets are skipped) before giving up.
 const MAX_DECODE_ERRORS: usize = 64;
 
@@ -74,32 +72,55 @@ pub fn decode_frame(
         TimeSpec::At(us) => us as i64,
         TimeSpec::Middle => info.duration_us.map_or(0, |d| d / 2),
     };
-    let target = info.start + rescale(target_us, Rational(1, 1_000_000), info.time_base);
+    // Round down: the frame shown at 1.5 s in a 1/25 time base is tick 37, not 38.
+    let target = info.start + rescale_down(target_us, Rational(1, 1_000_000), info.time_base);
 
-    let mut seek_to = target;
-    for _ in 0..SEEK_RETRIES {
+    let mut attempt = Seek::To(target);
+    loop {
         let mut decoder = open_decoder(demuxer.input(), &info, limits)?;
-        if seek_to > info.start {
-            seek(&mut demuxer, &info, seek_to)?;
-        } else {
-            seek_to_start(&mut demuxer, &info)?;
+        match attempt {
+            Seek::To(ts) => seek(&mut demuxer, &info, ts)?,
+            Seek::Start => seek_to_start(&mut demuxer, &info)?,
+            Seek::FirstByte => seek_to_first_byte(&mut demuxer)?,
         }
         let found = decode_until(&mut demuxer, &mut decoder, &info, target, limits)?;
-        match found {
-            Some(f) if f.pts > target && seek_to > info.start => {
-                // Landed after the target: try again from further back.
-                let overshoot = f.pts - target;
+        let landed_late = found.as_ref().is_none_or(|f| f.pts > target);
+        attempt = match (landed_late, attempt) {
+            (false, _) => return Ok(finish(found.expect("checked"), &info)),
+            // Landed after the target (byte-based seeking in MPEG-TS/PS) or
+            // found nothing: try again from further back.
+            (true, Seek::To(ts)) => {
+                let overshoot = found.as_ref().map_or(0, |f| f.pts - target);
                 let one_second = rescale(1_000_000, Rational(1, 1_000_000), info.time_base);
-                seek_to = target - (2 * overshoot).max(one_second);
+                let earlier = ts - (2 * overshoot).max(one_second);
+                if ts > info.start && earlier > info.start {
+                    Seek::To(earlier)
+                } else {
+                    Seek::Start
+                }
             }
-            Some(f) => return Ok(finish(f, &info)),
-            None if seek_to > info.start => seek_to = info.start,
-            None => break,
-        }
+            (true, Seek::Start) => Seek::FirstByte,
+            // From the very first byte nothing comes earlier: the first frame
+            // decoded is the one shown.
+            (true, Seek::FirstByte) => {
+                return found.map(|f| finish(f, &info)).ok_or_else(|| {
+                    MediaError::NoFrame("no frame of the video could be decoded".into())
+                })
+            }
+        };
     }
-    Err(MediaError::NoFrame(
-        "no frame of the video could be decoded".into(),
-    ))
+}
+
+/// Where to start decoding from.
+#[derive(Debug, Clone, Copy)]
+enum Seek {
+    /// The keyframe at or before this timestamp.
+    To(i64),
+    /// The stream's first timestamp.
+    Start,
+    /// Byte 0 of the file, for containers whose timestamp seek cannot reach
+    /// the start.
+    FirstByte,
 }
 
 struct Found {
@@ -303,20 +324,30 @@ fn seek_to_start(demuxer: &mut Demuxer, info: &StreamInfo) -> Result<(), MediaEr
         return Err(failure);
     }
     if ret < 0 {
-        // SAFETY: as above; byte 0 is always a valid position.
-        unsafe {
-            ffi::avformat_seek_file(
-                demuxer.input_mut().as_mut_ptr(),
-                -1,
-                i64::MIN,
-                0,
-                0,
-                ffi::AVSEEK_FLAG_BYTE as i32,
-            );
-        }
-        if let Some(failure) = demuxer.take_failure() {
-            return Err(failure);
-        }
+        return seek_to_first_byte(demuxer);
+    }
+    Ok(())
+}
+
+fn seek_to_first_byte(demuxer: &mut Demuxer) -> Result<(), MediaError> {
+    // SAFETY: the context is open; byte 0 is always a valid position.
+    let ret = unsafe {
+        ffi::avformat_seek_file(
+            demuxer.input_mut().as_mut_ptr(),
+            -1,
+            i64::MIN,
+            0,
+            0,
+            ffi::AVSEEK_FLAG_BYTE as i32,
+        )
+    };
+    if let Some(failure) = demuxer.take_failure() {
+        return Err(failure);
+    }
+    if ret < 0 {
+        // Containers that cannot seek by byte (MP4) seek by time reliably,
+        // so the timestamp seek already decided.
+        tracing::debug!("byte seek to the start is not supported");
     }
     Ok(())
 }
@@ -423,4 +454,9 @@ fn receive(
 fn rescale(v: i64, from: Rational, to: Rational) -> i64 {
     // SAFETY: pure arithmetic.
     unsafe { ffi::av_rescale_q(v, from.into(), to.into()) }
+}
+
+fn rescale_down(v: i64, from: Rational, to: Rational) -> i64 {
+    // SAFETY: pure arithmetic.
+    unsafe { ffi::av_rescale_q_rnd(v, from.into(), to.into(), ffi::AVRounding::AV_ROUND_DOWN) }
 }

@@ -1,0 +1,375 @@
+//! Shared test harness: generated fixtures, a real HTTP source honouring
+//! Range (with injectable faults), thumbd on a loopback port, and a reader
+//! for the frame-number pattern the fixtures carry.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// The generated fixture folder (made once per test run by
+/// tests/fixtures/generate.sh, which locks against concurrent runs).
+pub fn fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = root.join("target/fixtures");
+        let status = Command::new("bash")
+            .arg(root.join("tests/fixtures/generate.sh"))
+            .arg(&dir)
+            .status()
+            .expect("run tests/fixtures/generate.sh (needs bash and the ffmpeg CLI: make test installs them)");
+        assert!(status.success(), "fixture generation failed");
+        dir
+    })
+}
+
+/// What the source server saw, per path.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    pub requests: u32,
+    pub bytes: u64,
+}
+
+/// A real HTTP server with Range support over a folder. Paths under
+/// `/fault/{kind}/` misbehave:
+/// - `slow`: waits 3 s before answering;
+/// - `reset`: sends half the body, then breaks the connection;
+/// - `badrange`: answers with a Content-Range starting one byte later;
+/// - `short`: announces more bytes in Content-Range than it sends;
+/// - `error`: answers 500;
+/// - `norange`: ignores Range and sends the whole file with 200.
+pub struct SourceServer {
+    pub addr: SocketAddr,
+    traffic: Arc<Mutex<HashMap<String, Traffic>>>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl SourceServer {
+    pub async fn start(root: &Path) -> SourceServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let traffic: Arc<Mutex<HashMap<String, Traffic>>> = Default::default();
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let root = root.to_owned();
+        let t = traffic.clone();
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    r = listener.accept() => r.unwrap().0,
+                    _ = &mut stopped => return,
+                };
+                let (root, t) = (root.clone(), t.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let (root, t) = (root.clone(), t.clone());
+                        async move { Ok::<_, Infallible>(serve_file(&root, &t, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        SourceServer {
+            addr,
+            traffic,
+            _stop: stop,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{}", self.addr, path)
+    }
+
+    pub fn traffic(&self, path: &str) -> Traffic {
+        self.traffic
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    pub fn total_requests(&self) -> u32 {
+        self.traffic
+            .lock()
+            .unwrap()
+            .values()
+            .map(|t| t.requests)
+            .sum()
+    }
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+async fn serve_file(
+    root: &Path,
+    traffic: &Mutex<HashMap<String, Traffic>>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    let path = req.uri().path().trim_start_matches('/').to_owned();
+    let (fault, file) = match path.strip_prefix("fault/") {
+        Some(rest) => {
+            let (kind, file) = rest.split_once('/').unwrap();
+            (Some(kind.to_owned()), file.to_owned())
+        }
+        None => (None, path.clone()),
+    };
+    let record = |bytes: u64| {
+        let mut map = traffic.lock().unwrap();
+        let e = map.entry(path.clone()).or_default();
+        e.requests += 1;
+        e.bytes += bytes;
+    };
+    if fault.as_deref() == Some("slow") {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    if fault.as_deref() == Some("error") {
+        record(0);
+        return Response::builder().status(500).body(full("boom")).unwrap();
+    }
+    let Ok(data) = tokio::fs::read(root.join(&file)).await else {
+        record(0);
+        return Response::builder()
+            .status(404)
+            .body(full("not found"))
+            .unwrap();
+    };
+    let size = data.len() as u64;
+    let range = req
+        .headers()
+        .get("range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.split_once('-'))
+        .map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().ok()));
+    let etag = format!("\"{}-{}\"", file.len(), size);
+    match range {
+        Some((first, last)) if fault.as_deref() != Some("norange") => {
+            if first >= size {
+                record(0);
+                return Response::builder()
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .header("content-range", format!("bytes */{size}"))
+                    .body(full(""))
+                    .unwrap();
+            }
+            let last = last.unwrap_or(size - 1).min(size - 1);
+            let body = Bytes::copy_from_slice(&data[first as usize..=last as usize]);
+            record(body.len() as u64);
+            let mut resp = Response::builder()
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header("etag", &etag)
+                .header("accept-ranges", "bytes");
+            match fault.as_deref() {
+                Some("badrange") => resp
+                    .header(
+                        "content-range",
+                        format!("bytes {}-{}/{size}", first + 1, last.min(size - 2) + 1),
+                    )
+                    .body(full(body))
+                    .unwrap(),
+                Some("short") => {
+                    let half = body.slice(..body.len() / 2);
+                    resp.header("content-range", format!("bytes {first}-{last}/{size}"))
+                        .body(full(half))
+                        .unwrap()
+                }
+                Some("reset") => {
+                    let half = body.slice(..body.len() / 2);
+                    let chunks: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+                        Ok(Frame::data(half)),
+                        Err(std::io::Error::other("connection reset")),
+                    ];
+                    resp = resp
+                        .header("content-range", format!("bytes {first}-{last}/{size}"))
+                        .header("content-length", body.len());
+                    resp.body(StreamBody::new(futures_util::stream::iter(chunks)).boxed())
+                        .unwrap()
+                }
+                _ => resp
+                    .header("content-range", format!("bytes {first}-{last}/{size}"))
+                    .body(full(body))
+                    .unwrap(),
+            }
+        }
+        _ => {
+            record(size);
+            Response::builder()
+                .status(200)
+                .header("etag", &etag)
+                .body(full(data))
+                .unwrap()
+        }
+    }
+}
+
+/// thumbd serving a config on a loopback port, in this process.
+pub struct Thumbd {
+    pub addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Thumbd {
+    /// Starts thumbd with `toml` (relative `file:` sources resolve from the
+    /// fixture folder).
+    pub async fn start(toml: &str) -> Thumbd {
+        let config = thumbd::Config::from_toml(toml, fixtures()).expect("test config is valid");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            thumbd::run(&config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Thumbd { addr, _stop: stop }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+}
+
+/// A config with env `demo/files` reading the fixture folder and, given a
+/// source server, env `demo/http` reading it over HTTP. `extra` is appended.
+pub fn config(source: Option<&SourceServer>, extra: &str) -> String {
+    let mut toml = String::from("[orgs.demo.envs.files]\nsource = \"file:{key}\"\n");
+    if let Some(s) = source {
+        toml += &format!(
+            "[orgs.demo.envs.http]\nsource = \"http://{}/{{key}}\"\n",
+            s.addr
+        );
+    }
+    toml + extra
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// What the pattern in a decoded thumbnail says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    pub frame: u32,
+    /// The bottom-left of the picture is white and the bottom-right black,
+    /// as the video shows it upright.
+    pub upright: bool,
+    pub width: u32,
+    pub height: u32,
+    /// Brightest bar (luma): how white "white" came out.
+    pub white: u8,
+}
+
+/// Decodes an image and reads the frame number from its bars.
+pub fn read_pattern(bytes: &[u8]) -> Reading {
+    let img = image::load_from_memory(bytes)
+        .expect("a decodable image")
+        .to_luma8();
+    let (w, h) = img.dimensions();
+    let px = |x: f64, y: f64| img.get_pixel(x as u32, y as u32)[0];
+    let mut frame = 0;
+    let mut white = 0;
+    for i in 0..10 {
+        let v = px((i as f64 + 0.5) * w as f64 / 10.0, h as f64 * 3.0 / 8.0);
+        white = white.max(v);
+        frame = frame * 2 + u32::from(v > 100);
+    }
+    let upright = px(w as f64 / 4.0, h as f64 * 7.0 / 8.0) > 100
+        && px(w as f64 * 3.0 / 4.0, h as f64 * 7.0 / 8.0) < 60;
+    Reading {
+        frame,
+        upright,
+        width: w,
+        height: h,
+        white,
+    }
+}
+
+/// The frame the ffmpeg CLI shows at `secs` (accurate seek), as a PNG.
+pub fn ffmpeg_cli_frame(file: &Path, secs: f64) -> Vec<u8> {
+    ffmpeg_cli_frame_with(file, secs, "null")
+}
+
+/// As [`ffmpeg_cli_frame`], through the video filter `vf`.
+pub fn ffmpeg_cli_frame_with(file: &Path, secs: f64, vf: &str) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-ss", &secs.to_string(), "-i"])
+        .arg(file)
+        .args([
+            "-vf",
+            vf,
+            "-frames:v",
+            "1",
+            "-f",
+            "image2pipe",
+            "-c:v",
+            "png",
+            "-",
+        ])
+        .output()
+        .expect("run the ffmpeg CLI");
+    assert!(
+        out.status.success(),
+        "ffmpeg CLI failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Fetches a URL, returning status, headers and body.
+pub async fn get(url: &str) -> (StatusCode, reqwest::header::HeaderMap, Bytes) {
+    let resp = client().get(url).send().await.unwrap();
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+    let headers = resp.headers().clone();
+    (status, headers, resp.bytes().await.unwrap())
+}
+
+/// The problem+json body of an error answer.
+pub fn problem(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+/// The duration FFmpeg reports for a file, in seconds (what players use for
+/// "the middle").
+pub fn ffprobe_duration(file: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a duration")
+}

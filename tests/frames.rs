@@ -1,0 +1,210 @@
+//! The right frame, shown as a player shows it: every container and codec,
+//! read over HTTP range requests from a real source server, through the
+//! real thumbd server. Each fixture's frames carry their own number, so a
+//! thumbnail says exactly which frame it is.
+
+mod common;
+
+use common::{ffmpeg_cli_frame, fixtures, get, read_pattern, SourceServer, Thumbd};
+
+/// Fixtures of 4 s at 25 fps (frames 0-99), with their displayed size.
+const FORMATS: &[(&str, (u32, u32))] = &[
+    ("h264_faststart.mp4", (160, 96)),
+    ("h264_moov_end.mp4", (160, 96)),
+    ("h264.mov", (160, 96)),
+    ("h264_offset.ts", (160, 96)),
+    ("vp9.webm", (160, 96)),
+    ("hevc.mkv", (160, 96)),
+    ("hevc10.mp4", (160, 96)),
+    ("av1.mp4", (160, 96)),
+    ("mpeg2.mpg", (160, 96)),
+    ("mpeg4.avi", (160, 96)),
+    // H.263 CIF-family pixels are 12:11.
+    ("h263.3gp", (192, 144)),
+    ("flv1.flv", (160, 96)),
+    ("prores.mov", (160, 96)),
+    ("rotated.mp4", (160, 96)),
+    ("anamorphic.mp4", (320, 96)),
+    ("odd.webm", (161, 91)),
+    ("hdr_pq.mp4", (160, 96)),
+    ("hdr_hlg.mp4", (160, 96)),
+];
+
+/// (requested time, frame shown): frame n is shown from n/25 s. `None` is
+/// the middle, checked separately against the duration FFmpeg reports.
+const TIMES: &[(Option<f64>, u32)] = &[
+    (Some(0.0), 0),
+    (Some(1.5), 37),   // mid-GOP: keyframes are at 0, 1, 2, 3 s
+    (Some(3.0), 75),   // exactly on a frame's start
+    (Some(2.999), 74), // just before it
+    (None, 0),
+    (Some(100.0), 99), // past the end: the last frame
+];
+
+/// MPEG-PS packets often carry no PTS; FFmpeg's best-effort timestamps can
+/// then be a frame off, so reported times are checked to one frame.
+const TIME_TOLERANCE: f64 = 0.045;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_format_shows_the_frame_a_player_shows() {
+    let source = SourceServer::start(fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    let mut failures = Vec::new();
+    for (file, size) in FORMATS {
+        // The middle of the duration FFmpeg reports (MPEG-PS durations are
+        // estimates: 3.24 s for this 4 s file, as ffprobe and players say).
+        let middle = ((common::ffprobe_duration(&fixtures().join(file)) / 2.0 * 25.0).floor()
+            as u32)
+            .min(99);
+        for (time, expected) in TIMES {
+            let expected = &if time.is_none() { middle } else { *expected };
+            let query = time.map_or(String::new(), |t| format!("?timeStamp={t}"));
+            let url = thumbd.url(&format!("/v1/thumbnail/demo/http/{file}.png{query}"));
+            let (status, headers, body) = get(&url).await;
+            if status != 200 {
+                failures.push(format!(
+                    "{file} at {time:?}: status {status} {}",
+                    String::from_utf8_lossy(&body)
+                ));
+                continue;
+            }
+            let r = read_pattern(&body);
+            if r.frame != *expected || !r.upright || (r.width, r.height) != *size {
+                failures.push(format!(
+                    "{file} at {time:?}: expected frame {expected} upright at {size:?}, got {r:?}"
+                ));
+            }
+            // The time of the frame shown, from the start of the video.
+            let shown: f64 = headers["x-thumbnail-time"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            if (shown - *expected as f64 / 25.0).abs() > TIME_TOLERANCE {
+                failures.push(format!(
+                    "{file} at {time:?}: X-Thumbnail-Time {shown}, frame {expected} starts at {}",
+                    *expected as f64 / 25.0
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_frame_as_the_ffmpeg_cli() {
+    // An independent reference: the CLI's accurate seek, on a few formats.
+    // The CLI outputs the first frame starting at or after -ss, while a
+    // player (and thumbd) shows the frame on screen at that moment; the two
+    // agree at the exact start of a frame, so those are the times compared.
+    let thumbd = Thumbd::start(&common::config(None, "")).await;
+    // (Not MPEG-TS: the CLI's own seek overshoots there, showing frame 25 for
+    // 0.52 s; thumbd seeks again from further back, checked above.)
+    for file in [
+        "h264_moov_end.mp4",
+        "vp9.webm",
+        "mpeg4.avi",
+        "rotated.mp4",
+        "prores.mov",
+        "hevc.mkv",
+    ] {
+        for t in [0.52, 1.72, 3.32] {
+            let (status, _, body) = get(&thumbd.url(&format!(
+                "/v1/thumbnail/demo/files/{file}.png?timeStamp={t}"
+            )))
+            .await;
+            assert_eq!(status, 200, "{file} at {t}");
+            let ours = read_pattern(&body);
+            let cli = read_pattern(&ffmpeg_cli_frame(&fixtures().join(file), t));
+            assert_eq!(
+                (ours.frame, ours.upright),
+                (cli.frame, cli.upright),
+                "{file} at {t}"
+            );
+            assert_eq!(
+                (ours.width, ours.height),
+                (cli.width, cli.height),
+                "{file} at {t}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hdr_is_tone_mapped_not_washed_out() {
+    // The fixtures' white bars are HDR reference white (203 nits). Converted
+    // naively they come out grey (about 148 for PQ, 191 for HLG).
+    let thumbd = Thumbd::start(&common::config(None, "")).await;
+    for file in ["hdr_pq.mp4", "hdr_hlg.mp4"] {
+        let (status, _, body) =
+            get(&thumbd.url(&format!("/v1/thumbnail/demo/files/{file}.png?timeStamp=2"))).await;
+        assert_eq!(status, 200);
+        let r = read_pattern(&body);
+        assert_eq!(r.frame, 50);
+        assert!(
+            r.white >= 225,
+            "{file}: reference white came out as {}",
+            r.white
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variable_frame_rate() {
+    // Frames 0-24 every 40 ms, then one every 200 ms from 1 s.
+    let thumbd = Thumbd::start(&common::config(None, "")).await;
+    for (t, expected) in [(0.5, 12), (1.1, 25), (2.0, 30), (2.19, 30), (2.21, 31)] {
+        let (status, _, body) = get(&thumbd.url(&format!(
+            "/v1/thumbnail/demo/files/vfr.mp4.png?timeStamp={t}"
+        )))
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(read_pattern(&body).frame, expected, "at {t}");
+    }
+}
+
+fn psnr(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let mse: f64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
+        / a.as_raw().len() as f64;
+    10.0 * (255.0f64.powi(2) / mse.max(1e-9)).log10()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colours_follow_the_tagged_matrix() {
+    // A colourful picture tagged BT.709: compared with the CLI converting with
+    // that matrix, and with the BT.601 misreading, which must be far off.
+    let thumbd = Thumbd::start(&common::config(None, "")).await;
+    let (status, _, body) =
+        get(&thumbd.url("/v1/thumbnail/demo/files/colour.mp4.png?timeStamp=1")).await;
+    assert_eq!(status, 200);
+    let ours = image::load_from_memory(&body).unwrap().to_rgb8();
+    let file = fixtures().join("colour.mp4");
+    let reference = |matrix: &str| {
+        let vf =
+            format!("scale=in_color_matrix={matrix}:flags=bicubic+accurate_rnd+full_chroma_int");
+        image::load_from_memory(&common::ffmpeg_cli_frame_with(&file, 1.0, &vf))
+            .unwrap()
+            .to_rgb8()
+    };
+    let right = psnr(&ours, &reference("bt709"));
+    let wrong = psnr(&ours, &reference("bt601"));
+    assert!(
+        right > 40.0,
+        "PSNR against the BT.709 conversion is {right:.1} dB"
+    );
+    assert!(
+        wrong < 30.0,
+        "PSNR against the BT.601 misreading is {wrong:.1} dB: the test cannot tell them apart"
+    );
+}

@@ -50,10 +50,13 @@ pub struct Traffic {
 /// - `badrange`: answers with a Content-Range starting one byte later;
 /// - `short`: announces more bytes in Content-Range than it sends;
 /// - `error`: answers 500;
-/// - `norange`: ignores Range and sends the whole file with 200.
+/// - `norange`: ignores Range and sends the whole file with 200;
+/// - `hold`: answers reads past the first byte only once [`SourceServer::release`]
+///   is called.
 pub struct SourceServer {
     pub addr: SocketAddr,
     traffic: Arc<Mutex<HashMap<String, Traffic>>>,
+    gate: Arc<tokio::sync::watch::Sender<bool>>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -62,20 +65,22 @@ impl SourceServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let traffic: Arc<Mutex<HashMap<String, Traffic>>> = Default::default();
+        let gate = Arc::new(tokio::sync::watch::channel(false).0);
         let (stop, mut stopped) = oneshot::channel::<()>();
         let root = root.to_owned();
         let t = traffic.clone();
+        let g = gate.clone();
         tokio::spawn(async move {
             loop {
                 let stream = tokio::select! {
                     r = listener.accept() => r.unwrap().0,
                     _ = &mut stopped => return,
                 };
-                let (root, t) = (root.clone(), t.clone());
+                let (root, t, g) = (root.clone(), t.clone(), g.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
-                        let (root, t) = (root.clone(), t.clone());
-                        async move { Ok::<_, Infallible>(serve_file(&root, &t, req).await) }
+                        let (root, t, g) = (root.clone(), t.clone(), g.clone());
+                        async move { Ok::<_, Infallible>(serve_file(&root, &t, &g, req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -86,8 +91,14 @@ impl SourceServer {
         SourceServer {
             addr,
             traffic,
+            gate,
             _stop: stop,
         }
+    }
+
+    /// Lets held (`/fault/hold/`) reads through.
+    pub fn release(&self) {
+        self.gate.send_replace(true);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -122,6 +133,7 @@ fn full(b: impl Into<Bytes>) -> Body {
 async fn serve_file(
     root: &Path,
     traffic: &Mutex<HashMap<String, Traffic>>,
+    gate: &tokio::sync::watch::Sender<bool>,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
     let path = req.uri().path().trim_start_matches('/').to_owned();
@@ -161,6 +173,16 @@ async fn serve_file(
         .and_then(|v| v.split_once('-'))
         .map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().ok()));
     let etag = format!("\"{}-{}\"", file.len(), size);
+    if fault.as_deref() == Some("hold") && range.is_some_and(|(first, _)| first > 0) {
+        traffic
+            .lock()
+            .unwrap()
+            .entry(format!("held:{path}"))
+            .or_default()
+            .requests += 1;
+        let mut open = gate.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+    }
     match range {
         Some((first, last)) if fault.as_deref() != Some("norange") => {
             if first >= size {
@@ -372,4 +394,22 @@ pub fn ffprobe_duration(file: &Path) -> f64 {
         .trim()
         .parse()
         .expect("a duration")
+}
+
+/// Sends a request as raw bytes (for paths a URL library would normalise,
+/// such as `..` segments) and returns the status and body.
+pub async fn raw_get(addr: SocketAddr, target: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.as_bytes().to_vec())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -1,0 +1,401 @@
+//! HTTP behaviour of the real server on a loopback port: caching headers,
+//! conditional requests, errors as problem+json, bad sources, source
+//! faults, one render for concurrent identical requests, bounded queueing,
+//! and how little of a large video a thumbnail costs.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{fixtures, get, problem, raw_get, read_pattern, SourceServer, Thumbd};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_thumbnails_a_cdn_can_cache() {
+    let thumbd = Thumbd::start(&common::config(None, "")).await;
+    let url = thumbd.url("/v1/thumbnail/demo/files/h264_faststart.mp4.webp?width=80&timeStamp=1.5");
+    let (status, headers, body) = get(&url).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "image/webp");
+    assert_eq!(headers["content-length"], body.len().to_string().as_str());
+    assert_eq!(
+        headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(headers["x-thumbnail-cache"], "miss");
+    assert_eq!(headers["x-thumbnail-time"], "1.480");
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && etag.len() > 10,
+        "strong ETag: {etag}"
+    );
+    let r = read_pattern(&body);
+    assert_eq!((r.frame, r.width, r.height), (37, 80, 48));
+
+    let (status, headers, again) = get(&url).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-thumbnail-cache"], "hit");
+    assert_eq!(headers["etag"], etag.as_str());
+    assert_eq!(again, body);
+
+    // The same thumbnail however the query is written is the same entry.
+    let respelled = thumbd.url(
+        "/v1/thumbnail/demo/files/h264_faststart.mp4.webp?time=1.500&foo=bar&width=080&quality=80",
+    );
+    let (_, headers, _) = get(&respelled).await;
+    assert_eq!(headers["x-thumbnail-cache"], "hit");
+
+    for (ext, mime, magic) in [
+        ("jpg", "image/jpeg", &b"\xff\xd8\xff"[..]),
+        ("jpeg", "image/jpeg", b"\xff\xd8\xff"),
+        ("png", "image/png", b"\x89PNG"),
+    ] {
+        let (status, headers, body) = get(&thumbd.url(&format!(
+            "/v1/thumbnail/demo/files/h264_faststart.mp4.{ext}?height=48&timeStamp=2"
+        )))
+        .await;
+        assert_eq!(status, 200, "{ext}");
+        assert_eq!(headers["content-type"], mime);
+        assert!(body.starts_with(magic), "{ext}");
+        assert_eq!(read_pattern(&body).frame, 50);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_head_and_methods() {
+    let thumbd = Thumbd::start(&common::config(None, "")).await;
+    let url = thumbd.url("/v1/thumbnail/demo/files/vp9.webm.jpg?width=64");
+    let client = common::client();
+    let get_resp = client.get(&url).send().await.unwrap();
+    let etag = get_resp.headers()["etag"].clone();
+    let length = get_resp.headers()["content-length"].clone();
+    assert!(!get_resp.bytes().await.unwrap().is_empty());
+
+    let not_modified = client
+        .get(&url)
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), 304);
+    assert_eq!(not_modified.headers()["etag"], etag);
+    assert!(not_modified.headers().contains_key("cache-control"));
+    assert!(not_modified.bytes().await.unwrap().is_empty());
+    let other = client
+        .get(&url)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+
+    let head = client.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["etag"], etag);
+    assert_eq!(head.headers()["content-length"], length);
+    assert_eq!(head.headers()["content-type"], "image/jpeg");
+    assert!(head.bytes().await.unwrap().is_empty());
+
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let resp = client.request(method.clone(), &url).send().await.unwrap();
+        assert_eq!(resp.status(), 405, "{method}");
+        assert_eq!(resp.headers()["allow"], "GET, HEAD");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    }
+    let (status, _, body) = get(&thumbd.url("/healthz")).await;
+    assert_eq!((status.as_u16(), &body[..]), (200, &b"ok\n"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_parameters_are_400_problems_naming_each_field() {
+    let thumbd = Thumbd::start(&common::config(None, "")).await;
+    let (status, headers, body) = get(&thumbd.url(
+        "/v1/thumbnail/demo/files/vp9.webm.webp?width=5000&height=abc&timeStamp=-1&fit=zoom&quality=0",
+    ))
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(headers["cache-control"], "public, max-age=60");
+    let p = problem(&body);
+    assert_eq!(p["status"], 400);
+    assert!(p["type"]
+        .as_str()
+        .unwrap()
+        .starts_with("urn:thumbd:problem:"));
+    assert!(p["title"].is_string() && p["detail"].is_string());
+    let errors = p["errors"].as_array().unwrap();
+    let located: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e["location"].as_str().unwrap(),
+                e["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        located,
+        [
+            ("query.width", "5000"),
+            ("query.height", "abc"),
+            ("query.timeStamp", "-1"),
+            ("query.fit", "zoom"),
+            ("query.quality", "0")
+        ]
+    );
+    assert_eq!(
+        errors[0]["message"],
+        "width must be an integer between 1 and 4096"
+    );
+
+    for query in [
+        "timeStamp=nan",
+        "timeStamp=inf",
+        "time=1e3",
+        "width=0",
+        "width=1.5",
+    ] {
+        let (status, _, _) =
+            get(&thumbd.url(&format!("/v1/thumbnail/demo/files/vp9.webm.webp?{query}"))).await;
+        assert_eq!(status, 400, "{query}");
+    }
+    // Keys and formats are refused before anything is fetched, including
+    // paths a URL library would normalise away.
+    for target in [
+        "/v1/thumbnail/demo/files/../secret.mp4.webp",
+        "/v1/thumbnail/demo/files/a/./b.mp4.webp",
+        "/v1/thumbnail/demo/files/a//b.mp4.webp",
+        "/v1/thumbnail/demo/files/a%2Fb.mp4.webp",
+        "/v1/thumbnail/demo/files/%2e%2e/secret.webp",
+        "/v1/thumbnail/demo/files/a%5Cb.mp4.webp",
+        "/v1/thumbnail/demo/files/a%00.mp4.webp",
+        "/v1/thumbnail/demo/files/a\\b.mp4.webp",
+        "/v1/thumbnail/demo/files/vp9.webm.gif",
+        "/v1/thumbnail/demo/files/vp9",
+    ] {
+        let (status, body) = raw_get(thumbd.addr, target).await;
+        assert_eq!(status, 400, "{target}");
+        assert_eq!(problem(&body)["status"], 400, "{target}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_things_are_404() {
+    let source = SourceServer::start(fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    for path in [
+        "/v1/thumbnail/nope/files/vp9.webm.webp",
+        "/v1/thumbnail/demo/nope/vp9.webm.webp",
+        "/v1/thumbnail/demo/files/missing.mp4.webp",
+        "/v1/thumbnail/demo/files/missing/dir.mp4.webp",
+        "/v1/thumbnail/demo/http/missing.mp4.webp",
+        "/v2/whatever",
+    ] {
+        let (status, headers, body) = get(&thumbd.url(path)).await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(problem(&body)["status"], 404);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sources_get_clear_errors_and_the_server_keeps_serving() {
+    let source = SourceServer::start(fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    for env in ["files", "http"] {
+        for (file, status, kind) in [
+            ("audio_only.m4a", 415, "no-video-stream"),
+            ("empty.mp4", 415, "unsupported-media"),
+            ("random.mp4", 415, "unsupported-media"),
+            ("truncated_index.mp4", 415, "unsupported-media"),
+            ("huge.mkv", 422, "frame-too-large"),
+        ] {
+            let (got, headers, body) =
+                get(&thumbd.url(&format!("/v1/thumbnail/demo/{env}/{file}.webp?timeStamp=1")))
+                    .await;
+            assert_eq!(
+                got,
+                status,
+                "{env}/{file}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            assert_eq!(headers["cache-control"], "public, max-age=60");
+            assert_eq!(
+                problem(&body)["type"],
+                format!("urn:thumbd:problem:{kind}"),
+                "{env}/{file}"
+            );
+        }
+        // Half a file: frames that survived are still served; the rest fail cleanly.
+        for t in [0.2, 3.5] {
+            let (status, _, body) = get(&thumbd.url(&format!(
+                "/v1/thumbnail/demo/{env}/truncated_frames.mp4.png?timeStamp={t}"
+            )))
+            .await;
+            assert!(
+                [200, 415, 422].contains(&status.as_u16()),
+                "truncated at {t}: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+            if t < 0.3 {
+                assert_eq!((status.as_u16(), read_pattern(&body).frame), (200, 5));
+            }
+        }
+    }
+    let (status, _, _) = get(&thumbd.url("/v1/thumbnail/demo/files/vp9.webm.webp")).await;
+    assert_eq!(status, 200, "still serving");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_faults_are_502_or_504_without_leaking_details() {
+    let source = SourceServer::start(fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(
+        Some(&source),
+        "[fetch]\nrequest_timeout_secs = 1\n",
+    ))
+    .await;
+    for (fault, status) in [
+        ("slow", 504),
+        ("reset", 502),
+        ("badrange", 502),
+        ("short", 502),
+        ("error", 502),
+        ("norange", 502),
+    ] {
+        let (got, headers, body) = get(&thumbd.url(&format!(
+            "/v1/thumbnail/demo/http/fault/{fault}/vp9.webm.webp"
+        )))
+        .await;
+        assert_eq!(got, status, "{fault}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(headers["cache-control"], "no-store", "{fault}");
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            !text.contains("127.0.0.1") && !text.contains("http://"),
+            "{fault} leaks: {text}"
+        );
+        assert_eq!(problem(&body)["status"], status);
+    }
+    let (status, _, _) = get(&thumbd.url("/v1/thumbnail/demo/http/vp9.webm.webp")).await;
+    assert_eq!(status, 200, "still serving");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_identical_requests_render_once() {
+    let source = SourceServer::start(fixtures()).await;
+    let thumbd = Arc::new(Thumbd::start(&common::config(Some(&source), "")).await);
+    let url = thumbd.url("/v1/thumbnail/demo/http/hevc.mkv.webp?width=120&timeStamp=2.5");
+    let requests: Vec<_> = (0..50)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    for r in requests {
+        let (status, _, body) = r.await.unwrap();
+        assert_eq!(status, 200);
+        bodies.push(body);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(read_pattern(&bodies[0]).frame, 62);
+    // The file fits in the first range read: one render means one request.
+    assert_eq!(source.traffic("hevc.mkv").requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_render_queue_answers_503_with_retry_after() {
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let source = SourceServer::start(&samples).await;
+    let extra = "[render]\nconcurrency = 1\nqueue = 1\n[fetch]\ninitial_read_bytes = 65536\n";
+    let thumbd = Arc::new(Thumbd::start(&common::config(Some(&source), extra)).await);
+    let url = |t: u32| {
+        thumbd.url(&format!(
+            "/v1/thumbnail/demo/http/fault/hold/demo.mp4.webp?timeStamp={t}"
+        ))
+    };
+    // The first render takes the only slot and waits on the source.
+    let first = tokio::spawn(get_owned(url(8)));
+    while source.traffic("held:fault/hold/demo.mp4").requests == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Two more renders: one takes the only queue place and waits, the other
+    // is refused at once. Which is which depends on arrival order.
+    let mut second = tokio::spawn(get_owned(url(1)));
+    let mut third = tokio::spawn(get_owned(url(2)));
+    let (refused, waiting) = tokio::select! {
+        r = &mut second => (r.unwrap(), third),
+        r = &mut third => (r.unwrap(), second),
+    };
+    let (status, headers, body) = refused;
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(problem(&body)["type"], "urn:thumbd:problem:busy");
+    // Once the source answers, every accepted render completes.
+    source.release();
+    assert_eq!(first.await.unwrap().0, 200);
+    assert_eq!(waiting.await.unwrap().0, 200);
+}
+
+async fn get_owned(
+    url: String,
+) -> (
+    reqwest::StatusCode,
+    reqwest::header::HeaderMap,
+    bytes::Bytes,
+) {
+    get(&url).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thumbnail_of_a_large_video_fetches_little_of_it() {
+    let status = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/large.sh"
+        ))
+        .arg(fixtures())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let source = SourceServer::start(fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    for (file, max_requests) in [("large.mp4", 3), ("large_moov_end.mp4", 4)] {
+        let size = std::fs::metadata(fixtures().join(file)).unwrap().len();
+        assert!(size > 40_000_000);
+        // At a keyframe (every 10 s).
+        let (status, _, _) = get(&thumbd.url(&format!(
+            "/v1/thumbnail/demo/http/{file}.webp?width=320&timeStamp=30"
+        )))
+        .await;
+        assert_eq!(status, 200);
+        let t = source.traffic(file);
+        assert!(
+            t.bytes < 1_000_000,
+            "{file}: fetched {} bytes of {size}",
+            t.bytes
+        );
+        assert!(
+            t.requests <= max_requests,
+            "{file}: {} requests",
+            t.requests
+        );
+        // Another time in the same video reuses the index: no new request
+        // for it, only the packets.
+        let (status, _, _) = get(&thumbd.url(&format!(
+            "/v1/thumbnail/demo/http/{file}.webp?width=320&timeStamp=50"
+        )))
+        .await;
+        assert_eq!(status, 200);
+        let after = source.traffic(file);
+        assert!(
+            after.requests - t.requests <= 2,
+            "{file}: {} more requests",
+            after.requests - t.requests
+        );
+    }
+}

@@ -317,7 +317,7 @@ fn seek_to_start(demuxer: &mut Demuxer, info: &StreamInfo) -> Result<(), MediaEr
             i64::MIN,
             info.start,
             info.start,
-            ffi::AVSEEK_FLAG_BACKWARD as i32,
+            ffi::AVSEEK_FLAG_BACKWARD,
         )
     };
     if let Some(failure) = demuxer.take_failure() {
@@ -338,7 +338,7 @@ fn seek_to_first_byte(demuxer: &mut Demuxer) -> Result<(), MediaError> {
             i64::MIN,
             0,
             0,
-            ffi::AVSEEK_FLAG_BYTE as i32,
+            ffi::AVSEEK_FLAG_BYTE,
         )
     };
     if let Some(failure) = demuxer.take_failure() {

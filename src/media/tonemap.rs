@@ -115,8 +115,8 @@ pub fn to_sdr(src: &[u16], transfer: Transfer, dst: &mut [u8]) {
     debug_assert_eq!(src.len(), dst.len());
     const TO_709: [[f32; 3]; 3] = [
         [1.660_491, -0.587_641, -0.072_850],
-        [-0.124_550, 1.132_900, -0.008_349],
-        [-0.018_151, -0.100_579, 1.118_730],
+        [-0.124_550, 1.132_9, -0.008_349],
+        [-0.018_151, -0.100_579, 1.118_73],
     ];
     for (s, d) in src.chunks_exact(3).zip(dst.chunks_exact_mut(3)) {
         let rgb = match transfer {

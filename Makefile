@@ -1,0 +1,63 @@
+# thumbd: the two commands a new user runs are `make run` and `make test`.
+# Both install the Debian/Ubuntu packages they need when missing (with sudo
+# when not root), so a fresh machine needs only this repository and Rust.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# Build: FFmpeg's libraries and headers, and clang for the bindings.
+BUILD_PACKAGES := pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+# Tests: the ffmpeg CLI generates fixtures and gives reference frames.
+TEST_PACKAGES := ffmpeg
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARGS ?=
+
+.PHONY: run test build release deps test-deps check-rust lint fmt samples clean-fixtures
+
+## run: install what is missing, build, and serve the embedded default config
+run: deps check-rust
+	$(CARGO) build --release --locked
+	./target/release/thumbd serve $(ARGS)
+
+## test: install what is missing and run every test
+test: deps test-deps check-rust
+	$(CARGO) test --locked
+
+build: deps check-rust
+	$(CARGO) build --locked
+
+release: deps check-rust
+	$(CARGO) build --release --locked
+
+## lint: formatting and clippy, as reviewers expect them clean
+lint: deps check-rust
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## samples: regenerate the sample videos in samples/ (needs the ffmpeg CLI)
+samples: test-deps
+	bash samples/generate.sh
+
+clean-fixtures:
+	rm -rf target/fixtures
+
+deps:
+	@$(call install,$(BUILD_PACKAGES))
+
+test-deps:
+	@$(call install,$(TEST_PACKAGES))
+
+check-rust:
+	@command -v $(CARGO) >/dev/null || { echo "Rust is not installed: see https://rustup.rs (then re-run make)"; exit 1; }
+
+# install PACKAGES: apt-get install those not already installed.
+define install
+missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then \
+  echo "Installing:$$missing"; \
+  command -v apt-get >/dev/null || { echo "apt-get not found: install$$missing by hand"; exit 1; }; \
+  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+fi
+endef

@@ -27,8 +27,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    // Not `#[from]`: the message already holds the parse error, and a
+    // source would print it twice in an error chain.
     #[error("invalid config: {0}")]
-    Parse(#[from] toml::de::Error),
+    Parse(toml::de::Error),
     #[error("invalid config: {0}")]
     Invalid(String),
 }
@@ -226,7 +228,7 @@ impl Config {
 
     /// Parses and validates TOML; relative `file:` sources resolve from `base_dir`.
     pub fn from_toml(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text)?;
+        let mut config: Config = toml::from_str(text).map_err(ConfigError::Parse)?;
         config.base_dir = base_dir.to_owned();
         config.validate()?;
         Ok(config)

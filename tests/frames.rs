@@ -208,3 +208,70 @@ async fn colours_follow_the_tagged_matrix() {
         "PSNR against the BT.601 misreading is {wrong:.1} dB: the test cannot tell them apart"
     );
 }
+
+/// The pipeline driven directly, without a server, as the CLI does.
+mod pipeline {
+    use std::time::{Duration, Instant};
+
+    use thumbd::media::{self, Format, Limits, MediaError, RenderSpec, TimeSpec};
+
+    use super::common::{fixtures, read_pattern};
+
+    fn spec(time_us: u64) -> RenderSpec {
+        RenderSpec {
+            format: Format::Png,
+            width: Some(80),
+            height: None,
+            fit: None,
+            quality: None,
+            time: TimeSpec::At(time_us),
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_frame_pixels: 40_000_000,
+            max_source_bytes: 1 << 30,
+            deadline: Instant::now() + Duration::from_secs(30),
+            decoder_threads: 0,
+        }
+    }
+
+    fn open(file: &str) -> Box<dyn thumbd::source::SourceRead> {
+        Box::new(std::fs::File::open(fixtures().join(file)).unwrap())
+    }
+
+    #[test]
+    fn renders_the_frame_from_a_file() {
+        thumbd::init_ffmpeg();
+        let r = media::render(open("hevc10.mp4"), &spec(2_600_000), &limits()).unwrap();
+        assert_eq!((r.width, r.height), (80, 48));
+        assert_eq!(read_pattern(&r.bytes).frame, 65);
+        assert!((r.time_secs - 2.6).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_spent_deadline_stops_the_render() {
+        thumbd::init_ffmpeg();
+        let limits = Limits {
+            deadline: Instant::now(),
+            ..limits()
+        };
+        let err = media::render(open("h264_faststart.mp4"), &spec(1_000_000), &limits).unwrap_err();
+        assert!(matches!(err, MediaError::Timeout), "{err:?}");
+    }
+
+    #[test]
+    fn the_byte_budget_is_enforced() {
+        thumbd::init_ffmpeg();
+        let limits = Limits {
+            max_source_bytes: 2000,
+            ..limits()
+        };
+        let err = media::render(open("h264_faststart.mp4"), &spec(3_000_000), &limits).unwrap_err();
+        assert!(
+            matches!(err, MediaError::SourceTooLarge { limit: 2000 }),
+            "{err:?}"
+        );
+    }
+}

@@ -399,3 +399,56 @@ async fn a_thumbnail_of_a_large_video_fetches_little_of_it() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_over_the_byte_budget_is_413() {
+    let thumbd = Thumbd::start(&common::config(None, "[render]\nmax_source_bytes = 2000\n")).await;
+    let (status, headers, body) =
+        get(&thumbd.url("/v1/thumbnail/demo/files/h264_faststart.mp4.webp?timeStamp=3")).await;
+    assert_eq!(status, 413);
+    assert_eq!(headers["cache-control"], "public, max-age=60");
+    assert_eq!(
+        problem(&body)["type"],
+        "urn:thumbd:problem:source-too-large"
+    );
+}
+
+#[test]
+fn the_render_command_uses_the_same_pipeline_and_rules() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("thumb.png");
+    let run = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+        .args(["render"])
+        .arg(fixtures().join("rotated.mp4"))
+        .args(["--time", "1.5", "--width", "80", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("80x48 png at 1.480s"));
+    let r = read_pattern(&std::fs::read(&out).unwrap());
+    assert_eq!((r.frame, r.upright), (37, true));
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+        .args(["render", "x.mp4", "--width", "5000", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr)
+        .contains("width must be an integer between 1 and 4096"));
+
+    let config = out_dir.path().join("bad.toml");
+    std::fs::write(&config, "[server]\nlisten_on = 1\n").unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    assert!(String::from_utf8_lossy(&check.stderr).contains("unknown field `listen_on`"));
+}

@@ -252,9 +252,10 @@ mod tests {
             }
         );
         let p = plan(&s, Some(200), Some(100), Some(Fit::Crop));
-        // A landscape box from a portrait picture keeps a band of its height,
-        // which is the stored width.
-        assert_eq!((p.crop.width, p.crop.height), (304, 1080));
+        // A 2:1 box from a 9:16 picture keeps 0.5625 / 2 of its displayed
+        // height, which is the stored width: 1920 * 0.28125 = 540.
+        assert_eq!((p.crop.width, p.crop.height), (540, 1080));
+        assert_eq!(p.crop.x, (1920 - 540) / 2);
     }
 
     #[test]

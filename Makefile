@@ -6,8 +6,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # Build: FFmpeg's libraries and headers, and clang for the bindings.
 BUILD_PACKAGES := pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
-# Tests: the ffmpeg CLI generates fixtures and gives reference frames.
-TEST_PACKAGES := ffmpeg
+# Tests: the ffmpeg CLI generates fixtures and gives reference frames; PyJWT
+# (Debian's python3-jwt) signs tokens as an independent JWT implementation.
+TEST_PACKAGES := ffmpeg python3-jwt python3-cryptography
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 

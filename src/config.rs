@@ -47,6 +47,8 @@ pub struct Config {
     pub render: RenderConfig,
     #[serde(default)]
     pub fetch: FetchConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Organisations by id; each owns environments.
     #[serde(default)]
     pub orgs: BTreeMap<String, OrgConfig>,
@@ -178,12 +180,58 @@ impl Default for FetchConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Clock skew tolerated on `exp` and `nbf`, seconds.
+    pub leeway_secs: u64,
+    /// Lifetime of preview tokens issued by the API, seconds.
+    pub preview_token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            leeway_secs: 30,
+            preview_token_ttl_secs: 3600,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct OrgConfig {
     /// Environments of this org by id (for example `prod`, `staging`).
     #[serde(default)]
     pub envs: BTreeMap<String, EnvConfig>,
+    /// Keys that verify tokens of this org's signed environments; several at
+    /// once so keys can be rotated.
+    #[serde(default)]
+    pub signing_keys: Vec<SigningKeyConfig>,
+    /// API keys for this org's calls to `/v1/api/...` (`X-Api-Key`).
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Secret of the preview tokens thumbd issues (at least 32 bytes). Without
+    /// it, one is derived from the org's first API key.
+    #[serde(default)]
+    pub preview_secret: Option<String>,
+}
+
+/// One key that verifies signed URLs. Exactly one source of key material:
+/// `public_key` / `public_key_file` (PEM) for RS*, PS*, ES* and EdDSA;
+/// `secret` / `secret_env` / `secret_file` for HS*.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyConfig {
+    /// The `kid` tokens name in their header.
+    pub kid: String,
+    /// The only algorithm accepted for this key.
+    pub alg: String,
+    pub public_key: Option<String>,
+    pub public_key_file: Option<PathBuf>,
+    pub secret: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -254,15 +302,19 @@ impl Config {
                 let at = format!("orgs.{org_id}.envs.{env_id}");
                 crate::source::SourceTemplate::parse(&env.source, &self.base_dir)
                     .map_err(|e| ConfigError::Invalid(format!("{at}.source: {e}")))?;
-                if env.access == Access::Signed {
+                if env.access == Access::Signed
+                    && org.signing_keys.is_empty()
+                    && org.api_keys.is_empty()
+                {
                     return invalid(format!(
-                        "{at}.access = \"signed\" is not supported by this version of thumbd \
-                         (signed URLs are not implemented yet); refusing to start rather than \
-                         serve a private environment publicly"
+                        "{at}.access = \"signed\" but org {org_id:?} has no signing_keys (nor api_keys for \
+                         preview tokens): nothing could ever open it"
                     ));
                 }
             }
         }
+        // Key material is read and checked here, so a bad key fails start-up.
+        crate::auth::Verifier::new(self).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -9,6 +9,8 @@
 //! - [`http`]: the server, routing, responses and problem+json errors.
 //! - [`request`]: the thumbnail URL parsed and validated into a typed request
 //!   with a canonical cache key. Pure.
+//! - [`auth`]: signed URLs (JWT verification against an org's keys, bound
+//!   parameters), API keys and preview tokens.
 //! - [`render`]: the service behind the URL: thumbnail cache, one render for
 //!   concurrent identical requests, environment lookup.
 //! - [`pool`]: the bounded pool every FFmpeg and image task runs on, off the
@@ -20,6 +22,7 @@
 //!   with a shared byte cache.
 //! - [`config`]: the TOML configuration and its defaults.
 
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod media;

@@ -59,6 +59,44 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print a signed token (or the whole URL) for a video of a signed environment.
+    Sign {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        env: String,
+        /// The video key.
+        #[arg(long)]
+        key: String,
+        /// Which of the org's signing keys.
+        #[arg(long)]
+        kid: String,
+        /// PEM private key, for RS*, PS*, ES* and EdDSA keys (HS* keys use the configured secret).
+        #[arg(long)]
+        private_key: Option<PathBuf>,
+        /// Lifetime of the token, seconds.
+        #[arg(long, default_value_t = 3600)]
+        expires_in: u64,
+        /// Parameters to bind into the token: a request asking for another value is refused.
+        #[arg(long)]
+        width: Option<String>,
+        #[arg(long)]
+        height: Option<String>,
+        #[arg(long)]
+        time: Option<String>,
+        #[arg(long)]
+        fit: Option<String>,
+        #[arg(long)]
+        quality: Option<String>,
+        /// Bind the output format (webp, jpg, png); also the URL's extension with --url.
+        #[arg(long)]
+        format: Option<String>,
+        /// Print the whole thumbnail URL (with server.public_base_url) instead of the token.
+        #[arg(long)]
+        url: bool,
+    },
     /// Check a config file and exit.
     CheckConfig {
         #[arg(long)]
@@ -128,37 +166,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         )
                     })?,
             };
-            // The same parameter rules as the URL, so the CLI renders exactly
-            // what a request would.
-            let query: String = [
-                ("timeStamp", time),
-                ("width", width),
-                ("height", height),
-                ("fit", fit),
-                ("quality", quality),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| {
-                v.map(|v| {
-                    format!(
-                        "{k}={}",
-                        percent_encoding::utf8_percent_encode(
-                            &v,
-                            percent_encoding::NON_ALPHANUMERIC
-                        )
-                    )
-                })
-            })
-            .collect::<Vec<_>>()
-            .join("&");
-            let request = thumbd::request::parse(&format!("cli/cli/video.{ext}"), Some(&query))
-                .map_err(|errors| {
-                    let lines: Vec<_> = errors
-                        .iter()
-                        .map(|e| format!("{}: {}", e.location, e.message))
-                        .collect();
-                    anyhow::anyhow!("{}", lines.join("; "))
-                })?;
+            let (request, _) = parse_params(&ext, time, width, height, fit, quality)?;
             let location = if source.starts_with("http://") || source.starts_with("https://") {
                 SourceLocation::Http(source)
             } else {
@@ -166,7 +174,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             thumbd::init_ffmpeg();
             let renderer = thumbd::render::Renderer::new(&config)?;
-            let thumbnail = renderer.render(&location, request.spec).await?;
+            let thumbnail = renderer
+                .render(&location, request.into_request().spec)
+                .await?;
             std::fs::write(&output, &thumbnail.bytes)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output.display()))?;
             println!(
@@ -180,6 +190,60 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Sign {
+            config,
+            org,
+            env,
+            key,
+            kid,
+            private_key,
+            expires_in,
+            width,
+            height,
+            time,
+            fit,
+            quality,
+            format,
+            url,
+        } => {
+            let config = Config::load(&config)?;
+            let key = thumbd::request::parse_key(&key)
+                .map_err(|e| anyhow::anyhow!("--key: {}", e[0].message))?;
+            let ext = format.clone().unwrap_or_else(|| "webp".into());
+            let (request, query) = parse_params(&ext, time, width, height, fit, quality)?;
+            let pem = match &private_key {
+                Some(p) => Some(
+                    std::fs::read(p)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
+                ),
+                None => None,
+            };
+            let token = thumbd::auth::sign_token(
+                &config,
+                &thumbd::auth::SignRequest {
+                    org: &org,
+                    env: &env,
+                    key: &key,
+                    kid: &kid,
+                    private_key_pem: pem.as_deref(),
+                    expires_in_secs: expires_in,
+                    bound: &request.params,
+                    format: format.is_some().then_some(request.format),
+                },
+            )
+            .map_err(anyhow::Error::msg)?;
+            if url {
+                let base = config.server.public_base_url.trim_end_matches('/');
+                let sep = if query.is_empty() { "" } else { "&" };
+                println!(
+                    "{base}/v1/thumbnail/{org}/{env}/{key}.{}?{query}{sep}token={token}",
+                    request.format.ext()
+                );
+            } else {
+                println!("{token}");
+            }
+            Ok(())
+        }
         Command::CheckConfig { config } => {
             let c = Config::load(&config)?;
             let envs: usize = c.orgs.values().map(|o| o.envs.len()).sum();
@@ -191,6 +255,47 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Parses picture parameters from the command line with the same rules as
+/// the URL, so the CLI does exactly what a request would. Returns the parsed
+/// request and the query string it came from.
+fn parse_params(
+    ext: &str,
+    time: Option<String>,
+    width: Option<String>,
+    height: Option<String>,
+    fit: Option<String>,
+    quality: Option<String>,
+) -> anyhow::Result<(thumbd::request::ParsedRequest, String)> {
+    let query: String = [
+        ("width", width),
+        ("height", height),
+        ("timeStamp", time),
+        ("fit", fit),
+        ("quality", quality),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| {
+        v.map(|v| {
+            format!(
+                "{k}={}",
+                percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+    })
+    .collect::<Vec<_>>()
+    .join("&");
+    let request = thumbd::request::parse(&format!("cli/cli/video.{ext}"), Some(&query)).map_err(
+        |errors| {
+            let lines: Vec<_> = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.location, e.message))
+                .collect();
+            anyhow::anyhow!("{}", lines.join("; "))
+        },
+    )?;
+    Ok((request, query))
 }
 
 /// Completes on SIGINT or SIGTERM.

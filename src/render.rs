@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+use crate::config::{Access, Config};
 use crate::media::{self, Format, Limits, MediaError, RenderSpec};
 use crate::pool::{PoolError, WorkPool};
 use crate::request::{RenderKey, ThumbnailRequest};
@@ -83,8 +83,14 @@ impl From<SourceError> for RenderError {
     }
 }
 
+/// A configured environment as the renderer needs it.
+struct Environment {
+    template: SourceTemplate,
+    access: Access,
+}
+
 pub struct Renderer {
-    templates: HashMap<(String, String), SourceTemplate>,
+    environments: HashMap<(String, String), Environment>,
     sources: Sources,
     cache: moka::future::Cache<RenderKey, Arc<Thumbnail>>,
     pool: WorkPool,
@@ -94,12 +100,16 @@ pub struct Renderer {
 
 impl Renderer {
     pub fn new(config: &Config) -> Result<Renderer, SourceError> {
-        let mut templates = HashMap::new();
+        let mut environments = HashMap::new();
         for (org_id, org) in &config.orgs {
             for (env_id, env) in &org.envs {
-                let t = SourceTemplate::parse(&env.source, &config.base_dir)
+                let template = SourceTemplate::parse(&env.source, &config.base_dir)
                     .expect("templates are checked when the config is loaded");
-                templates.insert((org_id.clone(), env_id.clone()), t);
+                let access = env.access;
+                environments.insert(
+                    (org_id.clone(), env_id.clone()),
+                    Environment { template, access },
+                );
             }
         }
         let cache = moka::future::Cache::builder()
@@ -110,7 +120,7 @@ impl Renderer {
             .build();
         let r = &config.render;
         Ok(Renderer {
-            templates,
+            environments,
             sources: Sources::new(&config.fetch, &config.cache)?,
             cache,
             pool: WorkPool::new(r.effective_concurrency(), r.queue),
@@ -119,10 +129,11 @@ impl Renderer {
         })
     }
 
-    /// Whether `org`/`env` is configured.
-    pub fn has_environment(&self, org: &str, env: &str) -> bool {
-        self.templates
-            .contains_key(&(org.to_owned(), env.to_owned()))
+    /// Who may see `org`/`env`'s thumbnails; `None` if it is not configured.
+    pub fn access(&self, org: &str, env: &str) -> Option<Access> {
+        self.environments
+            .get(&(org.to_owned(), env.to_owned()))
+            .map(|e| e.access)
     }
 
     /// The thumbnail for `req`, from the cache or rendered once however many
@@ -132,10 +143,11 @@ impl Renderer {
         &self,
         req: &ThumbnailRequest,
     ) -> Result<(Arc<Thumbnail>, CacheStatus), Arc<RenderError>> {
-        let template = self
-            .templates
+        let template = &self
+            .environments
             .get(&(req.org.clone(), req.env.clone()))
-            .ok_or_else(|| Arc::new(RenderError::UnknownEnvironment))?;
+            .ok_or_else(|| Arc::new(RenderError::UnknownEnvironment))?
+            .template;
         let key = req.render_key();
         if let Some(t) = self.cache.get(&key).await {
             return Ok((t, CacheStatus::Hit));

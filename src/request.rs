@@ -30,6 +30,93 @@ impl FieldError {
     }
 }
 
+/// Picture parameters as a URL (or a signed token) states them, before
+/// defaults: `None` means "not given".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Microseconds from the start.
+    pub time_us: Option<u64>,
+    pub fit: Option<Fit>,
+    pub quality: Option<u8>,
+}
+
+impl Params {
+    /// The render spec with defaults filled in and canonicalised: `fit` only
+    /// with both dimensions, `quality` only for lossy formats.
+    pub fn to_spec(&self, format: Format) -> RenderSpec {
+        let both = self.width.is_some() && self.height.is_some();
+        RenderSpec {
+            format,
+            width: self.width,
+            height: self.height,
+            fit: if both {
+                Some(self.fit.unwrap_or(Fit::Crop))
+            } else {
+                None
+            },
+            quality: if format.is_lossy() {
+                Some(self.quality.unwrap_or(DEFAULT_QUALITY))
+            } else {
+                None
+            },
+            time: match self.time_us {
+                None => TimeSpec::Middle,
+                Some(us) => TimeSpec::At(us),
+            },
+        }
+    }
+
+    /// Applies parameters fixed by a signed token: each one the token binds
+    /// must be absent here or equal; absent ones take the token's value.
+    /// Returns the name of the first parameter that contradicts the token.
+    pub fn bind(&mut self, bound: &Params) -> Result<(), &'static str> {
+        fn one<T: PartialEq + Copy>(
+            mine: &mut Option<T>,
+            bound: Option<T>,
+            name: &'static str,
+        ) -> Result<(), &'static str> {
+            match (*mine, bound) {
+                (Some(a), Some(b)) if a != b => Err(name),
+                (_, Some(b)) => {
+                    *mine = Some(b);
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        }
+        one(&mut self.width, bound.width, "width")?;
+        one(&mut self.height, bound.height, "height")?;
+        one(&mut self.time_us, bound.time_us, "timeStamp")?;
+        one(&mut self.fit, bound.fit, "fit")?;
+        one(&mut self.quality, bound.quality, "quality")
+    }
+}
+
+/// A URL parsed and validated, before access checks and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedRequest {
+    pub org: String,
+    pub env: String,
+    pub key: String,
+    pub format: Format,
+    pub params: Params,
+    /// `?token=`, for signed environments.
+    pub token: Option<String>,
+}
+
+impl ParsedRequest {
+    pub fn into_request(self) -> ThumbnailRequest {
+        ThumbnailRequest {
+            spec: self.params.to_spec(self.format),
+            org: self.org,
+            env: self.env,
+            key: self.key,
+        }
+    }
+}
+
 /// A validated request for one thumbnail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThumbnailRequest {
@@ -99,7 +186,7 @@ const MAX_TIME_SECS: f64 = 1e9;
 
 /// Parses `{org}/{env}/{key}.{ext}` (the path after `/v1/thumbnail/`, still
 /// percent-encoded) and the raw query string.
-pub fn parse(path_tail: &str, query: Option<&str>) -> Result<ThumbnailRequest, Vec<FieldError>> {
+pub fn parse(path_tail: &str, query: Option<&str>) -> Result<ParsedRequest, Vec<FieldError>> {
     let mut errors = Vec::new();
 
     let mut parts = path_tail.splitn(3, '/');
@@ -110,16 +197,17 @@ pub fn parse(path_tail: &str, query: Option<&str>) -> Result<ThumbnailRequest, V
     let env = check_id(env, "path.env", &mut errors);
     let (key, format) = split_key_and_format(rest, &mut errors);
 
-    let spec = parse_query(query.unwrap_or(""), format, &mut errors);
-    if errors.is_empty() {
-        Ok(ThumbnailRequest {
-            org: org.unwrap_or_default(),
-            env: env.unwrap_or_default(),
-            key: key.unwrap_or_default(),
-            spec: spec.expect("a spec when no errors"),
-        })
-    } else {
-        Err(errors)
+    let (params, token) = parse_query(query.unwrap_or(""), &mut errors);
+    match (org, env, key, format) {
+        (Some(org), Some(env), Some(key), Some(format)) if errors.is_empty() => Ok(ParsedRequest {
+            org,
+            env,
+            key,
+            format,
+            params,
+            token,
+        }),
+        _ => Err(errors),
     }
 }
 
@@ -173,6 +261,12 @@ fn split_key_and_format(
         }
     };
     (check_key(raw_key, errors), format)
+}
+
+/// Validates a raw (percent-encoded) video key; the decoded key on success.
+pub fn parse_key(raw: &str) -> Result<String, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    check_key(raw, &mut errors).ok_or(errors)
 }
 
 fn check_key(raw: &str, errors: &mut Vec<FieldError>) -> Option<String> {
@@ -239,18 +333,9 @@ fn check_key(raw: &str, errors: &mut Vec<FieldError>) -> Option<String> {
     Some(key.into_owned())
 }
 
-fn parse_query(
-    query: &str,
-    format: Option<Format>,
-    errors: &mut Vec<FieldError>,
-) -> Option<RenderSpec> {
-    let mut width = None;
-    let mut height = None;
-    let mut time: Option<(String, f64)> = None;
-    let mut fit = None;
-    let mut quality = None;
-    let before = errors.len();
-
+fn parse_query(query: &str, errors: &mut Vec<FieldError>) -> (Params, Option<String>) {
+    let mut params = Params::default();
+    let mut token = None;
     let mut seen: Vec<(String, String)> = Vec::new();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         let canonical = match name.as_ref() {
@@ -262,7 +347,11 @@ fn parse_query(
             if *prev != value {
                 errors.push(FieldError::new(
                     &format!("query.{name}"),
-                    &value,
+                    if canonical == "token" {
+                        "(token)"
+                    } else {
+                        &value
+                    },
                     format!("{canonical} is given twice with different values"),
                 ));
             }
@@ -271,10 +360,10 @@ fn parse_query(
         seen.push((canonical.clone(), value.to_string()));
         let loc = format!("query.{name}");
         match canonical.as_str() {
-            "width" => width = parse_dimension(&value, &loc, "width", errors),
-            "height" => height = parse_dimension(&value, &loc, "height", errors),
+            "width" => params.width = parse_dimension(&value, &loc, "width", errors),
+            "height" => params.height = parse_dimension(&value, &loc, "height", errors),
             "timeStamp" => match parse_seconds(&value) {
-                Some(t) => time = Some((value.to_string(), t)),
+                Some(t) => params.time_us = Some(seconds_to_us(t)),
                 None => errors.push(FieldError::new(
                     &loc,
                     &value,
@@ -282,48 +371,38 @@ fn parse_query(
                 )),
             },
             "fit" => match Fit::parse(&value) {
-                Some(f) => fit = Some(f),
+                Some(f) => params.fit = Some(f),
                 None => errors.push(FieldError::new(
                     &loc,
                     &value,
                     "fit must be crop, contain, fill or pad",
                 )),
             },
-            "quality" => match value.parse::<u8>() {
-                Ok(q @ 1..=100) if value.bytes().all(|b| b.is_ascii_digit()) => quality = Some(q),
-                _ => errors.push(FieldError::new(
+            "quality" => match parse_quality(&value) {
+                Some(q) => params.quality = Some(q),
+                None => errors.push(FieldError::new(
                     &loc,
                     &value,
                     "quality must be an integer between 1 and 100",
                 )),
             },
-            _ => {} // token: checked by the access layer, not part of the picture
+            _ => token = Some(value.into_owned()),
         }
     }
-    if errors.len() > before {
-        return None;
+    (params, token)
+}
+
+/// Seconds to the canonical microseconds (times past the end all mean the
+/// last frame, so very large ones are capped).
+pub fn seconds_to_us(secs: f64) -> u64 {
+    (secs.min(MAX_TIME_SECS) * 1e6).round() as u64
+}
+
+fn parse_quality(value: &str) -> Option<u8> {
+    match value.parse::<u8>() {
+        Ok(q @ 1..=100) if value.bytes().all(|b| b.is_ascii_digit()) => Some(q),
+        _ => None,
     }
-    let format = format?;
-    let both = width.is_some() && height.is_some();
-    Some(RenderSpec {
-        format,
-        width,
-        height,
-        fit: if both {
-            Some(fit.unwrap_or(Fit::Crop))
-        } else {
-            None
-        },
-        quality: if format.is_lossy() {
-            Some(quality.unwrap_or(DEFAULT_QUALITY))
-        } else {
-            None
-        },
-        time: match time {
-            None => TimeSpec::Middle,
-            Some((_, secs)) => TimeSpec::At((secs.min(MAX_TIME_SECS) * 1e6).round() as u64),
-        },
-    })
 }
 
 fn parse_dimension(
@@ -353,7 +432,7 @@ fn parse_dimension(
 
 /// Seconds as a plain decimal: digits, an optional fraction. No sign, no
 /// exponent, no `inf`/`nan`.
-fn parse_seconds(value: &str) -> Option<f64> {
+pub fn parse_seconds(value: &str) -> Option<f64> {
     let (int, frac) = match value.split_once('.') {
         Some((i, f)) => (i, Some(f)),
         None => (value, None),
@@ -375,7 +454,9 @@ mod tests {
     use super::*;
 
     fn ok(path: &str, query: &str) -> ThumbnailRequest {
-        parse(path, Some(query)).unwrap_or_else(|e| panic!("{path}?{query}: {e:?}"))
+        parse(path, Some(query))
+            .unwrap_or_else(|e| panic!("{path}?{query}: {e:?}"))
+            .into_request()
     }
 
     fn err(path: &str, query: &str) -> Vec<FieldError> {
@@ -496,6 +577,21 @@ mod tests {
         ok("o/e/a.webp", "time=1&timeStamp=1");
     }
 
+    #[test]
+    fn tokens_bind_parameters() {
+        let mut p = parse("o/e/a.webp", Some("width=320&token=abc")).unwrap();
+        assert_eq!(p.token.as_deref(), Some("abc"));
+        let bound = Params {
+            width: Some(320),
+            time_us: Some(12_000_000),
+            ..Params::default()
+        };
+        p.params.bind(&bound).unwrap();
+        assert_eq!(p.params.time_us, Some(12_000_000));
+        let mut other = parse("o/e/a.webp", Some("width=640")).unwrap();
+        assert_eq!(other.params.bind(&bound), Err("width"));
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(path in "[a-z%./\\\\0-9]{0,40}", query in "[a-zA-Z=&%.0-9-]{0,60}") {
@@ -504,7 +600,7 @@ mod tests {
 
         #[test]
         fn accepted_keys_are_safe(path in "[a-z]{1,3}/[a-z]{1,3}/[a-zA-Z0-9%./_-]{1,40}") {
-            if let Ok(r) = parse(&path, None) {
+            if let Ok(r) = parse(&path, None).map(ParsedRequest::into_request) {
                 proptest::prop_assert!(!r.key.split('/').any(|s| s.is_empty() || s == "." || s == ".."));
                 proptest::prop_assert!(!r.key.contains('\\') && !r.key.contains('\0'));
             }

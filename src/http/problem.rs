@@ -8,6 +8,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use serde::Serialize;
 
 use super::Body;
+use crate::auth::{ApiKeyError, AuthError};
 use crate::media::MediaError;
 use crate::pool::PoolError;
 use crate::render::RenderError;
@@ -29,6 +30,8 @@ pub struct Problem {
     retry_after_secs: Option<u64>,
     #[serde(skip)]
     allow: Option<&'static str>,
+    #[serde(skip)]
+    www_authenticate: Option<String>,
 }
 
 impl Problem {
@@ -46,6 +49,7 @@ impl Problem {
             errors: Vec::new(),
             retry_after_secs: None,
             allow: None,
+            www_authenticate: None,
         }
     }
 
@@ -112,6 +116,9 @@ impl Problem {
         if let Some(allow) = self.allow {
             resp = resp.header(header::ALLOW, allow);
         }
+        if let Some(challenge) = &self.www_authenticate {
+            resp = resp.header(header::WWW_AUTHENTICATE, challenge);
+        }
         let body = if head {
             Body::default()
         } else {
@@ -137,6 +144,55 @@ impl From<&RenderError> for Problem {
             },
             RenderError::Busy(PoolError::Panicked(_)) => internal(),
             RenderError::Media(m) => media(m),
+        }
+    }
+}
+
+impl From<&AuthError> for Problem {
+    /// 401 with a Bearer challenge (RFC 6750) saying what was wrong, or 403
+    /// for a genuine token that is not for this URL. The token is never echoed.
+    fn from(e: &AuthError) -> Problem {
+        if e.is_forbidden() {
+            return Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                e.to_string(),
+            );
+        }
+        let challenge = match e {
+            AuthError::Missing => "Bearer realm=\"thumbd\"".to_owned(),
+            _ => format!(
+                "Bearer realm=\"thumbd\", error=\"invalid_token\", error_description=\"{e}\""
+            ),
+        };
+        Problem {
+            www_authenticate: Some(challenge),
+            ..Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                e.to_string(),
+            )
+        }
+    }
+}
+
+impl From<ApiKeyError> for Problem {
+    fn from(e: ApiKeyError) -> Problem {
+        match e {
+            ApiKeyError::OtherOrg => Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                e.to_string(),
+            ),
+            _ => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                e.to_string(),
+            ),
         }
     }
 }

@@ -5,25 +5,35 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 
 use super::problem::Problem;
 use super::Body;
-use crate::config::Config;
+use crate::auth::{self, AuthError, Target, Verifier};
+use crate::config::{Access, Config};
 use crate::render::{CacheStatus, Renderer, Thumbnail};
-use crate::request;
+use crate::request::{self, ThumbnailRequest};
 
 /// What a request asks for.
 #[derive(Debug, PartialEq, Eq)]
 enum Endpoint<'a> {
     /// `/v1/thumbnail/{org}/{env}/{key}.{ext}`: the raw tail after the prefix.
     Thumbnail(&'a str),
+    /// `/v1/api/{org}/{env}/edge-ids/{key}/preview-token`: the raw
+    /// `{org}/{env}/edge-ids/{key}` part.
+    PreviewToken(&'a str),
     /// `/healthz`: liveness for load balancers.
     Health,
     Unknown,
 }
 
 const THUMBNAIL_PREFIX: &str = "/v1/thumbnail/";
+const API_PREFIX: &str = "/v1/api/";
 
 fn route(path: &str) -> Endpoint<'_> {
     if let Some(tail) = path.strip_prefix(THUMBNAIL_PREFIX) {
         Endpoint::Thumbnail(tail)
+    } else if let Some(tail) = path
+        .strip_prefix(API_PREFIX)
+        .and_then(|t| t.strip_suffix("/preview-token"))
+    {
+        Endpoint::PreviewToken(tail)
     } else if path == "/healthz" {
         Endpoint::Health
     } else {
@@ -34,8 +44,10 @@ fn route(path: &str) -> Endpoint<'_> {
 /// Everything a request handler needs, built once at start-up.
 pub struct App {
     renderer: Renderer,
-    /// `Cache-Control` of thumbnails, built once.
+    verifier: Verifier,
+    /// `Cache-Control` of public thumbnails, built once.
     cache_control: HeaderValue,
+    max_age_secs: u64,
     error_max_age_secs: u64,
 }
 
@@ -43,6 +55,8 @@ impl App {
     pub fn new(config: &Config) -> anyhow::Result<App> {
         Ok(App {
             renderer: Renderer::new(config)?,
+            verifier: Verifier::new(config).map_err(anyhow::Error::msg)?,
+            max_age_secs: config.server.max_age_secs,
             cache_control: HeaderValue::from_str(&format!(
                 "public, max-age={}, immutable",
                 config.server.max_age_secs
@@ -64,6 +78,10 @@ impl App {
                         .await
                 }
                 _ => Err(Problem::method_not_allowed("GET, HEAD")),
+            },
+            Endpoint::PreviewToken(tail) => match *req.method() {
+                Method::POST => self.preview_token(tail, req.headers()),
+                _ => Err(Problem::method_not_allowed("POST")),
             },
             Endpoint::Health => match *req.method() {
                 Method::GET | Method::HEAD => Ok(Response::builder()
@@ -89,13 +107,25 @@ impl App {
         headers: &HeaderMap,
         head: bool,
     ) -> Result<Response<Body>, Problem> {
-        let req = request::parse(tail, query).map_err(Problem::invalid_request)?;
-        if !self.renderer.has_environment(&req.org, &req.env) {
+        let parsed = request::parse(tail, query).map_err(Problem::invalid_request)?;
+        let Some(access) = self.renderer.access(&parsed.org, &parsed.env) else {
             return Err(Problem::not_found(format!(
                 "there is no environment {:?} in org {:?}",
-                req.env, req.org
+                parsed.env, parsed.org
             )));
-        }
+        };
+        // Access is settled before the cache is consulted: a cached private
+        // thumbnail is never served without a valid token.
+        let (req, expires_at) = match access {
+            Access::Public => (parsed.into_request(), None),
+            Access::Signed => {
+                let (req, grant) = self.authorize(parsed, headers).map_err(|e| {
+                    tracing::info!(error = %e, "token refused");
+                    Problem::from(&e)
+                })?;
+                (req, Some(grant.expires_at))
+            }
+        };
         let (thumbnail, cache) = self.renderer.thumbnail(&req).await.map_err(|e| {
             let problem = Problem::from(e.as_ref());
             if problem.status >= 500 {
@@ -105,13 +135,96 @@ impl App {
             }
             problem
         })?;
-        Ok(self.thumbnail_response(&thumbnail, cache, headers, head))
+        let cache_control = match expires_at {
+            None => self.cache_control.clone(),
+            // No shared cache may keep a private thumbnail past its token.
+            Some(exp) => {
+                let left = exp.saturating_sub(auth::now_secs()).min(self.max_age_secs);
+                HeaderValue::from_str(&format!("public, max-age={left}")).expect("ascii")
+            }
+        };
+        Ok(self.thumbnail_response(&thumbnail, cache, cache_control, headers, head))
+    }
+
+    /// Verifies the token of a request to a signed environment and applies
+    /// the parameters it binds.
+    fn authorize(
+        &self,
+        mut parsed: request::ParsedRequest,
+        headers: &HeaderMap,
+    ) -> Result<(ThumbnailRequest, auth::Grant), AuthError> {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let token = parsed
+            .token
+            .as_deref()
+            .or(bearer)
+            .ok_or(AuthError::Missing)?;
+        let target = Target {
+            org: &parsed.org,
+            env: &parsed.env,
+            key: &parsed.key,
+        };
+        let grant = self.verifier.verify(token, &target)?;
+        if grant.format.is_some_and(|f| f != parsed.format) {
+            return Err(AuthError::BoundParam("format"));
+        }
+        parsed
+            .params
+            .bind(&grant.bound)
+            .map_err(AuthError::BoundParam)?;
+        Ok((parsed.into_request(), grant))
+    }
+
+    /// `POST /v1/api/{org}/{env}/edge-ids/{key}/preview-token`: a short-lived
+    /// token for one video, for the org's API key holders.
+    // `Problem` is the error answer itself, made once per refused request.
+    #[allow(clippy::result_large_err)]
+    fn preview_token(&self, tail: &str, headers: &HeaderMap) -> Result<Response<Body>, Problem> {
+        let mut parts = tail.splitn(4, '/');
+        let (org, env, edge, raw_key) = (parts.next(), parts.next(), parts.next(), parts.next());
+        let (Some(org), Some(env), Some("edge-ids"), Some(raw_key)) = (org, env, edge, raw_key)
+        else {
+            return Err(Problem::not_found("no such endpoint"));
+        };
+        let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+        self.verifier
+            .check_api_key(org, api_key)
+            .map_err(Problem::from)?;
+        if self.renderer.access(org, env).is_none() {
+            return Err(Problem::not_found(format!(
+                "there is no environment {env:?} in org {org:?}"
+            )));
+        }
+        let key = request::parse_key(raw_key).map_err(Problem::invalid_request)?;
+        let (token, exp) = self
+            .verifier
+            .issue_preview(&Target {
+                org,
+                env,
+                key: &key,
+            })
+            .ok_or_else(|| Problem::not_found("this org has no preview secret"))?;
+        let expires_at = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp),
+        );
+        let body =
+            serde_json::json!({"body": {"token": token, "expiresAt": expires_at.to_string()}});
+        Ok(Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::from(serde_json::to_vec(&body).expect("serializes")))
+            .expect("valid response"))
     }
 
     fn thumbnail_response(
         &self,
         t: &Thumbnail,
         cache: CacheStatus,
+        cache_control: HeaderValue,
         headers: &HeaderMap,
         head: bool,
     ) -> Response<Body> {
@@ -121,7 +234,7 @@ impl App {
             .any(|v| v.to_str().is_ok_and(|v| etag_matches(v, &t.etag)));
         let builder = Response::builder()
             .header(header::ETAG, &t.etag)
-            .header(header::CACHE_CONTROL, self.cache_control.clone())
+            .header(header::CACHE_CONTROL, cache_control)
             .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
             .header("x-thumbnail-cache", cache.as_str())
             .header("x-thumbnail-time", format!("{:.3}", t.time_secs));
@@ -163,6 +276,10 @@ mod tests {
             Endpoint::Thumbnail("a/b/c.webp")
         );
         assert_eq!(route("/healthz"), Endpoint::Health);
+        assert_eq!(
+            route("/v1/api/o/e/edge-ids/a/b.mp4/preview-token"),
+            Endpoint::PreviewToken("o/e/edge-ids/a/b.mp4")
+        );
         assert_eq!(route("/v1/thumbnails/a"), Endpoint::Unknown);
         assert_eq!(route("/"), Endpoint::Unknown);
     }

@@ -1,0 +1,205 @@
+//! Checking a verified token's claims against the URL: who it is for
+//! (`sub`, `aud`, `org`, `env`) and which picture parameters it binds. Pure.
+
+use serde_json::{Map, Value};
+
+use super::AuthError;
+use crate::media::{Fit, Format, MAX_DIMENSION};
+use crate::request::{parse_seconds, seconds_to_us, Params};
+
+/// Audiences a thumbnail token may carry (`t` for signers written for
+/// Mux-style tokens).
+pub const AUDIENCES: [&str; 2] = ["thumbnail", "t"];
+
+/// What a valid token allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// `exp`, Unix seconds.
+    pub expires_at: u64,
+    /// Parameters the token fixes.
+    pub bound: Params,
+    /// The output format the token fixes, if any.
+    pub format: Option<Format>,
+}
+
+/// The URL a token is checked against.
+pub struct Target<'a> {
+    pub org: &'a str,
+    pub env: &'a str,
+    pub key: &'a str,
+}
+
+/// Checks claims whose signature, `exp` and `nbf` are already verified.
+pub fn check(claims: &Value, target: &Target) -> Result<Grant, AuthError> {
+    let claims = claims.as_object().ok_or(AuthError::Malformed)?;
+    if claims.get("sub").and_then(Value::as_str) != Some(target.key) {
+        return Err(AuthError::Mismatch("video (sub)"));
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => AUDIENCES.contains(&a.as_str()),
+        Some(Value::Array(list)) => list
+            .iter()
+            .any(|a| a.as_str().is_some_and(|a| AUDIENCES.contains(&a))),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(AuthError::Mismatch("audience (aud)"));
+    }
+    for (name, expected, what) in [
+        ("org", target.org, "org"),
+        ("env", target.env, "environment (env)"),
+    ] {
+        if let Some(v) = claims.get(name) {
+            if v.as_str() != Some(expected) {
+                return Err(AuthError::Mismatch(what));
+            }
+        }
+    }
+    let expires_at = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .filter(|e| e.is_finite() && *e >= 0.0)
+        .ok_or(AuthError::NoExpiry)? as u64;
+    Ok(Grant {
+        expires_at,
+        bound: bound_params(claims)?,
+        format: match claims.get("format") {
+            None => None,
+            Some(v) => Some(
+                v.as_str()
+                    .and_then(Format::from_ext)
+                    .ok_or(AuthError::BadClaim("format"))?,
+            ),
+        },
+    })
+}
+
+fn integer(
+    claims: &Map<String, Value>,
+    name: &'static str,
+    max: u64,
+) -> Result<Option<u64>, AuthError> {
+    let Some(v) = claims.get(name) else {
+        return Ok(None);
+    };
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n @ 1..) if n <= max => Ok(Some(n)),
+        _ => Err(AuthError::BadClaim(name)),
+    }
+}
+
+fn bound_params(claims: &Map<String, Value>) -> Result<Params, AuthError> {
+    let mut time = None;
+    for name in ["timeStamp", "time"] {
+        let Some(v) = claims.get(name) else { continue };
+        let secs = match v {
+            Value::Number(n) => n.as_f64().filter(|s| s.is_finite() && *s >= 0.0),
+            Value::String(s) => parse_seconds(s),
+            _ => None,
+        }
+        .ok_or(AuthError::BadClaim("timeStamp"))?;
+        let us = seconds_to_us(secs);
+        if time.is_some_and(|t| t != us) {
+            return Err(AuthError::BadClaim("timeStamp"));
+        }
+        time = Some(us);
+    }
+    Ok(Params {
+        width: integer(claims, "width", MAX_DIMENSION as u64)?.map(|n| n as u32),
+        height: integer(claims, "height", MAX_DIMENSION as u64)?.map(|n| n as u32),
+        time_us: time,
+        fit: match claims.get("fit") {
+            None => None,
+            Some(v) => Some(
+                v.as_str()
+                    .and_then(Fit::parse)
+                    .ok_or(AuthError::BadClaim("fit"))?,
+            ),
+        },
+        quality: integer(claims, "quality", 100)?.map(|n| n as u8),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const T: Target = Target {
+        org: "acme",
+        env: "prod",
+        key: "a/b.mp4",
+    };
+
+    #[test]
+    fn subject_audience_org_env() {
+        let ok = json!({"sub": "a/b.mp4", "aud": "thumbnail", "exp": 100});
+        assert_eq!(check(&ok, &T).unwrap().expires_at, 100);
+        assert!(check(
+            &json!({"sub": "a/b.mp4", "aud": ["x", "t"], "exp": 1, "org": "acme", "env": "prod"}),
+            &T
+        )
+        .is_ok());
+        for (bad, what) in [
+            (
+                json!({"sub": "other.mp4", "aud": "thumbnail", "exp": 1}),
+                "video (sub)",
+            ),
+            (json!({"aud": "thumbnail", "exp": 1}), "video (sub)"),
+            (
+                json!({"sub": "a/b.mp4", "aud": "video", "exp": 1}),
+                "audience (aud)",
+            ),
+            (json!({"sub": "a/b.mp4", "exp": 1}), "audience (aud)"),
+            (
+                json!({"sub": "a/b.mp4", "aud": "t", "exp": 1, "org": "evil"}),
+                "org",
+            ),
+            (
+                json!({"sub": "a/b.mp4", "aud": "t", "exp": 1, "env": "staging"}),
+                "environment (env)",
+            ),
+        ] {
+            assert_eq!(check(&bad, &T), Err(AuthError::Mismatch(what)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bound_parameters() {
+        let claims = json!({"sub": "a/b.mp4", "aud": "t", "exp": 1, "width": 320, "height": "180",
+                            "time": 12.5, "fit": "pad", "quality": 70, "format": "jpg"});
+        let g = check(&claims, &T).unwrap();
+        assert_eq!(
+            g.bound,
+            Params {
+                width: Some(320),
+                height: Some(180),
+                time_us: Some(12_500_000),
+                fit: Some(Fit::Pad),
+                quality: Some(70)
+            }
+        );
+        assert_eq!(g.format, Some(Format::Jpeg));
+        for (name, value) in [
+            ("width", json!(0)),
+            ("width", json!(5000)),
+            ("quality", json!("x")),
+            ("fit", json!("zoom")),
+            ("timeStamp", json!(-1)),
+            ("format", json!("gif")),
+        ] {
+            let mut c = json!({"sub": "a/b.mp4", "aud": "t", "exp": 1});
+            c[name] = value;
+            assert!(
+                matches!(check(&c, &T), Err(AuthError::BadClaim(_))),
+                "{name}"
+            );
+        }
+    }
+}

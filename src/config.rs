@@ -49,6 +49,8 @@ pub struct Config {
     pub fetch: FetchConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub jobs: JobsConfig,
     /// Organisations by id; each owns environments.
     #[serde(default)]
     pub orgs: BTreeMap<String, OrgConfig>,
@@ -198,9 +200,77 @@ impl Default for AuthConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// SQLite database of jobs; relative paths resolve from the config's
+    /// folder. Default: `data/thumbd.db` there.
+    pub db_path: Option<PathBuf>,
+    /// Jobs pending or running at most; past it, submissions get 429.
+    pub max_queue: usize,
+    /// Jobs of one org running at once; orgs take turns.
+    pub per_org_concurrency: usize,
+    /// Items in one batch call.
+    pub max_batch: usize,
+    /// Tries of a job failing on a transient source error (502/504 class).
+    pub max_attempts: u32,
+    /// Wait before the first retry, doubled each time, milliseconds.
+    pub retry_backoff_ms: u64,
+    /// Tries of a webhook delivery.
+    pub webhook_attempts: u32,
+    /// Wait before the first webhook retry, doubled each time, milliseconds.
+    pub webhook_backoff_ms: u64,
+    /// Time limit of one webhook call, seconds.
+    pub webhook_timeout_secs: u64,
+    /// On SIGTERM, how long running jobs get to finish, seconds.
+    pub shutdown_grace_secs: u64,
+    /// API calls per minute per API key; 0 turns rate limiting off.
+    pub rate_limit_per_minute: u32,
+    /// Calls an API key may make at once above the steady rate.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            db_path: None,
+            max_queue: 1000,
+            per_org_concurrency: 5,
+            max_batch: 100,
+            max_attempts: 4,
+            retry_backoff_ms: 500,
+            webhook_attempts: 6,
+            webhook_backoff_ms: 1000,
+            webhook_timeout_secs: 10,
+            shutdown_grace_secs: 10,
+            rate_limit_per_minute: 0,
+            rate_limit_burst: 10,
+        }
+    }
+}
+
+impl Config {
+    /// Where the job database lives.
+    pub fn jobs_db_path(&self) -> PathBuf {
+        match &self.jobs.db_path {
+            Some(p) => self.base_dir.join(p),
+            None => self.base_dir.join("data/thumbd.db"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct OrgConfig {
+    /// Environment jobs use when a submission names none.
+    #[serde(default)]
+    pub default_env: Option<String>,
+    /// Secret that signs this org's webhooks (`Thumbd-Signature`).
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// Hosts (`host` or `host:port`) webhooks may be sent to; nothing else is called.
+    #[serde(default)]
+    pub webhook_hosts: Vec<String>,
     /// Environments of this org by id (for example `prod`, `staging`).
     #[serde(default)]
     pub envs: BTreeMap<String, EnvConfig>,
@@ -295,8 +365,24 @@ impl Config {
                 "fetch.initial_read_bytes and fetch.max_read_bytes must be positive".into(),
             );
         }
+        if self.jobs.per_org_concurrency == 0
+            || self.jobs.max_queue == 0
+            || self.jobs.max_attempts == 0
+        {
+            return invalid(
+                "jobs.per_org_concurrency, jobs.max_queue and jobs.max_attempts must be at least 1"
+                    .into(),
+            );
+        }
         for (org_id, org) in &self.orgs {
             check_id("org", org_id)?;
+            if let Some(env) = &org.default_env {
+                if !org.envs.contains_key(env) {
+                    return invalid(format!(
+                        "orgs.{org_id}.default_env {env:?} is not one of its envs"
+                    ));
+                }
+            }
             for (env_id, env) in &org.envs {
                 check_id("env", env_id)?;
                 let at = format!("orgs.{org_id}.envs.{env_id}");

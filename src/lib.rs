@@ -13,6 +13,8 @@
 //!   parameters), API keys and preview tokens.
 //! - [`render`]: the service behind the URL: thumbnail cache, one render for
 //!   concurrent identical requests, environment lookup.
+//! - [`jobs`]: the job API's engine: durable (SQLite) jobs that pre-render
+//!   exactly what dynamic URLs ask for, fair per-org scheduling, webhooks.
 //! - [`pool`]: the bounded pool every FFmpeg and image task runs on, off the
 //!   async runtime.
 //! - [`media`]: the pipeline (custom I/O, seek and decode, geometry, scaling,
@@ -25,6 +27,7 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod jobs;
 pub mod media;
 pub mod pool;
 pub mod render;
@@ -60,8 +63,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     init_ffmpeg();
-    let app = Arc::new(http::App::new(config)?);
+    let app = Arc::new(http::App::new(config).await?);
     tracing::info!(addr = %listener.local_addr()?, "thumbd serving");
-    http::serve(listener, app, shutdown).await;
+    http::serve(listener, app.clone(), shutdown).await;
+    // Running jobs get their grace period; the rest stay pending on disk.
+    app.jobs().shutdown().await;
     Ok(())
 }

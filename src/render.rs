@@ -163,6 +163,38 @@ impl Renderer {
         Ok((thumbnail, CacheStatus::Miss))
     }
 
+    /// Whether the thumbnail for `req` is in the cache now.
+    pub fn is_cached(&self, req: &ThumbnailRequest) -> bool {
+        self.cache.contains_key(&req.render_key())
+    }
+
+    /// Reads a video's container header: its duration. Through the same
+    /// pool and limits as renders.
+    pub async fn probe(
+        &self,
+        org: &str,
+        env: &str,
+        key: &str,
+    ) -> Result<media::decode::Probe, RenderError> {
+        let env = self
+            .environments
+            .get(&(org.to_owned(), env.to_owned()))
+            .ok_or(RenderError::UnknownEnvironment)?;
+        let reader = self.sources.open(&env.template.locate(key)).await?;
+        let limits = self.limits(Instant::now() + self.timeout);
+        let probe = self.pool.run(move || media::decode::probe(reader, &limits));
+        Ok(probe.await.map_err(RenderError::Busy)??)
+    }
+
+    fn limits(&self, deadline: Instant) -> Limits {
+        Limits {
+            max_frame_pixels: self.limits.0,
+            max_source_bytes: self.limits.1,
+            decoder_threads: self.limits.2,
+            deadline,
+        }
+    }
+
     /// Renders without the thumbnail cache (the byte cache still applies).
     pub async fn render(
         &self,
@@ -171,13 +203,9 @@ impl Renderer {
     ) -> Result<Thumbnail, RenderError> {
         let started = Instant::now();
         let reader = self.sources.open(location).await?;
-        let limits = Limits {
-            max_frame_pixels: self.limits.0,
-            max_source_bytes: self.limits.1,
-            decoder_threads: self.limits.2,
-            // Set once a slot is free, below: waiting is bounded by the queue.
-            deadline: Instant::now(),
-        };
+        // The deadline is set once a slot is free, below: waiting is bounded
+        // by the queue.
+        let limits = self.limits(Instant::now());
         let timeout = self.timeout;
         let work = self.pool.run(move || {
             let limits = Limits {

@@ -2,9 +2,11 @@
 //! and errors into responses a CDN can cache. It calls [`crate::render`] and
 //! knows nothing of FFmpeg.
 //!
-//! - [`routes`]: request to typed endpoint, and the handlers.
+//! - [`routes`]: request to typed endpoint, and the thumbnail handlers.
+//! - [`api`]: the JSON API (jobs, preview tokens), API keys, rate limits.
 //! - [`problem`]: problem+json answers and the error-to-status mapping.
 
+pub mod api;
 pub mod problem;
 pub mod routes;
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::Body;
 use crate::auth::{ApiKeyError, AuthError};
+use crate::jobs::JobError;
 use crate::media::MediaError;
 use crate::pool::PoolError;
 use crate::render::RenderError;
@@ -26,12 +27,12 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Extension members (RFC 9457 section 3.2), such as a queue's length.
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
+    /// Headers the answer carries (Retry-After, Allow, WWW-Authenticate, ...).
     #[serde(skip)]
-    retry_after_secs: Option<u64>,
-    #[serde(skip)]
-    allow: Option<&'static str>,
-    #[serde(skip)]
-    www_authenticate: Option<String>,
+    headers: Vec<(&'static str, String)>,
 }
 
 impl Problem {
@@ -47,10 +48,21 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
-            retry_after_secs: None,
-            allow: None,
-            www_authenticate: None,
+            extensions: serde_json::Map::new(),
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: &'static str, value: impl ToString) -> Problem {
+        self.headers.push((name, value.to_string()));
+        self
+    }
+
+    /// Adds an extension member to the body.
+    pub fn with_member(mut self, name: &str, value: impl Into<serde_json::Value>) -> Problem {
+        self.extensions.insert(name.to_owned(), value.into());
+        self
     }
 
     pub fn invalid_request(errors: Vec<FieldError>) -> Problem {
@@ -75,15 +87,13 @@ impl Problem {
     }
 
     pub fn method_not_allowed(allow: &'static str) -> Problem {
-        Problem {
-            allow: Some(allow),
-            ..Problem::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-                format!("this resource supports {allow}"),
-            )
-        }
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("this resource supports {allow}"),
+        )
+        .with_header("allow", allow)
     }
 
     pub fn status(&self) -> StatusCode {
@@ -110,14 +120,8 @@ impl Problem {
         } else {
             resp.header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
         };
-        if let Some(secs) = self.retry_after_secs {
-            resp = resp.header(header::RETRY_AFTER, secs);
-        }
-        if let Some(allow) = self.allow {
-            resp = resp.header(header::ALLOW, allow);
-        }
-        if let Some(challenge) = &self.www_authenticate {
-            resp = resp.header(header::WWW_AUTHENTICATE, challenge);
+        for (name, value) in &self.headers {
+            resp = resp.header(*name, value);
         }
         let body = if head {
             Body::default()
@@ -133,15 +137,13 @@ impl From<&RenderError> for Problem {
         use StatusCode as S;
         match e {
             RenderError::UnknownEnvironment => Problem::not_found("unknown org or environment"),
-            RenderError::Busy(PoolError::Full { waiting, max }) => Problem {
-                retry_after_secs: Some(1),
-                ..Problem::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "busy",
-                    "Too many renders",
-                    format!("{waiting} renders are already waiting (at most {max}); retry shortly"),
-                )
-            },
+            RenderError::Busy(PoolError::Full { waiting, max }) => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "busy",
+                "Too many renders",
+                format!("{waiting} renders are already waiting (at most {max}); retry shortly"),
+            )
+            .with_header("retry-after", 1),
             RenderError::Busy(PoolError::Panicked(_)) => internal(),
             RenderError::Media(m) => media(m),
         }
@@ -166,15 +168,13 @@ impl From<&AuthError> for Problem {
                 "Bearer realm=\"thumbd\", error=\"invalid_token\", error_description=\"{e}\""
             ),
         };
-        Problem {
-            www_authenticate: Some(challenge),
-            ..Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Unauthorized",
-                e.to_string(),
-            )
-        }
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            e.to_string(),
+        )
+        .with_header("www-authenticate", challenge)
     }
 }
 
@@ -282,4 +282,46 @@ fn bad_gateway(detail: String) -> Problem {
         "Source error",
         detail,
     )
+}
+
+impl From<&JobError> for Problem {
+    fn from(e: &JobError) -> Problem {
+        use StatusCode as S;
+        match e {
+            JobError::Invalid(errors) => Problem::invalid_request(errors.clone()),
+            JobError::BadWebhook(msg) => Problem::invalid_request(vec![FieldError {
+                message: msg.clone(),
+                location: "body.webhookUrl".into(),
+                value: String::new(),
+            }]),
+            JobError::UnknownEnvironment(_) | JobError::NotFound => {
+                Problem::not_found(e.to_string())
+            }
+            JobError::PastEnd { duration_ms, .. } => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "past-end",
+                "Time past the end",
+                e.to_string(),
+            )
+            .with_member("durationMs", *duration_ms),
+            JobError::QueueFull { length, max } => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "queue-full",
+                "Job queue full",
+                e.to_string(),
+            )
+            .with_member("queueLength", *length)
+            .with_member("maxQueue", *max)
+            .with_header("retry-after", 5),
+            JobError::ShuttingDown => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "shutting-down",
+                "Shutting down",
+                e.to_string(),
+            )
+            .with_header("retry-after", 5),
+            JobError::Render(r) => Problem::from(r),
+            JobError::Store(_) => internal(),
+        }
+    }
 }

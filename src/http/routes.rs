@@ -1,12 +1,18 @@
 //! Routing and handlers. A request is first parsed into an [`Endpoint`];
 //! handlers stay thin and call the [`Renderer`].
 
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use std::sync::Arc;
 
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+
+use super::api;
 use super::problem::Problem;
 use super::Body;
 use crate::auth::{self, AuthError, Target, Verifier};
 use crate::config::{Access, Config};
+use crate::jobs::Jobs;
 use crate::render::{CacheStatus, Renderer, Thumbnail};
 use crate::request::{self, ThumbnailRequest};
 
@@ -15,9 +21,8 @@ use crate::request::{self, ThumbnailRequest};
 enum Endpoint<'a> {
     /// `/v1/thumbnail/{org}/{env}/{key}.{ext}`: the raw tail after the prefix.
     Thumbnail(&'a str),
-    /// `/v1/api/{org}/{env}/edge-ids/{key}/preview-token`: the raw
-    /// `{org}/{env}/edge-ids/{key}` part.
-    PreviewToken(&'a str),
+    /// `/v1/api/...`: the JSON API.
+    Api(api::ApiCall<'a>),
     /// `/healthz`: liveness for load balancers.
     Health,
     Unknown,
@@ -25,15 +30,14 @@ enum Endpoint<'a> {
 
 const THUMBNAIL_PREFIX: &str = "/v1/thumbnail/";
 const API_PREFIX: &str = "/v1/api/";
+/// Largest JSON body an API call may send (a batch of 100 jobs is ~20 KiB).
+const MAX_API_BODY: usize = 1024 * 1024;
 
 fn route(path: &str) -> Endpoint<'_> {
     if let Some(tail) = path.strip_prefix(THUMBNAIL_PREFIX) {
         Endpoint::Thumbnail(tail)
-    } else if let Some(tail) = path
-        .strip_prefix(API_PREFIX)
-        .and_then(|t| t.strip_suffix("/preview-token"))
-    {
-        Endpoint::PreviewToken(tail)
+    } else if let Some(call) = path.strip_prefix(API_PREFIX).and_then(api::parse) {
+        Endpoint::Api(call)
     } else if path == "/healthz" {
         Endpoint::Health
     } else {
@@ -43,8 +47,11 @@ fn route(path: &str) -> Endpoint<'_> {
 
 /// Everything a request handler needs, built once at start-up.
 pub struct App {
-    renderer: Renderer,
-    verifier: Verifier,
+    pub(super) renderer: Arc<Renderer>,
+    pub(super) verifier: Verifier,
+    pub(super) jobs: Jobs,
+    pub(super) limiter: api::RateLimiter,
+    pub(super) public_base_url: String,
     /// `Cache-Control` of public thumbnails, built once.
     cache_control: HeaderValue,
     max_age_secs: u64,
@@ -52,10 +59,18 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: &Config) -> anyhow::Result<App> {
+    /// Builds the services (and starts the job dispatcher).
+    pub async fn new(config: &Config) -> anyhow::Result<App> {
+        let renderer = Arc::new(Renderer::new(config)?);
         Ok(App {
-            renderer: Renderer::new(config)?,
+            jobs: Jobs::start(config, renderer.clone()).await?,
+            renderer,
             verifier: Verifier::new(config).map_err(anyhow::Error::msg)?,
+            limiter: api::RateLimiter::new(
+                config.jobs.rate_limit_per_minute,
+                config.jobs.rate_limit_burst,
+            ),
+            public_base_url: config.server.public_base_url.clone(),
             max_age_secs: config.server.max_age_secs,
             cache_control: HeaderValue::from_str(&format!(
                 "public, max-age={}, immutable",
@@ -65,25 +80,52 @@ impl App {
         })
     }
 
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
     pub fn renderer(&self) -> &Renderer {
         &self.renderer
     }
 
-    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body> {
-        let head = req.method() == Method::HEAD;
-        let result = match route(req.uri().path()) {
-            Endpoint::Thumbnail(tail) => match *req.method() {
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = req.into_parts();
+        let method = &parts.method;
+        let head = method == Method::HEAD;
+        let result = match route(parts.uri.path()) {
+            Endpoint::Thumbnail(tail) => match *method {
                 Method::GET | Method::HEAD => {
-                    self.thumbnail(tail, req.uri().query(), req.headers(), head)
+                    self.thumbnail(tail, parts.uri.query(), &parts.headers, head)
                         .await
                 }
                 _ => Err(Problem::method_not_allowed("GET, HEAD")),
             },
-            Endpoint::PreviewToken(tail) => match *req.method() {
-                Method::POST => self.preview_token(tail, req.headers()),
-                _ => Err(Problem::method_not_allowed("POST")),
-            },
-            Endpoint::Health => match *req.method() {
+            Endpoint::Api(call) if *method == call.method() => {
+                match Limited::new(body, MAX_API_BODY).collect().await {
+                    Ok(body) => {
+                        self.api(call, &parts.headers, parts.uri.query(), body.to_bytes())
+                            .await
+                    }
+                    Err(_) => Err(Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body-too-large",
+                        "Body too large",
+                        format!("API bodies are limited to {MAX_API_BODY} bytes"),
+                    )),
+                }
+            }
+            Endpoint::Api(call) => Err(Problem::method_not_allowed(
+                if call.method() == Method::GET {
+                    "GET"
+                } else {
+                    "POST"
+                },
+            )),
+            Endpoint::Health => match *method {
                 Method::GET | Method::HEAD => Ok(Response::builder()
                     .header(header::CONTENT_TYPE, "text/plain")
                     .header(header::CACHE_CONTROL, "no-store")
@@ -179,47 +221,6 @@ impl App {
         Ok((parsed.into_request(), grant))
     }
 
-    /// `POST /v1/api/{org}/{env}/edge-ids/{key}/preview-token`: a short-lived
-    /// token for one video, for the org's API key holders.
-    // `Problem` is the error answer itself, made once per refused request.
-    #[allow(clippy::result_large_err)]
-    fn preview_token(&self, tail: &str, headers: &HeaderMap) -> Result<Response<Body>, Problem> {
-        let mut parts = tail.splitn(4, '/');
-        let (org, env, edge, raw_key) = (parts.next(), parts.next(), parts.next(), parts.next());
-        let (Some(org), Some(env), Some("edge-ids"), Some(raw_key)) = (org, env, edge, raw_key)
-        else {
-            return Err(Problem::not_found("no such endpoint"));
-        };
-        let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-        self.verifier
-            .check_api_key(org, api_key)
-            .map_err(Problem::from)?;
-        if self.renderer.access(org, env).is_none() {
-            return Err(Problem::not_found(format!(
-                "there is no environment {env:?} in org {org:?}"
-            )));
-        }
-        let key = request::parse_key(raw_key).map_err(Problem::invalid_request)?;
-        let (token, exp) = self
-            .verifier
-            .issue_preview(&Target {
-                org,
-                env,
-                key: &key,
-            })
-            .ok_or_else(|| Problem::not_found("this org has no preview secret"))?;
-        let expires_at = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp),
-        );
-        let body =
-            serde_json::json!({"body": {"token": token, "expiresAt": expires_at.to_string()}});
-        Ok(Response::builder()
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::CACHE_CONTROL, "no-store")
-            .body(Body::from(serde_json::to_vec(&body).expect("serializes")))
-            .expect("valid response"))
-    }
-
     fn thumbnail_response(
         &self,
         t: &Thumbnail,
@@ -276,10 +277,11 @@ mod tests {
             Endpoint::Thumbnail("a/b/c.webp")
         );
         assert_eq!(route("/healthz"), Endpoint::Health);
-        assert_eq!(
-            route("/v1/api/o/e/edge-ids/a/b.mp4/preview-token"),
-            Endpoint::PreviewToken("o/e/edge-ids/a/b.mp4")
-        );
+        assert!(matches!(
+            route("/v1/api/o/thumbnails/batch"),
+            Endpoint::Api(_)
+        ));
+        assert_eq!(route("/v1/api/o/nothing"), Endpoint::Unknown);
         assert_eq!(route("/v1/thumbnails/a"), Endpoint::Unknown);
         assert_eq!(route("/"), Endpoint::Unknown);
     }

@@ -54,6 +54,26 @@ struct StreamInfo {
     orientation: Orientation,
 }
 
+/// What the container says about a video, without decoding it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Probe {
+    /// Seconds, if the container knows.
+    pub duration_secs: Option<f64>,
+}
+
+/// Reads the container header (and index) only: cheap, and the bytes land
+/// in the source cache for the render that follows.
+pub fn probe(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Probe, MediaError> {
+    let mut demuxer = Demuxer::open(reader, limits)?;
+    if needs_stream_info(demuxer.input()) {
+        demuxer.find_stream_info()?;
+    }
+    let info = stream_info(demuxer.input())?;
+    Ok(Probe {
+        duration_secs: info.duration_us.map(|us| us as f64 / 1e6),
+    })
+}
+
 /// Opens `reader` and decodes the frame shown at `time`.
 pub fn decode_frame(
     reader: Box<dyn SourceRead>,

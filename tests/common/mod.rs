@@ -247,13 +247,19 @@ async fn serve_file(
 pub struct Thumbd {
     pub addr: SocketAddr,
     _stop: oneshot::Sender<()>,
+    /// Holds the job database unless the config names one.
+    _data: tempfile::TempDir,
 }
 
 impl Thumbd {
     /// Starts thumbd with `toml` (relative `file:` sources resolve from the
     /// fixture folder).
     pub async fn start(toml: &str) -> Thumbd {
-        let config = thumbd::Config::from_toml(toml, fixtures()).expect("test config is valid");
+        let mut config = thumbd::Config::from_toml(toml, fixtures()).expect("test config is valid");
+        let data = tempfile::tempdir().unwrap();
+        if config.jobs.db_path.is_none() {
+            config.jobs.db_path = Some(data.path().join("jobs.db"));
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -264,7 +270,11 @@ impl Thumbd {
             .await
             .unwrap();
         });
-        Thumbd { addr, _stop: stop }
+        Thumbd {
+            addr,
+            _stop: stop,
+            _data: data,
+        }
     }
 
     pub fn url(&self, path_and_query: &str) -> String {

@@ -1,0 +1,326 @@
+//! Durable job records in an embedded SQLite database (WAL, synchronous
+//! commits): a job accepted with 202 is on disk before the answer leaves.
+//! Blocking; the service calls it from blocking threads.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::{json, Value};
+
+use super::model::Status;
+use crate::media::{Fit, Format, RenderSpec, TimeSpec};
+use crate::request::ThumbnailRequest;
+
+/// Where a job's webhook delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Pending => "pending",
+            Delivery::Delivered => "delivered",
+            Delivery::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Delivery> {
+        match s {
+            "pending" => Some(Delivery::Pending),
+            "delivered" => Some(Delivery::Delivered),
+            "failed" => Some(Delivery::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One job as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: String,
+    pub thumbnail: ThumbnailRequest,
+    pub url: String,
+    pub client_id: Option<String>,
+    pub webhook_url: Option<String>,
+    pub timeout_ms: Option<u64>,
+    pub status: Status,
+    /// Problem details, when failed.
+    pub error: Option<Value>,
+    pub attempts: u32,
+    /// Size of the rendered thumbnail, when completed.
+    pub size: Option<(u32, u32)>,
+    pub webhook: Option<Delivery>,
+    pub webhook_attempts: u32,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+fn spec_to_json(s: &RenderSpec) -> String {
+    json!({
+        "format": s.format.ext(),
+        "width": s.width,
+        "height": s.height,
+        "fit": s.fit.map(Fit::as_str),
+        "quality": s.quality,
+        "time_us": match s.time { TimeSpec::At(us) => Some(us), TimeSpec::Middle => None },
+    })
+    .to_string()
+}
+
+fn spec_from_json(text: &str) -> Option<RenderSpec> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    Some(RenderSpec {
+        format: Format::from_ext(v["format"].as_str()?)?,
+        width: v["width"].as_u64().map(|n| n as u32),
+        height: v["height"].as_u64().map(|n| n as u32),
+        fit: v["fit"].as_str().and_then(Fit::parse),
+        quality: v["quality"].as_u64().map(|n| n as u8),
+        time: v["time_us"].as_u64().map_or(TimeSpec::Middle, TimeSpec::At),
+    })
+}
+
+const COLUMNS: &str =
+    "id, org, env, key, spec, url, client_id, webhook_url, timeout_ms, status, error, attempts, \
+                       width, height, webhook_state, webhook_attempts";
+
+fn from_row(row: &Row) -> rusqlite::Result<JobRecord> {
+    let spec: String = row.get(4)?;
+    let status: String = row.get(9)?;
+    let error: Option<String> = row.get(10)?;
+    let width: Option<u32> = row.get(12)?;
+    let height: Option<u32> = row.get(13)?;
+    let webhook: Option<String> = row.get(14)?;
+    let bad = |what: &str| {
+        rusqlite::Error::InvalidColumnType(0, what.into(), rusqlite::types::Type::Text)
+    };
+    Ok(JobRecord {
+        id: row.get(0)?,
+        thumbnail: ThumbnailRequest {
+            org: row.get(1)?,
+            env: row.get(2)?,
+            key: row.get(3)?,
+            spec: spec_from_json(&spec).ok_or_else(|| bad("spec"))?,
+        },
+        url: row.get(5)?,
+        client_id: row.get(6)?,
+        webhook_url: row.get(7)?,
+        timeout_ms: row.get(8)?,
+        status: Status::parse(&status).ok_or_else(|| bad("status"))?,
+        error: error.and_then(|e| serde_json::from_str(&e).ok()),
+        attempts: row.get(11)?,
+        size: width.zip(height),
+        webhook: webhook.as_deref().and_then(Delivery::parse),
+        webhook_attempts: row.get(15)?,
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> rusqlite::Result<Store> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS jobs (
+                id TEXT PRIMARY KEY,
+                seq INTEGER NOT NULL,
+                org TEXT NOT NULL,
+                env TEXT NOT NULL,
+                key TEXT NOT NULL,
+                spec TEXT NOT NULL,
+                url TEXT NOT NULL,
+                client_id TEXT,
+                webhook_url TEXT,
+                timeout_ms INTEGER,
+                status TEXT NOT NULL,
+                error TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                width INTEGER,
+                height INTEGER,
+                webhook_state TEXT,
+                webhook_attempts INTEGER NOT NULL DEFAULT 0,
+                updated_at INTEGER NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS jobs_by_video ON jobs (org, env, key, status);
+             CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);",
+        )?;
+        Ok(Store { conn })
+    }
+
+    pub fn get(&self, id: &str) -> rusqlite::Result<Option<JobRecord>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+                [id],
+                from_row,
+            )
+            .optional()
+    }
+
+    /// Inserts a new job, or puts an existing one back to pending with the
+    /// new submission's webhook and reference.
+    pub fn upsert_pending(&self, r: &JobRecord) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO jobs (id, seq, org, env, key, spec, url, client_id, webhook_url, timeout_ms, status,
+                               webhook_state, updated_at)
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending',
+                     ?10, unixepoch())
+             ON CONFLICT (id) DO UPDATE SET
+               status = 'pending', error = NULL, attempts = 0, client_id = excluded.client_id,
+               webhook_url = excluded.webhook_url, timeout_ms = excluded.timeout_ms,
+               webhook_state = excluded.webhook_state, webhook_attempts = 0,
+               seq = excluded.seq, updated_at = unixepoch()",
+            params![
+                r.id,
+                r.thumbnail.org,
+                r.thumbnail.env,
+                r.thumbnail.key,
+                spec_to_json(&r.thumbnail.spec),
+                r.url,
+                r.client_id,
+                r.webhook_url,
+                r.timeout_ms,
+                r.webhook.map(Delivery::as_str),
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_processing(&self, id: &str, attempts: u32) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE jobs SET status = 'processing', attempts = ?2, updated_at = unixepoch() WHERE id = ?1",
+            params![id, attempts],
+        )?;
+        Ok(())
+    }
+
+    /// Records the outcome of a job.
+    pub fn finish(
+        &self,
+        id: &str,
+        status: Status,
+        error: Option<&Value>,
+        size: Option<(u32, u32)>,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE jobs SET status = ?2, error = ?3, width = ?4, height = ?5, updated_at = unixepoch() WHERE id = ?1",
+            params![id, status.as_str(), error.map(Value::to_string), size.map(|s| s.0), size.map(|s| s.1)],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_webhook(&self, id: &str, state: Delivery, attempts: u32) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE jobs SET webhook_state = ?2, webhook_attempts = ?3, updated_at = unixepoch() WHERE id = ?1",
+            params![id, state.as_str(), attempts],
+        )?;
+        Ok(())
+    }
+
+    /// After a start: jobs that were running when the process stopped go
+    /// back to pending. Returns the pending jobs in submission order, and
+    /// finished jobs whose webhook is still to be delivered.
+    pub fn recover(&self) -> rusqlite::Result<(Vec<JobRecord>, Vec<JobRecord>)> {
+        self.conn.execute(
+            "UPDATE jobs SET status = 'pending' WHERE status = 'processing'",
+            [],
+        )?;
+        let mut pending = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE status = 'pending' ORDER BY seq"
+        ))?;
+        let pending = pending
+            .query_map([], from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut webhooks = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE status IN ('completed', 'failed') AND webhook_state = 'pending' ORDER BY seq"
+        ))?;
+        let webhooks = webhooks
+            .query_map([], from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((pending, webhooks))
+    }
+
+    /// The largest completed job for a video.
+    pub fn best(&self, org: &str, env: &str, key: &str) -> rusqlite::Result<Option<JobRecord>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM jobs WHERE org = ?1 AND env = ?2 AND key = ?3 AND status = 'completed'
+                     ORDER BY width * height DESC, seq DESC LIMIT 1"
+                ),
+                params![org, env, key],
+                from_row,
+            )
+            .optional()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> JobRecord {
+        JobRecord {
+            id: id.into(),
+            thumbnail: ThumbnailRequest {
+                org: "o".into(),
+                env: "e".into(),
+                key: "k.mp4".into(),
+                spec: RenderSpec {
+                    format: Format::Webp,
+                    width: Some(320),
+                    height: None,
+                    fit: None,
+                    quality: Some(80),
+                    time: TimeSpec::At(12_000_000),
+                },
+            },
+            url: "http://x/".into(),
+            client_id: Some("mine".into()),
+            webhook_url: None,
+            timeout_ms: None,
+            status: Status::Pending,
+            error: None,
+            attempts: 0,
+            size: None,
+            webhook: None,
+            webhook_attempts: 0,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.db");
+        let store = Store::open(&path).unwrap();
+        store.upsert_pending(&record("a")).unwrap();
+        store.upsert_pending(&record("b")).unwrap();
+        assert_eq!(store.get("a").unwrap().unwrap(), record("a"));
+        store.set_processing("a", 1).unwrap();
+        store
+            .finish("b", Status::Completed, None, Some((320, 180)))
+            .unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let (pending, _) = store.recover().unwrap();
+        assert_eq!(
+            pending.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert_eq!(
+            store.best("o", "e", "k.mp4").unwrap().unwrap().size,
+            Some((320, 180))
+        );
+        assert!(store.get("zzz").unwrap().is_none());
+    }
+}

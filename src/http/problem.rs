@@ -16,9 +16,22 @@ use crate::render::RenderError;
 use crate::request::FieldError;
 use crate::source::SourceError;
 
-/// An error answer.
+/// An error answer. Boxed, so `Result<_, Problem>` stays small on the
+/// success path.
 #[derive(Debug, Clone, Serialize)]
-pub struct Problem {
+#[serde(transparent)]
+pub struct Problem(Box<ProblemBody>);
+
+impl std::ops::Deref for Problem {
+    type Target = ProblemBody;
+    fn deref(&self) -> &ProblemBody {
+        &self.0
+    }
+}
+
+/// The members of a problem details document.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProblemBody {
     /// Stable identifier of the kind of problem, `urn:thumbd:problem:<code>`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -42,7 +55,7 @@ impl Problem {
         title: &'static str,
         detail: impl Into<String>,
     ) -> Problem {
-        Problem {
+        Problem(Box::new(ProblemBody {
             kind: format!("urn:thumbd:problem:{code}"),
             title,
             status: status.as_u16(),
@@ -50,18 +63,18 @@ impl Problem {
             errors: Vec::new(),
             extensions: serde_json::Map::new(),
             headers: Vec::new(),
-        }
+        }))
     }
 
     /// Adds a response header.
     pub fn with_header(mut self, name: &'static str, value: impl ToString) -> Problem {
-        self.headers.push((name, value.to_string()));
+        self.0.headers.push((name, value.to_string()));
         self
     }
 
     /// Adds an extension member to the body.
     pub fn with_member(mut self, name: &str, value: impl Into<serde_json::Value>) -> Problem {
-        self.extensions.insert(name.to_owned(), value.into());
+        self.0.extensions.insert(name.to_owned(), value.into());
         self
     }
 
@@ -71,15 +84,14 @@ impl Problem {
             .map(|e| format!("{}: {}", e.location, e.message))
             .collect::<Vec<_>>()
             .join("; ");
-        Problem {
-            errors,
-            ..Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-request",
-                "Invalid request",
-                detail,
-            )
-        }
+        let mut problem = Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "Invalid request",
+            detail,
+        );
+        problem.0.errors = errors;
+        problem
     }
 
     pub fn not_found(detail: impl Into<String>) -> Problem {

@@ -52,7 +52,8 @@ pub struct Traffic {
 /// - `error`: answers 500;
 /// - `norange`: ignores Range and sends the whole file with 200;
 /// - `hold`: answers reads past the first byte only once [`SourceServer::release`]
-///   is called.
+///   is called;
+/// - `flaky`: the first read past the first byte of each file fails with 500.
 pub struct SourceServer {
     pub addr: SocketAddr,
     traffic: Arc<Mutex<HashMap<String, Traffic>>>,
@@ -173,6 +174,18 @@ async fn serve_file(
         .and_then(|v| v.split_once('-'))
         .map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().ok()));
     let etag = format!("\"{}-{}\"", file.len(), size);
+    if fault.as_deref() == Some("flaky") && range.is_some_and(|(first, _)| first > 0) {
+        let key = format!("flaked:{path}");
+        let mut map = traffic.lock().unwrap();
+        let flaked = map.entry(key).or_default();
+        if flaked.requests == 0 {
+            flaked.requests += 1;
+            return Response::builder()
+                .status(500)
+                .body(full("try again"))
+                .unwrap();
+        }
+    }
     if fault.as_deref() == Some("hold") && range.is_some_and(|(first, _)| first > 0) {
         traffic
             .lock()
@@ -262,6 +275,10 @@ impl Thumbd {
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        if config.server.public_base_url == thumbd::config::ServerConfig::default().public_base_url
+        {
+            config.server.public_base_url = format!("http://{addr}");
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             thumbd::run(&config, listener, async {

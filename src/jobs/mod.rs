@@ -440,7 +440,8 @@ impl Jobs {
         Ok(())
     }
 
-    /// Delivers a finished job's document to its webhook, recording each try.
+    /// Delivers a finished job's document to its webhook, retrying with
+    /// exponential backoff and recording each try on the job, in order.
     async fn send_webhook(self, record: JobRecord) {
         let (Some(url), Some(secret)) = (
             record.webhook_url.clone(),
@@ -451,42 +452,33 @@ impl Jobs {
         ) else {
             return;
         };
-        let policy = webhook::Policy {
-            attempts: self.inner.settings.webhook_attempts,
-            first_backoff: Duration::from_millis(self.inner.settings.webhook_backoff_ms),
-            timeout: Duration::from_secs(self.inner.settings.webhook_timeout_secs),
-        };
-        let body = serde_json::to_vec(&document(&record)).expect("serializes");
-        let store = self.clone();
-        let id = record.id.clone();
-        let record_try = move |attempt: u32| {
-            let (store, id) = (store.clone(), id.clone());
-            tokio::spawn(async move {
-                let _ = store
-                    .blocking(move |s| s.set_webhook(&id, Delivery::Pending, attempt))
-                    .await;
-            });
-        };
-        let (delivered, attempts) = webhook::deliver(
-            &self.inner.client,
-            &url,
-            &secret,
-            &body,
-            &policy,
-            record_try,
-        )
-        .await;
-        let state = if delivered {
-            Delivery::Delivered
-        } else {
-            Delivery::Failed
-        };
-        let id = record.id.clone();
-        if let Err(e) = self
-            .blocking(move |s| s.set_webhook(&id, state, attempts))
-            .await
-        {
-            tracing::error!(job = %record.id, error = %e, "could not record webhook delivery");
+        let settings = &self.inner.settings;
+        let timeout = Duration::from_secs(settings.webhook_timeout_secs);
+        let mut backoff = Duration::from_millis(settings.webhook_backoff_ms);
+        // The final job document, without the delivery's own bookkeeping.
+        let mut doc = document(&record);
+        doc.as_object_mut().expect("an object").remove("webhook");
+        let body = serde_json::to_vec(&doc).expect("serializes");
+        for attempt in (record.webhook_attempts + 1)..=settings.webhook_attempts.max(1) {
+            let delivered =
+                webhook::send_once(&self.inner.client, &url, &secret, &body, timeout).await;
+            let state = match (delivered, attempt >= settings.webhook_attempts) {
+                (true, _) => Delivery::Delivered,
+                (false, true) => Delivery::Failed,
+                (false, false) => Delivery::Pending,
+            };
+            let id = record.id.clone();
+            if let Err(e) = self
+                .blocking(move |s| s.set_webhook(&id, state, attempt))
+                .await
+            {
+                tracing::error!(job = %record.id, error = %e, "could not record webhook delivery");
+            }
+            if state != Delivery::Pending {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(300));
         }
     }
 

@@ -57,53 +57,34 @@ pub fn signature(secret: &[u8], t: u64, body: &[u8]) -> String {
     format!("t={t},v1={hex}")
 }
 
-/// Delivery settings.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub attempts: u32,
-    pub first_backoff: Duration,
-    pub timeout: Duration,
-}
-
-/// POSTs `body` until a 2xx answer or `policy.attempts` tries. Returns
-/// whether it was delivered and how many tries it took; `on_attempt` sees
-/// each try's number so it can be recorded.
-pub async fn deliver(
+/// One delivery try: POSTs `body` signed now; true on a 2xx answer.
+pub async fn send_once(
     client: &reqwest::Client,
     url: &str,
     secret: &[u8],
     body: &[u8],
-    policy: &Policy,
-    mut on_attempt: impl FnMut(u32),
-) -> (bool, u32) {
-    let mut backoff = policy.first_backoff;
-    for attempt in 1..=policy.attempts {
-        on_attempt(attempt);
-        let t = crate::auth::now_secs();
-        let result = client
-            .post(url)
-            .timeout(policy.timeout)
-            .header("content-type", "application/json")
-            .header("thumbd-signature", signature(secret, t, body))
-            .body(body.to_vec())
-            .send()
-            .await;
-        match result {
-            Ok(resp) if resp.status().is_success() => return (true, attempt),
-            Ok(resp) => tracing::info!(
-                url,
-                status = resp.status().as_u16(),
-                attempt,
-                "webhook refused"
-            ),
-            Err(e) => tracing::info!(url, error = %e, attempt, "webhook failed"),
+    timeout: Duration,
+) -> bool {
+    let t = crate::auth::now_secs();
+    let result = client
+        .post(url)
+        .timeout(timeout)
+        .header("content-type", "application/json")
+        .header("thumbd-signature", signature(secret, t, body))
+        .body(body.to_vec())
+        .send()
+        .await;
+    match result {
+        Ok(resp) if resp.status().is_success() => true,
+        Ok(resp) => {
+            tracing::info!(url, status = resp.status().as_u16(), "webhook refused");
+            false
         }
-        if attempt < policy.attempts {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(300));
+        Err(e) => {
+            tracing::info!(url, error = %e, "webhook failed");
+            false
         }
     }
-    (false, policy.attempts)
 }
 
 #[cfg(test)]

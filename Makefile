@@ -9,10 +9,12 @@ BUILD_PACKAGES := pkg-config clang libclang-dev libavcodec-dev libavformat-dev l
 # Tests: the ffmpeg CLI generates fixtures and gives reference frames; PyJWT
 # (Debian's python3-jwt) signs tokens as an independent JWT implementation.
 TEST_PACKAGES := ffmpeg python3-jwt python3-cryptography
+# Benchmarks: nginx as the video source and static-file baseline, wrk for load.
+BENCH_PACKAGES := ffmpeg nginx-light wrk python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run test build release deps test-deps check-rust lint fmt samples clean-fixtures
+.PHONY: run test bench build release deps test-deps check-rust lint fmt samples clean-fixtures
 
 ## run: install what is missing, build, and serve the embedded default config
 run: deps check-rust
@@ -22,6 +24,12 @@ run: deps check-rust
 ## test: install what is missing and run every test
 test: deps test-deps check-rust
 	$(CARGO) test --locked
+
+## bench: thumbd against the ffmpeg CLI and nginx, side by side; writes bench/RESULTS.md
+bench: deps check-rust
+	@$(call install,$(BENCH_PACKAGES))
+	$(CARGO) build --release --locked
+	/usr/bin/python3 bench/bench.py --write bench/RESULTS.md $(ARGS)
 
 build: deps check-rust
 	$(CARGO) build --locked

@@ -98,6 +98,10 @@ pub struct CacheConfig {
     /// How long a source's size and validator (ETag / Last-Modified) are
     /// trusted before the next render asks the source again, in seconds.
     pub source_ttl_secs: u64,
+    /// Bytes of decoded frames kept, so other sizes of a frame skip decoding.
+    pub frame_max_bytes: u64,
+    /// A decoded frame unused this long is dropped, seconds.
+    pub frame_ttl_secs: u64,
 }
 
 impl Default for CacheConfig {
@@ -106,6 +110,8 @@ impl Default for CacheConfig {
             max_bytes: 512 * 1024 * 1024,
             source_max_bytes: 256 * 1024 * 1024,
             source_ttl_secs: 300,
+            frame_max_bytes: 128 * 1024 * 1024,
+            frame_ttl_secs: 60,
         }
     }
 }
@@ -411,12 +417,7 @@ impl Config {
 }
 
 fn check_id(what: &str, id: &str) -> Result<(), ConfigError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+    if crate::request::is_valid_id(id) {
         Ok(())
     } else {
         Err(ConfigError::Invalid(format!(

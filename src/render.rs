@@ -14,7 +14,8 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Access, Config};
-use crate::media::{self, Format, Limits, MediaError, RenderSpec};
+use crate::media::decode::DecodedFrame;
+use crate::media::{self, Format, Limits, MediaError, RenderSpec, TimeSpec};
 use crate::pool::{PoolError, WorkPool};
 use crate::request::{RenderKey, ThumbnailRequest};
 use crate::source::{SourceError, SourceLocation, SourceTemplate, Sources};
@@ -67,7 +68,7 @@ impl CacheStatus {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RenderError {
     #[error("unknown org or environment")]
     UnknownEnvironment,
@@ -89,10 +90,17 @@ struct Environment {
     access: Access,
 }
 
+/// A decoded frame's identity: which video, which moment.
+type FrameKey = (SourceLocation, TimeSpec);
+
 pub struct Renderer {
     environments: HashMap<(String, String), Environment>,
     sources: Sources,
     cache: moka::future::Cache<RenderKey, Arc<Thumbnail>>,
+    /// Recently decoded frames, so other sizes and formats of the same frame
+    /// (a srcset) only scale and encode, and concurrent requests for them
+    /// share one decode.
+    frames: moka::future::Cache<FrameKey, Arc<DecodedFrame>>,
     pool: WorkPool,
     timeout: Duration,
     limits: (u64, u64, usize),
@@ -118,8 +126,19 @@ impl Renderer {
                 (v.bytes.len() + 256).try_into().unwrap_or(u32::MAX)
             })
             .build();
+        let frames = moka::future::Cache::builder()
+            .max_capacity(config.cache.frame_max_bytes)
+            .weigher(|_k: &FrameKey, f: &Arc<DecodedFrame>| {
+                // Planes of up to 16 bits a sample at 4:2:0: two bytes a pixel covers them.
+                (f.frame.width() as u64 * f.frame.height() as u64 * 2)
+                    .try_into()
+                    .unwrap_or(u32::MAX)
+            })
+            .time_to_idle(Duration::from_secs(config.cache.frame_ttl_secs))
+            .build();
         let r = &config.render;
         Ok(Renderer {
+            frames,
             environments,
             sources: Sources::new(&config.fetch, &config.cache)?,
             cache,
@@ -195,27 +214,27 @@ impl Renderer {
         }
     }
 
-    /// Renders without the thumbnail cache (the byte cache still applies).
+    /// Renders without the thumbnail cache (the byte and frame caches still
+    /// apply).
     pub async fn render(
         &self,
         location: &SourceLocation,
         spec: RenderSpec,
     ) -> Result<Thumbnail, RenderError> {
         let started = Instant::now();
-        let reader = self.sources.open(location).await?;
-        // The deadline is set once a slot is free, below: waiting is bounded
-        // by the queue.
-        let limits = self.limits(Instant::now());
-        let timeout = self.timeout;
-        let work = self.pool.run(move || {
-            let limits = Limits {
-                deadline: Instant::now() + timeout,
-                ..limits
-            };
-            media::render(reader, &spec, &limits)
-        });
-        // The wait for a slot is not part of the render's own deadline.
-        let rendered = work.await.map_err(RenderError::Busy)??;
+        let frame = self
+            .frames
+            .try_get_with(
+                (location.clone(), spec.time),
+                self.decode(location, spec.time),
+            )
+            .await
+            .map_err(|e| (*e).clone())?;
+        let rendered = self
+            .pool
+            .run(move || media::finish(&frame, &spec))
+            .await
+            .map_err(RenderError::Busy)??;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "rendered"
@@ -223,9 +242,34 @@ impl Renderer {
         Ok(Thumbnail::new(rendered))
     }
 
+    /// Finds and decodes the frame shown at `time`.
+    async fn decode(
+        &self,
+        location: &SourceLocation,
+        time: TimeSpec,
+    ) -> Result<Arc<DecodedFrame>, RenderError> {
+        let reader = self.sources.open(location).await?;
+        // The deadline starts once a slot is free: waiting is bounded by the queue.
+        let limits = self.limits(Instant::now());
+        let timeout = self.timeout;
+        let frame = self
+            .pool
+            .run(move || {
+                let limits = Limits {
+                    deadline: Instant::now() + timeout,
+                    ..limits
+                };
+                media::decode::decode_frame(reader, time, &limits)
+            })
+            .await
+            .map_err(RenderError::Busy)??;
+        Ok(Arc::new(frame))
+    }
+
     /// Drops every cached thumbnail and source byte (benchmarks of cold renders).
     pub fn clear_caches(&self) {
         self.cache.invalidate_all();
+        self.frames.invalidate_all();
         self.sources.clear_cache();
     }
 

@@ -211,13 +211,18 @@ pub fn parse(path_tail: &str, query: Option<&str>) -> Result<ParsedRequest, Vec<
     }
 }
 
-fn check_id(raw: &str, location: &str, errors: &mut Vec<FieldError>) -> Option<String> {
-    let ok = !raw.is_empty()
-        && raw.len() <= 64
-        && raw
+/// Whether `id` is a valid org or environment id: 1-64 letters, digits,
+/// `-` or `_`. The config and URLs share this rule.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn check_id(raw: &str, location: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    if is_valid_id(raw) {
         Some(raw.to_owned())
     } else {
         errors.push(FieldError::new(

@@ -183,26 +183,17 @@ async fn submissions_are_validated() {
     .await;
     assert_eq!(status, 400);
     let p = &body;
-    let located: Vec<(&str, &str)> = p["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["location"].as_str().unwrap(),
-                e["value"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        located,
-        [
-            ("body.width", "5000"),
-            ("body.height", "0"),
-            ("body.timestampMs", "-5"),
-            ("body.format", "gif")
-        ]
-    );
+    let located = common::error_locations(&p);
+    let expected: Vec<(String, String)> = [
+        ("body.width", "5000"),
+        ("body.height", "0"),
+        ("body.timestampMs", "-5"),
+        ("body.format", "gif"),
+    ]
+    .iter()
+    .map(|(l, v)| (l.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(located, expected);
     let (status, body) = submit(&t, KEY_A, "demo.mp4", json!({"height": 90})).await;
     assert_eq!(status, 400);
     assert_eq!(

@@ -128,25 +128,17 @@ async fn bad_parameters_are_400_problems_naming_each_field() {
         .starts_with("urn:thumbd:problem:"));
     assert!(p["title"].is_string() && p["detail"].is_string());
     let errors = p["errors"].as_array().unwrap();
-    let located: Vec<(&str, &str)> = errors
-        .iter()
-        .map(|e| {
-            (
-                e["location"].as_str().unwrap(),
-                e["value"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        located,
-        [
-            ("query.width", "5000"),
-            ("query.height", "abc"),
-            ("query.timeStamp", "-1"),
-            ("query.fit", "zoom"),
-            ("query.quality", "0")
-        ]
-    );
+    let expected: Vec<(String, String)> = [
+        ("query.width", "5000"),
+        ("query.height", "abc"),
+        ("query.timeStamp", "-1"),
+        ("query.fit", "zoom"),
+        ("query.quality", "0"),
+    ]
+    .iter()
+    .map(|(l, v)| (l.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(common::error_locations(&p), expected);
     assert_eq!(
         errors[0]["message"],
         "width must be an integer between 1 and 4096"
@@ -451,4 +443,42 @@ fn the_render_command_uses_the_same_pipeline_and_rules() {
         .unwrap();
     assert!(!check.status.success());
     assert!(String::from_utf8_lossy(&check.stderr).contains("unknown field `listen_on`"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fits_and_a_srcset_of_one_frame() {
+    let source = SourceServer::start(fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    let url = |q: &str| {
+        thumbd.url(&format!(
+            "/v1/thumbnail/demo/http/av1.mp4.png?timeStamp=2.1&{q}"
+        ))
+    };
+    // A srcset: three widths of one frame, from one source read.
+    for w in [40, 80, 160] {
+        let (status, _, body) = get(&url(&format!("width={w}"))).await;
+        assert_eq!(status, 200);
+        let r = read_pattern(&body);
+        assert_eq!((r.frame, r.width, r.height), (52, w, w * 3 / 5));
+    }
+    assert_eq!(source.traffic("av1.mp4").requests, 1);
+    // Fits of a 5:3 picture into a square box.
+    let size = |body: &[u8]| image::load_from_memory(body).unwrap().to_rgb8();
+    let (_, _, crop) = get(&url("width=60&height=60")).await;
+    assert_eq!(size(&crop).dimensions(), (60, 60));
+    let (_, _, contain) = get(&url("width=60&height=60&fit=contain")).await;
+    assert_eq!(size(&contain).dimensions(), (60, 36));
+    let (_, _, fill) = get(&url("width=60&height=60&fit=fill")).await;
+    assert_eq!(size(&fill).dimensions(), (60, 60));
+    let (_, _, pad) = get(&url("width=60&height=60&fit=pad")).await;
+    let pad = size(&pad);
+    assert_eq!(pad.dimensions(), (60, 60));
+    assert_eq!(pad.get_pixel(30, 2).0, [0, 0, 0], "letterbox above");
+    assert_eq!(pad.get_pixel(30, 57).0, [0, 0, 0], "letterbox below");
+    // The bottom-left quarter of the pattern is white: in the middle band.
+    assert!(pad.get_pixel(5, 45).0[0] > 200);
+    // Cropping took a band from the middle: the white bottom-left corner of
+    // the pattern stays in view on the left, the black one on the right.
+    let crop = size(&crop);
+    assert!(crop.get_pixel(3, 56).0[0] > 200 && crop.get_pixel(56, 56).0[0] < 60);
 }

@@ -150,7 +150,7 @@ pub struct Rendered {
 }
 
 /// Why a render failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MediaError {
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -176,9 +176,15 @@ pub fn render(
     spec: &RenderSpec,
     limits: &Limits,
 ) -> Result<Rendered, MediaError> {
-    let mut frame = decode::decode_frame(input, spec.time, limits)?;
+    let frame = decode::decode_frame(input, spec.time, limits)?;
+    finish(&frame, spec)
+}
+
+/// Scales, orients and encodes a decoded frame as `spec` asks. The frame is
+/// not changed, so one decode can serve several sizes and formats.
+pub fn finish(frame: &decode::DecodedFrame, spec: &RenderSpec) -> Result<Rendered, MediaError> {
     let plan = geometry::plan(&frame.shape(), spec.width, spec.height, spec.fit);
-    let image = picture::to_rgb(&mut frame, &plan)?;
+    let image = picture::to_rgb(frame, &plan)?;
     let bytes = encode::encode(&image, spec.format, spec.quality)?;
     Ok(Rendered {
         bytes,

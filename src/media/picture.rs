@@ -36,9 +36,11 @@ impl RgbImage {
     }
 }
 
-/// Produces the final picture described by `plan`.
-pub fn to_rgb(decoded: &mut DecodedFrame, plan: &Plan) -> Result<RgbImage, MediaError> {
-    crop(decoded, plan)?;
+/// Produces the final picture described by `plan`. The decoded frame is
+/// left as it is (it may be shared by renders of other sizes).
+pub fn to_rgb(decoded: &DecodedFrame, plan: &Plan) -> Result<RgbImage, MediaError> {
+    let cropped = crop(decoded, plan)?;
+    let decoded = cropped.as_ref().unwrap_or(decoded);
     let (w, h) = plan.scaled;
     let scaled = match decoded.transfer {
         Transfer::Sdr => {
@@ -82,29 +84,35 @@ pub fn to_rgb(decoded: &mut DecodedFrame, plan: &Plan) -> Result<RgbImage, Media
     Ok(place(oriented, plan.canvas, plan.offset))
 }
 
-fn crop(decoded: &mut DecodedFrame, plan: &Plan) -> Result<(), MediaError> {
+/// A new reference to the frame's buffers with the crop applied, or `None`
+/// when the plan keeps the whole picture.
+fn crop(decoded: &DecodedFrame, plan: &Plan) -> Result<Option<DecodedFrame>, MediaError> {
     let (fw, fh) = (decoded.frame.width(), decoded.frame.height());
     let c = plan.crop;
     if (c.x, c.y, c.width, c.height) == (0, 0, fw, fh) {
-        return Ok(());
+        return Ok(None);
     }
-    // SAFETY: the frame is owned and writable; FFmpeg adjusts the data
-    // pointers within the same buffers.
-    let ret = unsafe {
-        let f = decoded.frame.as_mut_ptr();
+    // SAFETY: av_frame_clone makes a new frame referencing the same
+    // (refcounted) buffers; cropping moves only the new frame's pointers.
+    unsafe {
+        let f = ffi::av_frame_clone(decoded.frame.as_ptr());
+        if f.is_null() {
+            return Err(MediaError::Internal("out of memory cloning a frame".into()));
+        }
+        let frame = ffmpeg_next::frame::Video::wrap(f);
         (*f).crop_left = c.x as usize;
         (*f).crop_top = c.y as usize;
         (*f).crop_right = (fw - c.x - c.width) as usize;
         (*f).crop_bottom = (fh - c.y - c.height) as usize;
-        ffi::av_frame_apply_cropping(f, ffi::AV_FRAME_CROP_UNALIGNED as c_int)
-    };
-    if ret < 0 {
-        return Err(MediaError::Internal(format!(
-            "cropping failed ({})",
-            ffmpeg_next::Error::from(ret)
-        )));
+        let ret = ffi::av_frame_apply_cropping(f, ffi::AV_FRAME_CROP_UNALIGNED as c_int);
+        if ret < 0 {
+            return Err(MediaError::Internal(format!(
+                "cropping failed ({})",
+                ffmpeg_next::Error::from(ret)
+            )));
+        }
+        Ok(Some(DecodedFrame { frame, ..*decoded }))
     }
-    Ok(())
 }
 
 /// swscale colour-space constants (libswscale/swscale.h).

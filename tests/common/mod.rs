@@ -440,3 +440,18 @@ pub async fn raw_get(addr: SocketAddr, target: &str) -> (u16, Vec<u8>) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// `(location, value)` of each entry of a problem's `errors`.
+pub fn error_locations(problem: &serde_json::Value) -> Vec<(String, String)> {
+    problem["errors"]
+        .as_array()
+        .expect("an errors array")
+        .iter()
+        .map(|e| {
+            (
+                e["location"].as_str().unwrap().to_owned(),
+                e["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}

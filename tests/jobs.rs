@@ -183,7 +183,7 @@ async fn submissions_are_validated() {
     .await;
     assert_eq!(status, 400);
     let p = &body;
-    let located = common::error_locations(&p);
+    let located = common::error_locations(p);
     let expected: Vec<(String, String)> = [
         ("body.width", "5000"),
         ("body.height", "0"),

@@ -182,7 +182,7 @@ impl Default for FetchConfig {
         FetchConfig {
             connect_timeout_secs: 5,
             request_timeout_secs: 10,
-            initial_read_bytes: 256 * 1024,
+            initial_read_bytes: 128 * 1024,
             max_read_bytes: 4 * 1024 * 1024,
         }
     }

@@ -137,6 +137,13 @@ impl Demuxer {
         unsafe { (*self.state).failure.take() }
     }
 
+    /// Passes a read-ahead hint to the source (see [`SourceRead::prefetch`]).
+    pub fn prefetch(&mut self, start: u64, end: u64) -> Result<(), MediaError> {
+        // SAFETY: as in `take_failure`: no FFmpeg call is running.
+        let state = unsafe { &mut *self.state };
+        state.reader.prefetch(start, end).map_err(io_to_media)
+    }
+
     /// Bytes handed to FFmpeg so far.
     pub fn bytes_read(&self) -> u64 {
         // SAFETY: as in `take_failure`.

@@ -95,6 +95,9 @@ pub fn decode_frame(
     // Round down: the frame shown at 1.5 s in a 1/25 time base is tick 37, not 38.
     let target = info.start + rescale_down(target_us, Rational(1, 1_000_000), info.time_base);
 
+    if let Some((start, end)) = index_range(demuxer.input_mut(), &info, target) {
+        demuxer.prefetch(start, end)?;
+    }
     let mut attempt = Seek::To(target);
     loop {
         let mut decoder = open_decoder(demuxer.input(), &info, limits)?;
@@ -128,6 +131,53 @@ pub fn decode_frame(
                 })
             }
         };
+    }
+}
+
+/// Index entries past the frame shown fetched with it, besides the stream's
+/// reorder delay: one for frame threading, one to see the frame after it
+/// (which proves it is the last at or before the target), one spare.
+const ENTRIES_PAST_TARGET: i32 = 3;
+
+/// The byte range holding the packets from the keyframe before `target`
+/// through the frame shown (and a few after), from the container's index,
+/// for containers whose index lists every packet (MP4, MOV, 3GP). Fetching
+/// it at once costs one round trip instead of a run of growing reads.
+fn index_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<(u64, u64)> {
+    if !input
+        .format()
+        .name()
+        .split(',')
+        .any(|n| n == "mov" || n == "mp4")
+    {
+        return None;
+    }
+    // SAFETY: the stream pointer is valid while the context is open; index
+    // entries are read, not kept.
+    unsafe {
+        let st = *(*input.as_mut_ptr()).streams.add(info.index);
+        let count = ffi::avformat_index_get_entries_count(st);
+        let key = ffi::av_index_search_timestamp(st, target, ffi::AVSEEK_FLAG_BACKWARD);
+        let shown = ffi::av_index_search_timestamp(
+            st,
+            target,
+            ffi::AVSEEK_FLAG_BACKWARD | ffi::AVSEEK_FLAG_ANY,
+        );
+        if count <= 0 || key < 0 {
+            return None;
+        }
+        // B-frames: packets of frames shown later come before it in the file.
+        let reorder = (*(*st).codecpar).video_delay.clamp(0, 16);
+        let last = (shown.max(key) + ENTRIES_PAST_TARGET + reorder).min(count - 1);
+        let (first, last) = (
+            ffi::avformat_index_get_entry(st, key),
+            ffi::avformat_index_get_entry(st, last),
+        );
+        if first.is_null() || last.is_null() {
+            return None;
+        }
+        let (start, end) = ((*first).pos, (*last).pos + (*last).size() as i64);
+        (start >= 0 && end > start).then_some((start as u64, end as u64))
     }
 }
 

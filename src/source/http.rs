@@ -22,7 +22,7 @@ use super::{SourceError, SourceRead};
 use crate::config::{CacheConfig, FetchConfig};
 
 /// Granularity of the byte cache.
-pub const BLOCK_SIZE: u64 = 64 * 1024;
+pub const BLOCK_SIZE: u64 = 32 * 1024;
 
 /// What is known of one source object without fetching it again.
 #[derive(Debug, Clone)]
@@ -274,6 +274,13 @@ impl RangeReader {
         while end < limit && !self.has_block(end / BLOCK_SIZE) {
             end = (end + BLOCK_SIZE).min(limit);
         }
+        self.fetch_run(index, end)?;
+        Ok(self.local[&index].clone())
+    }
+
+    /// Fetches blocks `index..` up to byte `end` in one request and keeps them.
+    fn fetch_run(&mut self, index: u64, end: u64) -> io::Result<()> {
+        let start = index * BLOCK_SIZE;
         let fetched = self
             .runtime
             .block_on(fetch(
@@ -306,7 +313,7 @@ impl RangeReader {
             self.local.insert(index + i, fetched.data.slice(from..to));
         }
         self.next_sequential = Some(end);
-        Ok(self.local[&index].clone())
+        Ok(())
     }
 
     fn has_block(&self, index: u64) -> bool {
@@ -360,7 +367,33 @@ impl SourceRead for RangeReader {
     fn size(&self) -> u64 {
         self.info.size
     }
+
+    /// Fetches the missing part of `start..end` in one request (capped), so
+    /// the packets from a keyframe to the target frame cost one round trip.
+    fn prefetch(&mut self, start: u64, end: u64) -> io::Result<()> {
+        let end = end
+            .min(self.info.size)
+            .min(start.saturating_add(MAX_PREFETCH));
+        let Some(first) =
+            (start / BLOCK_SIZE..end.div_ceil(BLOCK_SIZE)).find(|i| !self.has_block(*i))
+        else {
+            return Ok(());
+        };
+        let from = first * BLOCK_SIZE;
+        let to = end
+            .div_ceil(BLOCK_SIZE)
+            .saturating_mul(BLOCK_SIZE)
+            .min(self.info.size);
+        if to <= from {
+            return Ok(());
+        }
+        self.fetch_run(first, to)
+    }
 }
+
+/// Largest prefetch: a long GOP of a high-bitrate video fits; a corrupt index
+/// pointing at the whole file does not.
+const MAX_PREFETCH: u64 = 64 * 1024 * 1024;
 
 impl Drop for RangeReader {
     fn drop(&mut self) {

@@ -21,6 +21,12 @@ use crate::config::{CacheConfig, FetchConfig};
 pub trait SourceRead: Read + Seek + Send {
     /// Total size in bytes.
     fn size(&self) -> u64;
+
+    /// Says bytes `start..end` will be read soon, so a remote source can
+    /// fetch them in one request. A hint: sources without round trips ignore it.
+    fn prefetch(&mut self, _start: u64, _end: u64) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl SourceRead for std::fs::File {

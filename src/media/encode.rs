@@ -1,8 +1,7 @@
-//! Encoding the RGB picture: WebP with libwebp (the `webp` crate), JPEG and
-//! PNG with the `image` crate's fast encoders.
+//! Encoding the RGB picture: WebP with libwebp (the `webp` crate), JPEG with
+//! `jpeg-encoder` (SIMD), PNG with the `image` crate's fast settings.
 
 use bytes::Bytes;
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ExtendedColorType, ImageEncoder};
 
@@ -31,9 +30,13 @@ pub fn encode(img: &RgbImage, format: Format, quality: Option<u8>) -> Result<Byt
             Ok(Bytes::copy_from_slice(&encoded))
         }
         Format::Jpeg => {
+            let (w, h) = match (u16::try_from(img.width), u16::try_from(img.height)) {
+                (Ok(w), Ok(h)) => (w, h),
+                _ => return Err(fail(&"the picture is larger than JPEG allows")),
+            };
             let mut out = Vec::with_capacity(img.data.len() / 8);
-            JpegEncoder::new_with_quality(&mut out, quality)
-                .write_image(&img.data, img.width, img.height, ExtendedColorType::Rgb8)
+            jpeg_encoder::Encoder::new(&mut out, quality)
+                .encode(&img.data, w, h, jpeg_encoder::ColorType::Rgb)
                 .map_err(|e| fail(&e))?;
             Ok(Bytes::from(out))
         }

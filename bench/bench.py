@@ -199,6 +199,13 @@ source = "http://127.0.0.1:{proxy_port}/{{key}}"
     def url(self, env, key, query):
         return f"http://127.0.0.1:{self.port}/v1/thumbnail/bench/{env}/{key}.webp?{query}"
 
+    def current_rss_mib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
     def peak_rss_mib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
@@ -367,6 +374,37 @@ def main():
         rss = thumbd.peak_rss_mib()
         row("6. 32 concurrent distinct cold 1080p renders", 32 / elapsed, 32 / elapsed, "renders/s", "(absolute)", "-")
         row("6. peak RSS during them", rss, 600, "MiB", "thumbd / 600 MiB budget", "< 1.0")
+
+        # 6b. RSS over 10,000 mixed requests (200 distinct renders, the rest
+        # hits), 8 at a time: it should stay flat once the caches are warm.
+        thumbd.restart()
+        urls = [thumbd.url("nginx", "h264_720p_gop8_bframes.mp4", f"width={160 + i % 40}&timeStamp={8 * (i // 40)}")
+                for i in range(200)]
+        samples = []
+        lock = threading.Lock()
+        counter = iter(range(10_000))
+
+        def worker():
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                fetch(urls[(i * 7919) % len(urls)])
+                if i % 1000 == 999:
+                    with lock:
+                        samples.append((i + 1, thumbd.current_rss_mib()))
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        samples.sort()
+        early = samples[1][1]
+        late = samples[-1][1]
+        row("6. RSS after 10,000 vs after 2,000 mixed requests", late, early, "MiB",
+            "later / earlier (flat is 1.0)", "flat")
 
         # 7. Through a source adding 20 ms per request.
         for t, where in [(30.0, "keyframe"), (35.0, "mid-GOP")]:

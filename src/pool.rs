@@ -44,9 +44,28 @@ impl WorkPool {
     }
 
     /// Runs `work` on a blocking thread once a slot is free, keeping the
-    /// caller's tracing span. The slot is held until `work` returns, even if
-    /// the caller stops waiting.
+    /// caller's tracing span; refused at once when the wait queue is full.
+    /// The slot is held until `work` returns, even if the caller stops waiting.
     pub async fn run<T, F>(&self, work: F) -> Result<T, PoolError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_inner(work, true).await
+    }
+
+    /// As [`WorkPool::run`], for a later step of work already admitted (the
+    /// encode after a decode): it waits for a slot however long the queue,
+    /// so accepted work is never refused halfway.
+    pub async fn run_admitted<T, F>(&self, work: F) -> Result<T, PoolError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_inner(work, false).await
+    }
+
+    async fn run_inner<T, F>(&self, work: F, refuse_when_full: bool) -> Result<T, PoolError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -56,7 +75,7 @@ impl WorkPool {
             Err(_) => {
                 let waiting = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
                 let guard = Waiting(self.waiting.clone());
-                if waiting > self.max_waiting {
+                if refuse_when_full && waiting > self.max_waiting {
                     return Err(PoolError::Full {
                         waiting: waiting - 1,
                         max: self.max_waiting,
@@ -119,9 +138,18 @@ mod tests {
             pool.run(|| 3).await,
             Err(PoolError::Full { waiting: 1, max: 1 })
         );
+        // A later step of admitted work waits instead of being refused.
+        let admitted = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run_admitted(|| 4).await }
+        });
+        while pool.waiting() != 2 {
+            tokio::task::yield_now().await;
+        }
         release.send(()).unwrap();
         running.await.unwrap().unwrap();
         assert_eq!(queued.await.unwrap(), Ok(2));
+        assert_eq!(admitted.await.unwrap(), Ok(4));
         assert_eq!(pool.waiting(), 0);
     }
 }

@@ -230,9 +230,10 @@ impl Renderer {
             )
             .await
             .map_err(|e| (*e).clone())?;
+        // Admitted with its decode: the encode waits for a slot, never refused.
         let rendered = self
             .pool
-            .run(move || media::finish(&frame, &spec))
+            .run_admitted(move || media::finish(&frame, &spec))
             .await
             .map_err(RenderError::Busy)??;
         tracing::debug!(

@@ -95,14 +95,19 @@ pub fn decode_frame(
     // Round down: the frame shown at 1.5 s in a 1/25 time base is tick 37, not 38.
     let target = info.start + rescale_down(target_us, Rational(1, 1_000_000), info.time_base);
 
-    if let Some((start, end)) = index_range(demuxer.input_mut(), &info, target) {
-        demuxer.prefetch(start, end)?;
-    }
     let mut attempt = Seek::To(target);
     loop {
         let mut decoder = open_decoder(demuxer.input(), &info, limits)?;
         match attempt {
-            Seek::To(ts) => seek(&mut demuxer, &info, ts)?,
+            Seek::To(ts) => {
+                seek(&mut demuxer, &info, ts)?;
+                // After the seek: Matroska reads its cues only when asked to seek.
+                if ts == target {
+                    if let Some((start, end)) = index_range(demuxer.input_mut(), &info, target) {
+                        demuxer.prefetch(start, end)?;
+                    }
+                }
+            }
             Seek::Start => seek_to_start(&mut demuxer, &info)?,
             Seek::FirstByte => seek_to_first_byte(&mut demuxer)?,
         }
@@ -144,12 +149,11 @@ const ENTRIES_PAST_TARGET: i32 = 3;
 /// for containers whose index lists every packet (MP4, MOV, 3GP). Fetching
 /// it at once costs one round trip instead of a run of growing reads.
 fn index_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<(u64, u64)> {
-    if !input
-        .format()
-        .name()
-        .split(',')
-        .any(|n| n == "mov" || n == "mp4")
-    {
+    let name = input.format().name().to_owned();
+    if name.split(',').any(|n| n == "matroska" || n == "webm") {
+        return cue_range(input, info, target);
+    }
+    if !name.split(',').any(|n| n == "mov" || n == "mp4") {
         return None;
     }
     // SAFETY: the stream pointer is valid while the context is open; index
@@ -178,6 +182,42 @@ fn index_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<(u64
         }
         let (start, end) = ((*first).pos, (*last).pos + (*last).size() as i64);
         (start >= 0 && end > start).then_some((start as u64, end as u64))
+    }
+}
+
+/// Matroska/WebM: cues list only keyframes (their clusters), so the range
+/// from the keyframe's cluster to the target is estimated by interpolating
+/// between the cue before the target and the next one, with a margin; what
+/// it misses is read as usual. Past the last cue, FFmpeg's seek reads on to
+/// the end looking for later keyframes, so that is fetched in one request.
+fn cue_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<(u64, u64)> {
+    // SAFETY: as in `index_range`.
+    unsafe {
+        let st = *(*input.as_mut_ptr()).streams.add(info.index);
+        let count = ffi::avformat_index_get_entries_count(st);
+        let key = ffi::av_index_search_timestamp(st, target, ffi::AVSEEK_FLAG_BACKWARD);
+        if count <= 0 || key < 0 {
+            return None;
+        }
+        let first = ffi::avformat_index_get_entry(st, key);
+        if first.is_null() || (*first).pos < 0 {
+            return None;
+        }
+        let start = (*first).pos as u64;
+        if key + 1 >= count {
+            return Some((start, u64::MAX));
+        }
+        let next = ffi::avformat_index_get_entry(st, key + 1);
+        if next.is_null() || (*next).pos <= (*first).pos || (*next).timestamp <= (*first).timestamp
+        {
+            return None;
+        }
+        let span = ((*next).pos - (*first).pos) as f64;
+        let share =
+            (target - (*first).timestamp) as f64 / ((*next).timestamp - (*first).timestamp) as f64;
+        // 10% over the estimate, plus room for the keyframe itself.
+        let len = (span * (share * 1.1 + 0.05)).clamp(0.0, span) as u64;
+        Some((start, start + len.max(64 * 1024)))
     }
 }
 

@@ -6,7 +6,9 @@
 //! encodes it, caches the result and answers with headers a CDN can keep.
 //!
 //! The modules, from the outside in:
-//! - [`http`]: the server, routing, responses and problem+json errors.
+//! - [`http`]: the server, routing, responses, and the JSON API.
+//! - [`problem`]: problem details (RFC 9457), the error vocabulary shared by
+//!   the server and the job API, and the error-to-status mapping.
 //! - [`request`]: the thumbnail URL parsed and validated into a typed request
 //!   with a canonical cache key. Pure.
 //! - [`auth`]: signed URLs (JWT verification against an org's keys, bound
@@ -30,6 +32,7 @@ pub mod http;
 pub mod jobs;
 pub mod media;
 pub mod pool;
+pub mod problem;
 pub mod render;
 pub mod request;
 pub mod source;

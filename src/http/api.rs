@@ -10,11 +10,11 @@ use bytes::Bytes;
 use http::{header, HeaderMap, Method, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::problem::Problem;
 use super::routes::App;
 use super::Body;
 use crate::auth::Target;
 use crate::jobs::{document, model::Status};
+use crate::problem::Problem;
 use crate::request;
 
 /// An API call, parsed from the path after `/v1/api/`.

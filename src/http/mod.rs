@@ -4,10 +4,8 @@
 //!
 //! - [`routes`]: request to typed endpoint, and the thumbnail handlers.
 //! - [`api`]: the JSON API (jobs, preview tokens), API keys, rate limits.
-//! - [`problem`]: problem+json answers and the error-to-status mapping.
 
 pub mod api;
-pub mod problem;
 pub mod routes;
 
 use std::convert::Infallible;
@@ -24,6 +22,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 pub use routes::App;
+
+use http::{header, HeaderValue, Response};
+
+use crate::problem::Problem;
 
 /// Response body: thumbnails and problems are always whole in memory.
 pub type Body = Full<Bytes>;
@@ -76,4 +78,34 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("connections still open after the drain timeout"),
     }
+}
+
+/// A problem+json answer. Answers that would fail the same way again (400,
+/// 404, 413, 415, 422) may be kept by a CDN for `error_max_age_secs`; the
+/// rest are `no-store`.
+pub(crate) fn problem_response(
+    problem: Problem,
+    error_max_age_secs: u64,
+    head: bool,
+) -> Response<Body> {
+    let body = serde_json::to_vec(&problem).expect("problems serialize");
+    let cache_control = if problem.is_stable() {
+        HeaderValue::from_str(&format!("public, max-age={error_max_age_secs}")).expect("ascii")
+    } else {
+        HeaderValue::from_static("no-store")
+    };
+    let mut resp = Response::builder()
+        .status(problem.status())
+        .header(header::CONTENT_TYPE, "application/problem+json")
+        .header(header::CONTENT_LENGTH, body.len())
+        .header(header::CACHE_CONTROL, cache_control);
+    for (name, value) in problem.headers() {
+        resp = resp.header(*name, value);
+    }
+    let body = if head {
+        Body::default()
+    } else {
+        Body::from(body)
+    };
+    resp.body(body).expect("valid response parts")
 }

@@ -8,11 +8,11 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use http_body_util::{BodyExt, Limited};
 
 use super::api;
-use super::problem::Problem;
 use super::Body;
 use crate::auth::{self, AuthError, Target, Verifier};
 use crate::config::{Access, Config};
 use crate::jobs::Jobs;
+use crate::problem::Problem;
 use crate::render::{CacheStatus, Renderer, Thumbnail};
 use crate::request::{self, ThumbnailRequest};
 
@@ -139,7 +139,9 @@ impl App {
             },
             Endpoint::Unknown => Err(Problem::not_found("no such endpoint")),
         };
-        result.unwrap_or_else(|problem| problem.into_response(self.error_max_age_secs, head))
+        result.unwrap_or_else(|problem| {
+            super::problem_response(problem, self.error_max_age_secs, head)
+        })
     }
 
     async fn thumbnail(

@@ -1,13 +1,14 @@
-//! RFC 9457 problem details: every error answer thumbd gives, and the one
-//! place where errors of every subsystem become HTTP status codes.
+//! RFC 9457 problem details: the error vocabulary shared by the HTTP layer
+//! and the job API (failed jobs carry one), and the one place where errors
+//! of every subsystem become status codes. Turning a problem into an HTTP
+//! response is the HTTP layer's job (`http::problem_response`).
 //!
-//! 5xx bodies say what kind of thing failed, never internals (URLs, FFmpeg
+//! 5xx details say what kind of thing failed, never internals (URLs, FFmpeg
 //! messages); the log has the cause.
 
-use http::{header, HeaderValue, Response, StatusCode};
+use http::StatusCode;
 use serde::Serialize;
 
-use super::Body;
 use crate::auth::{ApiKeyError, AuthError};
 use crate::jobs::JobError;
 use crate::media::MediaError;
@@ -114,33 +115,13 @@ impl Problem {
 
     /// Whether a CDN may keep this answer for a short while: the request
     /// would fail the same way again.
-    fn is_stable(&self) -> bool {
+    pub fn is_stable(&self) -> bool {
         matches!(self.status, 400 | 404 | 413 | 415 | 422)
     }
 
-    pub fn into_response(self, error_max_age_secs: u64, head: bool) -> Response<Body> {
-        let body = serde_json::to_vec(&self).expect("problems serialize");
-        let mut resp = Response::builder()
-            .status(self.status())
-            .header(header::CONTENT_TYPE, "application/problem+json")
-            .header(header::CONTENT_LENGTH, body.len());
-        resp = if self.is_stable() {
-            resp.header(
-                header::CACHE_CONTROL,
-                format!("public, max-age={error_max_age_secs}"),
-            )
-        } else {
-            resp.header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
-        };
-        for (name, value) in &self.headers {
-            resp = resp.header(*name, value);
-        }
-        let body = if head {
-            Body::default()
-        } else {
-            Body::from(body)
-        };
-        resp.body(body).expect("valid response parts")
+    /// Response headers the answer carries (Retry-After, Allow, ...).
+    pub fn headers(&self) -> &[(&'static str, String)] {
+        &self.0.headers
     }
 }
 

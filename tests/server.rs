@@ -389,6 +389,26 @@ async fn a_thumbnail_of_a_large_video_fetches_little_of_it() {
             "{file}: {} more requests",
             after.requests - t.requests
         );
+        // Mid-GOP (5 s of 1080p after the keyframe at 10 s): the index gives
+        // the exact byte range, fetched in one request rather than a run of
+        // growing reads.
+        let (status, _, _) = get(&thumbd.url(&format!(
+            "/v1/thumbnail/demo/http/{file}.webp?width=320&timeStamp=15"
+        )))
+        .await;
+        assert_eq!(status, 200);
+        let mid = source.traffic(file);
+        assert_eq!(
+            mid.requests - after.requests,
+            1,
+            "{file}: mid-GOP packets in one request"
+        );
+        // About 5 s at 6 Mbit/s, not the whole 10 s GOP or the file.
+        let fetched = mid.bytes - after.bytes;
+        assert!(
+            (3_000_000..5_500_000).contains(&fetched),
+            "{file}: {fetched} bytes for 5 s of video"
+        );
     }
 }
 

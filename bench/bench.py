@@ -199,19 +199,18 @@ source = "http://127.0.0.1:{proxy_port}/{{key}}"
     def url(self, env, key, query):
         return f"http://127.0.0.1:{self.port}/v1/thumbnail/bench/{env}/{key}.webp?{query}"
 
-    def current_rss_mib(self):
+    def _status_mib(self, field):
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
         return 0.0
 
+    def current_rss_mib(self):
+        return self._status_mib("VmRSS")
+
     def peak_rss_mib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
+        return self._status_mib("VmHWM")
 
 
 def fetch(url):

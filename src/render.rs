@@ -94,7 +94,8 @@ struct Environment {
 type FrameKey = (SourceLocation, TimeSpec);
 
 pub struct Renderer {
-    environments: HashMap<(String, String), Environment>,
+    /// Environments by org, then env id.
+    environments: HashMap<String, HashMap<String, Environment>>,
     sources: Sources,
     cache: moka::future::Cache<RenderKey, Arc<Thumbnail>>,
     /// Recently decoded frames, so other sizes and formats of the same frame
@@ -114,10 +115,10 @@ impl Renderer {
                 let template = SourceTemplate::parse(&env.source, &config.base_dir)
                     .expect("templates are checked when the config is loaded");
                 let access = env.access;
-                environments.insert(
-                    (org_id.clone(), env_id.clone()),
-                    Environment { template, access },
-                );
+                environments
+                    .entry(org_id.clone())
+                    .or_insert_with(HashMap::new)
+                    .insert(env_id.clone(), Environment { template, access });
             }
         }
         let cache = moka::future::Cache::builder()
@@ -148,11 +149,13 @@ impl Renderer {
         })
     }
 
+    fn environment(&self, org: &str, env: &str) -> Option<&Environment> {
+        self.environments.get(org)?.get(env)
+    }
+
     /// Who may see `org`/`env`'s thumbnails; `None` if it is not configured.
     pub fn access(&self, org: &str, env: &str) -> Option<Access> {
-        self.environments
-            .get(&(org.to_owned(), env.to_owned()))
-            .map(|e| e.access)
+        self.environment(org, env).map(|e| e.access)
     }
 
     /// The thumbnail for `req`, from the cache or rendered once however many
@@ -163,19 +166,17 @@ impl Renderer {
         req: &ThumbnailRequest,
     ) -> Result<(Arc<Thumbnail>, CacheStatus), Arc<RenderError>> {
         let template = &self
-            .environments
-            .get(&(req.org.clone(), req.env.clone()))
+            .environment(&req.org, &req.env)
             .ok_or_else(|| Arc::new(RenderError::UnknownEnvironment))?
             .template;
-        let key = req.render_key();
-        if let Some(t) = self.cache.get(&key).await {
+        if let Some(t) = self.cache.get(req).await {
             return Ok((t, CacheStatus::Hit));
         }
         let location = template.locate(&req.key);
         let spec = req.spec.clone();
         let thumbnail = self
             .cache
-            .try_get_with(key, async move {
+            .try_get_with(req.render_key(), async move {
                 self.render(&location, spec).await.map(Arc::new)
             })
             .await?;
@@ -184,7 +185,7 @@ impl Renderer {
 
     /// Whether the thumbnail for `req` is in the cache now.
     pub fn is_cached(&self, req: &ThumbnailRequest) -> bool {
-        self.cache.contains_key(&req.render_key())
+        self.cache.contains_key(req)
     }
 
     /// Reads a video's container header: its duration. Through the same
@@ -196,8 +197,7 @@ impl Renderer {
         key: &str,
     ) -> Result<media::decode::Probe, RenderError> {
         let env = self
-            .environments
-            .get(&(org.to_owned(), env.to_owned()))
+            .environment(org, env)
             .ok_or(RenderError::UnknownEnvironment)?;
         let reader = self.sources.open(&env.template.locate(key)).await?;
         let limits = self.limits(Instant::now() + self.timeout);
@@ -265,16 +265,5 @@ impl Renderer {
             .await
             .map_err(RenderError::Busy)??;
         Ok(Arc::new(frame))
-    }
-
-    /// Drops every cached thumbnail and source byte (benchmarks of cold renders).
-    pub fn clear_caches(&self) {
-        self.cache.invalidate_all();
-        self.frames.invalidate_all();
-        self.sources.clear_cache();
-    }
-
-    pub fn sources(&self) -> &Sources {
-        &self.sources
     }
 }

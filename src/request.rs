@@ -117,8 +117,11 @@ impl ParsedRequest {
     }
 }
 
-/// A validated request for one thumbnail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A validated request for one thumbnail. Its spec is canonical, so it is
+/// also the thumbnail's identity: the same picture is one value however its
+/// URL was written (parameter order, aliases, `12` vs `12.000`, a `fit` that
+/// does not apply, a `quality` png ignores).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ThumbnailRequest {
     pub org: String,
     pub env: String,
@@ -127,16 +130,8 @@ pub struct ThumbnailRequest {
     pub spec: RenderSpec,
 }
 
-/// The canonical identity of a rendered thumbnail: the same picture has one
-/// key however its URL was written (parameter order, aliases, `12` vs
-/// `12.000`, a `fit` that does not apply, a `quality` png ignores).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RenderKey {
-    pub org: String,
-    pub env: String,
-    pub key: String,
-    pub spec: RenderSpec,
-}
+/// A thumbnail's canonical identity: the cache key, and what job ids digest.
+pub type RenderKey = ThumbnailRequest;
 
 impl fmt::Display for RenderKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -169,13 +164,9 @@ impl fmt::Display for RenderKey {
 }
 
 impl ThumbnailRequest {
+    /// An owned copy of its identity (a cache entry keeps one).
     pub fn render_key(&self) -> RenderKey {
-        RenderKey {
-            org: self.org.clone(),
-            env: self.env.clone(),
-            key: self.key.clone(),
-            spec: self.spec.clone(),
-        }
+        self.clone()
     }
 }
 

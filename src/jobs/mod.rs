@@ -337,10 +337,6 @@ impl Jobs {
         self.inner.settings.max_batch
     }
 
-    pub fn queue_len(&self) -> usize {
-        self.inner.scheduler.lock().expect("not poisoned").len()
-    }
-
     /// Starts pending jobs whenever there is room, until shutdown.
     async fn dispatch(self) {
         loop {

@@ -57,19 +57,6 @@ pub struct JobRequest {
     pub timestamp_ms: u64,
 }
 
-const FIELDS: [&str; 10] = [
-    "width",
-    "height",
-    "timestampMs",
-    "env",
-    "format",
-    "fit",
-    "quality",
-    "webhookUrl",
-    "id",
-    "timeoutMs",
-];
-
 fn err(errors: &mut Vec<FieldError>, field: &str, value: &Value, message: &str) {
     errors.push(FieldError {
         message: message.to_owned(),
@@ -82,7 +69,9 @@ fn err(errors: &mut Vec<FieldError>, field: &str, value: &Value, message: &str) 
 }
 
 /// Validates one submission for video `key` of `org`. `default_env` applies
-/// when the body names none. `prefix` locates fields inside a batch.
+/// when the body names none. Unknown fields are ignored, as unknown query
+/// parameters are. Error locations are relative to the submission (a batch
+/// item's errors sit in that item's entry).
 pub fn validate(
     body: &Value,
     org: &str,
@@ -97,7 +86,6 @@ pub fn validate(
             value: String::new(),
         }]);
     };
-    let _ = FIELDS; // unknown fields are ignored, as unknown query parameters are
     let int = |errors: &mut Vec<FieldError>,
                name: &str,
                min: u64,

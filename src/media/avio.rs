@@ -144,12 +144,6 @@ impl Demuxer {
         state.reader.prefetch(start, end).map_err(io_to_media)
     }
 
-    /// Bytes handed to FFmpeg so far.
-    pub fn bytes_read(&self) -> u64 {
-        // SAFETY: as in `take_failure`.
-        unsafe { (*self.state).bytes_read }
-    }
-
     /// Reads stream parameters from the first packets, for containers whose
     /// header does not carry them. Bounded by the small probe size above.
     pub fn find_stream_info(&mut self) -> Result<(), MediaError> {

@@ -55,7 +55,7 @@ pub fn to_rgb(decoded: &DecodedFrame, plan: &Plan) -> Result<RgbImage, MediaErro
             )?;
             out
         }
-        hdr => {
+        Transfer::Hdr(hdr) => {
             let mut wide = vec![0u16; w as usize * h as usize * 3];
             scale(
                 decoded,

@@ -17,6 +17,12 @@ use ffmpeg_next::frame;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transfer {
     Sdr,
+    Hdr(Hdr),
+}
+
+/// The HDR transfer functions thumbd tone-maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hdr {
     Pq,
     Hlg,
 }
@@ -24,8 +30,8 @@ pub enum Transfer {
 impl Transfer {
     pub fn of(frame: &frame::Video) -> Transfer {
         match frame.color_transfer_characteristic() {
-            TransferCharacteristic::SMPTE2084 => Transfer::Pq,
-            TransferCharacteristic::ARIB_STD_B67 => Transfer::Hlg,
+            TransferCharacteristic::SMPTE2084 => Transfer::Hdr(Hdr::Pq),
+            TransferCharacteristic::ARIB_STD_B67 => Transfer::Hdr(Hdr::Hlg),
             _ => Transfer::Sdr,
         }
     }
@@ -111,7 +117,7 @@ fn roll_off(m: f32) -> f32 {
 
 /// Converts one picture of interleaved 16-bit RGB (BT.2020, `transfer`) to
 /// 8-bit sRGB. `src` and `dst` hold the same number of pixels.
-pub fn to_sdr(src: &[u16], transfer: Transfer, dst: &mut [u8]) {
+pub fn to_sdr(src: &[u16], transfer: Hdr, dst: &mut [u8]) {
     debug_assert_eq!(src.len(), dst.len());
     const TO_709: [[f32; 3]; 3] = [
         [1.660_491, -0.587_641, -0.072_850],
@@ -120,26 +126,17 @@ pub fn to_sdr(src: &[u16], transfer: Transfer, dst: &mut [u8]) {
     ];
     for (s, d) in src.chunks_exact(3).zip(dst.chunks_exact_mut(3)) {
         let rgb = match transfer {
-            Transfer::Pq => {
+            Hdr::Pq => {
                 let lut = pq_lut();
                 [lut[s[0] as usize], lut[s[1] as usize], lut[s[2] as usize]]
             }
-            Transfer::Hlg => {
+            Hdr::Hlg => {
                 let lut = hlg_lut();
                 let e = [lut[s[0] as usize], lut[s[1] as usize], lut[s[2] as usize]];
                 // BT.2100 OOTF for the reference display (system gamma 1.2).
                 let ys = 0.2627 * e[0] + 0.6780 * e[1] + 0.0593 * e[2];
                 let gain = HLG_DISPLAY_PEAK_NITS * ys.max(1e-6).powf(0.2);
                 [e[0] * gain, e[1] * gain, e[2] * gain]
-            }
-            Transfer::Sdr => {
-                let f = |v: u16| v as f32 / u16::MAX as f32;
-                d.copy_from_slice(&[
-                    (f(s[0]) * 255.0) as u8,
-                    (f(s[1]) * 255.0) as u8,
-                    (f(s[2]) * 255.0) as u8,
-                ]);
-                continue;
             }
         };
         let rel = rgb.map(|v| v / REFERENCE_WHITE_NITS);
@@ -169,7 +166,7 @@ mod tests {
         (e * u16::MAX as f64).round() as u16
     }
 
-    fn grey(code: u16, t: Transfer) -> u8 {
+    fn grey(code: u16, t: Hdr) -> u8 {
         let mut out = [0u8; 3];
         to_sdr(&[code, code, code], t, &mut out);
         assert!(out[0] == out[1] && out[1] == out[2], "{out:?}");
@@ -178,15 +175,15 @@ mod tests {
 
     #[test]
     fn pq_reference_white_is_near_sdr_white_and_monotonic() {
-        let white = grey(pq_code_for_nits(203.0), Transfer::Pq);
+        let white = grey(pq_code_for_nits(203.0), Hdr::Pq);
         assert!(white >= 235, "{white}");
         // 20 nits is 9.9% of reference white: sRGB code 88.
-        let mid = grey(pq_code_for_nits(20.0), Transfer::Pq);
+        let mid = grey(pq_code_for_nits(20.0), Hdr::Pq);
         assert!((84..=92).contains(&mid), "{mid}");
-        assert_eq!(grey(0, Transfer::Pq), 0);
+        assert_eq!(grey(0, Hdr::Pq), 0);
         let mut last = 0;
         for nits in [0.1, 1.0, 10.0, 100.0, 203.0, 1000.0, 4000.0, 10000.0] {
-            let v = grey(pq_code_for_nits(nits), Transfer::Pq);
+            let v = grey(pq_code_for_nits(nits), Hdr::Pq);
             assert!(v >= last, "{nits}: {v} < {last}");
             last = v;
         }
@@ -195,8 +192,8 @@ mod tests {
     #[test]
     fn hlg_grey_is_reasonable() {
         // 75% HLG signal is BT.2408 reference white.
-        let white = grey((0.75 * u16::MAX as f64) as u16, Transfer::Hlg);
+        let white = grey((0.75 * u16::MAX as f64) as u16, Hdr::Hlg);
         assert!(white >= 225, "{white}");
-        assert_eq!(grey(0, Transfer::Hlg), 0);
+        assert_eq!(grey(0, Hdr::Hlg), 0);
     }
 }

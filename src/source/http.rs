@@ -84,11 +84,6 @@ impl HttpSources {
         })
     }
 
-    pub fn clear_cache(&self) {
-        self.shared.blocks.invalidate_all();
-        self.shared.objects.invalidate_all();
-    }
-
     /// Finds the object's size and validator (from the cache, or with a first
     /// range request whose bytes are kept) and returns a reader.
     pub async fn open(&self, url: &str) -> Result<RangeReader, SourceError> {

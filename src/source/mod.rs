@@ -149,11 +149,6 @@ impl Sources {
             SourceLocation::Http(url) => Ok(Box::new(self.http.open(url).await?)),
         }
     }
-
-    /// Forgets every cached byte range (for benchmarks of cold renders).
-    pub fn clear_cache(&self) {
-        self.http.clear_cache();
-    }
 }
 
 fn open_file(path: &Path) -> Result<std::fs::File, SourceError> {

@@ -156,7 +156,10 @@ async fn hdr_is_tone_mapped_not_washed_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn variable_frame_rate() {
-    // Frames 0-24 every 40 ms, then one every 200 ms from 1 s.
+    // Frames 0-24 every 40 ms, then one every 200 ms from 1 s. At 2.19 s the
+    // B-frame shown has a packet duration (a decoding-time step) shorter
+    // than the time it is on screen, so skipping non-reference frames drops
+    // it at first: thumbd must notice and decode again without skipping.
     let thumbd = Thumbd::start(&common::config(None, "")).await;
     for (t, expected) in [(0.5, 12), (1.1, 25), (2.0, 30), (2.19, 30), (2.21, 31)] {
         let (status, _, body) = get(&thumbd.url(&format!(

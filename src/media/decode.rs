@@ -96,22 +96,45 @@ pub fn decode_frame(
     let target = info.start + rescale_down(target_us, Rational(1, 1_000_000), info.time_base);
 
     let mut attempt = Seek::To(target);
+    // Non-reference frames before the target are skipped until that proves
+    // wrong (see `Decoded::skipped`); then the attempt runs again without.
+    let mut skip_nonref = true;
     loop {
         let mut decoder = open_decoder(demuxer.input(), &info, limits)?;
+        let mut plan = Plan {
+            target,
+            stop_after_pos: None,
+            skip_nonref,
+            ordering: Ordering::of(demuxer.input(), &info),
+        };
         match attempt {
             Seek::To(ts) => {
                 seek(&mut demuxer, &info, ts)?;
                 // After the seek: Matroska reads its cues only when asked to seek.
                 if ts == target {
-                    if let Some((start, end)) = index_range(demuxer.input_mut(), &info, target) {
-                        demuxer.prefetch(start, end)?;
+                    if let Some(range) = index_range(demuxer.input_mut(), &info, target) {
+                        demuxer.prefetch(range.start, range.end)?;
+                        plan.stop_after_pos = range.last_needed_pos;
                     }
                 }
             }
             Seek::Start => seek_to_start(&mut demuxer, &info)?,
             Seek::FirstByte => seek_to_first_byte(&mut demuxer)?,
         }
-        let found = decode_until(&mut demuxer, &mut decoder, &info, target, limits)?;
+        let Decoded { found, skipped } =
+            decode_until(&mut demuxer, &mut decoder, &info, &plan, limits)?;
+        if let Some(skipped) = skipped {
+            if found.as_ref().is_none_or(|f| f.pts < skipped) {
+                // A skipped frame was the one to show (variable frame rate,
+                // or a gap in the timestamps): decode everything this time.
+                tracing::debug!(
+                    skipped,
+                    "non-reference skip missed the frame; decoding again"
+                );
+                skip_nonref = false;
+                continue;
+            }
+        }
         let landed_late = found.as_ref().is_none_or(|f| f.pts > target);
         attempt = match (landed_late, attempt) {
             (false, _) => return Ok(finish(found.expect("checked"), &info)),
@@ -139,16 +162,80 @@ pub fn decode_frame(
     }
 }
 
-/// Index entries past the frame shown fetched with it, besides the stream's
-/// reorder delay: one for frame threading, one to see the frame after it
-/// (which proves it is the last at or before the target), one spare.
-const ENTRIES_PAST_TARGET: i32 = 3;
+/// How one decoding pass finds the frame shown at `target`.
+struct Plan {
+    target: i64,
+    /// From the container's index: the file position of the last packet
+    /// decoded no later than the target (MP4's index lists decoding times).
+    /// Every frame shown at or before the target has been read once it has.
+    stop_after_pos: Option<i64>,
+    /// Skip non-reference frames that are certainly not the one shown (a
+    /// later frame starts at or before the target): B-frames cost nothing.
+    skip_nonref: bool,
+    /// What packet timestamps prove; see [`Ordering`].
+    ordering: Ordering,
+}
+
+/// Which packet timestamps say that no later packet can be the frame shown.
+/// (A packet shown exactly at the target always ends the search: timestamps
+/// are unique.)
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Ordering {
+    /// The container stores decoding times (MP4, MPEG-TS, FLV): a packet
+    /// decoded after the target is shown after it, as is all that follows.
+    Dts,
+    /// The codec never reorders frames (VP8/9, AV1, intra-only codecs), so a
+    /// packet shown after the target ends the search.
+    Pts,
+    /// Neither (H.264 in Matroska: FFmpeg guesses decoding times there):
+    /// decode until a frame after the target comes out.
+    Unknown,
+}
+
+impl Ordering {
+    fn of(input: &Input, info: &StreamInfo) -> Ordering {
+        use codec::Id;
+        let format = input.format();
+        if format
+            .name()
+            .split(',')
+            .any(|n| matches!(n, "mov" | "mp4" | "mpegts" | "flv"))
+        {
+            return Ordering::Dts;
+        }
+        let id = input
+            .stream(info.index)
+            .map_or(Id::None, |s| s.parameters().id());
+        match id {
+            Id::VP8
+            | Id::VP9
+            | Id::AV1
+            | Id::PRORES
+            | Id::MJPEG
+            | Id::H263
+            | Id::FLV1
+            | Id::DNXHD
+            | Id::FFV1
+            | Id::PNG
+            | Id::QTRLE => Ordering::Pts,
+            _ => Ordering::Unknown,
+        }
+    }
+}
+
+/// The packets to fetch for the frame at a target, from the container's index.
+struct IndexRange {
+    start: u64,
+    end: u64,
+    last_needed_pos: Option<i64>,
+}
 
 /// The byte range holding the packets from the keyframe before `target`
-/// through the frame shown (and a few after), from the container's index,
-/// for containers whose index lists every packet (MP4, MOV, 3GP). Fetching
-/// it at once costs one round trip instead of a run of growing reads.
-fn index_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<(u64, u64)> {
+/// through the last one decoded no later than it, from the container's
+/// index, for containers whose index lists every packet (MP4, MOV, 3GP).
+/// Fetching it at once costs one round trip instead of a run of growing
+/// reads.
+fn index_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<IndexRange> {
     let name = input.format().name().to_owned();
     if name.split(',').any(|n| n == "matroska" || n == "webm") {
         return cue_range(input, info, target);
@@ -162,35 +249,45 @@ fn index_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<(u64
         let st = *(*input.as_mut_ptr()).streams.add(info.index);
         let count = ffi::avformat_index_get_entries_count(st);
         let key = ffi::av_index_search_timestamp(st, target, ffi::AVSEEK_FLAG_BACKWARD);
-        let shown = ffi::av_index_search_timestamp(
+        // MP4 index timestamps are decoding times: every frame shown at or
+        // before the target is decoded at or before it (pts >= dts).
+        let last = ffi::av_index_search_timestamp(
             st,
             target,
             ffi::AVSEEK_FLAG_BACKWARD | ffi::AVSEEK_FLAG_ANY,
         );
-        if count <= 0 || key < 0 {
+        if count <= 0 || key < 0 || last < key || last - key > MAX_RANGE_ENTRIES {
             return None;
         }
-        // B-frames: packets of frames shown later come before it in the file.
-        let reorder = (*(*st).codecpar).video_delay.clamp(0, 16);
-        let last = (shown.max(key) + ENTRIES_PAST_TARGET + reorder).min(count - 1);
-        let (first, last) = (
-            ffi::avformat_index_get_entry(st, key),
-            ffi::avformat_index_get_entry(st, last),
-        );
-        if first.is_null() || last.is_null() {
-            return None;
+        let (mut start, mut end) = (i64::MAX, i64::MIN);
+        let mut last_pos = -1;
+        for i in key..=last {
+            let e = ffi::avformat_index_get_entry(st, i);
+            if e.is_null() || (*e).pos < 0 {
+                return None;
+            }
+            start = start.min((*e).pos);
+            end = end.max((*e).pos + (*e).size() as i64);
+            last_pos = (*e).pos;
         }
-        let (start, end) = ((*first).pos, (*last).pos + (*last).size() as i64);
-        (start >= 0 && end > start).then_some((start as u64, end as u64))
+        (end > start).then_some(IndexRange {
+            start: start as u64,
+            end: end as u64,
+            last_needed_pos: Some(last_pos),
+        })
     }
 }
 
+/// Index entries walked for one range at most (a 10 s GOP at 60 fps is 600).
+const MAX_RANGE_ENTRIES: i32 = 100_000;
+
 /// Matroska/WebM: cues list only keyframes (their clusters), so the range
 /// from the keyframe's cluster to the target is estimated by interpolating
-/// between the cue before the target and the next one, with a margin; what
-/// it misses is read as usual. Past the last cue, FFmpeg's seek reads on to
-/// the end looking for later keyframes, so that is fetched in one request.
-fn cue_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<(u64, u64)> {
+/// between the cue before the target and the next one, with a margin for
+/// the keyframe itself; what it misses is read as usual. Past the last cue,
+/// FFmpeg's seek reads on to the end looking for later keyframes, so that is
+/// fetched in one request.
+fn cue_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<IndexRange> {
     // SAFETY: as in `index_range`.
     unsafe {
         let st = *(*input.as_mut_ptr()).streams.add(info.index);
@@ -205,7 +302,11 @@ fn cue_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<(u64, 
         }
         let start = (*first).pos as u64;
         if key + 1 >= count {
-            return Some((start, u64::MAX));
+            return Some(IndexRange {
+                start,
+                end: u64::MAX,
+                last_needed_pos: None,
+            });
         }
         let next = ffi::avformat_index_get_entry(st, key + 1);
         if next.is_null() || (*next).pos <= (*first).pos || (*next).timestamp <= (*first).timestamp
@@ -213,11 +314,17 @@ fn cue_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<(u64, 
             return None;
         }
         let span = ((*next).pos - (*first).pos) as f64;
-        let share =
-            (target - (*first).timestamp) as f64 / ((*next).timestamp - (*first).timestamp) as f64;
-        // 10% over the estimate, plus room for the keyframe itself.
-        let len = (span * (share * 1.1 + 0.05)).clamp(0.0, span) as u64;
-        Some((start, start + len.max(64 * 1024)))
+        let ticks = ((*next).timestamp - (*first).timestamp) as f64;
+        let share = (target - (*first).timestamp) as f64 / ticks;
+        // 10% over the interpolation, plus a keyframe: as many bytes as a
+        // quarter second of the video at its average rate.
+        let quarter_second = span / (ticks * f64::from(info.time_base)) / 4.0;
+        let len = span * share * 1.1 + quarter_second.max(16.0 * 1024.0);
+        Some(IndexRange {
+            start,
+            end: start + len.clamp(0.0, span) as u64,
+            last_needed_pos: None,
+        })
     }
 }
 
@@ -246,7 +353,7 @@ fn finish(found: Found, info: &StreamInfo) -> DecodedFrame {
         (1, 1)
     };
     let transfer = Transfer::of(&found.frame);
-    let secs = (found.pts - info.start).max(0) as f64 * f64::from(info.time_base);
+    let secs = found.pts.saturating_sub(info.start).max(0) as f64 * f64::from(info.time_base);
     DecodedFrame {
         frame: found.frame,
         sar,
@@ -462,18 +569,33 @@ fn seek_to_first_byte(demuxer: &mut Demuxer) -> Result<(), MediaError> {
     Ok(())
 }
 
-/// Decodes from the current position until the frame shown at `target` is
-/// known: the last frame at or before it, or the first frame if every frame
-/// is after it.
+/// What one decoding pass found.
+struct Decoded {
+    /// The last frame at or before the target, or the first frame if every
+    /// frame is after it.
+    found: Option<Found>,
+    /// The latest timestamp of a packet sent while non-reference frames were
+    /// being skipped: if the frame found is earlier, a skipped frame may have
+    /// been the one to show.
+    skipped: Option<i64>,
+}
+
+/// Decodes from the current position until the frame shown at the target
+/// is known. Packets stop as soon as every frame that could be shown has
+/// been sent (the decoder is then drained), so neither the decoder's delay
+/// nor the frame after the target costs a read.
 fn decode_until(
     demuxer: &mut Demuxer,
     decoder: &mut ffmpeg_next::decoder::Video,
     info: &StreamInfo,
-    target: i64,
+    plan: &Plan,
     limits: &Limits,
-) -> Result<Option<Found>, MediaError> {
+) -> Result<Decoded, MediaError> {
+    let target = plan.target;
     let mut best: Option<Found> = None;
-    let mut seen_keyframe = false;
+    let mut skipped: Option<i64> = None;
+    let mut skipping = false;
+    let mut sent = 0usize;
     let mut errors = 0usize;
     let mut packet = Packet::empty();
     loop {
@@ -502,11 +624,30 @@ fn decode_until(
         }
         // After a seek, decoding starts at a keyframe; anything before it
         // would decode to garbage.
-        if !seen_keyframe {
-            if !packet.is_key() {
-                continue;
-            }
-            seen_keyframe = true;
+        if sent == 0 && !packet.is_key() {
+            continue;
+        }
+        // Decoded after the target, so shown after it (pts >= dts), as is
+        // everything after it: nothing more can be the frame shown.
+        let past = match plan.ordering {
+            Ordering::Dts => packet.dts(),
+            Ordering::Pts => packet.pts(),
+            Ordering::Unknown => None,
+        };
+        if sent > 0 && past.is_some_and(|ts| ts > target) {
+            break;
+        }
+        let skip = plan.skip_nonref
+            && packet.duration() > 0
+            && packet
+                .pts()
+                .is_some_and(|pts| pts.saturating_add(packet.duration()) <= target);
+        if skip != skipping {
+            set_skip_nonref(decoder, skip);
+            skipping = skip;
+        }
+        if skip {
+            skipped = skipped.max(packet.pts());
         }
         if decoder.send_packet(&packet).is_err() {
             errors += 1;
@@ -515,8 +656,21 @@ fn decode_until(
             }
             continue;
         }
+        sent += 1;
         if receive(decoder, &mut best, target, limits)? {
-            return Ok(best);
+            return Ok(Decoded {
+                found: best,
+                skipped,
+            });
+        }
+        // Shown exactly at the target (timestamps are unique), or the last
+        // packet decoded no later than it: every candidate has been sent.
+        if packet.pts() == Some(target)
+            || (plan.ordering == Ordering::Dts && packet.dts() == Some(target))
+            || (plan.stop_after_pos.is_some()
+                && plan.stop_after_pos == Some(packet.position() as i64))
+        {
+            break;
         }
     }
     if let Some(failure) = demuxer.take_failure() {
@@ -524,7 +678,24 @@ fn decode_until(
     }
     let _ = decoder.send_eof();
     receive(decoder, &mut best, target, limits)?;
-    Ok(best)
+    Ok(Decoded {
+        found: best,
+        skipped,
+    })
+}
+
+/// Has the decoder drop frames no other frame refers to (B-frames, mostly)
+/// from the next packet on.
+fn set_skip_nonref(decoder: &mut ffmpeg_next::decoder::Video, skip: bool) {
+    // SAFETY: a plain field of the open codec context, read per packet
+    // (frame threads copy it when they take the packet).
+    unsafe {
+        (*decoder.as_mut_ptr()).skip_frame = if skip {
+            ffi::AVDiscard::AVDISCARD_NONREF
+        } else {
+            ffi::AVDiscard::AVDISCARD_DEFAULT
+        };
+    }
 }
 
 /// Takes every frame the decoder has ready. Returns true once a frame after

@@ -1,19 +1,21 @@
 //! HTTP sources read with Range requests.
 //!
-//! Bytes are cached in fixed-size blocks in a moka cache weighted by size,
-//! keyed by the URL and its validator (ETag, else Last-Modified), so several
-//! thumbnails of one video share its container index and packets, and a
-//! changed object never mixes with its old bytes. A reader fetches runs of
-//! missing blocks in one request, and doubles the run while reads stay
-//! sequential, so a thumbnail costs a few round trips, not one per 32 KiB
-//! FFmpeg asks for.
+//! Bytes are fetched exactly where they are asked for (no rounding out to
+//! blocks: object storage bills bytes) and cached per 32 KiB block, each
+//! block holding the run of its bytes fetched so far, in a moka cache
+//! weighted by size and keyed by the URL and its validator (ETag, else
+//! Last-Modified). So several thumbnails of one video share its container
+//! index and packets, and a changed object never mixes with its old bytes.
+//! A read that misses fetches up to the next bytes held in one request, and
+//! the run doubles while reads stay sequential, so a thumbnail costs a few
+//! round trips, not one per buffer FFmpeg asks for.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::header::{CONTENT_RANGE, ETAG, LAST_MODIFIED, RANGE};
 use reqwest::StatusCode;
 
@@ -36,9 +38,55 @@ struct ObjectInfo {
 
 type BlockKey = (Arc<str>, u64);
 
+/// The bytes of one block fetched so far: one run, `offset` bytes into it.
+#[derive(Debug, Clone)]
+struct Piece {
+    offset: u64,
+    data: Bytes,
+}
+
+impl Piece {
+    fn end(&self) -> u64 {
+        self.offset + self.data.len() as u64
+    }
+
+    /// The bytes from `offset` (within the block) to the end of the run.
+    fn from(&self, offset: u64) -> Option<Bytes> {
+        (offset >= self.offset && offset < self.end())
+            .then(|| self.data.slice((offset - self.offset) as usize..))
+    }
+
+    /// One run from two: their union if they touch, else the new one (the
+    /// bytes a read is waiting for).
+    fn merge(old: Option<&Piece>, new: Piece) -> Piece {
+        let Some(old) = old else { return new };
+        if old.offset > new.end() || new.offset > old.end() {
+            return new;
+        }
+        if old.offset <= new.offset && old.end() >= new.end() {
+            return old.clone();
+        }
+        if new.offset <= old.offset && new.end() >= old.end() {
+            return new;
+        }
+        let (first, second) = if old.offset <= new.offset {
+            (old, &new)
+        } else {
+            (&new, old)
+        };
+        let mut joined = BytesMut::with_capacity((second.end() - first.offset) as usize);
+        joined.extend_from_slice(&first.data);
+        joined.extend_from_slice(&second.data[(first.end() - second.offset) as usize..]);
+        Piece {
+            offset: first.offset,
+            data: joined.freeze(),
+        }
+    }
+}
+
 struct Shared {
     client: reqwest::Client,
-    blocks: moka::sync::Cache<BlockKey, Bytes>,
+    blocks: moka::sync::Cache<BlockKey, Piece>,
     objects: moka::sync::Cache<String, ObjectInfo>,
     initial_read: u64,
     max_read: u64,
@@ -48,10 +96,6 @@ struct Shared {
 #[derive(Clone)]
 pub struct HttpSources {
     shared: Arc<Shared>,
-}
-
-fn round_up_to_block(v: u64) -> u64 {
-    v.div_ceil(BLOCK_SIZE).max(1) * BLOCK_SIZE
 }
 
 impl HttpSources {
@@ -66,20 +110,20 @@ impl HttpSources {
             .map_err(|e| SourceError::Connect(e.to_string()))?;
         let blocks = moka::sync::Cache::builder()
             .max_capacity(cache.source_max_bytes)
-            .weigher(|_k: &BlockKey, v: &Bytes| v.len().try_into().unwrap_or(u32::MAX))
+            .weigher(|_k: &BlockKey, v: &Piece| v.data.len().try_into().unwrap_or(u32::MAX))
             .build();
         let objects = moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(Duration::from_secs(cache.source_ttl_secs))
             .build();
-        let initial_read = round_up_to_block(fetch.initial_read_bytes);
+        let initial_read = fetch.initial_read_bytes.max(1);
         Ok(HttpSources {
             shared: Arc::new(Shared {
                 client,
                 blocks,
                 objects,
                 initial_read,
-                max_read: round_up_to_block(fetch.max_read_bytes).max(initial_read),
+                max_read: fetch.max_read_bytes.max(initial_read),
             }),
         })
     }
@@ -97,12 +141,20 @@ impl HttpSources {
                     identity: format!("{url}\n{}", first.validator).into(),
                     validator: first.validator.into(),
                 };
-                store_blocks(&self.shared.blocks, &info.identity, 0, &first.data);
                 self.shared.objects.insert(url.to_owned(), info.clone());
-                info
+                let mut reader = self.reader(url, info);
+                reader.store(0, &first.data);
+                reader.requests = 1;
+                reader.fetched = first.data.len() as u64;
+                reader.next_sequential = Some(first.data.len() as u64);
+                return Ok(reader);
             }
         };
-        Ok(RangeReader {
+        Ok(self.reader(url, info))
+    }
+
+    fn reader(&self, url: &str, info: ObjectInfo) -> RangeReader {
+        RangeReader {
             shared: self.shared.clone(),
             runtime: tokio::runtime::Handle::current(),
             url: url.to_owned(),
@@ -113,20 +165,7 @@ impl HttpSources {
             read_ahead: self.shared.initial_read,
             requests: 0,
             fetched: 0,
-        })
-    }
-}
-
-fn store_blocks(
-    cache: &moka::sync::Cache<BlockKey, Bytes>,
-    identity: &Arc<str>,
-    start: u64,
-    data: &Bytes,
-) {
-    for (i, chunk) in data.chunks(BLOCK_SIZE as usize).enumerate() {
-        let offset = i * BLOCK_SIZE as usize;
-        let block = data.slice(offset..offset + chunk.len());
-        cache.insert((identity.clone(), start / BLOCK_SIZE + i as u64), block);
+        }
     }
 }
 
@@ -240,7 +279,7 @@ pub struct RangeReader {
     pos: u64,
     /// Blocks this reader has used, so cache eviction under load cannot make
     /// one render fetch the same bytes twice.
-    local: HashMap<u64, Bytes>,
+    local: HashMap<u64, Piece>,
     /// Where the last fetch ended: a read there continues a sequential run.
     next_sequential: Option<u64>,
     read_ahead: u64,
@@ -249,33 +288,69 @@ pub struct RangeReader {
 }
 
 impl RangeReader {
-    fn block(&mut self, index: u64) -> io::Result<Bytes> {
-        if let Some(b) = self.local.get(&index) {
-            return Ok(b.clone());
+    /// The bytes held from `pos` to the end of their run, if any.
+    fn held(&mut self, pos: u64) -> Option<Bytes> {
+        let (index, offset) = (pos / BLOCK_SIZE, pos % BLOCK_SIZE);
+        if let Some(bytes) = self.local.get(&index).and_then(|p| p.from(offset)) {
+            return Some(bytes);
         }
-        if let Some(b) = self.shared.blocks.get(&(self.info.identity.clone(), index)) {
-            self.local.insert(index, b.clone());
-            return Ok(b);
+        let shared = self
+            .shared
+            .blocks
+            .get(&(self.info.identity.clone(), index))?;
+        let bytes = shared.from(offset)?;
+        let merged = Piece::merge(self.local.get(&index), shared);
+        self.local.insert(index, merged);
+        Some(bytes)
+    }
+
+    /// Where the run of held bytes containing `pos` starts, if `pos` is held.
+    fn held_start(&mut self, pos: u64) -> Option<u64> {
+        self.held(pos)?;
+        let index = pos / BLOCK_SIZE;
+        self.local
+            .get(&index)
+            .map(|p| index * BLOCK_SIZE + p.offset)
+    }
+
+    /// Keeps fetched bytes, split at block boundaries, here and in the cache.
+    fn store(&mut self, start: u64, data: &Bytes) {
+        let end = start + data.len() as u64;
+        let mut at = start;
+        while at < end {
+            let index = at / BLOCK_SIZE;
+            let until = ((index + 1) * BLOCK_SIZE).min(end);
+            let piece = Piece {
+                offset: at % BLOCK_SIZE,
+                data: data.slice((at - start) as usize..(until - start) as usize),
+            };
+            let key = (self.info.identity.clone(), index);
+            let cached = Piece::merge(self.shared.blocks.get(&key).as_ref(), piece.clone());
+            self.shared.blocks.insert(key, cached);
+            let local = Piece::merge(self.local.get(&index), piece);
+            self.local.insert(index, local);
+            at = until;
         }
-        let start = index * BLOCK_SIZE;
-        self.read_ahead = if self.next_sequential == Some(start) {
+    }
+
+    /// A read at `pos` missed: fetch from there up to the read-ahead, or to
+    /// the next block whose start is already held.
+    fn fetch_at(&mut self, pos: u64) -> io::Result<()> {
+        self.read_ahead = if self.next_sequential == Some(pos) {
             (self.read_ahead * 2).min(self.shared.max_read)
         } else {
             self.shared.initial_read
         };
-        // Fetch up to the read-ahead, stopping before a block already held.
-        let limit = (start + self.read_ahead).min(self.info.size);
-        let mut end = (start + BLOCK_SIZE).min(self.info.size);
-        while end < limit && !self.has_block(end / BLOCK_SIZE) {
+        let limit = (pos + self.read_ahead).min(self.info.size);
+        let mut end = ((pos / BLOCK_SIZE + 1) * BLOCK_SIZE).min(limit);
+        while end < limit && self.held(end).is_none() {
             end = (end + BLOCK_SIZE).min(limit);
         }
-        self.fetch_run(index, end)?;
-        Ok(self.local[&index].clone())
+        self.fetch_run(pos, end)
     }
 
-    /// Fetches blocks `index..` up to byte `end` in one request and keeps them.
-    fn fetch_run(&mut self, index: u64, end: u64) -> io::Result<()> {
-        let start = index * BLOCK_SIZE;
+    /// Fetches bytes `start..end` in one request and keeps them.
+    fn fetch_run(&mut self, start: u64, end: u64) -> io::Result<()> {
         let fetched = self
             .runtime
             .block_on(fetch(
@@ -296,27 +371,9 @@ impl RangeReader {
         }
         self.requests += 1;
         self.fetched += fetched.data.len() as u64;
-        store_blocks(
-            &self.shared.blocks,
-            &self.info.identity,
-            start,
-            &fetched.data,
-        );
-        for i in 0..(end - start).div_ceil(BLOCK_SIZE) {
-            let from = (i * BLOCK_SIZE) as usize;
-            let to = ((i + 1) * BLOCK_SIZE).min(end - start) as usize;
-            self.local.insert(index + i, fetched.data.slice(from..to));
-        }
+        self.store(start, &fetched.data);
         self.next_sequential = Some(end);
         Ok(())
-    }
-
-    fn has_block(&self, index: u64) -> bool {
-        self.local.contains_key(&index)
-            || self
-                .shared
-                .blocks
-                .contains_key(&(self.info.identity.clone(), index))
     }
 }
 
@@ -325,14 +382,16 @@ impl Read for RangeReader {
         if self.pos >= self.info.size || buf.is_empty() {
             return Ok(0);
         }
-        let index = self.pos / BLOCK_SIZE;
-        let block = self.block(index)?;
-        let offset = (self.pos - index * BLOCK_SIZE) as usize;
-        let n = buf.len().min(block.len().saturating_sub(offset));
-        if n == 0 {
-            return Err(io::Error::other(SourceError::Changed));
-        }
-        buf[..n].copy_from_slice(&block[offset..offset + n]);
+        let bytes = match self.held(self.pos) {
+            Some(bytes) => bytes,
+            None => {
+                self.fetch_at(self.pos)?;
+                self.held(self.pos)
+                    .ok_or_else(|| io::Error::other(SourceError::Changed))?
+            }
+        };
+        let n = buf.len().min(bytes.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
         self.pos += n as u64;
         Ok(n)
     }
@@ -366,23 +425,26 @@ impl SourceRead for RangeReader {
     /// Fetches the missing part of `start..end` in one request (capped), so
     /// the packets from a keyframe to the target frame cost one round trip.
     fn prefetch(&mut self, start: u64, end: u64) -> io::Result<()> {
-        let end = end
+        let mut end = end
             .min(self.info.size)
             .min(start.saturating_add(MAX_PREFETCH));
-        let Some(first) =
-            (start / BLOCK_SIZE..end.div_ceil(BLOCK_SIZE)).find(|i| !self.has_block(*i))
-        else {
-            return Ok(());
-        };
-        let from = first * BLOCK_SIZE;
-        let to = end
-            .div_ceil(BLOCK_SIZE)
-            .saturating_mul(BLOCK_SIZE)
-            .min(self.info.size);
-        if to <= from {
+        let mut start = start;
+        while start < end {
+            match self.held(start) {
+                Some(bytes) => start += bytes.len() as u64,
+                None => break,
+            }
+        }
+        while end > start {
+            match self.held_start(end - 1) {
+                Some(run_start) => end = run_start.max(start),
+                None => break,
+            }
+        }
+        if end <= start {
             return Ok(());
         }
-        self.fetch_run(first, to)
+        self.fetch_run(start, end)
     }
 }
 
@@ -393,5 +455,45 @@ const MAX_PREFETCH: u64 = 64 * 1024 * 1024;
 impl Drop for RangeReader {
     fn drop(&mut self) {
         tracing::debug!(url = %self.url, requests = self.requests, bytes = self.fetched, "source reads");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(offset: u64, text: &str) -> Piece {
+        Piece {
+            offset,
+            data: Bytes::copy_from_slice(text.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn touching_runs_join() {
+        let joined = Piece::merge(Some(&piece(2, "cde")), piece(5, "fg"));
+        assert_eq!((joined.offset, &joined.data[..]), (2, &b"cdefg"[..]));
+        let joined = Piece::merge(Some(&piece(4, "efgh")), piece(1, "bcdef"));
+        assert_eq!((joined.offset, &joined.data[..]), (1, &b"bcdefgh"[..]));
+    }
+
+    #[test]
+    fn a_run_inside_another_adds_nothing() {
+        let kept = Piece::merge(Some(&piece(0, "abcdef")), piece(2, "cd"));
+        assert_eq!((kept.offset, &kept.data[..]), (0, &b"abcdef"[..]));
+    }
+
+    #[test]
+    fn apart_runs_keep_the_new_one() {
+        let kept = Piece::merge(Some(&piece(0, "abcdefgh")), piece(10, "k"));
+        assert_eq!((kept.offset, &kept.data[..]), (10, &b"k"[..]));
+    }
+
+    #[test]
+    fn bytes_are_read_from_inside_a_run() {
+        let p = piece(3, "defg");
+        assert_eq!(p.from(5).as_deref(), Some(&b"fg"[..]));
+        assert_eq!(p.from(2), None);
+        assert_eq!(p.from(7), None);
     }
 }

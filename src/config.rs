@@ -170,8 +170,10 @@ pub struct FetchConfig {
     pub connect_timeout_secs: u64,
     /// Time for one range request to complete, seconds; past it, 504.
     pub request_timeout_secs: u64,
-    /// Size of the first range request, which usually holds the container
-    /// header and index of a faststart MP4.
+    /// Size of the first range request, and of a read-ahead run's first
+    /// request. Small: an MP4's index is then fetched exactly (one request
+    /// however large), a WebM header is a few hundred bytes, and bytes past
+    /// what a render needs are bytes billed by object storage.
     pub initial_read_bytes: u64,
     /// Largest single range request; sequential reads double up to this.
     pub max_read_bytes: u64,
@@ -182,7 +184,7 @@ impl Default for FetchConfig {
         FetchConfig {
             connect_timeout_secs: 5,
             request_timeout_secs: 10,
-            initial_read_bytes: 128 * 1024,
+            initial_read_bytes: 16 * 1024,
             max_read_bytes: 4 * 1024 * 1024,
         }
     }

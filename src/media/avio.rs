@@ -49,7 +49,8 @@ pub struct Demuxer {
 
 impl Demuxer {
     /// Opens the container (reads its header and, where it holds one, its index).
-    pub fn open(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Demuxer, MediaError> {
+    pub fn open(mut reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Demuxer, MediaError> {
+        super::mp4::prefetch_index(reader.as_mut()).map_err(io_to_media)?;
         let state = Box::into_raw(Box::new(CallbackState {
             reader,
             failure: None,

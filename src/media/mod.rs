@@ -17,6 +17,7 @@ pub mod avio;
 pub mod decode;
 pub mod encode;
 pub mod geometry;
+pub mod mp4;
 pub mod picture;
 pub mod tonemap;
 

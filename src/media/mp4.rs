@@ -1,0 +1,191 @@
+//! ISO BMFF (MP4, MOV, 3GP) top-level boxes, walked before FFmpeg opens the
+//! file so that the `moov` box (the index of every packet) arrives in one
+//! request however large it is and wherever it is: right after `ftyp` in a
+//! faststart file, or after the media data.
+//!
+//! FFmpeg would read it through the range reader too, but in a run of
+//! doubling reads (a two-hour video's index is megabytes), and would first
+//! learn where a trailing index starts only by reading the header of the
+//! box before it.
+
+use std::io::{self, SeekFrom};
+
+use crate::source::SourceRead;
+
+/// Box types a file may start with.
+const FIRST: [&[u8; 4]; 7] = [
+    b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot",
+];
+/// Top-level boxes walked before giving up (files have a handful).
+const MAX_BOXES: usize = 16;
+/// The largest index fetched in one request.
+const MAX_INDEX: u64 = 64 * 1024 * 1024;
+/// After the media data, what is left of the file is fetched whole if it is
+/// at most this: the index is nearly always all that follows.
+const MAX_TAIL: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct BoxHeader {
+    kind: [u8; 4],
+    start: u64,
+    /// Whole box, header included.
+    size: u64,
+}
+
+fn read_header(r: &mut dyn SourceRead, at: u64, file_size: u64) -> io::Result<Option<BoxHeader>> {
+    if at.checked_add(8).is_none_or(|end| end > file_size) {
+        return Ok(None);
+    }
+    r.seek(SeekFrom::Start(at))?;
+    let mut head = [0u8; 8];
+    r.read_exact(&mut head)?;
+    let kind = [head[4], head[5], head[6], head[7]];
+    let size = match u32::from_be_bytes([head[0], head[1], head[2], head[3]]) {
+        // To the end of the file.
+        0 => file_size - at,
+        // A 64-bit size follows the type.
+        1 => {
+            let mut large = [0u8; 8];
+            r.read_exact(&mut large)?;
+            u64::from_be_bytes(large)
+        }
+        n => u64::from(n),
+    };
+    Ok((size >= 8).then_some(BoxHeader {
+        kind,
+        start: at,
+        size,
+    }))
+}
+
+/// Finds the `moov` box and has the source fetch it in one request. Does
+/// nothing for other formats; leaves the reader at byte 0.
+pub fn prefetch_index(r: &mut dyn SourceRead) -> io::Result<()> {
+    let file_size = r.size();
+    let first = read_header(r, 0, file_size)?;
+    if first.is_some_and(|b| FIRST.contains(&&b.kind)) {
+        let mut at = 0;
+        let mut after_media = false;
+        for _ in 0..MAX_BOXES {
+            if after_media && file_size - at <= MAX_TAIL {
+                r.prefetch(at, file_size)?;
+            }
+            let Some(b) = read_header(r, at, file_size)? else {
+                break;
+            };
+            if &b.kind == b"moov" {
+                r.prefetch(b.start, b.start.saturating_add(b.size.min(MAX_INDEX)))?;
+                break;
+            }
+            after_media = &b.kind == b"mdat";
+            match b.start.checked_add(b.size) {
+                Some(next) if next < file_size => at = next,
+                _ => break,
+            }
+        }
+    }
+    r.seek(SeekFrom::Start(0))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Cursor, Read, Seek};
+
+    /// An in-memory source that records what it is asked to prefetch.
+    struct Recorder {
+        bytes: Cursor<Vec<u8>>,
+        prefetched: Vec<(u64, u64)>,
+    }
+
+    impl Read for Recorder {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.bytes.read(buf)
+        }
+    }
+
+    impl Seek for Recorder {
+        fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+            self.bytes.seek(to)
+        }
+    }
+
+    impl SourceRead for Recorder {
+        fn size(&self) -> u64 {
+            self.bytes.get_ref().len() as u64
+        }
+
+        fn prefetch(&mut self, start: u64, end: u64) -> io::Result<()> {
+            self.prefetched.push((start, end));
+            Ok(())
+        }
+    }
+
+    fn boxed(kind: &[u8; 4], body: usize) -> Vec<u8> {
+        let mut b = ((body + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.resize(body + 8, 0);
+        b
+    }
+
+    fn walk(file: Vec<u8>) -> Vec<(u64, u64)> {
+        let mut r = Recorder {
+            bytes: Cursor::new(file),
+            prefetched: Vec::new(),
+        };
+        prefetch_index(&mut r).unwrap();
+        assert_eq!(r.bytes.position(), 0, "left at byte 0");
+        r.prefetched
+    }
+
+    #[test]
+    fn a_faststart_index_is_fetched_whole() {
+        let file = [
+            boxed(b"ftyp", 24),
+            boxed(b"moov", 5000),
+            boxed(b"mdat", 100),
+        ]
+        .concat();
+        assert_eq!(walk(file), vec![(32, 32 + 5008)]);
+    }
+
+    #[test]
+    fn an_index_after_the_media_is_fetched_with_the_rest_of_the_file() {
+        let file = [
+            boxed(b"ftyp", 24),
+            boxed(b"mdat", 100_000),
+            boxed(b"moov", 700),
+        ]
+        .concat();
+        let tail = 32 + 100_008;
+        assert_eq!(walk(file), vec![(tail, tail + 708), (tail, tail + 708)]);
+    }
+
+    #[test]
+    fn other_formats_are_left_alone() {
+        let mut webm = vec![0x1a, 0x45, 0xdf, 0xa3];
+        webm.resize(4096, 0);
+        assert_eq!(walk(webm), vec![]);
+        assert_eq!(walk(vec![0, 0, 0]), vec![]);
+    }
+
+    #[test]
+    fn a_64_bit_size_is_followed() {
+        let mut mdat = 1u32.to_be_bytes().to_vec();
+        mdat.extend_from_slice(b"mdat");
+        mdat.extend_from_slice(&1016u64.to_be_bytes());
+        mdat.resize(1016, 0);
+        let file = [boxed(b"ftyp", 24), mdat, boxed(b"moov", 10)].concat();
+        assert_eq!(walk(file), vec![(1048, 1066), (1048, 1066)]);
+    }
+
+    #[test]
+    fn a_bad_size_ends_the_walk() {
+        let mut file = boxed(b"ftyp", 24);
+        file.extend_from_slice(&4u32.to_be_bytes());
+        file.extend_from_slice(b"moov");
+        file.resize(200, 0);
+        assert_eq!(walk(file), vec![]);
+    }
+}

@@ -421,6 +421,75 @@ async fn a_thumbnail_of_a_large_video_fetches_little_of_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_in_the_last_gop_of_a_webm_fetches_little_of_it() {
+    // 10 s of VP9 with keyframes every 2 s: the last GOP (8-10 s) is a fifth
+    // of the file. Past the last cue FFmpeg's own seek parses every cluster
+    // to the end of the file before decoding anything; thumbd must not.
+    let file = fixtures().join("long_gop.webm");
+    if !file.exists() {
+        let partial = fixtures().join(".long_gop.webm");
+        let status = Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=10"])
+            .args([
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+            ])
+            .args([
+                "-b:v", "1M", "-g", "50", "-pix_fmt", "yuv420p", "-f", "webm",
+            ])
+            .arg(&partial)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::rename(&partial, &file).unwrap();
+    }
+    let size = std::fs::metadata(&file).unwrap().len();
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-skip_frame",
+            "nokey",
+        ])
+        .args(["-show_entries", "packet=pos,flags", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let last_keyframe: u64 = String::from_utf8(probe.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains('K'))
+        .filter_map(|l| l.split(',').next()?.parse().ok())
+        .max()
+        .unwrap();
+    let last_gop = size - last_keyframe;
+
+    let source = SourceServer::start(fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    let (status, headers, _) =
+        get(&thumbd.url("/v1/thumbnail/demo/http/long_gop.webm.webp?width=320&timeStamp=8.04"))
+            .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-thumbnail-time"], "8.040");
+    let t = source.traffic("long_gop.webm");
+    assert!(
+        t.bytes < last_gop / 2,
+        "fetched {} bytes; the last GOP is {last_gop}",
+        t.bytes
+    );
+    // Header, cues, the range up to the target (interpolated between the
+    // last cue and the end, so possibly one read short).
+    assert!(t.requests <= 4, "{} requests", t.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_over_the_byte_budget_is_413() {
     let thumbd = Thumbd::start(&common::config(None, "[render]\nmax_source_bytes = 2000\n")).await;
     let (status, headers, body) =

@@ -109,7 +109,9 @@ pub fn decode_frame(
         };
         match attempt {
             Seek::To(ts) => {
-                seek(&mut demuxer, &info, ts)?;
+                if !seek_past_last_cue(&mut demuxer, &info, ts)? {
+                    seek(&mut demuxer, &info, ts)?;
+                }
                 // After the seek: Matroska reads its cues only when asked to seek.
                 if ts == target {
                     if let Some(range) = index_range(demuxer.input_mut(), &info, target) {
@@ -301,20 +303,30 @@ fn cue_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<IndexR
             return None;
         }
         let start = (*first).pos as u64;
-        if key + 1 >= count {
+        // Up to the next cue, or past the last one to the end of the file
+        // and of the video.
+        let (next_pos, next_ts) = if key + 1 < count {
+            let next = ffi::avformat_index_get_entry(st, key + 1);
+            if next.is_null() {
+                return None;
+            }
+            ((*next).pos, (*next).timestamp)
+        } else {
+            let size = ffi::avio_size((*input.as_mut_ptr()).pb);
+            let end = info
+                .duration_us
+                .map(|us| info.start + rescale(us, Rational(1, 1_000_000), info.time_base));
+            (size, end.unwrap_or(i64::MIN))
+        };
+        if next_pos <= (*first).pos || next_ts <= (*first).timestamp {
             return Some(IndexRange {
                 start,
                 end: u64::MAX,
                 last_needed_pos: None,
             });
         }
-        let next = ffi::avformat_index_get_entry(st, key + 1);
-        if next.is_null() || (*next).pos <= (*first).pos || (*next).timestamp <= (*first).timestamp
-        {
-            return None;
-        }
-        let span = ((*next).pos - (*first).pos) as f64;
-        let ticks = ((*next).timestamp - (*first).timestamp) as f64;
+        let span = (next_pos - (*first).pos) as f64;
+        let ticks = (next_ts - (*first).timestamp) as f64;
         let share = (target - (*first).timestamp) as f64 / ticks;
         // 10% over the interpolation, plus a keyframe: as many bytes as a
         // quarter second of the video at its average rate.
@@ -523,6 +535,51 @@ fn seek(demuxer: &mut Demuxer, info: &StreamInfo, ts: i64) -> Result<(), MediaEr
         return seek_to_start(demuxer, info);
     }
     Ok(())
+}
+
+/// Matroska/WebM: a target past the last cue makes FFmpeg's seek parse
+/// every cluster to the end of the file looking for a later keyframe (up to
+/// the whole last GOP, before a packet is decoded). Instead the cues are
+/// loaded by seeking to the start (which reads nothing more), and the last
+/// cue's cluster is reached by a byte seek, which the demuxer resumes from
+/// like any cluster boundary. Returns whether it seeked.
+fn seek_past_last_cue(
+    demuxer: &mut Demuxer,
+    info: &StreamInfo,
+    ts: i64,
+) -> Result<bool, MediaError> {
+    let name = demuxer.input().format().name().to_owned();
+    if !name.split(',').any(|n| n == "matroska" || n == "webm") {
+        return Ok(false);
+    }
+    seek_to_start(demuxer, info)?;
+    // SAFETY: as in `index_range`.
+    let last_cue = unsafe {
+        let st = *(*demuxer.input_mut().as_mut_ptr()).streams.add(info.index);
+        let count = ffi::avformat_index_get_entries_count(st);
+        let key = ffi::av_index_search_timestamp(st, ts, ffi::AVSEEK_FLAG_BACKWARD);
+        let entry = ffi::avformat_index_get_entry(st, key.max(0));
+        (count > 0 && key == count - 1 && !entry.is_null() && (*entry).pos > 0)
+            .then(|| (*entry).pos)
+    };
+    let Some(pos) = last_cue else {
+        return Ok(false);
+    };
+    // SAFETY: the context is open; `pos` is a cluster the cues point at.
+    let ret = unsafe {
+        ffi::avformat_seek_file(
+            demuxer.input_mut().as_mut_ptr(),
+            -1,
+            pos,
+            pos,
+            pos,
+            ffi::AVSEEK_FLAG_BYTE,
+        )
+    };
+    if let Some(failure) = demuxer.take_failure() {
+        return Err(failure);
+    }
+    Ok(ret >= 0)
 }
 
 fn seek_to_start(demuxer: &mut Demuxer, info: &StreamInfo) -> Result<(), MediaError> {

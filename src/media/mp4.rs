@@ -20,6 +20,8 @@ const FIRST: [&[u8; 4]; 7] = [
 const MAX_BOXES: usize = 16;
 /// The largest index fetched in one request.
 const MAX_INDEX: u64 = 64 * 1024 * 1024;
+/// A box header with a 64-bit size.
+const NEXT_HEADER: u64 = 16;
 /// After the media data, what is left of the file is fetched whole if it is
 /// at most this: the index is nearly always all that follows.
 const MAX_TAIL: u64 = 16 * 1024 * 1024;
@@ -74,7 +76,10 @@ pub fn prefetch_index(r: &mut dyn SourceRead) -> io::Result<()> {
                 break;
             };
             if &b.kind == b"moov" {
-                r.prefetch(b.start, b.start.saturating_add(b.size.min(MAX_INDEX)))?;
+                // With the header of the box after it, which FFmpeg reads
+                // next (the media data's, in a faststart file).
+                let end = b.start.saturating_add(b.size.min(MAX_INDEX) + NEXT_HEADER);
+                r.prefetch(b.start, end.min(file_size))?;
                 break;
             }
             after_media = &b.kind == b"mdat";
@@ -147,7 +152,7 @@ mod tests {
             boxed(b"mdat", 100),
         ]
         .concat();
-        assert_eq!(walk(file), vec![(32, 32 + 5008)]);
+        assert_eq!(walk(file), vec![(32, 32 + 5008 + 16)]);
     }
 
     #[test]
@@ -159,6 +164,7 @@ mod tests {
         ]
         .concat();
         let tail = 32 + 100_008;
+        // (The index ends the file: nothing after it to fetch.)
         assert_eq!(walk(file), vec![(tail, tail + 708), (tail, tail + 708)]);
     }
 

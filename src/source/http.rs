@@ -351,6 +351,7 @@ impl RangeReader {
 
     /// Fetches bytes `start..end` in one request and keeps them.
     fn fetch_run(&mut self, start: u64, end: u64) -> io::Result<()> {
+        tracing::trace!(url = %self.url, start, end, "range request");
         let fetched = self
             .runtime
             .block_on(fetch(

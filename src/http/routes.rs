@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
 use super::api;
@@ -235,29 +235,44 @@ impl App {
             .get_all(header::IF_NONE_MATCH)
             .iter()
             .any(|v| v.to_str().is_ok_and(|v| etag_matches(v, &t.etag)));
-        let builder = Response::builder()
-            .header(header::ETAG, &t.etag)
-            .header(header::CACHE_CONTROL, cache_control)
-            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
-            .header("x-thumbnail-cache", cache.as_str())
-            .header("x-thumbnail-time", format!("{:.3}", t.time_secs));
+        // The hit path: header values from static strings where they can be
+        // (no copy), a body that shares the cached bytes.
+        let mut response = Response::new(Body::default());
+        let h = response.headers_mut();
+        h.insert(
+            header::ETAG,
+            HeaderValue::from_str(&t.etag).expect("hex in quotes"),
+        );
+        h.insert(header::CACHE_CONTROL, cache_control);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        h.insert(X_THUMBNAIL_CACHE, HeaderValue::from_static(cache.as_str()));
+        h.insert(
+            X_THUMBNAIL_TIME,
+            HeaderValue::from_str(&format!("{:.3}", t.time_secs)).expect("digits"),
+        );
         if not_modified {
-            return builder
-                .status(StatusCode::NOT_MODIFIED)
-                .body(Body::default())
-                .expect("valid response");
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            return response;
         }
-        builder
-            .header(header::CONTENT_TYPE, t.format.content_type())
-            .header(header::CONTENT_LENGTH, t.bytes.len())
-            .body(if head {
-                Body::default()
-            } else {
-                Body::new(t.bytes.clone())
-            })
-            .expect("valid response")
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(t.format.content_type()),
+        );
+        if head {
+            // What a GET would send; for a GET, hyper takes it from the body.
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(t.bytes.len()));
+        } else {
+            *response.body_mut() = Body::new(t.bytes.clone());
+        }
+        response
     }
 }
+
+const X_THUMBNAIL_CACHE: HeaderName = HeaderName::from_static("x-thumbnail-cache");
+const X_THUMBNAIL_TIME: HeaderName = HeaderName::from_static("x-thumbnail-time");
 
 /// `If-None-Match` uses the weak comparison: `W/"x"` matches `"x"`.
 fn etag_matches(if_none_match: &str, etag: &str) -> bool {

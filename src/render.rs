@@ -36,7 +36,7 @@ pub struct Thumbnail {
 impl Thumbnail {
     fn new(r: media::Rendered) -> Thumbnail {
         let digest = Sha256::digest(&r.bytes);
-        let etag = format!("\"{}\"", hex(&digest[..16]));
+        let etag = format!("\"{}\"", hex::encode(&digest[..16]));
         Thumbnail {
             bytes: r.bytes,
             format: r.format,
@@ -46,10 +46,6 @@ impl Thumbnail {
             time_secs: r.time_secs,
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether a thumbnail came from the cache.

@@ -88,12 +88,7 @@ async fn every_format_shows_the_frame_a_player_shows() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    common::assert_no_failures(&failures);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

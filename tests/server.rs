@@ -421,6 +421,37 @@ async fn a_thumbnail_of_a_large_video_fetches_little_of_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_videos_index_arrives_in_one_request() {
+    // Ten minutes (the 4 s fixture looped by stream copy): a 146 KB moov,
+    // far more than the first 16 KiB read. FFmpeg alone would read it in a
+    // run of doubling requests.
+    let file = fixtures().join("long_index.mp4");
+    if !file.exists() {
+        let partial = fixtures().join(".long_index.mp4");
+        let status = Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-stream_loop", "149", "-i"])
+            .arg(fixtures().join("h264_faststart.mp4"))
+            .args(["-c", "copy", "-movflags", "+faststart", "-f", "mp4"])
+            .arg(&partial)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::rename(&partial, &file).unwrap();
+    }
+    let source = SourceServer::start(fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    let (status, _, body) =
+        get(&thumbd.url("/v1/thumbnail/demo/http/long_index.mp4.png?timeStamp=301.5")).await;
+    assert_eq!(status, 200);
+    // 301.5 s is 1.5 s into the 76th loop: frame 37 of the fixture.
+    assert_eq!(read_pattern(&body).frame, 37);
+    let t = source.traffic("long_index.mp4");
+    // The first read, the rest of the index, the frame's packets.
+    assert!(t.requests <= 3, "{} requests", t.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_in_the_last_gop_of_a_webm_fetches_little_of_it() {
     // 10 s of VP9 with keyframes every 2 s: the last GOP (8-10 s) is a fifth
     // of the file. Past the last cue FFmpeg's own seek parses every cluster

@@ -323,12 +323,7 @@ async fn every_case_gets_its_status_for_every_algorithm_and_signer() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    common::assert_no_failures(&failures);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

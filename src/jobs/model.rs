@@ -200,8 +200,7 @@ pub fn validate(
 /// always the same job.
 pub fn job_id(req: &ThumbnailRequest) -> String {
     let digest = Sha256::digest(req.render_key().to_string().as_bytes());
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("thumb_job_{hex}")
+    format!("thumb_job_{}", hex::encode(&digest[..12]))
 }
 
 /// The dynamic URL whose cache entry a job fills (no token, also for signed

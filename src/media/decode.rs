@@ -15,6 +15,7 @@ use ffmpeg_next::{codec, frame, Packet, Rational};
 
 use super::avio::Demuxer;
 use super::geometry::{Orientation, Shape};
+use super::index::{Container, StreamIndex};
 use super::tonemap::Transfer;
 use super::{Limits, MediaError, TimeSpec};
 use crate::source::SourceRead;
@@ -52,6 +53,7 @@ struct StreamInfo {
     /// Duration in microseconds, if known.
     duration_us: Option<i64>,
     orientation: Orientation,
+    container: Container,
 }
 
 /// What the container says about a video, without decoding it.
@@ -99,13 +101,14 @@ pub fn decode_frame(
     // Non-reference frames before the target are skipped until that proves
     // wrong (see `Decoded::skipped`); then the attempt runs again without.
     let mut skip_nonref = true;
+    let ordering = Ordering::of(demuxer.input(), &info);
     loop {
         let mut decoder = open_decoder(demuxer.input(), &info, limits)?;
         let mut plan = Plan {
             target,
             stop_after_pos: None,
             skip_nonref,
-            ordering: Ordering::of(demuxer.input(), &info),
+            ordering,
         };
         match attempt {
             Seek::To(ts) => {
@@ -114,7 +117,7 @@ pub fn decode_frame(
                 }
                 // After the seek: Matroska reads its cues only when asked to seek.
                 if ts == target {
-                    if let Some(range) = index_range(demuxer.input_mut(), &info, target) {
+                    if let Some(range) = index_range(demuxer.input(), &info, target) {
                         demuxer.prefetch(range.start, range.end)?;
                         plan.stop_after_pos = range.last_needed_pos;
                     }
@@ -197,12 +200,7 @@ enum Ordering {
 impl Ordering {
     fn of(input: &Input, info: &StreamInfo) -> Ordering {
         use codec::Id;
-        let format = input.format();
-        if format
-            .name()
-            .split(',')
-            .any(|n| matches!(n, "mov" | "mp4" | "mpegts" | "flv"))
-        {
+        if info.container.stores_dts() {
             return Ordering::Dts;
         }
         let id = input
@@ -233,51 +231,38 @@ struct IndexRange {
 }
 
 /// The byte range holding the packets from the keyframe before `target`
-/// through the last one decoded no later than it, from the container's
-/// index, for containers whose index lists every packet (MP4, MOV, 3GP).
-/// Fetching it at once costs one round trip instead of a run of growing
-/// reads.
-fn index_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<IndexRange> {
-    let name = input.format().name().to_owned();
-    if name.split(',').any(|n| n == "matroska" || n == "webm") {
-        return cue_range(input, info, target);
+/// to what decoding will need, from the container's index, so they cost one
+/// round trip instead of a run of growing reads.
+fn index_range(input: &Input, info: &StreamInfo, target: i64) -> Option<IndexRange> {
+    let index = StreamIndex::of(input, info.index);
+    match info.container {
+        Container::Mp4 => sample_range(&index, target),
+        Container::Matroska => cue_range(&index, input, info, target),
+        Container::StoresDts | Container::Other => None,
     }
-    if !name.split(',').any(|n| n == "mov" || n == "mp4") {
+}
+
+/// MP4, MOV, 3GP: the index lists every packet with its decoding time, so
+/// the range runs exactly through the last packet decoded no later than the
+/// target (every frame shown at or before it is decoded at or before it).
+fn sample_range(index: &StreamIndex, target: i64) -> Option<IndexRange> {
+    let key = index.search(target, false)?;
+    let last = index.search(target, true)?;
+    if last < key || last - key > MAX_RANGE_ENTRIES {
         return None;
     }
-    // SAFETY: the stream pointer is valid while the context is open; index
-    // entries are read, not kept.
-    unsafe {
-        let st = *(*input.as_mut_ptr()).streams.add(info.index);
-        let count = ffi::avformat_index_get_entries_count(st);
-        let key = ffi::av_index_search_timestamp(st, target, ffi::AVSEEK_FLAG_BACKWARD);
-        // MP4 index timestamps are decoding times: every frame shown at or
-        // before the target is decoded at or before it (pts >= dts).
-        let last = ffi::av_index_search_timestamp(
-            st,
-            target,
-            ffi::AVSEEK_FLAG_BACKWARD | ffi::AVSEEK_FLAG_ANY,
-        );
-        if count <= 0 || key < 0 || last < key || last - key > MAX_RANGE_ENTRIES {
-            return None;
-        }
-        let (mut start, mut end) = (i64::MAX, i64::MIN);
-        let mut last_pos = -1;
-        for i in key..=last {
-            let e = ffi::avformat_index_get_entry(st, i);
-            if e.is_null() || (*e).pos < 0 {
-                return None;
-            }
-            start = start.min((*e).pos);
-            end = end.max((*e).pos + (*e).size() as i64);
-            last_pos = (*e).pos;
-        }
-        (end > start).then_some(IndexRange {
-            start: start as u64,
-            end: end as u64,
-            last_needed_pos: Some(last_pos),
-        })
+    let (mut start, mut end, mut last_pos) = (i64::MAX, i64::MIN, -1);
+    for i in key..=last {
+        let e = index.get(i).filter(|e| e.pos >= 0)?;
+        start = start.min(e.pos);
+        end = end.max(e.end());
+        last_pos = e.pos;
     }
+    (end > start).then_some(IndexRange {
+        start: start as u64,
+        end: end as u64,
+        last_needed_pos: Some(last_pos),
+    })
 }
 
 /// Index entries walked for one range at most (a 10 s GOP at 60 fps is 600).
@@ -285,59 +270,49 @@ const MAX_RANGE_ENTRIES: i32 = 100_000;
 
 /// Matroska/WebM: cues list only keyframes (their clusters), so the range
 /// from the keyframe's cluster to the target is estimated by interpolating
-/// between the cue before the target and the next one, with a margin for
-/// the keyframe itself; what it misses is read as usual. Past the last cue,
-/// FFmpeg's seek reads on to the end looking for later keyframes, so that is
-/// fetched in one request.
-fn cue_range(input: &mut Input, info: &StreamInfo, target: i64) -> Option<IndexRange> {
-    // SAFETY: as in `index_range`.
-    unsafe {
-        let st = *(*input.as_mut_ptr()).streams.add(info.index);
-        let count = ffi::avformat_index_get_entries_count(st);
-        let key = ffi::av_index_search_timestamp(st, target, ffi::AVSEEK_FLAG_BACKWARD);
-        if count <= 0 || key < 0 {
-            return None;
-        }
-        let first = ffi::avformat_index_get_entry(st, key);
-        if first.is_null() || (*first).pos < 0 {
-            return None;
-        }
-        let start = (*first).pos as u64;
-        // Up to the next cue, or past the last one to the end of the file
-        // and of the video.
-        let (next_pos, next_ts) = if key + 1 < count {
-            let next = ffi::avformat_index_get_entry(st, key + 1);
-            if next.is_null() {
-                return None;
-            }
-            ((*next).pos, (*next).timestamp)
-        } else {
-            let size = ffi::avio_size((*input.as_mut_ptr()).pb);
-            let end = info
+/// between the cue before the target and the next one (past the last cue,
+/// the end of the file and of the video), with a margin for the keyframe
+/// itself; what it misses is read as usual.
+fn cue_range(
+    index: &StreamIndex,
+    input: &Input,
+    info: &StreamInfo,
+    target: i64,
+) -> Option<IndexRange> {
+    let key = index.search(target, false)?;
+    let first = index.get(key).filter(|e| e.pos >= 0)?;
+    let start = first.pos as u64;
+    let (next_pos, next_ts) = match index.get(key + 1) {
+        Some(next) => (next.pos, next.timestamp),
+        None => {
+            let end_ts = info
                 .duration_us
                 .map(|us| info.start + rescale(us, Rational(1, 1_000_000), info.time_base));
-            (size, end.unwrap_or(i64::MIN))
-        };
-        if next_pos <= (*first).pos || next_ts <= (*first).timestamp {
-            return Some(IndexRange {
-                start,
-                end: u64::MAX,
-                last_needed_pos: None,
-            });
+            (
+                super::index::file_size(input).unwrap_or(0),
+                end_ts.unwrap_or(i64::MIN),
+            )
         }
-        let span = (next_pos - (*first).pos) as f64;
-        let ticks = (next_ts - (*first).timestamp) as f64;
-        let share = (target - (*first).timestamp) as f64 / ticks;
-        // 10% over the interpolation, plus a keyframe: as many bytes as a
-        // quarter second of the video at its average rate.
-        let quarter_second = span / (ticks * f64::from(info.time_base)) / 4.0;
-        let len = span * share * 1.1 + quarter_second.max(16.0 * 1024.0);
-        Some(IndexRange {
+    };
+    if next_pos <= first.pos || next_ts <= first.timestamp {
+        return Some(IndexRange {
             start,
-            end: start + len.clamp(0.0, span) as u64,
+            end: u64::MAX,
             last_needed_pos: None,
-        })
+        });
     }
+    let span = (next_pos - first.pos) as f64;
+    let ticks = (next_ts - first.timestamp) as f64;
+    let share = (target - first.timestamp) as f64 / ticks;
+    // 10% over the interpolation, plus a keyframe: as many bytes as a
+    // quarter second of the video at its average rate.
+    let quarter_second = span / (ticks * f64::from(info.time_base)) / 4.0;
+    let len = span * share * 1.1 + quarter_second.max(16.0 * 1024.0);
+    Some(IndexRange {
+        start,
+        end: start + len.clamp(0.0, span) as u64,
+        last_needed_pos: None,
+    })
 }
 
 /// Where to start decoding from.
@@ -450,6 +425,7 @@ fn stream_info(input: &Input) -> Result<StreamInfo, MediaError> {
         start,
         duration_us,
         orientation,
+        container: Container::of(input),
     })
 }
 
@@ -548,19 +524,18 @@ fn seek_past_last_cue(
     info: &StreamInfo,
     ts: i64,
 ) -> Result<bool, MediaError> {
-    let name = demuxer.input().format().name().to_owned();
-    if !name.split(',').any(|n| n == "matroska" || n == "webm") {
+    if info.container != Container::Matroska {
         return Ok(false);
     }
     seek_to_start(demuxer, info)?;
-    // SAFETY: as in `index_range`.
-    let last_cue = unsafe {
-        let st = *(*demuxer.input_mut().as_mut_ptr()).streams.add(info.index);
-        let count = ffi::avformat_index_get_entries_count(st);
-        let key = ffi::av_index_search_timestamp(st, ts, ffi::AVSEEK_FLAG_BACKWARD);
-        let entry = ffi::avformat_index_get_entry(st, key.max(0));
-        (count > 0 && key == count - 1 && !entry.is_null() && (*entry).pos > 0)
-            .then(|| (*entry).pos)
+    let last_cue = {
+        let index = StreamIndex::of(demuxer.input(), info.index);
+        index
+            .search(ts, false)
+            .filter(|&key| key == index.entries() - 1)
+            .and_then(|key| index.get(key))
+            .map(|e| e.pos)
+            .filter(|&pos| pos > 0)
     };
     let Some(pos) = last_cue else {
         return Ok(false);

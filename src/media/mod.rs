@@ -7,6 +7,8 @@
 //!
 //! - [`avio`]: FFmpeg custom I/O over any `Read + Seek` source.
 //! - [`decode`]: open the container, seek, decode forward to the exact frame.
+//! - [`index`]: the demuxer's index of a stream (which bytes a frame needs).
+//! - [`mp4`]: MP4 top-level boxes, to fetch the index in one request.
 //! - [`geometry`]: output size, crop and letterbox from the request and the
 //!   video's displayed shape (rotation, sample aspect ratio). Pure.
 //! - [`picture`]: scale and convert the frame to RGB, rotate, pad.
@@ -17,6 +19,7 @@ pub mod avio;
 pub mod decode;
 pub mod encode;
 pub mod geometry;
+pub mod index;
 pub mod mp4;
 pub mod picture;
 pub mod tonemap;

@@ -455,3 +455,14 @@ pub fn error_locations(problem: &serde_json::Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Fails with every collected failure listed, for tests that check many
+/// cases and report them all at once.
+pub fn assert_no_failures(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -11,7 +11,8 @@
 //! - [`mp4`]: MP4 top-level boxes, to fetch the index in one request.
 //! - [`geometry`]: output size, crop and letterbox from the request and the
 //!   video's displayed shape (rotation, sample aspect ratio). Pure.
-//! - [`picture`]: scale and convert the frame to RGB, rotate, pad.
+//! - [`picture`]: scale and convert the frame (to YUV for WebP, else RGB),
+//!   rotate, pad.
 //! - [`tonemap`]: PQ/HLG HDR to SDR.
 //! - [`encode`]: WebP, JPEG, PNG.
 
@@ -188,13 +189,14 @@ pub fn render(
 /// not changed, so one decode can serve several sizes and formats.
 pub fn finish(frame: &decode::DecodedFrame, spec: &RenderSpec) -> Result<Rendered, MediaError> {
     let plan = geometry::plan(&frame.shape(), spec.width, spec.height, spec.fit);
-    let image = picture::to_rgb(frame, &plan)?;
-    let bytes = encode::encode(&image, spec.format, spec.quality)?;
+    let picture = picture::prepare(frame, &plan, spec.format)?;
+    let (width, height) = (picture.width(), picture.height());
+    let bytes = encode::encode(picture, spec.format, spec.quality)?;
     Ok(Rendered {
         bytes,
         format: spec.format,
-        width: image.width,
-        height: image.height,
+        width,
+        height,
         time_secs: frame.time_secs,
     })
 }

@@ -1,6 +1,12 @@
-//! From a decoded frame to the RGB picture that gets encoded: crop, scale
-//! and convert in one swscale pass (honouring the colour matrix and range),
-//! tone-map HDR, then mirror/rotate and letterbox.
+//! From a decoded frame to the picture that gets encoded: crop, scale and
+//! convert in one swscale pass, tone-map HDR, then mirror/rotate and
+//! letterbox.
+//!
+//! Two forms come out. Lossy WebP stores BT.601 limited-range 4:2:0 YUV, so
+//! an SDR frame bound for WebP stays YUV: swscale only resamples the planes,
+//! and a frame with another matrix (BT.709, most HD video) is re-matrixed on
+//! the small output planes. Everything else (JPEG, PNG, HDR, full-range or
+//! letterboxed frames) becomes RGB, honouring the frame's matrix and range.
 
 use std::os::raw::c_int;
 use std::ptr;
@@ -11,7 +17,7 @@ use ffmpeg_next::format::Pixel;
 use super::decode::DecodedFrame;
 use super::geometry::{Orientation, Plan};
 use super::tonemap::{self, Transfer};
-use super::MediaError;
+use super::{Format, MediaError};
 
 /// A packed 8-bit RGB picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +42,83 @@ impl RgbImage {
     }
 }
 
-/// Produces the final picture described by `plan`. The decoded frame is
-/// left as it is (it may be shared by renders of other sizes).
+/// An 8-bit 4:2:0 picture in BT.601 limited-range YUV (what lossy WebP
+/// stores), planes packed: `y` is `width` x `height`, `u` and `v` are
+/// [`YuvImage::chroma_size`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YuvImage {
+    pub width: u32,
+    pub height: u32,
+    pub y: Vec<u8>,
+    pub u: Vec<u8>,
+    pub v: Vec<u8>,
+}
+
+impl YuvImage {
+    /// Size of each chroma plane of a `width` x `height` picture.
+    pub fn chroma_size(width: u32, height: u32) -> (u32, u32) {
+        (width.div_ceil(2), height.div_ceil(2))
+    }
+
+    fn new(width: u32, height: u32) -> YuvImage {
+        let (cw, ch) = YuvImage::chroma_size(width, height);
+        let chroma = cw as usize * ch as usize;
+        YuvImage {
+            width,
+            height,
+            y: vec![16; width as usize * height as usize],
+            u: vec![128; chroma],
+            v: vec![128; chroma],
+        }
+    }
+}
+
+/// The final picture, in the form its encoder takes without converting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Picture {
+    Rgb(RgbImage),
+    Yuv420(YuvImage),
+}
+
+impl Picture {
+    pub fn width(&self) -> u32 {
+        match self {
+            Picture::Rgb(img) => img.width,
+            Picture::Yuv420(img) => img.width,
+        }
+    }
+
+    pub fn height(&self) -> u32 {
+        match self {
+            Picture::Rgb(img) => img.height,
+            Picture::Yuv420(img) => img.height,
+        }
+    }
+}
+
+/// Produces the final picture described by `plan`, in the form `format`'s
+/// encoder takes. The decoded frame is left as it is (it may be shared by
+/// renders of other sizes).
+pub fn prepare(decoded: &DecodedFrame, plan: &Plan, format: Format) -> Result<Picture, MediaError> {
+    // Letterboxing stays RGB: with an odd size or offset, a chroma sample
+    // would straddle the picture and the black bars.
+    let (w, h) = plan.scaled;
+    let oriented = if plan.orientation.swaps_axes() {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    if format == Format::Webp
+        && decoded.transfer == Transfer::Sdr
+        && !is_full_range(decoded)
+        && oriented == plan.canvas
+    {
+        return Ok(Picture::Yuv420(to_yuv420(decoded, plan)?));
+    }
+    Ok(Picture::Rgb(to_rgb(decoded, plan)?))
+}
+
+/// The final picture as RGB.
 pub fn to_rgb(decoded: &DecodedFrame, plan: &Plan) -> Result<RgbImage, MediaError> {
     let cropped = crop(decoded, plan)?;
     let decoded = cropped.as_ref().unwrap_or(decoded);
@@ -50,8 +131,8 @@ pub fn to_rgb(decoded: &DecodedFrame, plan: &Plan) -> Result<RgbImage, MediaErro
                 Pixel::RGB24,
                 w,
                 h,
-                out.as_mut_ptr(),
-                w as usize * 3,
+                [out.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()],
+                [w as c_int * 3, 0, 0],
             )?;
             out
         }
@@ -62,8 +143,12 @@ pub fn to_rgb(decoded: &DecodedFrame, plan: &Plan) -> Result<RgbImage, MediaErro
                 Pixel::RGB48LE,
                 w,
                 h,
-                wide.as_mut_ptr() as *mut u8,
-                w as usize * 6,
+                [
+                    wide.as_mut_ptr() as *mut u8,
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                ],
+                [w as c_int * 6, 0, 0],
             )?;
             if cfg!(target_endian = "big") {
                 wide.iter_mut().for_each(|v| *v = u16::from_le(*v));
@@ -82,6 +167,29 @@ pub fn to_rgb(decoded: &DecodedFrame, plan: &Plan) -> Result<RgbImage, MediaErro
         plan.orientation,
     );
     Ok(place(oriented, plan.canvas, plan.offset))
+}
+
+/// The final picture as BT.601 limited-range 4:2:0, for an SDR,
+/// limited-range frame that is not letterboxed.
+fn to_yuv420(decoded: &DecodedFrame, plan: &Plan) -> Result<YuvImage, MediaError> {
+    let cropped = crop(decoded, plan)?;
+    let decoded = cropped.as_ref().unwrap_or(decoded);
+    let (w, h) = plan.scaled;
+    let mut img = YuvImage::new(w, h);
+    let cw = YuvImage::chroma_size(w, h).0 as c_int;
+    scale(
+        decoded,
+        Pixel::YUV420P,
+        w,
+        h,
+        [img.y.as_mut_ptr(), img.u.as_mut_ptr(), img.v.as_mut_ptr()],
+        [w as c_int, cw, cw],
+    )?;
+    let matrix = sws_colorspace(decoded);
+    if matrix != SWS_CS_ITU601 {
+        to_bt601(&mut img, luma_weights(matrix));
+    }
+    Ok(orient_yuv(img, plan.orientation))
 }
 
 /// A new reference to the frame's buffers with the crop applied, or `None`
@@ -140,6 +248,19 @@ fn sws_colorspace(decoded: &DecodedFrame) -> c_int {
     }
 }
 
+/// The red and blue luma weights (Kr, Kb) of a swscale colour space.
+fn luma_weights(sws_cs: c_int) -> (f64, f64) {
+    match sws_cs {
+        SWS_CS_ITU709 => (0.2126, 0.0722),
+        SWS_CS_FCC => (0.30, 0.11),
+        SWS_CS_SMPTE240M => (0.212, 0.087),
+        SWS_CS_BT2020 => (0.2627, 0.0593),
+        _ => BT601,
+    }
+}
+
+const BT601: (f64, f64) = (0.299, 0.114);
+
 fn is_full_range(decoded: &DecodedFrame) -> bool {
     // SAFETY: reading plain fields.
     let range = unsafe { (*decoded.frame.as_ptr()).color_range };
@@ -159,19 +280,27 @@ impl Drop for Sws {
     }
 }
 
-/// Scales and converts the (cropped) frame into `dst`, `dst_stride` bytes a row.
+/// Scales and converts the (cropped) frame into `dst`: up to three planes
+/// with their strides in bytes, as `dst_format` lays them out.
 fn scale(
     decoded: &DecodedFrame,
     dst_format: Pixel,
     w: u32,
     h: u32,
-    dst: *mut u8,
-    dst_stride: usize,
+    dst: [*mut u8; 3],
+    dst_strides: [c_int; 3],
 ) -> Result<(), MediaError> {
     let frame = &decoded.frame;
     let src_format: ffi::AVPixelFormat = frame.format().into();
-    // SAFETY: sizes and formats are valid; `dst` holds `h` rows of
-    // `dst_stride` bytes, as the callers allocate.
+    // Full horizontal chroma interpolation matters only when converting to
+    // RGB; resampling YUV planes keeps the chroma at its own resolution.
+    let flags = if dst_format == Pixel::YUV420P {
+        ffi::SWS_BICUBIC | ffi::SWS_ACCURATE_RND
+    } else {
+        ffi::SWS_BICUBIC | ffi::SWS_ACCURATE_RND | ffi::SWS_FULL_CHR_H_INT
+    };
+    // SAFETY: sizes and formats are valid; each `dst` plane holds the rows
+    // `dst_format` has at height `h`, of its stride, as the callers allocate.
     unsafe {
         let ctx = ffi::sws_getContext(
             frame.width() as c_int,
@@ -180,7 +309,7 @@ fn scale(
             w as c_int,
             h as c_int,
             dst_format.into(),
-            (ffi::SWS_BICUBIC | ffi::SWS_ACCURATE_RND | ffi::SWS_FULL_CHR_H_INT) as c_int,
+            flags as c_int,
             ptr::null_mut(),
             ptr::null_mut(),
             ptr::null(),
@@ -194,20 +323,21 @@ fn scale(
         let sws = Sws(ctx);
         let src_range = is_full_range(decoded) as c_int;
         let coefficients = ffi::sws_getCoefficients(sws_colorspace(decoded));
-        // Fails harmlessly (returns -1) for RGB sources, which have no matrix.
+        // The matrix applies when converting to RGB; YUV output keeps the
+        // source's (see `to_bt601`). Fails harmlessly for RGB sources.
         ffi::sws_setColorspaceDetails(
             sws.0,
             coefficients,
             src_range,
             ffi::sws_getCoefficients(SWS_CS_ITU709),
-            1,
+            if dst_format == Pixel::YUV420P { 0 } else { 1 },
             0,
             1 << 16,
             1 << 16,
         );
         let raw = frame.as_ptr();
-        let dst_planes = [dst, ptr::null_mut(), ptr::null_mut(), ptr::null_mut()];
-        let dst_strides = [dst_stride as c_int, 0, 0, 0];
+        let dst_planes = [dst[0], dst[1], dst[2], ptr::null_mut()];
+        let dst_strides = [dst_strides[0], dst_strides[1], dst_strides[2], 0];
         let rows = ffi::sws_scale(
             sws.0,
             (*raw).data.as_ptr() as *const *const u8,
@@ -224,14 +354,121 @@ fn scale(
     Ok(())
 }
 
+/// Fixed-point scale of the re-matrixing coefficients.
+const FIX: i32 = 1 << 16;
+
+/// Re-expresses limited-range YUV of luma weights `from` (Kr, Kb) in
+/// BT.601's, the matrix WebP decoders assume. The change is linear in
+/// (Y, U-128, V-128) and leaves grey alone: luma gains a share of the
+/// chroma (taken at each luma sample, interpolated across columns), and
+/// chroma is mixed at its own resolution.
+fn to_bt601(img: &mut YuvImage, from: (f64, f64)) {
+    let m = rematrix(from, BT601);
+    let k = |v: f64| (v * FIX as f64).round() as i32;
+    // 8-bit units: luma spans 219 levels, chroma 224.
+    let (yu, yv) = (k(m[0][0] * 219.0 / 224.0), k(m[0][1] * 219.0 / 224.0));
+    let (uu, uv, vu, vv) = (k(m[1][0]), k(m[1][1]), k(m[2][0]), k(m[2][1]));
+    let clamp = |v: i32| ((v + FIX / 2) >> 16).clamp(0, 255) as u8;
+
+    let (w, h) = (img.width as usize, img.height as usize);
+    let cw = YuvImage::chroma_size(img.width, img.height).0 as usize;
+    let mut luma_shift = vec![0i32; cw + 1];
+    for (cy, (u_row, v_row)) in img
+        .u
+        .chunks_exact_mut(cw)
+        .zip(img.v.chunks_exact_mut(cw))
+        .enumerate()
+    {
+        for (cx, (u, v)) in u_row.iter_mut().zip(v_row.iter_mut()).enumerate() {
+            let (du, dv) = (*u as i32 - 128, *v as i32 - 128);
+            luma_shift[cx] = yu * du + yv * dv;
+            *u = clamp((128 << 16) + uu * du + uv * dv);
+            *v = clamp((128 << 16) + vu * du + vv * dv);
+        }
+        luma_shift[cw] = luma_shift[cw - 1];
+        for row in (2 * cy)..(2 * cy + 2).min(h) {
+            let luma = &mut img.y[row * w..(row + 1) * w];
+            for (x, y) in luma.iter_mut().enumerate() {
+                let c = x / 2;
+                // Chroma sits on even columns (MPEG-2 siting); odd columns
+                // lie halfway to the next sample.
+                let shift = if x % 2 == 0 {
+                    luma_shift[c]
+                } else {
+                    (luma_shift[c] + luma_shift[c + 1]) / 2
+                };
+                *y = clamp(((*y as i32) << 16) + shift);
+            }
+        }
+    }
+}
+
+/// The matrix taking (Pb, Pr) of one luma weighting to (Y, Pb, Pr) of
+/// another (Y itself carries over with weight 1): rows Y, Pb, Pr; columns
+/// Pb, Pr; all in normalised units (Y in 0..1, Pb/Pr in -0.5..0.5).
+fn rematrix(from: (f64, f64), to: (f64, f64)) -> [[f64; 2]; 3] {
+    let (kr, kb) = from;
+    let kg = 1.0 - kr - kb;
+    let (tr, tb) = to;
+    let tg = 1.0 - tr - tb;
+    // RGB from a unit of Pb or Pr (with Y = 0) under `from`...
+    let rgb = |pb: f64, pr: f64| {
+        let r = 2.0 * (1.0 - kr) * pr;
+        let b = 2.0 * (1.0 - kb) * pb;
+        let g = -(kr * r + kb * b) / kg;
+        (r, g, b)
+    };
+    // ...and its Y, Pb, Pr under `to`.
+    let yuv = |(r, g, b): (f64, f64, f64)| {
+        let y = tr * r + tg * g + tb * b;
+        [
+            y,
+            (b - y) / (2.0 * (1.0 - tb)),
+            (r - y) / (2.0 * (1.0 - tr)),
+        ]
+    };
+    let (from_pb, from_pr) = (yuv(rgb(1.0, 0.0)), yuv(rgb(0.0, 1.0)));
+    [
+        [from_pb[0], from_pr[0]],
+        [from_pb[1], from_pr[1]],
+        [from_pb[2], from_pr[2]],
+    ]
+}
+
 /// Mirrors (if asked) then turns clockwise by quarter turns.
 pub fn orient(img: RgbImage, o: Orientation) -> RgbImage {
-    if o == Orientation::default() {
-        return img;
+    let (data, width, height) = orient_plane(img.data, img.width, img.height, 3, o);
+    RgbImage {
+        width,
+        height,
+        data,
     }
-    let (w, h) = (img.width as usize, img.height as usize);
+}
+
+/// [`orient`] for each plane of a YUV picture.
+fn orient_yuv(img: YuvImage, o: Orientation) -> YuvImage {
+    let (cw, ch) = YuvImage::chroma_size(img.width, img.height);
+    let (y, width, height) = orient_plane(img.y, img.width, img.height, 1, o);
+    let (u, ..) = orient_plane(img.u, cw, ch, 1, o);
+    let (v, ..) = orient_plane(img.v, cw, ch, 1, o);
+    YuvImage {
+        width,
+        height,
+        y,
+        u,
+        v,
+    }
+}
+
+/// Mirrors then turns a `w` x `h` plane of `bpp`-byte pixels; returns it
+/// with its new width and height.
+fn orient_plane(data: Vec<u8>, w: u32, h: u32, bpp: usize, o: Orientation) -> (Vec<u8>, u32, u32) {
+    if o == Orientation::default() {
+        return (data, w, h);
+    }
+    let (w, h) = (w as usize, h as usize);
     let (ow, oh) = if o.swaps_axes() { (h, w) } else { (w, h) };
-    let mut out = vec![0u8; img.data.len()];
+    let mut out = vec![0u8; data.len()];
     for y in 0..h {
         for x in 0..w {
             let sx = if o.hflip { w - 1 - x } else { x };
@@ -242,16 +479,12 @@ pub fn orient(img: RgbImage, o: Orientation) -> RgbImage {
                 2 => (w - 1 - x, h - 1 - y),
                 _ => (y, w - 1 - x),
             };
-            let s = (y * w + sx) * 3;
-            let d = (dy * ow + dx) * 3;
-            out[d..d + 3].copy_from_slice(&img.data[s..s + 3]);
+            let s = (y * w + sx) * bpp;
+            let d = (dy * ow + dx) * bpp;
+            out[d..d + bpp].copy_from_slice(&data[s..s + bpp]);
         }
     }
-    RgbImage {
-        width: ow as u32,
-        height: oh as u32,
-        data: out,
-    }
+    (out, ow as u32, oh as u32)
 }
 
 /// Puts `img` on a black canvas at `offset` (no-op when it fills the canvas).
@@ -333,10 +566,85 @@ mod tests {
     }
 
     #[test]
+    fn yuv_planes_turn_together() {
+        // A 3x2 picture has 2x1 chroma; turned, 2x3 luma and 1x2 chroma.
+        let img = YuvImage {
+            width: 3,
+            height: 2,
+            y: vec![0, 1, 2, 3, 4, 5],
+            u: vec![10, 11],
+            v: vec![20, 21],
+        };
+        let turned = orient_yuv(
+            img,
+            Orientation {
+                quarter_turns: 1,
+                hflip: false,
+            },
+        );
+        assert_eq!((turned.width, turned.height), (2, 3));
+        assert_eq!(turned.y, [3, 0, 4, 1, 5, 2]);
+        assert_eq!(YuvImage::chroma_size(2, 3), (1, 2));
+        assert_eq!((turned.u, turned.v), (vec![10, 11], vec![20, 21]));
+    }
+
+    #[test]
     fn letterbox() {
         let img = place(numbered(2, 1), (2, 3), (0, 1));
         assert_eq!(img.pixel(0, 0), [0, 0, 0]);
         assert_eq!(img.pixel(1, 1), [1, 0, 0]);
         assert_eq!(img.pixel(1, 2), [0, 0, 0]);
+    }
+
+    /// Limited-range 8-bit YUV of an RGB colour (0..1) under luma weights.
+    fn yuv_of(rgb: [f64; 3], (kr, kb): (f64, f64)) -> [f64; 3] {
+        let [r, g, b] = rgb;
+        let y = kr * r + (1.0 - kr - kb) * g + kb * b;
+        let pb = (b - y) / (2.0 * (1.0 - kb));
+        let pr = (r - y) / (2.0 * (1.0 - kr));
+        [16.0 + 219.0 * y, 128.0 + 224.0 * pb, 128.0 + 224.0 * pr]
+    }
+
+    #[test]
+    fn bt709_colours_become_the_same_colours_in_bt601() {
+        let bt709 = luma_weights(SWS_CS_ITU709);
+        for rgb in [
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+            [0.9, 0.6, 0.1],
+            [0.5, 0.5, 0.5],
+        ] {
+            // A flat 4x2 picture of the colour, in BT.709 values.
+            let [y, u, v] = yuv_of(rgb, bt709).map(|c| c.round() as u8);
+            let mut img = YuvImage {
+                width: 4,
+                height: 2,
+                y: vec![y; 8],
+                u: vec![u; 2],
+                v: vec![v; 2],
+            };
+            to_bt601(&mut img, bt709);
+            let want = yuv_of(rgb, BT601);
+            let got = [img.y[5], img.u[1], img.v[1]];
+            for (g, w) in got.iter().zip(want) {
+                // One level for the 8-bit input's own rounding, one for ours.
+                assert!(
+                    (*g as f64 - w).abs() <= 2.0,
+                    "{rgb:?}: got {got:?}, want {want:?}"
+                );
+            }
+            assert!(img.y.iter().all(|&l| l == img.y[0]), "flat stays flat");
+        }
+    }
+
+    #[test]
+    fn bt601_to_bt601_is_the_identity() {
+        let m = rematrix(BT601, BT601);
+        assert!(m
+            .iter()
+            .flatten()
+            .zip([0.0, 0.0, 1.0, 0.0, 0.0, 1.0])
+            .all(|(a, b)| (a - b).abs() < 1e-12));
     }
 }

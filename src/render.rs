@@ -20,17 +20,20 @@ use crate::pool::{PoolError, WorkPool};
 use crate::request::{RenderKey, ThumbnailRequest};
 use crate::source::{SourceError, SourceLocation, SourceTemplate, Sources};
 
-/// A rendered thumbnail as served.
+/// A rendered thumbnail as served. The header texts are made once, so a
+/// cache hit only shares them.
 #[derive(Debug)]
 pub struct Thumbnail {
     pub bytes: Bytes,
     pub format: Format,
-    /// Strong entity tag derived from the bytes, quoted.
-    pub etag: String,
+    /// Strong entity tag derived from the bytes, quoted (ASCII).
+    pub etag: Bytes,
     pub width: u32,
     pub height: u32,
     /// Seconds into the video of the frame shown.
     pub time_secs: f64,
+    /// `time_secs` to the millisecond, as sent in `X-Thumbnail-Time`.
+    pub time_text: Bytes,
 }
 
 impl Thumbnail {
@@ -40,11 +43,17 @@ impl Thumbnail {
         Thumbnail {
             bytes: r.bytes,
             format: r.format,
-            etag,
+            etag: Bytes::from(etag),
             width: r.width,
             height: r.height,
             time_secs: r.time_secs,
+            time_text: Bytes::from(format!("{:.3}", r.time_secs)),
         }
+    }
+
+    /// The entity tag as text.
+    pub fn etag_str(&self) -> &str {
+        std::str::from_utf8(&self.etag).expect("hex in quotes")
     }
 }
 

@@ -4,6 +4,7 @@
 //! Pure logic, no I/O: the HTTP layer hands in the raw path tail and query,
 //! and gets back either a request or every problem found with it.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use percent_encoding::percent_decode_str;
@@ -332,17 +333,23 @@ fn check_key(raw: &str, errors: &mut Vec<FieldError>) -> Option<String> {
 fn parse_query(query: &str, errors: &mut Vec<FieldError>) -> (Params, Option<String>) {
     let mut params = Params::default();
     let mut token = None;
-    let mut seen: Vec<(String, String)> = Vec::new();
+    // Parameters taken so far, by canonical name, with their values.
+    let mut seen: Vec<(&'static str, Cow<str>)> = Vec::new();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         let canonical = match name.as_ref() {
-            "width" | "height" | "fit" | "quality" | "token" => name.to_string(),
-            "timeStamp" | "time" => "timeStamp".to_string(),
+            "width" => "width",
+            "height" => "height",
+            "fit" => "fit",
+            "quality" => "quality",
+            "token" => "token",
+            "timeStamp" | "time" => "timeStamp",
             _ => continue, // unknown parameters are ignored
         };
+        let loc = || format!("query.{name}");
         if let Some((_, prev)) = seen.iter().find(|(n, _)| *n == canonical) {
             if *prev != value {
                 errors.push(FieldError::new(
-                    &format!("query.{name}"),
+                    &loc(),
                     if canonical == "token" {
                         "(token)"
                     } else {
@@ -353,37 +360,32 @@ fn parse_query(query: &str, errors: &mut Vec<FieldError>) -> (Params, Option<Str
             }
             continue;
         }
-        seen.push((canonical.clone(), value.to_string()));
-        let loc = format!("query.{name}");
-        match canonical.as_str() {
-            "width" => params.width = parse_dimension(&value, &loc, "width", errors),
-            "height" => params.height = parse_dimension(&value, &loc, "height", errors),
+        let mut invalid = |message: &str| errors.push(FieldError::new(&loc(), &value, message));
+        match canonical {
+            "width" | "height" => match parse_dimension(&value) {
+                Some(v) if canonical == "width" => params.width = Some(v),
+                Some(v) => params.height = Some(v),
+                None => invalid(&format!(
+                    "{canonical} must be an integer between 1 and {MAX_DIMENSION}"
+                )),
+            },
             "timeStamp" => match parse_seconds(&value) {
                 Some(t) => params.time_us = Some(seconds_to_us(t)),
-                None => errors.push(FieldError::new(
-                    &loc,
-                    &value,
-                    "timeStamp must be a non-negative number of seconds, like 12 or 12.5",
-                )),
+                None => {
+                    invalid("timeStamp must be a non-negative number of seconds, like 12 or 12.5")
+                }
             },
             "fit" => match Fit::parse(&value) {
                 Some(f) => params.fit = Some(f),
-                None => errors.push(FieldError::new(
-                    &loc,
-                    &value,
-                    "fit must be crop, contain, fill or pad",
-                )),
+                None => invalid("fit must be crop, contain, fill or pad"),
             },
             "quality" => match parse_quality(&value) {
                 Some(q) => params.quality = Some(q),
-                None => errors.push(FieldError::new(
-                    &loc,
-                    &value,
-                    "quality must be an integer between 1 and 100",
-                )),
+                None => invalid("quality must be an integer between 1 and 100"),
             },
-            _ => token = Some(value.into_owned()),
+            _ => token = Some(value.to_string()),
         }
+        seen.push((canonical, value));
     }
     (params, token)
 }
@@ -401,29 +403,15 @@ fn parse_quality(value: &str) -> Option<u8> {
     }
 }
 
-fn parse_dimension(
-    value: &str,
-    loc: &str,
-    name: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<u32> {
-    let parsed =
-        if !value.is_empty() && value.len() <= 6 && value.bytes().all(|b| b.is_ascii_digit()) {
-            value.parse::<u32>().ok()
-        } else {
-            None
-        };
-    match parsed {
-        Some(v @ 1..=MAX_DIMENSION) => Some(v),
-        _ => {
-            errors.push(FieldError::new(
-                loc,
-                value,
-                format!("{name} must be an integer between 1 and {MAX_DIMENSION}"),
-            ));
-            None
-        }
+/// 1 to MAX_DIMENSION, in plain digits.
+fn parse_dimension(value: &str) -> Option<u32> {
+    if value.is_empty() || value.len() > 6 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|v| (1..=MAX_DIMENSION).contains(v))
 }
 
 /// Seconds as a plain decimal: digits, an optional fraction. No sign, no

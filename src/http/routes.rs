@@ -234,14 +234,15 @@ impl App {
         let not_modified = headers
             .get_all(header::IF_NONE_MATCH)
             .iter()
-            .any(|v| v.to_str().is_ok_and(|v| etag_matches(v, &t.etag)));
-        // The hit path: header values from static strings where they can be
-        // (no copy), a body that shares the cached bytes.
+            .any(|v| v.to_str().is_ok_and(|v| etag_matches(v, t.etag_str())));
+        // The hit path: header values from static strings or the texts made
+        // with the thumbnail (no copy, no formatting), a body that shares
+        // the cached bytes.
         let mut response = Response::new(Body::default());
         let h = response.headers_mut();
         h.insert(
             header::ETAG,
-            HeaderValue::from_str(&t.etag).expect("hex in quotes"),
+            HeaderValue::from_maybe_shared(t.etag.clone()).expect("hex in quotes"),
         );
         h.insert(header::CACHE_CONTROL, cache_control);
         h.insert(
@@ -251,7 +252,7 @@ impl App {
         h.insert(X_THUMBNAIL_CACHE, HeaderValue::from_static(cache.as_str()));
         h.insert(
             X_THUMBNAIL_TIME,
-            HeaderValue::from_str(&format!("{:.3}", t.time_secs)).expect("digits"),
+            HeaderValue::from_maybe_shared(t.time_text.clone()).expect("digits"),
         );
         if not_modified {
             *response.status_mut() = StatusCode::NOT_MODIFIED;

@@ -101,6 +101,19 @@ http {{
         self.proc = subprocess.Popen(["nginx", "-p", self.prefix, "-c", conf, "-g", "daemon off;"])
         wait_http(f"http://127.0.0.1:{self.port}/large.mp4", head=True)
 
+    def pids(self):
+        """The master and its workers."""
+        workers = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            if ppid == self.proc.pid:
+                workers.append(int(pid))
+        return [self.proc.pid] + workers
+
     def traffic(self, since):
         """Requests and bytes logged after offset `since` of the log."""
         with open(self.log) as f:
@@ -216,6 +229,16 @@ source = "http://127.0.0.1:{proxy_port}/{{key}}"
 
     def peak_rss_mib(self):
         return self._status_mib("VmHWM")
+
+
+def cpu_secs(pids):
+    """User + system CPU seconds used so far by these processes."""
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def fetch(url):
@@ -352,10 +375,22 @@ def main():
         _, body = fetch(hit_url)
         with open(os.path.join(VIDEOS, "thumb.webp"), "wb") as f:
             f.write(body)
-        ours_rps, ours_p99 = wrk(hit_url, load_secs)
-        ng_rps, ng_p99 = wrk(f"http://127.0.0.1:{nginx.port}/thumb.webp", load_secs)
-        row("3. cache hits, requests/s at 32 connections", ours_rps, ng_rps, "req/s", "thumbd / nginx", ">= 1.0")
-        row("3. cache hits, p99 latency", ours_p99, ng_p99, "ms", "thumbd / nginx", "<= 1.0")
+        # Alternating short pairs, medians: on a shared machine a neighbour's
+        # burst then hits both sides alike. CPU per request (the server's own
+        # processes, user + system) is steadier than requests/s.
+        ng_url = f"http://127.0.0.1:{nginx.port}/thumb.webp"
+        hits = {"thumbd": [], "nginx": []}
+        pair_secs = max(2, load_secs // 2)
+        for _ in range(runs):
+            for name, url, pids in (("thumbd", hit_url, lambda: [thumbd.proc.pid]),
+                                    ("nginx", ng_url, nginx.pids)):
+                cpu0 = cpu_secs(pids())
+                rps, p99 = wrk(url, pair_secs)
+                hits[name].append((rps, p99, (cpu_secs(pids()) - cpu0) / (rps * pair_secs) * 1e6))
+        ours, theirs = ([median(x[i] for x in hits[n]) for i in range(3)] for n in ("thumbd", "nginx"))
+        row("3. cache hits, requests/s at 32 connections", ours[0], theirs[0], "req/s", "thumbd / nginx", ">= 1.0")
+        row("3. cache hits, p99 latency", ours[1], theirs[1], "ms", "thumbd / nginx", "<= 1.0")
+        row("3. cache hits, server CPU per request", ours[2], theirs[2], "us", "thumbd / nginx", "-")
 
         # 4. srcset: three widths of one frame vs one render.
         one, three = [], []

@@ -110,6 +110,7 @@ pub fn prepare(decoded: &DecodedFrame, plan: &Plan, format: Format) -> Result<Pi
     };
     if format == Format::Webp
         && decoded.transfer == Transfer::Sdr
+        && is_yuv(decoded)
         && !is_full_range(decoded)
         && oriented == plan.canvas
     {
@@ -170,7 +171,7 @@ pub fn to_rgb(decoded: &DecodedFrame, plan: &Plan) -> Result<RgbImage, MediaErro
 }
 
 /// The final picture as BT.601 limited-range 4:2:0, for an SDR,
-/// limited-range frame that is not letterboxed.
+/// limited-range YUV frame that is not letterboxed.
 fn to_yuv420(decoded: &DecodedFrame, plan: &Plan) -> Result<YuvImage, MediaError> {
     let cropped = crop(decoded, plan)?;
     let decoded = cropped.as_ref().unwrap_or(decoded);
@@ -260,6 +261,18 @@ fn luma_weights(sws_cs: c_int) -> (f64, f64) {
 }
 
 const BT601: (f64, f64) = (0.299, 0.114);
+
+/// Whether the frame is stored as YUV (or grey), not RGB or a palette: only
+/// then does it carry the matrix `sws_colorspace` names.
+fn is_yuv(decoded: &DecodedFrame) -> bool {
+    let format: ffi::AVPixelFormat = decoded.frame.format().into();
+    // SAFETY: a pixel format's descriptor is static data (null if unknown).
+    unsafe {
+        let desc = ffi::av_pix_fmt_desc_get(format);
+        !desc.is_null()
+            && (*desc).flags & (ffi::AV_PIX_FMT_FLAG_RGB | ffi::AV_PIX_FMT_FLAG_PAL) as u64 == 0
+    }
+}
 
 fn is_full_range(decoded: &DecodedFrame) -> bool {
     // SAFETY: reading plain fields.

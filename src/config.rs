@@ -130,7 +130,8 @@ pub struct RenderConfig {
     /// Largest decoded frame accepted, in pixels (width x height); refused
     /// with 422 before decoding.
     pub max_frame_pixels: u64,
-    /// Decoder threads per render; 0 lets FFmpeg choose.
+    /// Decoder threads per render; 0 = automatic: FFmpeg's frame threads for
+    /// a render running alone, one thread while other renders run.
     pub decoder_threads: usize,
 }
 

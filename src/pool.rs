@@ -21,6 +21,7 @@ pub enum PoolError {
 #[derive(Clone)]
 pub struct WorkPool {
     slots: Arc<Semaphore>,
+    concurrency: usize,
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
 }
@@ -38,6 +39,7 @@ impl WorkPool {
     pub fn new(concurrency: usize, max_waiting: usize) -> WorkPool {
         WorkPool {
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            concurrency: concurrency.max(1),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting,
         }
@@ -102,6 +104,11 @@ impl WorkPool {
         .map_err(|e| PoolError::Panicked(e.to_string()))
     }
 
+    /// Slots held now (called from inside `work`, its own included).
+    pub fn busy(&self) -> usize {
+        self.concurrency - self.slots.available_permits()
+    }
+
     /// Callers waiting for a slot now.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
@@ -124,7 +131,7 @@ mod tests {
             async move { pool.run(move || g.lock().unwrap().recv().unwrap()).await }
         });
         // Wait until the first job holds the only slot.
-        while pool.slots.available_permits() != 0 {
+        while pool.busy() != 1 {
             tokio::task::yield_now().await;
         }
         let queued = tokio::spawn({
@@ -150,6 +157,14 @@ mod tests {
         running.await.unwrap().unwrap();
         assert_eq!(queued.await.unwrap(), Ok(2));
         assert_eq!(admitted.await.unwrap(), Ok(4));
-        assert_eq!(pool.waiting(), 0);
+        assert_eq!((pool.busy(), pool.waiting()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn work_sees_its_own_slot_as_busy() {
+        let pool = WorkPool::new(2, 0);
+        let inside = pool.clone();
+        assert_eq!(pool.run(move || inside.busy()).await, Ok(1));
+        assert_eq!(pool.busy(), 0);
     }
 }

@@ -106,8 +106,7 @@ http {{
         workers = []
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                with open(f"/proc/{pid}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                ppid = int(proc_stat(pid)[1])
             except OSError:
                 continue
             if ppid == self.proc.pid:
@@ -231,13 +230,15 @@ source = "http://127.0.0.1:{proxy_port}/{{key}}"
         return self._status_mib("VmHWM")
 
 
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (state first)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def cpu_secs(pids):
     """User + system CPU seconds used so far by these processes."""
-    ticks = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
+    ticks = sum(int(f[11]) + int(f[12]) for f in map(proc_stat, pids))
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -605,6 +605,18 @@ async fn fits_and_a_srcset_of_one_frame() {
     assert_eq!(pad.get_pixel(30, 57).0, [0, 0, 0], "letterbox below");
     // The bottom-left quarter of the pattern is white: in the middle band.
     assert!(pad.get_pixel(5, 45).0[0] > 200);
+    // The same as WebP (made from YUV planes unless letterboxed).
+    let (status, _, webp) = get(&thumbd
+        .url("/v1/thumbnail/demo/http/av1.mp4.webp?timeStamp=2.1&width=60&height=60&fit=pad"))
+    .await;
+    assert_eq!(status, 200);
+    let webp = size(&webp);
+    assert_eq!(webp.dimensions(), (60, 60));
+    for (x, y, what) in [(30, 2, "above"), (30, 57, "below")] {
+        let p = webp.get_pixel(x, y).0;
+        assert!(p.iter().all(|&c| c < 12), "letterbox {what}: {p:?}");
+    }
+    assert!(webp.get_pixel(5, 45).0[0] > 200);
     // Cropping took a band from the middle: the white bottom-left corner of
     // the pattern stays in view on the left, the black one on the right.
     let crop = size(&crop);

@@ -83,6 +83,23 @@ pub struct Plan {
     pub offset: (u32, u32),
 }
 
+impl Plan {
+    /// The scaled picture's size once oriented (as it sits on the canvas).
+    pub fn oriented_size(&self) -> (u32, u32) {
+        let (w, h) = self.scaled;
+        if self.orientation.swaps_axes() {
+            (h, w)
+        } else {
+            (w, h)
+        }
+    }
+
+    /// Whether black bars surround the picture on the canvas.
+    pub fn is_letterboxed(&self) -> bool {
+        self.oriented_size() != self.canvas
+    }
+}
+
 fn clamp_dim(v: f64) -> u32 {
     (v.round() as i64).clamp(1, MAX_DIMENSION as i64) as u32
 }
@@ -230,6 +247,7 @@ mod tests {
             (pad.canvas, pad.scaled, pad.offset),
             ((100, 100), (100, 56), (0, 22))
         );
+        assert!(pad.is_letterboxed() && !contain.is_letterboxed());
         let fill = plan(&s, Some(100), Some(100), Some(Fit::Fill));
         assert_eq!(
             (fill.canvas, fill.scaled, fill.crop.width),
@@ -284,7 +302,8 @@ mod tests {
             proptest::prop_assert!(p.crop.x + p.crop.width <= w && p.crop.y + p.crop.height <= h);
             proptest::prop_assert!(p.crop.width >= 1 && p.crop.height >= 1);
             proptest::prop_assert!(p.canvas.0 >= 1 && p.canvas.0 <= 4096 && p.canvas.1 >= 1 && p.canvas.1 <= 4096);
-            let oriented = if turns % 2 == 1 { (p.scaled.1, p.scaled.0) } else { p.scaled };
+            let oriented = p.oriented_size();
+            proptest::prop_assert_eq!(oriented, if turns % 2 == 1 { (p.scaled.1, p.scaled.0) } else { p.scaled });
             proptest::prop_assert!(p.offset.0 + oriented.0 <= p.canvas.0 && p.offset.1 + oriented.1 <= p.canvas.1);
             if let Some(bw) = bw { proptest::prop_assert!(p.canvas.0 <= bw); }
             if let (Some(bw), Some(bh)) = (bw, bh) {

@@ -60,15 +60,16 @@ impl YuvImage {
         (width.div_ceil(2), height.div_ceil(2))
     }
 
-    fn new(width: u32, height: u32) -> YuvImage {
+    /// Zeroed planes, for a writer that fills every sample (swscale).
+    fn zeroed(width: u32, height: u32) -> YuvImage {
         let (cw, ch) = YuvImage::chroma_size(width, height);
         let chroma = cw as usize * ch as usize;
         YuvImage {
             width,
             height,
-            y: vec![16; width as usize * height as usize],
-            u: vec![128; chroma],
-            v: vec![128; chroma],
+            y: vec![0; width as usize * height as usize],
+            u: vec![0; chroma],
+            v: vec![0; chroma],
         }
     }
 }
@@ -102,17 +103,11 @@ impl Picture {
 pub fn prepare(decoded: &DecodedFrame, plan: &Plan, format: Format) -> Result<Picture, MediaError> {
     // Letterboxing stays RGB: with an odd size or offset, a chroma sample
     // would straddle the picture and the black bars.
-    let (w, h) = plan.scaled;
-    let oriented = if plan.orientation.swaps_axes() {
-        (h, w)
-    } else {
-        (w, h)
-    };
     if format == Format::Webp
         && decoded.transfer == Transfer::Sdr
         && is_yuv(decoded)
         && !is_full_range(decoded)
-        && oriented == plan.canvas
+        && !plan.is_letterboxed()
     {
         return Ok(Picture::Yuv420(to_yuv420(decoded, plan)?));
     }
@@ -120,7 +115,7 @@ pub fn prepare(decoded: &DecodedFrame, plan: &Plan, format: Format) -> Result<Pi
 }
 
 /// The final picture as RGB.
-pub fn to_rgb(decoded: &DecodedFrame, plan: &Plan) -> Result<RgbImage, MediaError> {
+fn to_rgb(decoded: &DecodedFrame, plan: &Plan) -> Result<RgbImage, MediaError> {
     let cropped = crop(decoded, plan)?;
     let decoded = cropped.as_ref().unwrap_or(decoded);
     let (w, h) = plan.scaled;
@@ -176,7 +171,7 @@ fn to_yuv420(decoded: &DecodedFrame, plan: &Plan) -> Result<YuvImage, MediaError
     let cropped = crop(decoded, plan)?;
     let decoded = cropped.as_ref().unwrap_or(decoded);
     let (w, h) = plan.scaled;
-    let mut img = YuvImage::new(w, h);
+    let mut img = YuvImage::zeroed(w, h);
     let cw = YuvImage::chroma_size(w, h).0 as c_int;
     scale(
         decoded,
@@ -305,9 +300,10 @@ fn scale(
 ) -> Result<(), MediaError> {
     let frame = &decoded.frame;
     let src_format: ffi::AVPixelFormat = frame.format().into();
+    let yuv_out = dst_format == Pixel::YUV420P;
     // Full horizontal chroma interpolation matters only when converting to
     // RGB; resampling YUV planes keeps the chroma at its own resolution.
-    let flags = if dst_format == Pixel::YUV420P {
+    let flags = if yuv_out {
         ffi::SWS_BICUBIC | ffi::SWS_ACCURATE_RND
     } else {
         ffi::SWS_BICUBIC | ffi::SWS_ACCURATE_RND | ffi::SWS_FULL_CHR_H_INT
@@ -343,7 +339,7 @@ fn scale(
             coefficients,
             src_range,
             ffi::sws_getCoefficients(SWS_CS_ITU709),
-            if dst_format == Pixel::YUV420P { 0 } else { 1 },
+            if yuv_out { 0 } else { 1 },
             0,
             1 << 16,
             1 << 16,

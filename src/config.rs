@@ -51,6 +51,8 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub jobs: JobsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
     /// Organisations by id; each owns environments.
     #[serde(default)]
     pub orgs: BTreeMap<String, OrgConfig>,
@@ -74,6 +76,22 @@ pub struct ServerConfig {
     /// `max-age` of 400, 404, 415 and 422 answers, so a CDN does not hammer the
     /// origin with requests that will fail the same way.
     pub error_max_age_secs: u64,
+    /// After SIGTERM, how long `/readyz` answers 503 while connections are
+    /// still accepted, so a load balancer stops sending before the
+    /// listener closes, in seconds.
+    pub shutdown_delay_secs: u64,
+    /// Then, how long in-flight requests and running jobs get to finish
+    /// before the process exits, in seconds.
+    pub shutdown_grace_secs: u64,
+    /// Largest request head (request line and headers) accepted, in bytes;
+    /// a larger one is answered 431 and the connection closed. At least 8192.
+    pub max_header_bytes: usize,
+    /// How long a client may take to send its request head, in seconds.
+    pub header_read_timeout_secs: u64,
+    /// Serve the demo page at `/` (a gallery of the configured `file:`
+    /// samples and a URL builder). On in the embedded default; off unless
+    /// set, so a production config does not expose it by accident.
+    pub demo_page: bool,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +101,49 @@ impl Default for ServerConfig {
             public_base_url: "http://127.0.0.1:8080".into(),
             max_age_secs: 31_536_000,
             error_max_age_secs: 60,
+            shutdown_delay_secs: 5,
+            shutdown_grace_secs: 25,
+            max_header_bytes: 16 * 1024,
+            header_read_timeout_secs: 10,
+            demo_page: false,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn shutdown_delay(&self) -> Duration {
+        Duration::from_secs(self.shutdown_delay_secs)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (human-readable; colour only on a terminal) or `json` (one
+    /// object per line). The environment variable `THUMBD_LOG_FORMAT`
+    /// overrides it; `THUMBD_LOG` sets the filter.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(s: &str) -> Option<LogFormat> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
         }
     }
 }
@@ -231,8 +292,6 @@ pub struct JobsConfig {
     pub webhook_backoff_ms: u64,
     /// Time limit of one webhook call, seconds.
     pub webhook_timeout_secs: u64,
-    /// On SIGTERM, how long running jobs get to finish, seconds.
-    pub shutdown_grace_secs: u64,
     /// API calls per minute per API key; 0 turns rate limiting off.
     pub rate_limit_per_minute: u32,
     /// Calls an API key may make at once above the steady rate.
@@ -251,7 +310,6 @@ impl Default for JobsConfig {
             webhook_attempts: 6,
             webhook_backoff_ms: 1000,
             webhook_timeout_secs: 10,
-            shutdown_grace_secs: 10,
             rate_limit_per_minute: 0,
             rate_limit_burst: 10,
         }
@@ -365,6 +423,14 @@ impl Config {
         let invalid = |msg: String| Err(ConfigError::Invalid(msg));
         if self.render.queue == 0 {
             return invalid("render.queue must be at least 1".into());
+        }
+        if !(8192..=1024 * 1024).contains(&self.server.max_header_bytes) {
+            return invalid(
+                "server.max_header_bytes must be between 8192 and 1048576 (bytes)".into(),
+            );
+        }
+        if self.server.header_read_timeout_secs == 0 {
+            return invalid("server.header_read_timeout_secs must be at least 1".into());
         }
         if self.render.timeout_secs == 0 {
             return invalid("render.timeout_secs must be at least 1".into());

@@ -17,6 +17,8 @@
 //!   concurrent identical requests, environment lookup.
 //! - [`jobs`]: the job API's engine: durable (SQLite) jobs that pre-render
 //!   exactly what dynamic URLs ask for, fair per-org scheduling, webhooks.
+//! - [`metrics`]: what `/metrics` exports (Prometheus text), one registry
+//!   per server.
 //! - [`pool`]: the bounded pool every FFmpeg and image task runs on, off the
 //!   async runtime.
 //! - [`media`]: the pipeline (custom I/O, seek and decode, geometry, scaling,
@@ -31,6 +33,7 @@ pub mod config;
 pub mod http;
 pub mod jobs;
 pub mod media;
+pub mod metrics;
 pub mod pool;
 pub mod problem;
 pub mod render;
@@ -68,8 +71,8 @@ pub async fn run(
     init_ffmpeg();
     let app = Arc::new(http::App::new(config).await?);
     tracing::info!(addr = %listener.local_addr()?, "thumbd serving");
-    http::serve(listener, app.clone(), shutdown).await;
-    // Running jobs get their grace period; the rest stay pending on disk.
-    app.jobs().shutdown().await;
+    // On shutdown: not ready, then closed, then in-flight requests and
+    // running jobs get their grace period; pending jobs stay on disk.
+    http::serve(listener, app, shutdown).await;
     Ok(())
 }

@@ -1,12 +1,13 @@
 //! The `thumbd` command: parse the CLI, load the config, set up logging, and
 //! hand over to the library.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use thumbd::config::Config;
+use thumbd::config::{Config, LogFormat};
 use thumbd::source::SourceLocation;
 
 #[derive(Parser)]
@@ -111,17 +112,51 @@ fn load(config: Option<&PathBuf>) -> anyhow::Result<Config> {
     })
 }
 
+/// Logs go to stderr, filtered by `THUMBD_LOG` (default `thumbd=info`), as
+/// text (colour only on a terminal) or one JSON object per line.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("THUMBD_LOG")
+        .unwrap_or_else(|_| "thumbd=info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("THUMBD_LOG")
-                .unwrap_or_else(|_| "thumbd=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // `serve` reads its config first: it may choose the log format.
+    let config = match &cli.command {
+        Command::Serve { config, .. } => match load(config.as_ref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("thumbd: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let format = match std::env::var("THUMBD_LOG_FORMAT") {
+        Ok(v) => match LogFormat::parse(&v) {
+            Some(f) => f,
+            None => {
+                eprintln!("thumbd: THUMBD_LOG_FORMAT must be \"text\" or \"json\", not {v:?}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(_) => config.as_ref().map_or(LogFormat::Text, |c| c.log.format),
+    };
+    init_logging(format);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let result = runtime.block_on(run(cli.command));
+    let result = runtime.block_on(run(cli.command, config));
     // A render stuck on a slow source must not hold the exit: jobs already
     // had their grace period, and unfinished ones are pending on disk.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -134,10 +169,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command, loaded: Option<Config>) -> anyhow::Result<()> {
     match command {
         Command::Serve { config, listen } => {
-            let mut config = load(config.as_ref())?;
+            let mut config = match loaded {
+                Some(c) => c,
+                None => load(config.as_ref())?,
+            };
             if let Some(addr) = listen {
                 config.server.listen = addr;
             }

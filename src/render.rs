@@ -7,6 +7,8 @@
 //! knows about HTTP.
 
 use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,9 +18,10 @@ use sha2::{Digest, Sha256};
 use crate::config::{Access, Config};
 use crate::media::decode::DecodedFrame;
 use crate::media::{self, Format, Limits, MediaError, RenderSpec, TimeSpec};
+use crate::metrics::Metrics;
 use crate::pool::{PoolError, WorkPool};
 use crate::request::{RenderKey, ThumbnailRequest};
-use crate::source::{SourceError, SourceLocation, SourceTemplate, Sources};
+use crate::source::{SourceError, SourceLocation, SourceRead, SourceTemplate, Sources};
 
 /// A rendered thumbnail as served. The header texts are made once, so a
 /// cache hit only shares them.
@@ -34,10 +37,27 @@ pub struct Thumbnail {
     pub time_secs: f64,
     /// `time_secs` to the millisecond, as sent in `X-Thumbnail-Time`.
     pub time_text: Bytes,
+    /// Where the render's time went.
+    pub timings: RenderTimings,
+}
+
+/// Where a render spent its time, for `Server-Timing` and the stage
+/// histograms.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RenderTimings {
+    /// Waiting on the source: opening it and every read of its bytes.
+    pub fetch: Duration,
+    /// Demuxing and decoding up to the frame shown.
+    pub decode: Duration,
+    /// Scaling, converting and encoding the picture.
+    pub encode: Duration,
+    /// The decoded frame was reused from the frame cache (another size of
+    /// the same frame), so nothing was fetched or decoded.
+    pub frame_reused: bool,
 }
 
 impl Thumbnail {
-    fn new(r: media::Rendered) -> Thumbnail {
+    fn new(r: media::Rendered, timings: RenderTimings) -> Thumbnail {
         let digest = Sha256::digest(&r.bytes);
         let etag = format!("\"{}\"", hex::encode(&digest[..16]));
         Thumbnail {
@@ -48,6 +68,7 @@ impl Thumbnail {
             height: r.height,
             time_secs: r.time_secs,
             time_text: Bytes::from(format!("{:.3}", r.time_secs)),
+            timings,
         }
     }
 
@@ -61,14 +82,19 @@ impl Thumbnail {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
     Hit,
+    /// Rendered for this request.
     Miss,
+    /// Rendered for another request that asked first; this one waited.
+    Coalesced,
 }
 
 impl CacheStatus {
+    /// As sent in `X-Thumbnail-Cache`: a coalesced wait is a miss to the
+    /// client (it waited for a render).
     pub fn as_str(self) -> &'static str {
         match self {
             CacheStatus::Hit => "hit",
-            CacheStatus::Miss => "miss",
+            CacheStatus::Miss | CacheStatus::Coalesced => "miss",
         }
     }
 }
@@ -98,6 +124,13 @@ struct Environment {
 /// A decoded frame's identity: which video, which moment.
 type FrameKey = (SourceLocation, TimeSpec);
 
+/// A decoded frame with what it cost to get it.
+struct Decoded {
+    frame: DecodedFrame,
+    fetch: Duration,
+    decode: Duration,
+}
+
 pub struct Renderer {
     /// Environments by org, then env id.
     environments: HashMap<String, HashMap<String, Environment>>,
@@ -106,10 +139,11 @@ pub struct Renderer {
     /// Recently decoded frames, so other sizes and formats of the same frame
     /// (a srcset) only scale and encode, and concurrent requests for them
     /// share one decode.
-    frames: moka::future::Cache<FrameKey, Arc<DecodedFrame>>,
+    frames: moka::future::Cache<FrameKey, Arc<Decoded>>,
     pool: WorkPool,
     timeout: Duration,
     limits: (u64, u64, usize),
+    metrics: Arc<Metrics>,
 }
 
 impl Renderer {
@@ -126,15 +160,23 @@ impl Renderer {
                     .insert(env_id.clone(), Environment { template, access });
             }
         }
+        let metrics = Arc::new(Metrics::new());
+        let evictions = metrics.cache_evictions.clone();
         let cache = moka::future::Cache::builder()
             .max_capacity(config.cache.max_bytes)
             .weigher(|_k: &RenderKey, v: &Arc<Thumbnail>| {
                 (v.bytes.len() + 256).try_into().unwrap_or(u32::MAX)
             })
+            .eviction_listener(move |_k, _v, cause| {
+                if cause.was_evicted() {
+                    evictions.inc();
+                }
+            })
             .build();
         let frames = moka::future::Cache::builder()
             .max_capacity(config.cache.frame_max_bytes)
-            .weigher(|_k: &FrameKey, f: &Arc<DecodedFrame>| {
+            .weigher(|_k: &FrameKey, d: &Arc<Decoded>| {
+                let f = &d.frame;
                 // Planes of up to 16 bits a sample at 4:2:0: two bytes a pixel covers them.
                 (f.frame.width() as u64 * f.frame.height() as u64 * 2)
                     .try_into()
@@ -146,12 +188,39 @@ impl Renderer {
         Ok(Renderer {
             frames,
             environments,
-            sources: Sources::new(&config.fetch, &config.cache)?,
+            sources: Sources::new(&config.fetch, &config.cache, metrics.source.clone())?,
             cache,
             pool: WorkPool::new(r.effective_concurrency(), r.queue),
             timeout: r.timeout(),
             limits: (r.max_frame_pixels, r.max_source_bytes, r.decoder_threads),
+            metrics,
         })
+    }
+
+    /// The server's metrics (renders, caches, sources, and what the HTTP
+    /// layer and the job engine count there).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Sets the gauges read from the caches and the pool; called before an
+    /// exposition is encoded.
+    pub async fn update_gauges(&self) {
+        self.cache.run_pending_tasks().await;
+        let m = &self.metrics;
+        m.cache_entries
+            .set(self.cache.entry_count().try_into().unwrap_or(i64::MAX));
+        m.cache_bytes
+            .set(self.cache.weighted_size().try_into().unwrap_or(i64::MAX));
+        m.renders_in_flight.set(self.pool.busy() as i64);
+        m.renders_queued.set(self.pool.waiting() as i64);
+    }
+
+    fn busy(&self, e: PoolError) -> RenderError {
+        if matches!(e, PoolError::Full { .. }) {
+            self.metrics.renders_refused.inc();
+        }
+        RenderError::Busy(e)
     }
 
     fn environment(&self, org: &str, env: &str) -> Option<&Environment> {
@@ -175,17 +244,29 @@ impl Renderer {
             .ok_or_else(|| Arc::new(RenderError::UnknownEnvironment))?
             .template;
         if let Some(t) = self.cache.get(req).await {
+            self.metrics.cache_hits.inc();
             return Ok((t, CacheStatus::Hit));
         }
         let location = template.locate(&req.key);
         let spec = req.spec.clone();
+        // Set when this request's render runs; otherwise it waited for
+        // another request's (or found it cached by then).
+        let rendered_here = AtomicBool::new(false);
         let thumbnail = self
             .cache
-            .try_get_with(req.render_key(), async move {
+            .try_get_with(req.render_key(), async {
+                rendered_here.store(true, Ordering::Relaxed);
                 self.render(&location, spec).await.map(Arc::new)
             })
             .await?;
-        Ok((thumbnail, CacheStatus::Miss))
+        let status = if rendered_here.load(Ordering::Relaxed) {
+            self.metrics.cache_misses.inc();
+            CacheStatus::Miss
+        } else {
+            self.metrics.cache_coalesced.inc();
+            CacheStatus::Coalesced
+        };
+        Ok((thumbnail, status))
     }
 
     /// Whether the thumbnail for `req` is in the cache now.
@@ -207,7 +288,7 @@ impl Renderer {
         let reader = self.sources.open(&env.template.locate(key)).await?;
         let limits = self.limits(Instant::now() + self.timeout);
         let probe = self.pool.run(move || media::decode::probe(reader, &limits));
-        Ok(probe.await.map_err(RenderError::Busy)??)
+        Ok(probe.await.map_err(|e| self.busy(e))??)
     }
 
     fn limits(&self, deadline: Instant) -> Limits {
@@ -227,25 +308,40 @@ impl Renderer {
         spec: RenderSpec,
     ) -> Result<Thumbnail, RenderError> {
         let started = Instant::now();
-        let frame = self
+        let decoded_here = AtomicBool::new(false);
+        let decoded = self
             .frames
-            .try_get_with(
-                (location.clone(), spec.time),
-                self.decode(location, spec.time),
-            )
+            .try_get_with((location.clone(), spec.time), async {
+                decoded_here.store(true, Ordering::Relaxed);
+                self.decode(location, spec.time).await
+            })
             .await
             .map_err(|e| (*e).clone())?;
+        let mut timings = RenderTimings::default();
+        if decoded_here.load(Ordering::Relaxed) {
+            timings.fetch = decoded.fetch;
+            timings.decode = decoded.decode;
+        } else {
+            timings.frame_reused = true;
+        }
         // Admitted with its decode: the encode waits for a slot, never refused.
         let rendered = self
             .pool
-            .run_admitted(move || media::finish(&frame, &spec))
+            .run_admitted(move || {
+                let started = Instant::now();
+                media::finish(&decoded.frame, &spec).map(|r| (r, started.elapsed()))
+            })
             .await
-            .map_err(RenderError::Busy)??;
+            .map_err(|e| self.busy(e))?;
+        let (rendered, encode) = rendered?;
+        timings.encode = encode;
+        self.metrics.stage("encode", encode);
+        self.metrics.renders.inc();
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "rendered"
         );
-        Ok(Thumbnail::new(rendered))
+        Ok(Thumbnail::new(rendered, timings))
     }
 
     /// Finds and decodes the frame shown at `time`.
@@ -253,8 +349,15 @@ impl Renderer {
         &self,
         location: &SourceLocation,
         time: TimeSpec,
-    ) -> Result<Arc<DecodedFrame>, RenderError> {
+    ) -> Result<Arc<Decoded>, RenderError> {
+        let opening = Instant::now();
         let reader = self.sources.open(location).await?;
+        let opened = opening.elapsed();
+        let reading = Arc::new(AtomicU64::new(0));
+        let reader = Box::new(TimedRead {
+            inner: reader,
+            nanos: reading.clone(),
+        });
         // The deadline starts once a slot is free: waiting is bounded by the queue.
         let limits = self.limits(Instant::now());
         let timeout = self.timeout;
@@ -270,11 +373,63 @@ impl Renderer {
                     ),
                     ..limits
                 };
-                media::decode::decode_frame(reader, time, &limits)
+                let started = Instant::now();
+                media::decode::decode_frame(reader, time, &limits).map(|f| (f, started.elapsed()))
             })
             .await
-            .map_err(RenderError::Busy)??;
-        Ok(Arc::new(frame))
+            .map_err(|e| self.busy(e))?;
+        let (frame, elapsed) = frame?;
+        let read = Duration::from_nanos(reading.load(Ordering::Relaxed));
+        let decoded = Decoded {
+            fetch: opened + read,
+            decode: elapsed.saturating_sub(read),
+            frame,
+        };
+        self.metrics.stage("fetch", decoded.fetch);
+        self.metrics.stage("decode", decoded.decode);
+        self.metrics
+            .frames_decoded
+            .observe(decoded.frame.packets_decoded as f64);
+        Ok(Arc::new(decoded))
+    }
+}
+
+/// A source reader that adds the time spent in it to a shared counter: the
+/// render's fetch time, as opposed to its demuxing and decoding.
+struct TimedRead {
+    inner: Box<dyn SourceRead>,
+    nanos: Arc<AtomicU64>,
+}
+
+impl TimedRead {
+    fn timed<T>(&mut self, f: impl FnOnce(&mut Box<dyn SourceRead>) -> T) -> T {
+        let started = Instant::now();
+        let out = f(&mut self.inner);
+        let spent = started.elapsed().as_nanos().try_into().unwrap_or(u64::MAX);
+        self.nanos.fetch_add(spent, Ordering::Relaxed);
+        out
+    }
+}
+
+impl Read for TimedRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.timed(|r| r.read(buf))
+    }
+}
+
+impl Seek for TimedRead {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.timed(|r| r.seek(pos))
+    }
+}
+
+impl SourceRead for TimedRead {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    fn prefetch(&mut self, start: u64, end: u64) -> std::io::Result<()> {
+        self.timed(|r| r.prefetch(start, end))
     }
 }
 

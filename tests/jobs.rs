@@ -687,15 +687,12 @@ async fn accepted_jobs_survive_kill_9_and_sigterm() {
     let port = free_port();
     let text = config(
         &source,
-        &format!(
-            "db_path = \"{}/jobs.db\"\nshutdown_grace_secs = 1",
-            dir.path().display()
-        ),
+        &format!("db_path = \"{}/jobs.db\"", dir.path().display()),
         None,
     );
     std::fs::write(
         &config_file,
-        format!("[server]\npublic_base_url = \"http://127.0.0.1:{port}\"\n{text}"),
+        format!("[server]\npublic_base_url = \"http://127.0.0.1:{port}\"\nshutdown_delay_secs = 0\nshutdown_grace_secs = 1\n{text}"),
     )
     .unwrap();
 

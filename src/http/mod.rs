@@ -4,8 +4,13 @@
 //!
 //! - [`routes`]: request to typed endpoint, and the thumbnail handlers.
 //! - [`api`]: the JSON API (jobs, preview tokens), API keys, rate limits.
+//! - `demo`: the demo page at `/`.
+//!
+//! Every request gets an `X-Request-Id`, a count in [`crate::metrics`] and
+//! one access-log line (target `thumbd::access`).
 
 pub mod api;
+mod demo;
 pub mod routes;
 
 use std::convert::Infallible;
@@ -30,16 +35,56 @@ use crate::problem::Problem;
 /// Response body: thumbnails and problems are always whole in memory.
 pub type Body = Full<Bytes>;
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long open connections get to finish after shutdown is asked for.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves `app` on `listener` until `shutdown` completes, then lets open
-/// connections finish (bounded by a drain timeout).
+/// Serves `app` on `listener` until `shutdown` completes, then shuts down
+/// as a load balancer expects: `/readyz` answers 503 at once and new job
+/// submissions are refused, connections are still accepted for
+/// `server.shutdown_delay_secs` (so the balancer sees the probe fail before
+/// anything is refused), then the listener closes and in-flight requests and
+/// running jobs get `server.shutdown_grace_secs` to finish.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
+    let settings = app.server_settings().clone();
+    accept_until(&listener, &app, &graceful, shutdown).await;
+
+    app.begin_shutdown();
+    tracing::info!(
+        delay_secs = settings.shutdown_delay_secs,
+        grace_secs = settings.shutdown_grace_secs,
+        "shutting down: /readyz answers 503; the listener closes after the delay"
+    );
+    accept_until(
+        &listener,
+        &app,
+        &graceful,
+        tokio::time::sleep(settings.shutdown_delay()),
+    )
+    .await;
+    drop(listener);
+
+    let grace = settings.shutdown_grace();
+    let connections = async {
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open at the end of the grace period");
+        }
+    };
+    tokio::join!(connections, app.jobs().shutdown(grace));
+}
+
+/// Accepts connections and serves each on its own task until `until`
+/// completes.
+async fn accept_until(
+    listener: &TcpListener,
+    app: &Arc<App>,
+    graceful: &GracefulShutdown,
+    until: impl Future<Output = ()>,
+) {
+    let settings = app.server_settings();
+    let header_read_timeout = Duration::from_secs(settings.header_read_timeout_secs);
+    let max_header_bytes = settings.max_header_bytes;
+    tokio::pin!(until);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -58,9 +103,12 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                     let app = app.clone();
                     async move { Ok::<_, Infallible>(app.handle(req).await) }
                 });
+                // A head larger than the read buffer is answered 431 by hyper
+                // and the connection closed.
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .header_read_timeout(header_read_timeout)
+                    .max_buf_size(max_header_bytes)
                     .keep_alive(true)
                     .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
@@ -70,13 +118,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                     }
                 });
             }
-            _ = &mut shutdown => break,
+            _ = &mut until => break,
         }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("connections still open after the drain timeout"),
     }
 }
 

@@ -1,19 +1,24 @@
 //! Routing and handlers. A request is first parsed into an [`Endpoint`];
 //! handlers stay thin and call the [`Renderer`].
 
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
+use hyper::body::Body as _;
 
-use super::api;
-use super::Body;
+use super::demo::DemoPage;
+use super::{api, Body};
 use crate::auth::{self, AuthError, Target, Verifier};
-use crate::config::{Access, Config};
+use crate::config::{Access, Config, ServerConfig};
 use crate::jobs::Jobs;
+use crate::metrics::{self, Metrics};
 use crate::problem::Problem;
-use crate::render::{CacheStatus, Renderer, Thumbnail};
+use crate::render::{CacheStatus, RenderTimings, Renderer, Thumbnail};
 use crate::request::{self, ThumbnailRequest};
 
 /// What a request asks for.
@@ -23,9 +28,33 @@ enum Endpoint<'a> {
     Thumbnail(&'a str),
     /// `/v1/api/...`: the JSON API.
     Api(api::ApiCall<'a>),
-    /// `/healthz`: liveness for load balancers.
+    /// `/healthz`: liveness (the process answers).
     Health,
+    /// `/readyz`: readiness (serving, not shutting down).
+    Ready,
+    /// `/metrics`: Prometheus exposition.
+    Metrics,
+    /// `/openapi.json`: the API description.
+    OpenApi,
+    /// `/`: the demo page.
+    Demo,
     Unknown,
+}
+
+impl Endpoint<'_> {
+    /// The `route` label of metrics.
+    fn name(&self) -> &'static str {
+        match self {
+            Endpoint::Thumbnail(_) => "thumbnail",
+            Endpoint::Api(_) => "api",
+            Endpoint::Health => "health",
+            Endpoint::Ready => "ready",
+            Endpoint::Metrics => "metrics",
+            Endpoint::OpenApi => "openapi",
+            Endpoint::Demo => "demo",
+            Endpoint::Unknown => "unknown",
+        }
+    }
 }
 
 const THUMBNAIL_PREFIX: &str = "/v1/thumbnail/";
@@ -38,12 +67,20 @@ fn route(path: &str) -> Endpoint<'_> {
         Endpoint::Thumbnail(tail)
     } else if let Some(call) = path.strip_prefix(API_PREFIX).and_then(api::parse) {
         Endpoint::Api(call)
-    } else if path == "/healthz" {
-        Endpoint::Health
     } else {
-        Endpoint::Unknown
+        match path {
+            "/healthz" => Endpoint::Health,
+            "/readyz" => Endpoint::Ready,
+            "/metrics" => Endpoint::Metrics,
+            "/openapi.json" => Endpoint::OpenApi,
+            "/" => Endpoint::Demo,
+            _ => Endpoint::Unknown,
+        }
     }
 }
+
+/// The OpenAPI 3.1 description of every endpoint, served as is.
+const OPENAPI: &str = include_str!("openapi.json");
 
 /// Everything a request handler needs, built once at start-up.
 pub struct App {
@@ -56,6 +93,11 @@ pub struct App {
     cache_control: HeaderValue,
     max_age_secs: u64,
     error_max_age_secs: u64,
+    server: ServerConfig,
+    metrics: Arc<Metrics>,
+    /// False from the moment shutdown begins: `/readyz` answers 503.
+    ready: AtomicBool,
+    demo: Option<DemoPage>,
 }
 
 impl App {
@@ -63,6 +105,10 @@ impl App {
     pub async fn new(config: &Config) -> anyhow::Result<App> {
         let renderer = Arc::new(Renderer::new(config)?);
         Ok(App {
+            metrics: renderer.metrics().clone(),
+            server: config.server.clone(),
+            ready: AtomicBool::new(true),
+            demo: config.server.demo_page.then(|| DemoPage::new(config)),
             jobs: Jobs::start(config, renderer.clone()).await?,
             renderer,
             verifier: Verifier::new(config).map_err(anyhow::Error::msg)?,
@@ -88,7 +134,57 @@ impl App {
         &self.renderer
     }
 
+    pub fn server_settings(&self) -> &ServerConfig {
+        &self.server
+    }
+
+    /// From now on `/readyz` answers 503 and job submissions are refused;
+    /// requests are still served.
+    pub fn begin_shutdown(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+        self.jobs.stop_accepting();
+    }
+
+    /// Answers one request: routes it, then adds its request id, counts it
+    /// and writes its access-log line.
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
+        let request_id = match req.headers().get(X_REQUEST_ID) {
+            Some(v) if is_sane_request_id(v.as_bytes()) => v.clone(),
+            _ => new_request_id(),
+        };
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let (route, mut response) = self.dispatch(req).await;
+        let elapsed = started.elapsed();
+        let status = response.status();
+        self.metrics.request(route, status.as_u16(), elapsed);
+        let bytes = response.body().size_hint().exact().unwrap_or(0);
+        let cache = response
+            .headers()
+            .get(X_THUMBNAIL_CACHE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info!(
+            target: "thumbd::access",
+            request_id = request_id.to_str().unwrap_or("-"),
+            method = %method,
+            path = %redacted(&uri),
+            status = status.as_u16(),
+            bytes,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            cache,
+            "request"
+        );
+        response.headers_mut().insert(X_REQUEST_ID, request_id);
+        response
+    }
+
+    async fn dispatch<B>(&self, req: Request<B>) -> (&'static str, Response<Body>)
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -96,7 +192,10 @@ impl App {
         let (parts, body) = req.into_parts();
         let method = &parts.method;
         let head = method == Method::HEAD;
-        let result = match route(parts.uri.path()) {
+        let endpoint = route(parts.uri.path());
+        let name = endpoint.name();
+        let get_or_head = matches!(*method, Method::GET | Method::HEAD);
+        let result = match endpoint {
             Endpoint::Thumbnail(tail) => match *method {
                 Method::GET | Method::HEAD => {
                     self.thumbnail(tail, parts.uri.query(), &parts.headers, head)
@@ -125,23 +224,39 @@ impl App {
                     "POST"
                 },
             )),
-            Endpoint::Health => match *method {
-                Method::GET | Method::HEAD => Ok(Response::builder()
-                    .header(header::CONTENT_TYPE, "text/plain")
-                    .header(header::CACHE_CONTROL, "no-store")
-                    .body(if head {
-                        Body::default()
-                    } else {
-                        Body::from("ok\n")
-                    })
-                    .expect("valid response")),
-                _ => Err(Problem::method_not_allowed("GET, HEAD")),
+            _ if !get_or_head => Err(Problem::method_not_allowed("GET, HEAD")),
+            Endpoint::Health => Ok(plain("text/plain; charset=utf-8", "ok\n", head)),
+            Endpoint::Ready if self.ready.load(Ordering::SeqCst) => {
+                Ok(plain("text/plain; charset=utf-8", "ready\n", head))
+            }
+            Endpoint::Ready => Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting-down",
+                "Shutting down",
+                "thumbd is shutting down and takes no new traffic",
+            )),
+            Endpoint::Metrics => {
+                self.renderer.update_gauges().await;
+                self.jobs.update_gauges().await;
+                Ok(plain(metrics::CONTENT_TYPE, self.metrics.encode(), head))
+            }
+            Endpoint::OpenApi => Ok(plain("application/json", OPENAPI, head)),
+            Endpoint::Demo => match &self.demo {
+                Some(page) => Ok(plain(
+                    "text/html; charset=utf-8",
+                    page.render(&self.renderer).await,
+                    head,
+                )),
+                None => Err(Problem::not_found(
+                    "no such endpoint (the demo page is off: server.demo_page)",
+                )),
             },
             Endpoint::Unknown => Err(Problem::not_found("no such endpoint")),
         };
-        result.unwrap_or_else(|problem| {
+        let response = result.unwrap_or_else(|problem| {
             super::problem_response(problem, self.error_max_age_secs, head)
-        })
+        });
+        (name, response)
     }
 
     async fn thumbnail(
@@ -254,6 +369,13 @@ impl App {
             X_THUMBNAIL_TIME,
             HeaderValue::from_maybe_shared(t.time_text.clone()).expect("digits"),
         );
+        h.insert(
+            SERVER_TIMING,
+            match cache {
+                CacheStatus::Hit => HeaderValue::from_static("cache;desc=hit"),
+                _ => server_timing(&t.timings),
+            },
+        );
         if not_modified {
             *response.status_mut() = StatusCode::NOT_MODIFIED;
             return response;
@@ -274,6 +396,84 @@ impl App {
 
 const X_THUMBNAIL_CACHE: HeaderName = HeaderName::from_static("x-thumbnail-cache");
 const X_THUMBNAIL_TIME: HeaderName = HeaderName::from_static("x-thumbnail-time");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+/// Longest `X-Request-Id` taken from a client.
+const MAX_REQUEST_ID: usize = 128;
+
+/// A small non-cacheable answer.
+fn plain(content_type: &'static str, body: impl Into<Bytes>, head: bool) -> Response<Body> {
+    let body: Bytes = body.into();
+    let mut resp = Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-store");
+    if head {
+        resp = resp.header(header::CONTENT_LENGTH, body.len());
+    }
+    resp.body(if head {
+        Body::default()
+    } else {
+        Body::new(body)
+    })
+    .expect("valid response")
+}
+
+/// `Server-Timing` of a render, in milliseconds per stage (what a browser's
+/// developer tools show for the request).
+fn server_timing(t: &RenderTimings) -> HeaderValue {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let text = if t.frame_reused {
+        format!(
+            "cache;desc=miss, frame;desc=\"decoded frame reused\", encode;dur={:.1}",
+            ms(t.encode)
+        )
+    } else {
+        format!(
+            "cache;desc=miss, fetch;dur={:.1}, decode;dur={:.1}, encode;dur={:.1}",
+            ms(t.fetch),
+            ms(t.decode),
+            ms(t.encode)
+        )
+    };
+    HeaderValue::from_str(&text).expect("ascii")
+}
+
+/// A client's request id is kept if it is 1-128 visible ASCII characters.
+fn is_sane_request_id(v: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&v.len()) && v.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
+/// A new request id: 16 hex digits, unique within the process and not
+/// guessable from the previous one.
+fn new_request_id() -> HeaderValue {
+    static SEED: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = SEED.get_or_init(Default::default).build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    HeaderValue::from_str(&format!("{:016x}", h.finish())).expect("hex")
+}
+
+/// The path and query as logged: the value of every `token` parameter is
+/// replaced, so signed URLs never reach the logs.
+fn redacted(uri: &http::Uri) -> std::borrow::Cow<'_, str> {
+    let path = uri.path();
+    match uri.query() {
+        None => path.into(),
+        Some(q) if !q.contains("token=") => {
+            uri.path_and_query().map_or(path, |pq| pq.as_str()).into()
+        }
+        Some(q) => {
+            let parts: Vec<&str> = q
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some(("token", _)) => "token=REDACTED",
+                    _ => p,
+                })
+                .collect();
+            format!("{path}?{}", parts.join("&")).into()
+        }
+    }
+}
 
 /// `If-None-Match` uses the weak comparison: `W/"x"` matches `"x"`.
 fn etag_matches(if_none_match: &str, etag: &str) -> bool {
@@ -295,13 +495,41 @@ mod tests {
             Endpoint::Thumbnail("a/b/c.webp")
         );
         assert_eq!(route("/healthz"), Endpoint::Health);
+        assert_eq!(route("/readyz"), Endpoint::Ready);
+        assert_eq!(route("/metrics"), Endpoint::Metrics);
+        assert_eq!(route("/openapi.json"), Endpoint::OpenApi);
+        assert_eq!(route("/"), Endpoint::Demo);
         assert!(matches!(
             route("/v1/api/o/thumbnails/batch"),
             Endpoint::Api(_)
         ));
         assert_eq!(route("/v1/api/o/nothing"), Endpoint::Unknown);
         assert_eq!(route("/v1/thumbnails/a"), Endpoint::Unknown);
-        assert_eq!(route("/"), Endpoint::Unknown);
+    }
+
+    #[test]
+    fn request_ids() {
+        assert!(is_sane_request_id(b"abc-123_XYZ"));
+        assert!(!is_sane_request_id(b""));
+        assert!(!is_sane_request_id(b"has space"));
+        assert!(!is_sane_request_id(&[b'a'; 129]));
+        assert!(!is_sane_request_id(b"tab\there"));
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn tokens_are_redacted() {
+        let uri: http::Uri = "/v1/thumbnail/o/e/k.webp?width=1&token=abc.def&x=token%3D"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            redacted(&uri),
+            "/v1/thumbnail/o/e/k.webp?width=1&token=REDACTED&x=token%3D"
+        );
+        let uri: http::Uri = "/a?width=1".parse().unwrap();
+        assert_eq!(redacted(&uri), "/a?width=1");
     }
 
     #[test]

@@ -30,6 +30,7 @@ use self::model::{JobRequest, Status};
 use self::store::{Delivery, JobRecord, Store};
 use crate::config::{Config, JobsConfig};
 use crate::media::MediaError;
+use crate::metrics::{OutcomeLabels, StateLabels};
 use crate::pool::PoolError;
 use crate::problem::Problem;
 use crate::render::{RenderError, Renderer};
@@ -463,6 +464,16 @@ impl Jobs {
                 (false, true) => Delivery::Failed,
                 (false, false) => Delivery::Pending,
             };
+            let outcome = match state {
+                Delivery::Pending => "retried",
+                other => other.as_str(),
+            };
+            self.inner
+                .renderer
+                .metrics()
+                .webhook_deliveries
+                .get_or_create(&OutcomeLabels { outcome })
+                .inc();
             let id = record.id.clone();
             if let Err(e) = self
                 .blocking(move |s| s.set_webhook(&id, state, attempt))
@@ -478,12 +489,47 @@ impl Jobs {
         }
     }
 
-    /// Stops taking jobs and waits up to the grace period for running ones;
-    /// the rest stay pending in the database for the next start.
-    pub async fn shutdown(&self) {
+    /// Refuses new submissions (503 shutting-down) from now on; running
+    /// and queued jobs carry on.
+    pub fn stop_accepting(&self) {
         self.inner.accepting.store(false, Ordering::SeqCst);
         self.inner.wake.notify_one();
-        let grace = Duration::from_secs(self.inner.settings.shutdown_grace_secs);
+    }
+
+    /// Sets the job gauges (jobs by state, queue length); called before an
+    /// exposition is encoded.
+    pub async fn update_gauges(&self) {
+        let metrics = self.inner.renderer.metrics().clone();
+        let queued = self.inner.scheduler.lock().expect("not poisoned").len();
+        metrics.jobs_queue_length.set(queued as i64);
+        match self.blocking(|s| s.count_by_status()).await {
+            Ok(counts) => {
+                for status in [
+                    Status::Pending,
+                    Status::Processing,
+                    Status::Completed,
+                    Status::Failed,
+                ] {
+                    let n = counts
+                        .iter()
+                        .find(|(s, _)| s == status.as_str())
+                        .map_or(0, |(_, n)| *n);
+                    metrics
+                        .jobs
+                        .get_or_create(&StateLabels {
+                            state: status.as_str(),
+                        })
+                        .set(n);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not count jobs for /metrics"),
+        }
+    }
+
+    /// Stops taking jobs and waits up to `grace` for running ones; the rest
+    /// stay pending in the database for the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop_accepting();
         let waited = tokio::time::timeout(grace, async {
             while self.inner.running.load(Ordering::SeqCst) > 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;

@@ -157,6 +157,15 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// How many jobs are in each state.
+    pub fn count_by_status(&self) -> rusqlite::Result<Vec<(String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        rows.collect()
+    }
+
     pub fn get(&self, id: &str) -> rusqlite::Result<Option<JobRecord>> {
         self.conn
             .query_row(

@@ -28,6 +28,8 @@ pub struct DecodedFrame {
     pub transfer: Transfer,
     /// Seconds from the start of the video.
     pub time_secs: f64,
+    /// Packets sent to the decoder to reach this frame, over every pass.
+    pub packets_decoded: usize,
 }
 
 impl DecodedFrame {
@@ -101,6 +103,7 @@ pub fn decode_frame(
     // Non-reference frames before the target are skipped until that proves
     // wrong (see `Decoded::skipped`); then the attempt runs again without.
     let mut skip_nonref = true;
+    let mut packets_decoded = 0;
     let ordering = Ordering::of(demuxer.input(), &info);
     loop {
         let mut decoder = open_decoder(demuxer.input(), &info, limits)?;
@@ -126,8 +129,12 @@ pub fn decode_frame(
             Seek::Start => seek_to_start(&mut demuxer, &info)?,
             Seek::FirstByte => seek_to_first_byte(&mut demuxer)?,
         }
-        let Decoded { found, skipped } =
-            decode_until(&mut demuxer, &mut decoder, &info, &plan, limits)?;
+        let Decoded {
+            found,
+            skipped,
+            sent,
+        } = decode_until(&mut demuxer, &mut decoder, &info, &plan, limits)?;
+        packets_decoded += sent;
         if let Some(skipped) = skipped {
             if found.as_ref().is_none_or(|f| f.pts < skipped) {
                 // A skipped frame was the one to show (variable frame rate,
@@ -142,7 +149,7 @@ pub fn decode_frame(
         }
         let landed_late = found.as_ref().is_none_or(|f| f.pts > target);
         attempt = match (landed_late, attempt) {
-            (false, _) => return Ok(finish(found.expect("checked"), &info)),
+            (false, _) => return Ok(finish(found.expect("checked"), &info, packets_decoded)),
             // Landed after the target (byte-based seeking in MPEG-TS/PS) or
             // found nothing: try again from further back.
             (true, Seek::To(ts)) => {
@@ -159,9 +166,11 @@ pub fn decode_frame(
             // From the very first byte nothing comes earlier: the first frame
             // decoded is the one shown.
             (true, Seek::FirstByte) => {
-                return found.map(|f| finish(f, &info)).ok_or_else(|| {
-                    MediaError::NoFrame("no frame of the video could be decoded".into())
-                })
+                return found
+                    .map(|f| finish(f, &info, packets_decoded))
+                    .ok_or_else(|| {
+                        MediaError::NoFrame("no frame of the video could be decoded".into())
+                    })
             }
         };
     }
@@ -332,7 +341,7 @@ struct Found {
     pts: i64,
 }
 
-fn finish(found: Found, info: &StreamInfo) -> DecodedFrame {
+fn finish(found: Found, info: &StreamInfo, packets_decoded: usize) -> DecodedFrame {
     let sar = found.frame.aspect_ratio();
     let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
         (sar.numerator() as u32, sar.denominator() as u32)
@@ -347,6 +356,7 @@ fn finish(found: Found, info: &StreamInfo) -> DecodedFrame {
         orientation: info.orientation,
         transfer,
         time_secs: secs,
+        packets_decoded,
     }
 }
 
@@ -610,6 +620,8 @@ struct Decoded {
     /// being skipped: if the frame found is earlier, a skipped frame may have
     /// been the one to show.
     skipped: Option<i64>,
+    /// Packets sent to the decoder.
+    sent: usize,
 }
 
 /// Decodes from the current position until the frame shown at the target
@@ -693,6 +705,7 @@ fn decode_until(
             return Ok(Decoded {
                 found: best,
                 skipped,
+                sent,
             });
         }
         // Shown exactly at the target (timestamps are unique), or the last
@@ -713,6 +726,7 @@ fn decode_until(
     Ok(Decoded {
         found: best,
         skipped,
+        sent,
     })
 }
 

@@ -22,6 +22,7 @@ use reqwest::StatusCode;
 use super::range::{parse_content_range, parse_unsatisfied_total, range_header};
 use super::{SourceError, SourceRead};
 use crate::config::{CacheConfig, FetchConfig};
+use crate::metrics::SourceMetrics;
 
 /// Granularity of the byte cache.
 pub const BLOCK_SIZE: u64 = 32 * 1024;
@@ -90,6 +91,7 @@ struct Shared {
     objects: moka::sync::Cache<String, ObjectInfo>,
     initial_read: u64,
     max_read: u64,
+    metrics: SourceMetrics,
 }
 
 /// The HTTP side of [`super::Sources`]; cheap to clone.
@@ -99,7 +101,11 @@ pub struct HttpSources {
 }
 
 impl HttpSources {
-    pub fn new(fetch: &FetchConfig, cache: &CacheConfig) -> Result<HttpSources, SourceError> {
+    pub fn new(
+        fetch: &FetchConfig,
+        cache: &CacheConfig,
+        metrics: SourceMetrics,
+    ) -> Result<HttpSources, SourceError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(fetch.connect_timeout_secs))
             .timeout(Duration::from_secs(fetch.request_timeout_secs))
@@ -124,6 +130,7 @@ impl HttpSources {
                 objects,
                 initial_read,
                 max_read: fetch.max_read_bytes.max(initial_read),
+                metrics,
             }),
         })
     }
@@ -134,8 +141,7 @@ impl HttpSources {
         let info = match self.shared.objects.get(url) {
             Some(info) => info,
             None => {
-                let first =
-                    fetch(&self.shared.client, url, 0, self.shared.initial_read, None).await?;
+                let first = fetch(&self.shared, url, 0, self.shared.initial_read, None).await?;
                 let info = ObjectInfo {
                     size: first.total,
                     identity: format!("{url}\n{}", first.validator).into(),
@@ -188,8 +194,28 @@ fn classify(e: reqwest::Error) -> SourceError {
 }
 
 /// One range request: `len` bytes from `start` (fewer at the end of the
-/// object). With `expect`, the answer must carry that validator.
+/// object), counted in the source metrics. With `expect`, the answer must
+/// carry that validator.
 async fn fetch(
+    shared: &Shared,
+    url: &str,
+    start: u64,
+    len: u64,
+    expect: Option<&str>,
+) -> Result<Fetched, SourceError> {
+    let m = &shared.metrics;
+    m.requests.inc();
+    let result = fetch_range(&shared.client, url, start, len, expect).await;
+    match &result {
+        Ok(f) => {
+            m.bytes.inc_by(f.data.len() as u64);
+        }
+        Err(e) => m.error(e.kind()),
+    }
+    result
+}
+
+async fn fetch_range(
     client: &reqwest::Client,
     url: &str,
     start: u64,
@@ -355,7 +381,7 @@ impl RangeReader {
         let fetched = self
             .runtime
             .block_on(fetch(
-                &self.shared.client,
+                &self.shared,
                 &self.url,
                 start,
                 end - start,

@@ -16,6 +16,7 @@ use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use crate::config::{CacheConfig, FetchConfig};
+use crate::metrics::SourceMetrics;
 
 /// A blocking, seekable view of one video's bytes.
 pub trait SourceRead: Read + Seek + Send {
@@ -52,6 +53,21 @@ pub enum SourceError {
     Connect(String),
     #[error("source I/O error: {0}")]
     Io(String),
+}
+
+impl SourceError {
+    /// A short stable name, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceError::NotFound => "not_found",
+            SourceError::Timeout => "timeout",
+            SourceError::Status { .. } => "status",
+            SourceError::BadResponse(_) => "bad_response",
+            SourceError::Changed => "changed",
+            SourceError::Connect(_) => "connect",
+            SourceError::Io(_) => "io",
+        }
+    }
 }
 
 /// An environment's parsed `source` template.
@@ -126,9 +142,13 @@ pub struct Sources {
 }
 
 impl Sources {
-    pub fn new(fetch: &FetchConfig, cache: &CacheConfig) -> Result<Sources, SourceError> {
+    pub fn new(
+        fetch: &FetchConfig,
+        cache: &CacheConfig,
+        metrics: SourceMetrics,
+    ) -> Result<Sources, SourceError> {
         Ok(Sources {
-            http: http::HttpSources::new(fetch, cache)?,
+            http: http::HttpSources::new(fetch, cache, metrics)?,
         })
     }
 

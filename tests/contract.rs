@@ -1,0 +1,1327 @@
+//! The OpenAPI description (`GET /openapi.json`, src/http/openapi.json)
+//! held against the real binary, two ways:
+//!
+//! - schemathesis generates requests for every operation from the served
+//!   description (examples, boundary values, fuzzing, invalid data, stateful
+//!   sequences) and checks each answer's status, Content-Type, headers and
+//!   body against it, and that no answer is a 5xx the description does not
+//!   explain;
+//! - a table of requests produces every documented status (and every
+//!   response kept under `components/responses`) at least once, including
+//!   those fuzzing cannot reach: a tiny byte budget (413), a tiny frame
+//!   limit (422), a non-video file (415), a source that answers 500 (502)
+//!   or too late (504), a full render queue (503), a full job queue and a
+//!   rate limit (429), a server shutting down (503), a 20 KiB header (431).
+//!   tests/contract/check_responses.py checks each answer against the
+//!   response the description documents for it.
+//!
+//! The Python tools live in `target/contract-venv`, made from
+//! tests/contract/requirements.txt by `make contract-venv` (part of
+//! `make test`).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::SourceServer;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const API_KEY: &str = "contract-api-key-0123456789";
+const OTHER_KEY: &str = "contract-other-org-key-0123456789";
+
+const THUMBNAIL: &str = "/v1/thumbnail/{org}/{env}/{file}";
+const SUBMIT: &str = "/v1/api/{org}/edge-ids/{key}/thumbnails";
+const BATCH: &str = "/v1/api/{org}/thumbnails/batch";
+const JOB: &str = "/v1/api/{org}/thumbnails/{jobId}";
+const BEST: &str = "/v1/api/{org}/edge-ids/{key}/thumbnail";
+const PREVIEW: &str = "/v1/api/{org}/{env}/edge-ids/{key}/preview-token";
+/// Answers to methods a path does not list, and to paths the description
+/// does not list.
+const METHOD_NOT_ALLOWED: &str = "#/components/responses/MethodNotAllowed";
+const NOT_FOUND: &str = "#/components/responses/NotFound";
+
+/// How many cases schemathesis generates per operation and phase, and the
+/// wall-clock limit of its whole run.
+const MAX_EXAMPLES: &str = "25";
+const SCHEMATHESIS_LIMIT: Duration = Duration::from_secs(150);
+/// The fixed seed makes a run reproducible; `CONTRACT_SEED` picks another.
+const DEFAULT_SEED: &str = "20261124";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn samples() -> PathBuf {
+    root().join("samples")
+}
+
+/// The Python virtual environment with schemathesis and jsonschema.
+fn venv() -> PathBuf {
+    let venv = root().join("target/contract-venv");
+    let tools = ["bin/python", "bin/schemathesis"];
+    if tools.iter().any(|t| !venv.join(t).exists()) {
+        panic!(
+            "the contract test needs the Python tools of tests/contract/requirements.txt in {}: \
+             run `make contract-venv` (`make test` does it first)",
+            venv.display()
+        );
+    }
+    venv
+}
+
+/// The real binary on a loopback port with its own config and job database.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts thumbd with `server` lines in its `[server]` section and `rest`
+    /// (other sections, orgs) after it.
+    async fn start(server: &str, rest: String) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let config = dir.path().join("thumbd.toml");
+        std::fs::write(
+            &config,
+            format!("[server]\npublic_base_url = \"http://{addr}\"\n{server}\n{rest}"),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("thumbd.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--listen", &addr.to_string()])
+            .env("THUMBD_LOG", "thumbd=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = Server { child, addr, dir };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if let Ok(r) = reqwest::get(server.url("/healthz")).await {
+                if r.status() == 200 {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("thumbd did not start:\n{}", server.log());
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("thumbd.log")).unwrap_or_default()
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// Org `demo` (API key, env `local` over the samples, env `private` the same
+/// behind tokens, `extra_envs`) and org `other` with its own API key.
+fn orgs(default_env: &str, extra_envs: &str) -> String {
+    let samples = samples();
+    let samples = samples.display();
+    format!(
+        r#"
+[orgs.demo]
+api_keys = ["{API_KEY}"]
+default_env = "{default_env}"
+[orgs.demo.envs.local]
+source = "file:{samples}/{{key}}"
+[orgs.demo.envs.private]
+source = "file:{samples}/{{key}}"
+access = "signed"
+{extra_envs}
+[orgs.other]
+api_keys = ["{OTHER_KEY}"]
+[orgs.other.envs.main]
+source = "file:{samples}/{{key}}"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_nothing_the_description_does_not_allow() {
+    let venv = venv();
+    let server = Server::start(
+        "demo_page = true",
+        format!("[render]\ntimeout_secs = 10\n{}", orgs("local", "")),
+    )
+    .await;
+    let work = tempfile::tempdir().unwrap();
+    let seed = std::env::var("CONTRACT_SEED").unwrap_or_else(|_| DEFAULT_SEED.to_owned());
+    let mut child = Command::new(venv.join("bin/schemathesis"))
+        .arg("run")
+        .arg(server.url("/openapi.json"))
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,\
+             response_headers_conformance,response_schema_conformance,\
+             unsupported_method,allow_header_conformance",
+            "--max-examples",
+            MAX_EXAMPLES,
+            "--seed",
+            &seed,
+            "--request-timeout",
+            "30",
+            "--generation-database",
+            "none",
+            "--generation-with-security-parameters",
+            "false",
+            "--no-color",
+            "--header",
+            &format!("X-Api-Key: {API_KEY}"),
+        ])
+        .current_dir(work.path())
+        .env("SCHEMATHESIS_HOOKS", "hooks")
+        .env("PYTHONPATH", root().join("tests/contract"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(work.path().join("out.txt")).unwrap())
+        .stderr(Stdio::from(
+            std::fs::File::create(work.path().join("err.txt")).unwrap(),
+        ))
+        .spawn()
+        .expect("run schemathesis");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > SCHEMATHESIS_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let output = std::fs::read_to_string(work.path().join("out.txt")).unwrap_or_default()
+        + &std::fs::read_to_string(work.path().join("err.txt")).unwrap_or_default();
+    let log = server.log();
+    let log_tail: Vec<&str> = log.lines().rev().take(30).collect();
+    let log_tail: Vec<&str> = log_tail.into_iter().rev().collect();
+    match status {
+        Some(s) if s.success() => {
+            eprintln!(
+                "schemathesis (seed {seed}) passed in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Some(s) => panic!(
+            "schemathesis (seed {seed}) found answers the description does not allow ({s}):\n\
+             {output}\n--- thumbd's log, last lines ---\n{}",
+            log_tail.join("\n")
+        ),
+        None => panic!(
+            "schemathesis did not finish within {SCHEMATHESIS_LIMIT:?}:\n{output}\n\
+             --- thumbd's log, last lines ---\n{}",
+            log_tail.join("\n")
+        ),
+    }
+}
+
+/// One raw HTTP answer.
+#[derive(Debug, Default)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A request, sent byte for byte as written (no URL normalisation, any
+/// method, any header size).
+struct Req {
+    method: &'static str,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn req(method: &'static str, target: impl Into<String>) -> Req {
+    Req {
+        method,
+        target: target.into(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+}
+
+impl Req {
+    fn header(mut self, name: &str, value: impl Into<String>) -> Req {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    fn key(self, key: &str) -> Req {
+        self.header("X-Api-Key", key)
+    }
+
+    fn json(mut self, body: &Value) -> Req {
+        self.body = body.to_string().into_bytes();
+        self.header("Content-Type", "application/json")
+    }
+
+    fn raw_body(mut self, body: Vec<u8>) -> Req {
+        self.body = body;
+        self
+    }
+}
+
+async fn send(addr: SocketAddr, r: &Req) -> Answer {
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut rd, mut wr) = stream.into_split();
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n",
+            r.method, r.target
+        );
+        for (name, value) in &r.headers {
+            head += &format!("{name}: {value}\r\n");
+        }
+        if !r.body.is_empty() || r.method == "POST" {
+            head += &format!("Content-Length: {}\r\n", r.body.len());
+        }
+        head += "\r\n";
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&r.body);
+        // Written alongside the read: the server may answer (413, 431)
+        // before it has read everything. The write half stays open until
+        // the answer is read (a half-closed connection may be dropped).
+        let writer = tokio::spawn(async move {
+            let _ = wr.write_all(&bytes).await;
+            wr
+        });
+        let mut raw = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+        drop(writer.await);
+        parse_answer(&raw)
+    };
+    tokio::time::timeout(Duration::from_secs(60), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("no answer to {} {} within 60 s", r.method, r.target))
+}
+
+fn parse_answer(raw: &[u8]) -> Answer {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Answer::default();
+    };
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut answer = Answer {
+        status,
+        headers,
+        body: raw[end + 4..].to_vec(),
+    };
+    if answer
+        .header("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"))
+    {
+        answer.body = dechunk(&answer.body);
+    }
+    answer
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&data[..eol]);
+        let size =
+            usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if size == 0 || data.len() < eol + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[(eol + 4 + size).min(data.len())..];
+    }
+    out
+}
+
+/// The answers of the table, and what went wrong with them.
+#[derive(Default)]
+struct Table {
+    observations: Vec<Value>,
+    failures: Vec<String>,
+}
+
+impl Table {
+    /// Sends `r` to `server`, checks its status (and problem type), and
+    /// records the answer for checking against `operation`'s response.
+    async fn check(
+        &mut self,
+        name: &str,
+        server: &Server,
+        operation: &str,
+        r: Req,
+        status: u16,
+        problem: Option<&str>,
+    ) -> Answer {
+        let answer = send(server.addr, &r).await;
+        let text = String::from_utf8(answer.body.clone()).ok();
+        if answer.status != status {
+            self.failures.push(format!(
+                "{name}: {} {} answered {}, expected {status}: {}",
+                r.method,
+                r.target,
+                answer.status,
+                text.as_deref()
+                    .unwrap_or("(binary)")
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            ));
+        } else if let Some(code) = problem {
+            let kind = answer.json()["type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if r.method != "HEAD" && kind != format!("urn:thumbd:problem:{code}") {
+                self.failures
+                    .push(format!("{name}: problem type {kind:?}, expected {code}"));
+            }
+        }
+        let mut headers = serde_json::Map::new();
+        for (n, v) in &answer.headers {
+            headers
+                .entry(n.clone())
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+                .unwrap()
+                .push(json!(v));
+        }
+        self.observations.push(json!({
+            "name": name,
+            "method": r.method,
+            "operation": operation,
+            "status": answer.status,
+            "headers": headers,
+            "body": text,
+            "body_len": answer.body.len(),
+        }));
+        answer
+    }
+
+    fn expect(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.failures.push(what());
+        }
+    }
+}
+
+/// Polls a job (outside the table) until it is final.
+async fn finished(server: &Server, id: &str) -> Value {
+    let url = server.url(&format!("/v1/api/demo/thumbnails/{id}"));
+    for _ in 0..300 {
+        let resp = common::client()
+            .get(&url)
+            .header("x-api-key", API_KEY)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        if matches!(
+            body["body"]["status"].as_str(),
+            Some("completed" | "failed")
+        ) {
+            return body["body"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+fn is_image(body: &[u8], content_type: Option<&str>) -> bool {
+    match content_type {
+        Some("image/webp") => body.len() > 12 && &body[..4] == b"RIFF" && &body[8..12] == b"WEBP",
+        Some("image/jpeg") => body.starts_with(&[0xff, 0xd8, 0xff]),
+        Some("image/png") => body.starts_with(b"\x89PNG\r\n\x1a\n"),
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_status_is_produced_and_matches_the_description() {
+    let venv = venv();
+    let source = SourceServer::start(&samples()).await;
+    let junk = tempfile::tempdir().unwrap();
+    std::fs::write(
+        junk.path().join("notavideo.mp4"),
+        "this is a text file, not a video\n".repeat(100),
+    )
+    .unwrap();
+    let src = source.addr;
+    // The main server: faulty sources answer 500 (502) or after 3 s, past
+    // a 1 s fetch limit (504); `junk` holds a text file (415).
+    let main_envs = format!(
+        r#"
+[orgs.demo.envs.junk]
+source = "file:{junk}/{{key}}"
+[orgs.demo.envs.broken]
+source = "http://{src}/fault/error/{{key}}"
+[orgs.demo.envs.slow]
+source = "http://{src}/fault/slow/{{key}}"
+"#,
+        junk = junk.path().display()
+    );
+    let held_env = format!("[orgs.demo.envs.held]\nsource = \"http://{src}/fault/hold/{{key}}\"\n");
+    let (main, frames, small, queues) = tokio::join!(
+        Server::start(
+            "demo_page = true",
+            format!(
+                "[fetch]\nrequest_timeout_secs = 1\nconnect_timeout_secs = 1\n{}",
+                orgs("local", &main_envs)
+            ),
+        ),
+        // Frames over 1000 pixels are refused (422); no demo page (404).
+        Server::start(
+            "demo_page = false",
+            format!("[render]\nmax_frame_pixels = 1000\n{}", orgs("local", "")),
+        ),
+        // Renders may read 4 KiB (413); SIGTERM leaves a minute of
+        // shutting down (readiness and job submissions 503).
+        Server::start(
+            "shutdown_delay_secs = 60\nshutdown_grace_secs = 1",
+            format!("[render]\nmax_source_bytes = 4096\n{}", orgs("local", "")),
+        ),
+        // One render at a time and one waiting (503 past them); one job at
+        // a time (429); three API calls, then one a minute (429).
+        Server::start(
+            "",
+            format!(
+                "[render]\nconcurrency = 1\nqueue = 1\n\
+                 [jobs]\nmax_queue = 1\nrate_limit_per_minute = 1\nrate_limit_burst = 3\n{}",
+                orgs("held", &held_env)
+            ),
+        ),
+    );
+    let mut t = Table::default();
+
+    // The description as served is the file in the repository.
+    let served = send(main.addr, &req("GET", "/openapi.json")).await;
+    assert_eq!(served.status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&served.body),
+        include_str!("../src/http/openapi.json"),
+        "GET /openapi.json serves src/http/openapi.json"
+    );
+
+    // Operations.
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/"] {
+        for method in ["GET", "HEAD"] {
+            t.check(path, &main, path, req(method, path), 200, None)
+                .await;
+        }
+    }
+    for (path, allow) in [("/healthz", "GET, HEAD"), (THUMBNAIL, "GET, HEAD")] {
+        let target = path.replace("{org}/{env}/{file}", "demo/local/demo.mp4.webp");
+        let a = t
+            .check(
+                "another method",
+                &main,
+                METHOD_NOT_ALLOWED,
+                req("DELETE", target),
+                405,
+                Some("method-not-allowed"),
+            )
+            .await;
+        t.expect(a.header("allow") == Some(allow), || {
+            format!("{path}: Allow {:?}", a.header("allow"))
+        });
+    }
+    t.check(
+        "an unknown path",
+        &main,
+        NOT_FOUND,
+        req("GET", "/v2/nothing"),
+        404,
+        Some("not-found"),
+    )
+    .await;
+    t.check(
+        "a 20 KiB header",
+        &main,
+        "/healthz",
+        req("GET", "/healthz").header("X-Padding", "a".repeat(20 * 1024)),
+        431,
+        None,
+    )
+    .await;
+    t.check(
+        "demo page off",
+        &frames,
+        "/",
+        req("GET", "/"),
+        404,
+        Some("not-found"),
+    )
+    .await;
+    t.check("demo page off", &frames, "/", req("HEAD", "/"), 404, None)
+        .await;
+
+    // Thumbnails.
+    let thumb = |org_env_file: &str| format!("/v1/thumbnail/{org_env_file}");
+    let webp = thumb("demo/local/demo.mp4.webp?width=160&timeStamp=4.5");
+    let a = t
+        .check("webp", &main, THUMBNAIL, req("GET", &webp), 200, None)
+        .await;
+    t.expect(is_image(&a.body, a.header("content-type")), || {
+        format!("webp: not a WebP: {:?}", a.header("content-type"))
+    });
+    let etag = a.header("etag").unwrap_or_default().to_owned();
+    for (name, target) in [
+        (
+            "jpeg",
+            thumb("demo/local/portrait.mp4.jpg?height=120&quality=70"),
+        ),
+        (
+            "png",
+            thumb("demo/local/clip.webm.png?width=96&height=96&fit=pad&time=1"),
+        ),
+    ] {
+        let a = t
+            .check(name, &main, THUMBNAIL, req("GET", target), 200, None)
+            .await;
+        t.expect(is_image(&a.body, a.header("content-type")), || {
+            format!(
+                "{name}: not an image of its type: {:?}",
+                a.header("content-type")
+            )
+        });
+    }
+    let a = t
+        .check(
+            "HEAD of a cached thumbnail",
+            &main,
+            THUMBNAIL,
+            req("HEAD", &webp),
+            200,
+            None,
+        )
+        .await;
+    t.expect(a.header("x-thumbnail-cache") == Some("hit"), || {
+        format!(
+            "HEAD: X-Thumbnail-Cache {:?}",
+            a.header("x-thumbnail-cache")
+        )
+    });
+    t.check(
+        "If-None-Match",
+        &main,
+        THUMBNAIL,
+        req("GET", &webp).header("If-None-Match", etag),
+        304,
+        None,
+    )
+    .await;
+    for (name, method, target) in [
+        (
+            "width out of range",
+            "GET",
+            thumb("demo/local/demo.mp4.webp?width=5000"),
+        ),
+        (
+            "unknown fit",
+            "HEAD",
+            thumb("demo/local/demo.mp4.webp?width=9&height=9&fit=squash"),
+        ),
+        ("encoded slash", "GET", thumb("demo/local/a%2Fb.mp4.webp")),
+        ("unknown format", "GET", thumb("demo/local/demo.mp4.gif")),
+    ] {
+        t.check(
+            name,
+            &main,
+            THUMBNAIL,
+            req(method, target),
+            400,
+            Some("invalid-request"),
+        )
+        .await;
+    }
+    let private = thumb("demo/private/demo.mp4.webp?width=64");
+    let a = t
+        .check(
+            "no token",
+            &main,
+            THUMBNAIL,
+            req("GET", &private),
+            401,
+            Some("unauthorized"),
+        )
+        .await;
+    t.expect(a.header("www-authenticate").is_some(), || {
+        "401 without WWW-Authenticate".into()
+    });
+    t.check(
+        "malformed token",
+        &main,
+        THUMBNAIL,
+        req("GET", format!("{private}&token=not.a.token")),
+        401,
+        Some("unauthorized"),
+    )
+    .await;
+    let a = t
+        .check(
+            "preview token",
+            &main,
+            PREVIEW,
+            req(
+                "POST",
+                "/v1/api/demo/private/edge-ids/demo.mp4/preview-token",
+            )
+            .key(API_KEY),
+            200,
+            None,
+        )
+        .await;
+    let token = a.json()["body"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    t.check(
+        "?token=",
+        &main,
+        THUMBNAIL,
+        req("GET", format!("{private}&token={token}")),
+        200,
+        None,
+    )
+    .await;
+    t.check(
+        "Authorization: Bearer",
+        &main,
+        THUMBNAIL,
+        req("GET", &private).header("Authorization", format!("Bearer {token}")),
+        200,
+        None,
+    )
+    .await;
+    t.check(
+        "a token for another video",
+        &main,
+        THUMBNAIL,
+        req(
+            "GET",
+            thumb(&format!("demo/private/portrait.mp4.webp?token={token}")),
+        ),
+        403,
+        Some("forbidden"),
+    )
+    .await;
+    for (name, target) in [
+        ("unknown org", thumb("nobody/local/demo.mp4.webp")),
+        ("unknown video", thumb("demo/local/missing.mp4.webp")),
+    ] {
+        t.check(
+            name,
+            &main,
+            THUMBNAIL,
+            req("GET", target),
+            404,
+            Some("not-found"),
+        )
+        .await;
+    }
+    t.check(
+        "source over max_source_bytes",
+        &small,
+        THUMBNAIL,
+        req("GET", thumb("demo/local/demo.mp4.webp?width=64")),
+        413,
+        Some("source-too-large"),
+    )
+    .await;
+    t.check(
+        "not a video",
+        &main,
+        THUMBNAIL,
+        req("GET", thumb("demo/junk/notavideo.mp4.webp")),
+        415,
+        None,
+    )
+    .await;
+    t.check(
+        "frame over max_frame_pixels",
+        &frames,
+        THUMBNAIL,
+        req("GET", thumb("demo/local/demo.mp4.webp?width=64")),
+        422,
+        Some("frame-too-large"),
+    )
+    .await;
+    t.check(
+        "source answers 500",
+        &main,
+        THUMBNAIL,
+        req("GET", thumb("demo/broken/demo.mp4.webp")),
+        502,
+        Some("source-error"),
+    )
+    .await;
+    t.check(
+        "source too slow",
+        &main,
+        THUMBNAIL,
+        req("GET", thumb("demo/slow/demo.mp4.webp")),
+        504,
+        Some("source-timeout"),
+    )
+    .await;
+
+    // Jobs.
+    let submit = |key: &str| format!("/v1/api/demo/edge-ids/{key}/thumbnails");
+    let job = json!({"width": 64, "timestampMs": 1000, "id": "contract"});
+    let a = t
+        .check(
+            "a new job",
+            &main,
+            SUBMIT,
+            req("POST", submit("demo.mp4")).key(API_KEY).json(&job),
+            202,
+            None,
+        )
+        .await;
+    let id = a.json()["body"]["jobId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let done = finished(&main, &id).await;
+    t.expect(done["status"] == "completed", || format!("job: {done}"));
+    t.check(
+        "a job",
+        &main,
+        JOB,
+        req("GET", format!("/v1/api/demo/thumbnails/{id}")).key(API_KEY),
+        200,
+        None,
+    )
+    .await;
+    t.check(
+        "a completed job again",
+        &main,
+        SUBMIT,
+        req("POST", submit("demo.mp4")).key(API_KEY).json(&job),
+        200,
+        None,
+    )
+    .await;
+    for (name, body) in [
+        (
+            "bad fields",
+            json!({"width": 0, "timestampMs": -1, "fit": "squash"}),
+        ),
+        ("not an object", json!([1, 2])),
+    ] {
+        t.check(
+            name,
+            &main,
+            SUBMIT,
+            req("POST", submit("demo.mp4")).key(API_KEY).json(&body),
+            400,
+            Some("invalid-request"),
+        )
+        .await;
+    }
+    t.check(
+        "not JSON",
+        &main,
+        SUBMIT,
+        req("POST", submit("demo.mp4"))
+            .key(API_KEY)
+            .raw_body(b"{width: 1".to_vec()),
+        400,
+        Some("invalid-request"),
+    )
+    .await;
+    t.check(
+        "no API key",
+        &main,
+        SUBMIT,
+        req("POST", submit("demo.mp4")).json(&job),
+        401,
+        Some("unauthorized"),
+    )
+    .await;
+    t.check(
+        "another org's key",
+        &main,
+        SUBMIT,
+        req("POST", submit("demo.mp4")).key(OTHER_KEY).json(&job),
+        403,
+        Some("forbidden"),
+    )
+    .await;
+    t.check(
+        "unknown video",
+        &main,
+        SUBMIT,
+        req("POST", submit("missing.mp4")).key(API_KEY).json(&job),
+        404,
+        Some("not-found"),
+    )
+    .await;
+    let big = format!(
+        "{{\"width\": 64, \"timestampMs\": 1, \"id\": \"{}\"}}",
+        "x".repeat(1_100_000)
+    );
+    t.check(
+        "a body over 1 MiB",
+        &main,
+        SUBMIT,
+        req("POST", submit("demo.mp4"))
+            .key(API_KEY)
+            .raw_body(big.clone().into_bytes()),
+        413,
+        Some("body-too-large"),
+    )
+    .await;
+    t.check(
+        "not a video",
+        &main,
+        SUBMIT,
+        req("POST", submit("notavideo.mp4"))
+            .key(API_KEY)
+            .json(&json!({"width": 64, "timestampMs": 0, "env": "junk"})),
+        415,
+        None,
+    )
+    .await;
+    t.check(
+        "past the end",
+        &main,
+        SUBMIT,
+        req("POST", submit("demo.mp4"))
+            .key(API_KEY)
+            .json(&json!({"width": 64, "timestampMs": 99_000_000})),
+        422,
+        Some("past-end"),
+    )
+    .await;
+    for (name, env, status, code) in [
+        ("source answers 500", "broken", 502, "source-error"),
+        ("source too slow", "slow", 504, "source-timeout"),
+    ] {
+        t.check(
+            name,
+            &main,
+            SUBMIT,
+            req("POST", submit("demo.mp4"))
+                .key(API_KEY)
+                .json(&json!({"width": 64, "timestampMs": 0, "env": env})),
+            status,
+            Some(code),
+        )
+        .await;
+    }
+
+    // Batches.
+    let batch = "/v1/api/demo/thumbnails/batch";
+    let items = json!({"items": [
+        {"key": "demo.mp4", "width": 64, "timestampMs": 1000},
+        {"key": "missing.mp4", "width": 64, "timestampMs": 1000},
+        {"width": 64, "timestampMs": 1000},
+    ]});
+    let a = t
+        .check(
+            "a batch",
+            &main,
+            BATCH,
+            req("POST", batch).key(API_KEY).json(&items),
+            200,
+            None,
+        )
+        .await;
+    let results = a.json()["body"]["items"].clone();
+    t.expect(
+        results[0]["jobId"].is_string()
+            && results[1]["error"]["status"] == 404
+            && results[2]["error"]["status"] == 400,
+        || format!("batch items: {results}"),
+    );
+    t.check(
+        "an empty batch",
+        &main,
+        BATCH,
+        req("POST", batch).key(API_KEY).json(&json!({"items": []})),
+        400,
+        Some("invalid-request"),
+    )
+    .await;
+    t.check(
+        "no API key",
+        &main,
+        BATCH,
+        req("POST", batch).json(&items),
+        401,
+        Some("unauthorized"),
+    )
+    .await;
+    t.check(
+        "another org's key",
+        &main,
+        BATCH,
+        req("POST", batch).key(OTHER_KEY).json(&items),
+        403,
+        Some("forbidden"),
+    )
+    .await;
+    t.check(
+        "a body over 1 MiB",
+        &main,
+        BATCH,
+        req("POST", batch).key(API_KEY).raw_body(big.into_bytes()),
+        413,
+        Some("body-too-large"),
+    )
+    .await;
+
+    // A job's state, the best thumbnail, preview tokens: the other answers.
+    let job_url = format!("/v1/api/demo/thumbnails/{id}");
+    t.check(
+        "no API key",
+        &main,
+        JOB,
+        req("GET", &job_url),
+        401,
+        Some("unauthorized"),
+    )
+    .await;
+    t.check(
+        "another org's key",
+        &main,
+        JOB,
+        req("GET", &job_url).key(OTHER_KEY),
+        403,
+        Some("forbidden"),
+    )
+    .await;
+    t.check(
+        "unknown job",
+        &main,
+        JOB,
+        req(
+            "GET",
+            "/v1/api/demo/thumbnails/thumb_job_000000000000000000000000",
+        )
+        .key(API_KEY),
+        404,
+        Some("not-found"),
+    )
+    .await;
+    let best = |key_query: &str| format!("/v1/api/demo/edge-ids/{key_query}");
+    let a = t
+        .check(
+            "a completed job's thumbnail",
+            &main,
+            BEST,
+            req("GET", best("demo.mp4/thumbnail")).key(API_KEY),
+            200,
+            None,
+        )
+        .await;
+    t.expect(a.json()["body"]["available"] == true, || {
+        format!("best: {}", a.json())
+    });
+    let a = t
+        .check(
+            "none yet",
+            &main,
+            BEST,
+            req("GET", best("clip.webm/thumbnail?env=local")).key(API_KEY),
+            200,
+            None,
+        )
+        .await;
+    t.expect(a.json()["body"]["available"] == false, || {
+        format!("best: {}", a.json())
+    });
+    for (name, target, key, status, code) in [
+        (
+            "bad key",
+            best("a%2Fb.mp4/thumbnail"),
+            Some(API_KEY),
+            400,
+            "invalid-request",
+        ),
+        (
+            "no API key",
+            best("demo.mp4/thumbnail"),
+            None,
+            401,
+            "unauthorized",
+        ),
+        (
+            "another org's key",
+            best("demo.mp4/thumbnail"),
+            Some(OTHER_KEY),
+            403,
+            "forbidden",
+        ),
+        (
+            "unknown env",
+            best("demo.mp4/thumbnail?env=nope"),
+            Some(API_KEY),
+            404,
+            "not-found",
+        ),
+    ] {
+        let mut r = req("GET", target);
+        if let Some(k) = key {
+            r = r.key(k);
+        }
+        t.check(name, &main, BEST, r, status, Some(code)).await;
+    }
+    let preview = |env_key: &str| format!("/v1/api/demo/{env_key}/preview-token");
+    for (name, target, key, status, code) in [
+        (
+            "bad key",
+            preview("private/edge-ids/a%2Fb.mp4"),
+            Some(API_KEY),
+            400,
+            "invalid-request",
+        ),
+        (
+            "no API key",
+            preview("private/edge-ids/demo.mp4"),
+            None,
+            401,
+            "unauthorized",
+        ),
+        (
+            "another org's key",
+            preview("private/edge-ids/demo.mp4"),
+            Some(OTHER_KEY),
+            403,
+            "forbidden",
+        ),
+        (
+            "unknown env",
+            preview("nope/edge-ids/demo.mp4"),
+            Some(API_KEY),
+            404,
+            "not-found",
+        ),
+    ] {
+        let mut r = req("POST", target);
+        if let Some(k) = key {
+            r = r.key(k);
+        }
+        t.check(name, &main, PREVIEW, r, status, Some(code)).await;
+    }
+
+    // Full queues. A job whose source reads wait holds the only render
+    // slot and fills the job queue (one job); a thumbnail waits for the
+    // slot; the next one is refused.
+    let held_job = json!({"width": 64, "timestampMs": 8000});
+    let a = t
+        .check(
+            "a job that waits on its source",
+            &queues,
+            SUBMIT,
+            req("POST", submit("demo.mp4")).key(API_KEY).json(&held_job),
+            202,
+            None,
+        )
+        .await;
+    let held_id = a.json()["body"]["jobId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let a = t
+        .check(
+            "a full job queue",
+            &queues,
+            SUBMIT,
+            req("POST", submit("demo.mp4"))
+                .key(API_KEY)
+                .json(&json!({"width": 65, "timestampMs": 8000})),
+            429,
+            Some("queue-full"),
+        )
+        .await;
+    t.expect(a.json()["maxQueue"] == 1, || {
+        format!("queue-full: {}", a.json())
+    });
+    let started = Instant::now();
+    while source.traffic("held:fault/hold/demo.mp4").requests == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the held job never read its source:\n{}",
+            queues.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let waiting = tokio::spawn({
+        let addr = queues.addr;
+        async move {
+            send(
+                addr,
+                &req("GET", "/v1/thumbnail/demo/held/clip.webm.webp?width=64"),
+            )
+            .await
+        }
+    });
+    // Its source was opened (outside the render slot); give it a moment
+    // to join the queue.
+    let started = Instant::now();
+    while source.traffic("fault/hold/clip.webm").requests == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the queued thumbnail never opened its source:\n{}",
+            queues.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.check(
+        "a full render queue",
+        &queues,
+        THUMBNAIL,
+        req("GET", "/v1/thumbnail/demo/held/portrait.mp4.webp?width=64"),
+        503,
+        Some("busy"),
+    )
+    .await;
+    // Calls 1 and 2 were the submissions; 3 passes; 4 is over the limit.
+    let held_url = format!("/v1/api/demo/thumbnails/{held_id}");
+    t.check(
+        "a job",
+        &queues,
+        JOB,
+        req("GET", &held_url).key(API_KEY),
+        200,
+        None,
+    )
+    .await;
+    let a = t
+        .check(
+            "over the rate limit",
+            &queues,
+            JOB,
+            req("GET", &held_url).key(API_KEY),
+            429,
+            Some("rate-limited"),
+        )
+        .await;
+    t.expect(a.header("ratelimit-limit") == Some("1"), || {
+        format!("rate-limited: headers {:?}", a.headers)
+    });
+    source.release();
+    let queued = waiting.await.unwrap();
+    t.expect(queued.status == 200, || {
+        format!("the queued thumbnail: {}", queued.status)
+    });
+
+    // Shutting down: readiness fails and jobs are refused while the
+    // listener stays open for shutdown_delay_secs.
+    small.terminate();
+    let started = Instant::now();
+    while send(small.addr, &req("GET", "/readyz")).await.status != 503 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "/readyz never answered 503 after SIGTERM:\n{}",
+            small.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for method in ["GET", "HEAD"] {
+        t.check(
+            "shutting down",
+            &small,
+            "/readyz",
+            req(method, "/readyz"),
+            503,
+            Some("shutting-down"),
+        )
+        .await;
+    }
+    t.check(
+        "a job while shutting down",
+        &small,
+        SUBMIT,
+        req("POST", submit("demo.mp4")).key(API_KEY).json(&job),
+        503,
+        Some("shutting-down"),
+    )
+    .await;
+
+    // Every answer against the description.
+    let work = tempfile::tempdir().unwrap();
+    let spec = work.path().join("openapi.json");
+    let observations = work.path().join("observations.json");
+    std::fs::write(&spec, &served.body).unwrap();
+    std::fs::write(
+        &observations,
+        serde_json::to_vec_pretty(&t.observations).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(venv.join("bin/python"))
+        .arg(root().join("tests/contract/check_responses.py"))
+        .arg(&spec)
+        .arg(&observations)
+        .output()
+        .expect("run tests/contract/check_responses.py");
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        eprintln!("{report}");
+    } else {
+        t.failures.push(format!("check_responses.py:\n{report}"));
+    }
+    common::assert_no_failures(&t.failures);
+}

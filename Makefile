@@ -8,13 +8,22 @@ CARGO ?= cargo
 BUILD_PACKAGES := pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
 # Tests: the ffmpeg CLI generates fixtures and gives reference frames; PyJWT
 # (Debian's python3-jwt) signs tokens as an independent JWT implementation.
-TEST_PACKAGES := ffmpeg python3-jwt python3-cryptography
+# Deployment tests: varnish and nginx-light run the shipped cache configs
+# (tests/cdn.rs); systemd-analyze, strace, python3-yaml and binutils check
+# deploy/ (tests/deploy.rs). python3-venv holds the contract test's
+# schemathesis (tests/contract.rs, pinned in tests/contract/requirements.txt).
+TEST_PACKAGES := ffmpeg python3-jwt python3-cryptography python3-venv varnish nginx-light systemd strace python3-yaml binutils
+CONTRACT_VENV := target/contract-venv
+# Browser test of the demo page (tests/browser.rs): Debian's Chromium driven by
+# playwright-core (from npm, pinned in tests/browser/package-lock.json) on
+# Node 18 or later; it never downloads a browser of its own.
+BROWSER_PACKAGES := chromium
 # Benchmarks: nginx as the video source and static-file baseline, wrk for load.
 BENCH_PACKAGES := ffmpeg nginx-light wrk python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run test bench build release deps test-deps check-rust lint fmt samples clean-fixtures
+.PHONY: run test test-cdn bench bench-hits build release deps test-deps browser-deps contract-venv check-rust lint fmt samples clean-fixtures
 
 ## run: install what is missing, build, and serve the embedded default config
 run: deps check-rust
@@ -22,7 +31,7 @@ run: deps check-rust
 	./target/release/thumbd serve $(ARGS)
 
 ## test: install what is missing and run every test
-test: deps test-deps check-rust
+test: deps test-deps browser-deps contract-venv check-rust
 	$(CARGO) test --locked
 
 ## bench: thumbd against the ffmpeg CLI and nginx, side by side; writes bench/RESULTS.md
@@ -30,6 +39,12 @@ bench: deps check-rust
 	@$(call install,$(BENCH_PACKAGES))
 	$(CARGO) build --release --locked
 	/usr/bin/python3 bench/bench.py --write bench/RESULTS.md $(ARGS)
+
+## bench-hits: cache hits only (row 3), thumbd vs nginx, with and without access logs
+bench-hits: deps check-rust
+	@$(call install,$(BENCH_PACKAGES))
+	$(CARGO) build --release --locked
+	/usr/bin/python3 bench/hits.py $(ARGS)
 
 build: deps check-rust
 	$(CARGO) build --locked
@@ -57,6 +72,21 @@ deps:
 
 test-deps:
 	@$(call install,$(TEST_PACKAGES))
+
+## test-cdn: only the shipped Varnish and nginx configs in front of thumbd, and the deploy/ checks
+test-cdn: deps test-deps check-rust
+	$(CARGO) test --locked --test cdn --test deploy
+
+contract-venv: test-deps
+	@[ $(CONTRACT_VENV)/.installed -nt tests/contract/requirements.txt ] || { \
+	  /usr/bin/python3 -m venv $(CONTRACT_VENV) && \
+	  $(CONTRACT_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/contract/requirements.txt && \
+	  touch $(CONTRACT_VENV)/.installed; }
+
+browser-deps:
+	@$(call install,$(BROWSER_PACKAGES))
+	@command -v npm >/dev/null || { $(call install,nodejs npm); }
+	@[ tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ] || npm ci --prefix tests/browser --no-audit --no-fund
 
 check-rust:
 	@command -v $(CARGO) >/dev/null || { echo "Rust is not installed: see https://rustup.rs (then re-run make)"; exit 1; }

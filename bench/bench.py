@@ -92,9 +92,10 @@ http {{
   types {{ image/webp webp; video/mp4 mp4; video/webm webm; }}
   server {{
     listen 127.0.0.1:{self.port}; root {VIDEOS};
-    # The static-file baseline for cache hits: no log line per request
-    # (thumbd writes none either); the log counts source traffic only.
-    location = /thumb.webp {{ access_log off; }}
+    # The static-file baseline for cache hits writes one log line per
+    # request, as thumbd's access log does, to its own file: the main log
+    # counts source traffic only.
+    location = /thumb.webp {{ access_log {self.prefix}/logs/hits.log combined; }}
   }}
 }}
 """)
@@ -199,8 +200,9 @@ source = "http://127.0.0.1:{proxy_port}/{{key}}"
         self.proc = None
 
     def start(self):
+        # Logs (one access line per request) go to a file, as in production.
         self.proc = subprocess.Popen([THUMBD, "serve", "--config", self.config, "--listen", f"127.0.0.1:{self.port}"],
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=open(os.path.join(WORK, "thumbd.log"), "a"))
         wait_http(f"http://127.0.0.1:{self.port}/healthz")
 
     def stop(self):

@@ -622,3 +622,25 @@ async fn fits_and_a_srcset_of_one_frame() {
     let crop = size(&crop);
     assert!(crop.get_pixel(3, 56).0[0] > 200 && crop.get_pixel(56, 56).0[0] < 60);
 }
+
+/// swscale writes past the end of tight rows; a picture one or two pixels
+/// wide once corrupted the heap and aborted the process (WebP's YUV path).
+#[tokio::test]
+async fn pictures_one_or_two_pixels_wide_render() {
+    let t = Thumbd::start(&common::config(None, "")).await;
+    for ext in ["webp", "jpg", "png"] {
+        for (w, h) in [(1, 180), (2, 40), (2, 1000), (1, 1), (3, 2)] {
+            for fit in ["crop", "fill"] {
+                let url = t.url(&format!(
+                    "/v1/thumbnail/demo/files/vp9.webm.{ext}?width={w}&height={h}&fit={fit}&timeStamp=1"
+                ));
+                let (status, _, body) = common::get(&url).await;
+                assert_eq!(status, 200, "{url}");
+                let img = image::load_from_memory(&body).unwrap();
+                assert_eq!((img.width(), img.height()), (w, h), "{url}");
+            }
+        }
+    }
+    let (status, _, _) = common::get(&t.url("/healthz")).await;
+    assert_eq!(status, 200);
+}

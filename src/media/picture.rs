@@ -344,9 +344,29 @@ fn scale(
             1 << 16,
             1 << 16,
         );
+        // swscale's vector code writes whole blocks past the end of a row
+        // (and a row past the last): with tight rows a picture 1 or 2 pixels
+        // wide corrupted the heap. It writes into padded, aligned planes and
+        // the rows are copied out.
+        let rows_of = |plane: usize| {
+            if plane > 0 && yuv_out {
+                h.div_ceil(2) as usize
+            } else {
+                h as usize
+            }
+        };
+        let mut scratch: [Option<PaddedPlane>; 3] = [None, None, None];
+        let mut dst_planes = [ptr::null_mut(); 4];
+        let mut padded_strides = [0 as c_int; 4];
+        for i in 0..3 {
+            if !dst[i].is_null() {
+                let plane = PaddedPlane::new(dst_strides[i] as usize, rows_of(i));
+                dst_planes[i] = plane.start;
+                padded_strides[i] = plane.stride as c_int;
+                scratch[i] = Some(plane);
+            }
+        }
         let raw = frame.as_ptr();
-        let dst_planes = [dst[0], dst[1], dst[2], ptr::null_mut()];
-        let dst_strides = [dst_strides[0], dst_strides[1], dst_strides[2], 0];
         let rows = ffi::sws_scale(
             sws.0,
             (*raw).data.as_ptr() as *const *const u8,
@@ -354,13 +374,50 @@ fn scale(
             0,
             frame.height() as c_int,
             dst_planes.as_ptr(),
-            dst_strides.as_ptr(),
+            padded_strides.as_ptr(),
         );
         if rows <= 0 {
             return Err(MediaError::Internal("scaling produced no rows".into()));
         }
+        for (i, plane) in scratch.iter().enumerate() {
+            if let Some(plane) = plane {
+                let row_bytes = dst_strides[i] as usize;
+                for row in 0..plane.rows {
+                    ptr::copy_nonoverlapping(
+                        plane.start.add(row * plane.stride),
+                        dst[i].add(row * row_bytes),
+                        row_bytes,
+                    );
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// A scratch plane for swscale to write into: rows of `stride` bytes
+/// (the row rounded up to 64, plus 64), two spare rows, 64-byte aligned.
+struct PaddedPlane {
+    _buf: Vec<u8>,
+    start: *mut u8,
+    stride: usize,
+    rows: usize,
+}
+
+impl PaddedPlane {
+    fn new(row_bytes: usize, rows: usize) -> PaddedPlane {
+        let stride = row_bytes.next_multiple_of(64) + 64;
+        let mut buf = vec![0u8; stride * (rows + 2) + 64];
+        let offset = buf.as_mut_ptr().align_offset(64);
+        // SAFETY: `offset` < 64, inside the buffer's 64 spare bytes.
+        let start = unsafe { buf.as_mut_ptr().add(offset) };
+        PaddedPlane {
+            _buf: buf,
+            start,
+            stride,
+            rows,
+        }
+    }
 }
 
 /// Fixed-point scale of the re-matrixing coefficients.

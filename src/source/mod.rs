@@ -175,7 +175,18 @@ fn open_file(path: &Path) -> Result<std::fs::File, SourceError> {
     match std::fs::File::open(path) {
         Ok(f) if f.metadata().map(|m| m.is_file()).unwrap_or(false) => Ok(f),
         Ok(_) => Err(SourceError::NotFound),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SourceError::NotFound),
+        // A key naming a path that cannot exist (through a file, or a name
+        // too long for the file system) is a video that is not there.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::NotADirectory
+                    | std::io::ErrorKind::InvalidFilename
+            ) =>
+        {
+            Err(SourceError::NotFound)
+        }
         Err(e) => Err(SourceError::Io(e.to_string())),
     }
 }
@@ -183,6 +194,23 @@ fn open_file(path: &Path) -> Result<std::fs::File, SourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_that_cannot_exist_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.mp4"), b"x").unwrap();
+        for path in [
+            dir.path().join("missing.mp4"),
+            dir.path().join("a.mp4/b.mp4"),
+            dir.path().join("0".repeat(300)),
+        ] {
+            assert!(
+                matches!(open_file(&path), Err(SourceError::NotFound)),
+                "{}",
+                path.display()
+            );
+        }
+    }
 
     #[test]
     fn templates() {

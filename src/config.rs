@@ -541,6 +541,27 @@ mod tests {
     }
 
     #[test]
+    fn http_limits_and_log_format_are_checked() {
+        let load = |text: &str| Config::from_toml(text, Path::new("."));
+        for bad in [
+            "[server]\nmax_header_bytes = 4096\n",
+            "[server]\nmax_header_bytes = 2000000\n",
+            "[server]\nheader_read_timeout_secs = 0\n",
+        ] {
+            let err = load(bad).unwrap_err().to_string();
+            assert!(err.contains("server."), "{bad}: {err}");
+        }
+        let c = load("[server]\nmax_header_bytes = 8192\n[log]\nformat = \"json\"\n").unwrap();
+        assert_eq!(c.server.max_header_bytes, 8192);
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert!(load("[log]\nformat = \"yaml\"\n").is_err());
+        // The grace that used to be the jobs' own is the server's now.
+        assert!(load("[jobs]\nshutdown_grace_secs = 3\n").is_err());
+        assert_eq!(LogFormat::parse(" JSON "), Some(LogFormat::Json));
+        assert_eq!(LogFormat::parse("xml"), None);
+    }
+
+    #[test]
     fn rejects_bad_sources_and_ids() {
         for bad in ["ftp://x/{key}", "https://x/video.mp4", "file:videos"] {
             let text = format!("[orgs.a.envs.b]\nsource = \"{bad}\"\n");

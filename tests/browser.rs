@@ -10,11 +10,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 /// Debian's Chromium; `CHROMIUM=/path` picks another (the script reads it too).
 fn chromium() -> PathBuf {
@@ -25,45 +23,10 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The real binary, killed when dropped.
-struct Server {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// The end of the server's log, for failure messages.
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The status of `GET path`, or None when nothing answers.
-fn status_of(port: u16, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+/// The last 30 lines of a log, for failure messages.
+fn log_tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 /// What the browser test needs and `make test` installs.
@@ -105,42 +68,18 @@ fn check_prerequisites() {
     );
 }
 
-fn start_thumbd(out: &Path) -> (Server, u16) {
-    let port = free_port();
-    let log = out.join("thumbd.log");
-    let log_file = std::fs::File::create(&log).unwrap();
-    // No --config: the embedded default (org demo, envs local and private,
-    // the demo page on).
-    let child = Command::new(env!("CARGO_BIN_EXE_thumbd"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .expect("start the thumbd binary");
-    let server = Server { child, log };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while status_of(port, "/healthz") != Some(200) {
-        assert!(
-            Instant::now() < deadline,
-            "thumbd did not answer /healthz within 30 s; its log:\n{}",
-            server.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, port)
-}
-
-#[test]
-fn demo_page_works_in_headless_chromium() {
+#[tokio::test]
+async fn demo_page_works_in_headless_chromium() {
     check_prerequisites();
     let out = root().join("target/browser");
     std::fs::create_dir_all(&out).unwrap();
     let screenshot = out.join("demo.png");
     let _ = std::fs::remove_file(&screenshot);
 
-    let (server, port) = start_thumbd(&out);
+    // No --config: the embedded default (org demo, envs local and private,
+    // the demo page on).
+    let port = common::free_port();
+    let server = common::Proc::thumbd(None, port, &[], out.join("thumbd.log")).await;
     let started = Instant::now();
     let run = Command::new("node")
         .arg(root().join("tests/browser/demo.test.mjs"))
@@ -155,7 +94,7 @@ fn demo_page_works_in_headless_chromium() {
         run.status.success(),
         "the browser test failed ({}):\n{stdout}{stderr}\nthumbd's log ends:\n{}",
         run.status,
-        server.log_tail()
+        log_tail(&server.log())
     );
     print!("{stdout}");
     println!("browser test took {:.1} s", started.elapsed().as_secs_f64());

@@ -12,12 +12,11 @@ mod common;
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::SourceServer;
+use common::{free_port, samples, Proc, SourceServer};
 use reqwest::header::HeaderMap;
 
 const SECRET: &str = "cdn-test-secret-that-is-long-enough-0123456789";
@@ -46,71 +45,6 @@ fn tool(name: &str, package: &str) -> PathBuf {
         })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A process started by this test in its own process group; the whole group
-/// (nginx's workers, varnishd's cache child) is killed when this is dropped,
-/// also when the test panics.
-struct Proc {
-    child: Child,
-    name: &'static str,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Proc {
-        let out = fs::File::create(&log).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Proc { child, name, log }
-    }
-
-    /// Waits until `url` answers 200; fails with the process's output if it
-    /// exits or does not answer within 30 s.
-    async fn ready(&mut self, client: &reqwest::Client, url: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = client.get(url).send().await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            let exited = self.child.try_wait().unwrap();
-            if exited.is_some() || Instant::now() > deadline {
-                panic!(
-                    "{} did not come up ({}): {}",
-                    self.name,
-                    exited.map_or("timed out".to_owned(), |s| s.to_string()),
-                    fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group this test created.
-        unsafe {
-            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// thumbd (the real binary) serving `demo/local` (the samples, public),
 /// `demo/private` (the samples, signed) and `demo/held` (the samples over
 /// HTTP from a source that holds reads until released).
@@ -128,7 +62,7 @@ impl Origin {
         // The proxies' workers may run as another user (nginx's `nobody`).
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let port = free_port();
-        let samples = repo().join("samples");
+        let samples = samples();
         let config = dir.path().join("thumbd.toml");
         fs::write(
             &config,
@@ -159,17 +93,9 @@ secret = "{SECRET}"
             ),
         )
         .unwrap();
-        let mut proc = Proc::spawn(
-            "thumbd",
-            Command::new(env!("CARGO_BIN_EXE_thumbd"))
-                .args(["serve", "--config"])
-                .arg(&config)
-                .args(["--listen", &format!("127.0.0.1:{port}")]),
-            dir.path().join("thumbd.log"),
-        );
+        let proc = Proc::thumbd(Some(&config), port, &[], dir.path().join("thumbd.log")).await;
         let client = client();
         let base = format!("http://127.0.0.1:{port}");
-        proc.ready(&client, &format!("{base}/healthz")).await;
         Origin {
             _proc: proc,
             port,
@@ -227,21 +153,24 @@ secret = "{SECRET}"
 
     /// A token from `thumbd sign` for `demo/private/demo.mp4` at width 320.
     fn sign(&self, expires_in: u64) -> String {
-        let config = self.dir.path().join("thumbd.toml");
-        let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
-            .args(["sign", "--config"])
-            .arg(&config)
-            .args(["--org", "demo", "--env", "private", "--key", "demo.mp4"])
-            .args(["--kid", "cdn", "--width", "320"])
-            .args(["--expires-in", &expires_in.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "thumbd sign: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        let expires = expires_in.to_string();
+        common::sign(
+            &self.dir.path().join("thumbd.toml"),
+            &[
+                "--org",
+                "demo",
+                "--env",
+                "private",
+                "--key",
+                "demo.mp4",
+                "--kid",
+                "cdn",
+                "--width",
+                "320",
+                "--expires-in",
+                &expires,
+            ],
+        )
     }
 }
 
@@ -582,12 +511,12 @@ async fn check_cache(name: &str, origin: &Origin, source: &SourceServer, proxy: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn varnish_with_the_shipped_vcl() {
     let started = Instant::now();
-    let source = SourceServer::start(&repo().join("samples")).await;
+    let source = SourceServer::start(samples()).await;
     let origin = Origin::start(&source).await;
     let port = free_port();
     let mut varnish = start_varnish(&origin, port);
     let proxy = format!("http://127.0.0.1:{port}");
-    varnish.ready(&client(), &format!("{proxy}/healthz")).await;
+    varnish.ready(&format!("{proxy}/healthz")).await;
     check_cache("varnish", &origin, &source, &proxy).await;
     eprintln!("varnish: {:.1} s", started.elapsed().as_secs_f64());
 }
@@ -595,12 +524,12 @@ async fn varnish_with_the_shipped_vcl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_with_the_shipped_cache_conf() {
     let started = Instant::now();
-    let source = SourceServer::start(&repo().join("samples")).await;
+    let source = SourceServer::start(samples()).await;
     let origin = Origin::start(&source).await;
     let port = free_port();
     let mut nginx = start_nginx(&origin, port);
     let proxy = format!("http://127.0.0.1:{port}");
-    nginx.ready(&client(), &format!("{proxy}/healthz")).await;
+    nginx.ready(&format!("{proxy}/healthz")).await;
     check_cache("nginx", &origin, &source, &proxy).await;
     eprintln!("nginx: {:.1} s", started.elapsed().as_secs_f64());
 }

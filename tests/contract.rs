@@ -23,10 +23,10 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::SourceServer;
+use common::{free_port, samples, Proc, SourceServer};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -55,10 +55,6 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn samples() -> PathBuf {
-    root().join("samples")
-}
-
 /// The Python virtual environment with schemathesis and jsonschema.
 fn venv() -> PathBuf {
     let venv = root().join("target/contract-venv");
@@ -75,16 +71,9 @@ fn venv() -> PathBuf {
 
 /// The real binary on a loopback port with its own config and job database.
 struct Server {
-    child: Child,
+    proc: Proc,
     addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -92,11 +81,7 @@ impl Server {
     /// (other sections, orgs) after it.
     async fn start(server: &str, rest: String) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let config = dir.path().join("thumbd.toml");
         std::fs::write(
@@ -104,27 +89,18 @@ impl Server {
             format!("[server]\npublic_base_url = \"http://{addr}\"\n{server}\n{rest}"),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("thumbd.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_thumbd"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .args(["--listen", &addr.to_string()])
-            .env("THUMBD_LOG", "thumbd=info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let server = Server { child, addr, dir };
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(20) {
-            if let Ok(r) = reqwest::get(server.url("/healthz")).await {
-                if r.status() == 200 {
-                    return server;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let proc = Proc::thumbd(
+            Some(&config),
+            port,
+            &[("THUMBD_LOG", "thumbd=info")],
+            dir.path().join("thumbd.log"),
+        )
+        .await;
+        Server {
+            proc,
+            addr,
+            _dir: dir,
         }
-        panic!("thumbd did not start:\n{}", server.log());
     }
 
     fn url(&self, path: &str) -> String {
@@ -132,15 +108,11 @@ impl Server {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("thumbd.log")).unwrap_or_default()
+        self.proc.log()
     }
 
     fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        self.proc.terminate()
     }
 }
 
@@ -497,7 +469,7 @@ fn is_image(body: &[u8], content_type: Option<&str>) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_status_is_produced_and_matches_the_description() {
     let venv = venv();
-    let source = SourceServer::start(&samples()).await;
+    let source = SourceServer::start(samples()).await;
     let junk = tempfile::tempdir().unwrap();
     std::fs::write(
         junk.path().join("notavideo.mp4"),

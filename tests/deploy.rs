@@ -13,9 +13,8 @@ mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -598,12 +597,8 @@ fn unit_allowed_syscalls(unit: &str) -> BTreeSet<String> {
 /// injection), as it does under the unit's SystemCallFilter with
 /// SystemCallErrorNumber=EPERM.
 async fn trace_thumbd(dir: &Path, allowed: &BTreeSet<String>) -> String {
-    let source = common::SourceServer::start(&repo().join("samples")).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let source = common::SourceServer::start(common::samples()).await;
+    let port = common::free_port();
     let samples = repo().join("samples");
     let config = dir.join("thumbd.toml");
     fs::write(
@@ -639,8 +634,6 @@ secret = "deploy-test-secret-long-enough-0123456789"
     )
     .unwrap();
     let trace = dir.join("strace.txt");
-    let log = dir.join("thumbd.log");
-    let out = fs::File::create(&log).unwrap();
     // `?name`: names strace does not know on this architecture are ignored.
     let inject = format!(
         "inject=!{}:error=EPERM",
@@ -650,39 +643,27 @@ secret = "deploy-test-secret-long-enough-0123456789"
             .collect::<Vec<_>>()
             .join(",")
     );
-    let mut child = Command::new(
-        ["/usr/bin/strace", "/bin/strace"]
-            .iter()
-            .find(|p| Path::new(p).is_file())
-            .unwrap_or_else(|| {
-                panic!("strace is not installed: `make test` installs it (Debian package strace)")
-            }),
-    )
-    .args(["-f", "-qq", "-e", &inject, "-o"])
-    .arg(&trace)
-    .arg(binary())
-    .args(["serve", "--config"])
-    .arg(&config)
-    .args(["--listen", &format!("127.0.0.1:{port}")])
-    .stdin(Stdio::null())
-    .stdout(out.try_clone().unwrap())
-    .stderr(out)
-    .process_group(0)
-    .spawn()
-    .unwrap();
-    /// Kills strace and thumbd (its process group) if the test fails:
-    /// strace's tracee would outlive a killed strace.
-    struct Kill(u32);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            // SAFETY: kill(2) on the process group this test started.
-            unsafe {
-                libc::kill(-(self.0 as i32), libc::SIGKILL);
-            }
-        }
-    }
-    let guard = Kill(child.id());
-    let output = || fs::read_to_string(&log).unwrap_or_default();
+    // In its own process group: strace's tracee would outlive a killed strace.
+    let mut p = common::Proc::spawn(
+        "thumbd under strace",
+        Command::new(
+            ["/usr/bin/strace", "/bin/strace"]
+                .iter()
+                .find(|p| Path::new(p).is_file())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "strace is not installed: `make test` installs it (Debian package strace)"
+                    )
+                }),
+        )
+        .args(["-f", "-qq", "-e", &inject, "-o"])
+        .arg(&trace)
+        .arg(binary())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", &format!("127.0.0.1:{port}")]),
+        dir.join("thumbd.log"),
+    );
 
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -693,30 +674,25 @@ secret = "deploy-test-secret-long-enough-0123456789"
                 break;
             }
         }
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = p.child.try_wait().unwrap() {
             panic!(
                 "thumbd under strace exited ({status}) before serving: {}",
-                output()
+                p.log()
             );
         }
         assert!(
             Instant::now() < deadline,
             "thumbd under strace did not start: {}",
-            output()
+            p.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let token = {
-        let out = Command::new(binary())
-            .args(["sign", "--config"])
-            .arg(&config)
-            .args([
-                "--org", "demo", "--env", "private", "--key", "demo.mp4", "--kid", "k",
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let token = common::sign(
+        &config,
+        &[
+            "--org", "demo", "--env", "private", "--key", "demo.mp4", "--kid", "k",
+        ],
+    );
     let get = |path: String| {
         let (client, url) = (client.clone(), format!("{base}{path}"));
         async move {
@@ -794,18 +770,13 @@ secret = "deploy-test-secret-long-enough-0123456789"
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
     let exited = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = p.child.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "thumbd did not stop on SIGTERM");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    drop(guard);
-    assert!(
-        exited.success(),
-        "thumbd exited with {exited}: {}",
-        output()
-    );
+    assert!(exited.success(), "thumbd exited with {exited}: {}", p.log());
     fs::read_to_string(&trace).unwrap()
 }
 

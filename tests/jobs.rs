@@ -8,12 +8,11 @@ mod common;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{fixtures, problem, SourceServer, Thumbd};
+use common::{fixtures, free_port, problem, samples, Proc, SourceServer, Thumbd};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -21,10 +20,6 @@ use sha2::Sha256;
 const KEY_A: &str = "org-a-api-key-0123456789";
 const KEY_B: &str = "org-b-api-key-0123456789";
 const WEBHOOK_SECRET: &str = "webhook-secret-for-tests";
-
-fn samples() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"))
-}
 
 /// Org `a` (env `main` over HTTP, env `held` whose reads past the index wait
 /// for the source's release, env `flaky`) and org `b`.
@@ -635,48 +630,9 @@ async fn api_keys_are_rate_limited_when_configured() {
     );
 }
 
-/// The real binary on a free loopback port.
-struct Process {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn spawn_thumbd(config: &Path, port: u16) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_thumbd"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
-            if r.status() == 200 {
-                return Process { child, base };
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("thumbd did not start");
+/// The real binary with `config` on `port`, its log beside the config.
+async fn spawn_thumbd(config: &Path, port: u16) -> Proc {
+    Proc::thumbd(Some(config), port, &[], config.with_file_name("thumbd.log")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -696,12 +652,13 @@ async fn accepted_jobs_survive_kill_9_and_sigterm() {
     )
     .unwrap();
 
+    let base = format!("http://127.0.0.1:{port}");
     let mut p = spawn_thumbd(&config_file, port).await;
     let client = common::client();
     let mut ids = Vec::new();
     for i in 0..4 {
         let resp = client
-            .post(format!("{}/v1/api/a/edge-ids/demo.mp4/thumbnails", p.base))
+            .post(format!("{base}/v1/api/a/edge-ids/demo.mp4/thumbnails"))
             .header("x-api-key", KEY_A)
             .body(json!({"width": 300 + i, "timestampMs": 8000, "env": "held"}).to_string())
             .send()
@@ -718,29 +675,18 @@ async fn accepted_jobs_survive_kill_9_and_sigterm() {
 
     // Start again; still stuck. Then SIGTERM: it stops within the grace period.
     let mut p = spawn_thumbd(&config_file, port).await;
-    let status = Command::new("kill")
-        .args(["-TERM", &p.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut exited = false;
-    for _ in 0..200 {
-        if p.child.try_wait().unwrap().is_some() {
-            exited = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(exited, "thumbd did not stop on SIGTERM");
+    p.terminate();
+    let exited = p.wait_exit(Duration::from_secs(10)).await;
+    assert!(exited.is_some(), "thumbd did not stop on SIGTERM");
 
     // The source recovers; a third start finishes every accepted job.
     source.release();
-    let p = spawn_thumbd(&config_file, port).await;
+    let _p = spawn_thumbd(&config_file, port).await;
     for id in &ids {
         let mut status = Value::Null;
         for _ in 0..300 {
             let resp = client
-                .get(format!("{}/v1/api/a/thumbnails/{id}", p.base))
+                .get(format!("{base}/v1/api/a/thumbnails/{id}"))
                 .header("x-api-key", KEY_A)
                 .send()
                 .await

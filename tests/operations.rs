@@ -6,17 +6,11 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{client, config, fixtures, SourceServer, Thumbd};
+use common::{client, config, fixtures, free_port, samples, Proc, SourceServer, Thumbd};
 use serde_json::Value;
-
-fn samples() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"))
-}
 
 /// The value of one sample line of an exposition (`name{labels} value`).
 fn metric(text: &str, series: &str) -> f64 {
@@ -237,56 +231,10 @@ async fn request_heads_over_the_limit_get_431() {
     assert!(big.1, "the connection is closed after a 431");
 }
 
-/// The real binary, its stderr collected.
-struct Process {
-    child: Child,
-    base: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    fn logs(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Sends SIGTERM.
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits up to `limit` for the process to exit; its exit code.
-    async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let until = std::time::Instant::now() + limit;
-        while std::time::Instant::now() < until {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn spawn(toml: &str, env: &[(&str, &str)]) -> (Process, tempfile::TempDir) {
+/// The real binary serving `toml` (plus a job database) with extra
+/// environment variables; its base URL, and the folder holding its config
+/// and log.
+async fn spawn(toml: &str, env: &[(&str, &str)]) -> (Proc, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("thumbd.toml");
     let port = free_port();
@@ -298,44 +246,8 @@ async fn spawn(toml: &str, env: &[(&str, &str)]) -> (Process, tempfile::TempDir)
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_thumbd"))
-        .args(["serve", "--config"])
-        .arg(&file)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let mut pipe = child.stderr.take().unwrap();
-    let sink = stderr.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let base = format!("http://127.0.0.1:{port}");
-    let p = Process {
-        child,
-        base,
-        stderr,
-    };
-    for _ in 0..200 {
-        if let Ok(r) = reqwest::get(format!("{}/healthz", p.base)).await {
-            if r.status() == 200 {
-                return (p, dir);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("thumbd did not start: {}", p.logs());
+    let p = Proc::thumbd(Some(&file), port, env, dir.path().join("thumbd.log")).await;
+    (p, format!("http://127.0.0.1:{port}"), dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,13 +258,13 @@ async fn sigterm_fails_readiness_then_closes_then_finishes_in_flight_work() {
          [orgs.demo.envs.held]\nsource = \"http://{}/fault/hold/{{key}}\"\n",
         source.addr
     );
-    let (mut p, _dir) = spawn(&toml, &[]).await;
+    let (mut p, base, _dir) = spawn(&toml, &[]).await;
     let c = client();
     // A render that cannot finish until the source is released.
     let slow = tokio::spawn(
         c.get(format!(
             "{}/v1/thumbnail/demo/held/demo.mp4.webp?width=64&timeStamp=3",
-            p.base
+            base
         ))
         .send(),
     );
@@ -373,11 +285,7 @@ async fn sigterm_fails_readiness_then_closes_then_finishes_in_flight_work() {
             .pool_max_idle_per_host(0)
             .build()
             .unwrap();
-        let r = fresh
-            .get(format!("{}/readyz", p.base))
-            .send()
-            .await
-            .unwrap();
+        let r = fresh.get(format!("{base}/readyz")).send().await.unwrap();
         if r.status() == 503 {
             let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
             assert_eq!(body["type"], "urn:thumbd:problem:shutting-down");
@@ -389,7 +297,7 @@ async fn sigterm_fails_readiness_then_closes_then_finishes_in_flight_work() {
     assert!(refused_ready, "/readyz did not turn 503 after SIGTERM");
     // After the delay the listener is closed: a new connection is refused.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let addr = p.base.trim_start_matches("http://").to_owned();
+    let addr = base.trim_start_matches("http://").to_owned();
     let connect =
         std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2));
     assert!(
@@ -411,7 +319,7 @@ async fn sigterm_fails_readiness_then_closes_then_finishes_in_flight_work() {
         p.wait_exit(Duration::from_secs(15)).await,
         Some(0),
         "{}",
-        p.logs()
+        p.log()
     );
 }
 
@@ -443,10 +351,10 @@ fn sign(config_toml: &str, exp_offset: i64) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");
     std::fs::write(&file, config_toml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
-        .args(["sign", "--config"])
-        .arg(&file)
-        .args([
+    let expires = exp_offset.to_string();
+    common::sign(
+        &file,
+        &[
             "--org",
             "demo",
             "--env",
@@ -456,16 +364,9 @@ fn sign(config_toml: &str, exp_offset: i64) -> String {
             "--kid",
             "k1",
             "--expires-in",
-        ])
-        .arg(exp_offset.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+            &expires,
+        ],
+    )
 }
 
 /// Requests that carry every kind of secret, good and bad.
@@ -510,7 +411,7 @@ async fn exercise_secrets(base: &str, token: &str) {
 async fn json_logs_follow_a_request_by_id_and_never_hold_secrets() {
     let toml = secret_config();
     let token = sign(&toml, 600);
-    let (p, _dir) = spawn(
+    let (p, base, _dir) = spawn(
         &format!("[server]\nshutdown_delay_secs = 0\n{toml}"),
         &[
             ("THUMBD_LOG_FORMAT", "json"),
@@ -521,16 +422,16 @@ async fn json_logs_follow_a_request_by_id_and_never_hold_secrets() {
     let resp = client()
         .get(format!(
             "{}/v1/thumbnail/demo/local/demo.mp4.jpg?width=50&token=abc",
-            p.base
+            base
         ))
         .header("x-request-id", "trace-me-42")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    exercise_secrets(&p.base, &token).await;
+    exercise_secrets(&base, &token).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let logs = p.logs();
+    let logs = p.log();
 
     let lines: Vec<Value> = logs
         .lines()
@@ -564,10 +465,10 @@ async fn json_logs_follow_a_request_by_id_and_never_hold_secrets() {
 async fn text_logs_have_no_colour_codes_off_a_terminal_and_no_secrets() {
     let toml = secret_config();
     let token = sign(&toml, 600);
-    let (p, _dir) = spawn(&format!("[server]\nshutdown_delay_secs = 0\n{toml}"), &[]).await;
-    exercise_secrets(&p.base, &token).await;
+    let (p, base, _dir) = spawn(&format!("[server]\nshutdown_delay_secs = 0\n{toml}"), &[]).await;
+    exercise_secrets(&base, &token).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let logs = p.logs();
+    let logs = p.log();
     assert!(logs.contains("thumbd::access"), "{logs}");
     assert!(logs.contains("token=REDACTED"), "{logs}");
     assert!(

@@ -524,19 +524,8 @@ async fn the_sign_command_makes_urls_that_work() {
     )
     .unwrap();
     let sign = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
-            .args(["sign", "--config"])
-            .arg(&config_file)
-            .args(["--org", "acme", "--env", "private", "--key", VIDEO])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        let args = [&["--org", "acme", "--env", "private", "--key", VIDEO], args].concat();
+        common::sign(&config_file, &args)
     };
     let signed = sign(&[
         "--kid", "hs", "--width", "80", "--time", "2", "--format", "png", "--url",

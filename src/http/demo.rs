@@ -13,7 +13,7 @@ use crate::auth::{self, SignRequest};
 use crate::config::{Access, Config};
 use crate::render::Renderer;
 use crate::request::{self, Params};
-use crate::source::{SourceLocation, SourceTemplate};
+use crate::source::SourceTemplate;
 
 const PAGE: &str = include_str!("demo.html");
 /// Where the page takes its data; replaced by a JSON object.
@@ -178,16 +178,10 @@ async fn probe(renderer: &Renderer, s: &Sample) -> Option<f64> {
 /// The videos in a `file:` template's folder when `{key}` is its last path
 /// part (`dir/{key}`), sorted, at most [`MAX_SAMPLES`], each a valid key.
 fn list_videos(template: &SourceTemplate) -> Vec<String> {
-    let SourceLocation::File(probe) = template.locate("k") else {
-        return Vec::new();
-    };
     let SourceTemplate::File(t) = template else {
         return Vec::new();
     };
-    if !t.ends_with("/{key}") {
-        return Vec::new();
-    }
-    let Some(dir) = probe.parent() else {
+    let Some(dir) = t.strip_suffix("/{key}") else {
         return Vec::new();
     };
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -1,15 +1,17 @@
 //! Shared test harness: generated fixtures, a real HTTP source honouring
-//! Range (with injectable faults), thumbd on a loopback port, and a reader
-//! for the frame-number pattern the fixtures carry.
+//! Range (with injectable faults), thumbd on a loopback port (in this
+//! process, or the real binary as a child process), and a reader for the
+//! frame-number pattern the fixtures carry.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
@@ -18,6 +20,145 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+/// The repository's sample videos (what `make run` serves).
+pub fn samples() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"))
+}
+
+/// A loopback port free now (bound, read and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A process a test started (the real thumbd binary, a proxy), in its own
+/// process group, its output in a log file. The whole group (nginx's
+/// workers, varnishd's child, strace's tracee) is killed when this is
+/// dropped, also when the test panics.
+pub struct Proc {
+    pub child: Child,
+    name: String,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_owned(),
+            log,
+        }
+    }
+
+    /// The real binary: `thumbd serve` on `127.0.0.1:port` with `config`
+    /// (the embedded default without one) and extra environment variables,
+    /// its log in `log`; returns once it answers `/healthz`.
+    pub async fn thumbd(
+        config: Option<&Path>,
+        port: u16,
+        env: &[(&str, &str)],
+        log: PathBuf,
+    ) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_thumbd"));
+        cmd.arg("serve");
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .envs(env.iter().copied());
+        let mut p = Proc::spawn("thumbd", &mut cmd, log);
+        p.ready(&format!("http://127.0.0.1:{port}/healthz")).await;
+        p
+    }
+
+    /// Waits until `url` answers 200; fails with the process's output if it
+    /// exits or does not answer within 30 s.
+    pub async fn ready(&mut self, url: &str) {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(url).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            let exited = self.child.try_wait().unwrap();
+            if exited.is_some() || Instant::now() > deadline {
+                panic!(
+                    "{} did not come up ({}): {}",
+                    self.name,
+                    exited.map_or("timed out".to_owned(), |s| s.to_string()),
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Everything the process wrote so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        // SAFETY: kill(2) on a child this test started.
+        let ret = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        assert_eq!(ret, 0, "SIGTERM to {}", self.name);
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group this test created.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A token from `thumbd sign --config config ARGS` (the real binary).
+pub fn sign(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+        .args(["sign", "--config"])
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "thumbd sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
 
 /// The generated fixture folder (made once per test run by
 /// tests/fixtures/generate.sh, which locks against concurrent runs).

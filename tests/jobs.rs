@@ -556,6 +556,31 @@ async fn webhooks_are_signed_and_retried() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(doc["webhook"], json!({"state": "delivered", "attempts": 2}));
+    let metrics = common::client()
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (series, value) in [
+        (r#"thumbd_webhook_deliveries_total{outcome="retried"}"#, 1.0),
+        (
+            r#"thumbd_webhook_deliveries_total{outcome="delivered"}"#,
+            1.0,
+        ),
+        (r#"thumbd_webhook_deliveries_total{outcome="failed"}"#, 0.0),
+        (r#"thumbd_jobs{state="completed"}"#, 1.0),
+        (r#"thumbd_jobs{state="pending"}"#, 0.0),
+        ("thumbd_jobs_queue_length", 0.0),
+    ] {
+        assert_eq!(
+            common::metric(&metrics, series),
+            value,
+            "{series}\n{metrics}"
+        );
+    }
     let calls = hook.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 2);
     let (sig, body) = &calls[1];

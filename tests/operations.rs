@@ -9,16 +9,8 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{client, config, fixtures, free_port, samples, Proc, SourceServer, Thumbd};
+use common::{client, config, fixtures, free_port, metric, samples, Proc, SourceServer, Thumbd};
 use serde_json::Value;
-
-/// The value of one sample line of an exposition (`name{labels} value`).
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
 
 async fn scrape(t: &Thumbd) -> String {
     let resp = client().get(t.url("/metrics")).send().await.unwrap();
@@ -33,9 +25,11 @@ async fn scrape(t: &Thumbd) -> String {
 #[tokio::test]
 async fn metrics_count_requests_caches_sources_and_stages() {
     let source = SourceServer::start(fixtures()).await;
+    // Held reads of a sample (large enough to be read past its first bytes).
+    let holding = SourceServer::start(samples()).await;
     let held = format!(
         "[orgs.demo.envs.held]\nsource = \"http://{}/fault/hold/{{key}}\"\n",
-        source.addr
+        holding.addr
     );
     let t = Thumbd::start(&config(Some(&source), &held)).await;
     let c = client();
@@ -47,19 +41,19 @@ async fn metrics_count_requests_caches_sources_and_stages() {
     }
     // Ten concurrent requests for a new thumbnail whose source holds its
     // answer until all ten have arrived: one render, nine waits.
-    let url = t.url("/v1/thumbnail/demo/held/h264_faststart.mp4.png?width=80&timeStamp=2");
+    let url = t.url("/v1/thumbnail/demo/held/demo.mp4.png?width=80&timeStamp=2");
     let answers = tokio::spawn({
         let (c, url) = (c.clone(), url.clone());
         async move { futures_util::future::join_all((0..10).map(|_| c.get(&url).send())).await }
     });
     for _ in 0..100 {
-        if source.traffic("fault/hold/h264_faststart.mp4").requests > 0 {
+        if holding.traffic("fault/hold/demo.mp4").requests > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    source.release();
+    holding.release();
     for a in answers.await.unwrap() {
         assert_eq!(a.unwrap().status(), 200);
     }
@@ -87,7 +81,9 @@ async fn metrics_count_requests_caches_sources_and_stages() {
     assert_eq!(m("thumbd_cache_coalesced_total"), 9.0, "{text}");
     assert_eq!(m("thumbd_cache_entries"), 2.0);
     assert!(m("thumbd_cache_bytes") > 0.0);
-    let traffic = source.total_requests() as f64;
+    // (The holding server also counts each held read under a marker path.)
+    let traffic =
+        (source.total_requests() + holding.traffic("fault/hold/demo.mp4").requests) as f64;
     assert_eq!(m("thumbd_source_requests_total"), traffic, "{text}");
     assert!(m("thumbd_source_fetched_bytes_total") > 1000.0);
     assert_eq!(m(r#"thumbd_source_errors_total{kind="not_found"}"#), 1.0);
@@ -100,13 +96,69 @@ async fn metrics_count_requests_caches_sources_and_stages() {
         );
     }
     assert_eq!(m("thumbd_render_frames_decoded_count"), 2.0);
-    // Frame 25 of a 25 fps stream with keyframes every 25 frames is itself a
-    // keyframe; frame 50 too: one packet each.
+    // At least one packet per render.
     assert!(m("thumbd_render_frames_decoded_sum") >= 2.0);
     assert_eq!(m("thumbd_renders_in_flight"), 0.0);
     assert_eq!(m(r#"thumbd_jobs{state="pending"}"#), 0.0);
     assert!(text.contains("# TYPE thumbd_http_request_duration_seconds histogram"));
     assert!(text.contains("# TYPE thumbd_webhook_deliveries counter"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_render_queue_refusals_and_evictions() {
+    // The samples: large enough that a render reads past the first bytes.
+    let source = SourceServer::start(samples()).await;
+    let extra = format!(
+        "[orgs.demo.envs.held]\nsource = \"http://{}/fault/hold/{{key}}\"\n\
+         [render]\nconcurrency = 1\nqueue = 1\n[cache]\nmax_bytes = 6000\n",
+        source.addr
+    );
+    let t = Thumbd::start(&config(Some(&source), &extra)).await;
+    let c = client();
+    let held = |time: u32| {
+        c.get(t.url(&format!(
+            "/v1/thumbnail/demo/held/demo.mp4.png?width=64&timeStamp={time}"
+        )))
+        .send()
+    };
+    // One render holds the only slot (its source holds), one waits for it.
+    let first = tokio::spawn(held(1));
+    let second = tokio::spawn(held(2));
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = scrape(&t).await;
+        if metric(&text, "thumbd_renders_queued") == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&text, "thumbd_renders_in_flight"), 1.0, "{text}");
+    assert_eq!(metric(&text, "thumbd_renders_queued"), 1.0, "{text}");
+    // A third finds the queue full.
+    let third = held(3).await.unwrap();
+    assert_eq!(third.status(), 503);
+    source.release();
+    for r in [first, second] {
+        assert_eq!(r.await.unwrap().unwrap().status(), 200);
+    }
+    let text = scrape(&t).await;
+    assert_eq!(metric(&text, "thumbd_renders_refused_total"), 1.0, "{text}");
+    assert_eq!(metric(&text, "thumbd_renders_in_flight"), 0.0);
+    assert_eq!(metric(&text, "thumbd_renders_queued"), 0.0);
+
+    // More thumbnails than 6000 bytes hold: the oldest make room.
+    for width in [150, 151, 152, 153, 154, 155] {
+        let url = t.url(&format!(
+            "/v1/thumbnail/demo/files/vp9.webm.png?width={width}&timeStamp=1"
+        ));
+        assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+    }
+    let text = scrape(&t).await;
+    assert!(
+        metric(&text, "thumbd_cache_evictions_total") >= 1.0,
+        "{text}"
+    );
+    assert!(metric(&text, "thumbd_cache_bytes") <= 6000.0, "{text}");
 }
 
 #[tokio::test]

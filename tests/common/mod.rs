@@ -144,6 +144,16 @@ impl Drop for Proc {
     }
 }
 
+/// The value of one series of a `/metrics` exposition, written as it
+/// appears there (`name{labels}`); 0 when absent.
+pub fn metric(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// A token from `thumbd sign --config config ARGS` (the real binary).
 pub fn sign(config: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_thumbd"))

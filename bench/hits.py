@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
-"""Cache hits only (bench row 3), with and without access logs, side by side.
+"""Cache hits only (bench row 3), side by side in one run.
 
-thumbd writes one access-log line per request by default (target
-`thumbd::access`); nginx writes one too unless told not to. This runs, in
-alternating short pairs so a neighbour's burst hits both sides alike:
+Every server answers the same WebP bytes: thumbd from its cache, nginx as a
+static file. Measured in rounds; each round runs wrk (32 connections) once
+against every side, in turn, so a neighbour's burst hits all sides alike:
 
-  - thumbd with its access log  vs  nginx with an access log, and
-  - thumbd with the access log filtered out  vs  nginx with `access_log off`,
+  - thumbd, with its access log (the default; lines go to a file),
+  - thumbd, access log filtered out (THUMBD_LOG=thumbd=info,thumbd::access=off),
+  - with --baseline BIN, another thumbd binary (an earlier build, e.g. the
+    one before /metrics), serving the same thumbnail,
+  - nginx with an access log, and nginx with `access_log off`.
 
-each serving the same WebP bytes (thumbd from its cache, nginx as a static
-file), with wrk at 32 connections. Prints requests/s, p99 and each server's
-CPU per request, and the ratios.
+Prints, per side, the medians of requests/s, p99 and the server's CPU per
+request (its own processes, user + system), and ratios against nginx and
+against the baseline.
 
-Usage: bench/hits.py [--pairs 5] [--secs 5]   (needs target/release/thumbd, nginx, wrk)
+Usage: bench/hits.py [--rounds 5] [--secs 5] [--baseline BIN]
+(needs target/release/thumbd, nginx, wrk: `make bench-hits`)
 """
 
 import argparse
@@ -24,11 +28,12 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import THUMBD, WORK, cpu_secs, free_port, median, wait_http, wrk  # noqa: E402
 
-SAMPLE = os.path.join(os.path.dirname(THUMBD), "..", "..", "samples")
+QUERY = "width=320&timeStamp=4.5"
 
 
 def start_nginx(root, log):
-    prefix = os.path.join(WORK, f"nginx-hits-{'log' if log else 'nolog'}")
+    name = "log" if log else "nolog"
+    prefix = os.path.join(WORK, f"nginx-hits-{name}")
     os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
     port = free_port()
     conf = os.path.join(prefix, "nginx.conf")
@@ -48,64 +53,82 @@ http {{
 """)
     proc = subprocess.Popen(["nginx", "-p", prefix, "-c", conf, "-g", "daemon off;"])
     wait_http(f"http://127.0.0.1:{port}/thumb.webp")
-    return proc, port
+
+    def pids():
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+        return [proc.pid] + [int(p) for p in out.split()]
+
+    return proc, f"http://127.0.0.1:{port}/thumb.webp", pids
 
 
-def nginx_pids(proc):
-    out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
-    return [proc.pid] + [int(p) for p in out.split()]
-
-
-def start_thumbd(log):
+def start_thumbd(binary, name, log_filter):
+    """The embedded default config (demo/local: the samples); the thumbnail
+    fetched once so every later request is a hit."""
     port = free_port()
-    env = dict(os.environ)
-    env["THUMBD_LOG"] = "thumbd=info" if log else "thumbd=info,thumbd::access=off"
-    log_path = os.path.join(WORK, f"thumbd-hits-{'log' if log else 'nolog'}.log")
-    # Like nginx's access log: lines go to a file.
-    proc = subprocess.Popen([THUMBD, "serve", "--listen", f"127.0.0.1:{port}"], env=env,
-                            stderr=open(log_path, "w"))
+    env = dict(os.environ, THUMBD_LOG=log_filter)
+    log = open(os.path.join(WORK, f"thumbd-hits-{name}.log"), "w")
+    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}"], env=env, stderr=log)
     wait_http(f"http://127.0.0.1:{port}/healthz")
-    return proc, port
+    url = f"http://127.0.0.1:{port}/v1/thumbnail/demo/local/demo.mp4.webp?{QUERY}"
+    body = urllib.request.urlopen(url).read()
+    return proc, url, (lambda: [proc.pid]), body
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--secs", type=int, default=5)
+    ap.add_argument("--baseline", help="another thumbd binary to measure beside this one")
     args = ap.parse_args()
     if not os.path.exists(THUMBD):
         sys.exit("build the release binary first: cargo build --release")
     root = os.path.join(WORK, "hits")
     os.makedirs(root, exist_ok=True)
+    sides = {}
     procs = []
     try:
-        results = {}
-        for log in (True, False):
-            t, tport = start_thumbd(log)
-            procs.append(t)
-            url = f"http://127.0.0.1:{tport}/v1/thumbnail/demo/local/demo.mp4.webp?width=320&timeStamp=4.5"
-            body = urllib.request.urlopen(url).read()
-            with open(os.path.join(root, "thumb.webp"), "wb") as f:
-                f.write(body)
-            n, nport = start_nginx(root, log)
-            procs.append(n)
-            sides = {"thumbd": (url, lambda: [t.pid]),
-                     "nginx": (f"http://127.0.0.1:{nport}/thumb.webp", lambda: nginx_pids(n))}
-            runs = {"thumbd": [], "nginx": []}
-            for _ in range(args.pairs):
-                for name, (u, pids) in sides.items():
-                    cpu0 = cpu_secs(pids())
-                    rps, p99 = wrk(u, args.secs)
-                    runs[name].append((rps, p99, (cpu_secs(pids()) - cpu0) / (rps * args.secs) * 1e6))
-            results[log] = {k: [median(x[i] for x in v) for i in range(3)] for k, v in runs.items()}
-            t.terminate()
-            n.terminate()
-        for log, r in results.items():
-            label = "access logs on" if log else "access logs off"
-            (tr, tp, tc), (nr, np_, nc) = r["thumbd"], r["nginx"]
-            print(f"| 3. cache hits, {label}: requests/s | {tr:.0f} | {nr:.0f} | req/s | {tr / nr:.2f} |")
-            print(f"| 3. cache hits, {label}: p99 | {tp:.2f} | {np_:.2f} | ms | {tp / np_:.2f} |")
-            print(f"| 3. cache hits, {label}: server CPU per request | {tc:.1f} | {nc:.1f} | us | {tc / nc:.2f} |")
+        thumbds = [("thumbd", THUMBD, "thumbd=info"),
+                   ("thumbd, access log off", THUMBD, "thumbd=info,thumbd::access=off")]
+        if args.baseline:
+            thumbds.append(("baseline thumbd", args.baseline, "thumbd=info"))
+        body = None
+        for name, binary, log_filter in thumbds:
+            proc, url, pids, got = start_thumbd(binary, name.split(",")[0].replace(" ", "-") + str(len(procs)),
+                                                log_filter)
+            procs.append(proc)
+            if body is not None and got != body:
+                sys.exit(f"{name} answered other bytes than the first thumbd")
+            body = got
+            sides[name] = (url, pids)
+        with open(os.path.join(root, "thumb.webp"), "wb") as f:
+            f.write(body)
+        for name, log in (("nginx, access log", True), ("nginx, access log off", False)):
+            proc, url, pids = start_nginx(root, log)
+            procs.append(proc)
+            sides[name] = (url, pids)
+
+        runs = {name: [] for name in sides}
+        for _ in range(args.rounds):
+            for name, (url, pids) in sides.items():
+                cpu0 = cpu_secs(pids())
+                rps, p99 = wrk(url, args.secs)
+                runs[name].append((rps, p99, (cpu_secs(pids()) - cpu0) / (rps * args.secs) * 1e6))
+        med = {n: [median(x[i] for x in r) for i in range(3)] for n, r in runs.items()}
+
+        print(f"\n{args.rounds} rounds of {args.secs} s per side; medians.\n")
+        print("| side | requests/s | p99 ms | CPU us/request |")
+        print("|---|---:|---:|---:|")
+        for name, (rps, p99, cpu) in med.items():
+            print(f"| {name} | {rps:.0f} | {p99:.2f} | {cpu:.1f} |")
+        print()
+        pairs = [("thumbd", "nginx, access log"), ("thumbd, access log off", "nginx, access log off")]
+        if args.baseline:
+            pairs += [("thumbd, access log off", "baseline thumbd"), ("thumbd", "baseline thumbd")]
+        print("| ratio | requests/s | p99 | CPU per request |")
+        print("|---|---:|---:|---:|")
+        for a, b in pairs:
+            (ar, ap_, ac), (br, bp, bc) = med[a], med[b]
+            print(f"| {a} / {b} | {ar / br:.2f} | {ap_ / bp:.2f} | {ac / bc:.2f} |")
     finally:
         for p in procs:
             p.terminate()

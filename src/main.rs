@@ -114,12 +114,27 @@ fn load(config: Option<&PathBuf>) -> anyhow::Result<Config> {
 
 /// Logs go to stderr, filtered by `THUMBD_LOG` (default `thumbd=info`), as
 /// text (colour only on a terminal) or one JSON object per line.
-fn init_logging(format: LogFormat) {
+///
+/// Lines are formatted where they happen and written by a logging thread
+/// through a buffer: under load one write(2) carries many lines instead of
+/// one each (the access log writes a line per request), and the buffer is
+/// flushed whenever the queue runs empty, so lines still appear at once when
+/// the server is quiet. The queue never drops a line: when it is full
+/// (128,000 lines) loggers wait. Keep the returned guard until exit: dropping
+/// it flushes what is queued.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("THUMBD_LOG")
         .unwrap_or_else(|_| "thumbd=info".into());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("thumbd-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder
             .json()
@@ -129,6 +144,7 @@ fn init_logging(format: LogFormat) {
             .init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
+    guard
 }
 
 fn main() -> ExitCode {
@@ -154,12 +170,14 @@ fn main() -> ExitCode {
         },
         Err(_) => config.as_ref().map_or(LogFormat::Text, |c| c.log.format),
     };
-    init_logging(format);
+    let log_guard = init_logging(format);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = runtime.block_on(run(cli.command, config));
     // A render stuck on a slow source must not hold the exit: jobs already
     // had their grace period, and unfinished ones are pending on disk.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // Queued log lines first, then the final error.
+    drop(log_guard);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

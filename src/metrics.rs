@@ -112,6 +112,29 @@ pub struct Metrics {
     pub webhook_deliveries: Family<OutcomeLabels, Counter>,
 }
 
+/// The request counters and latency histogram of one route: handles to
+/// the series in the registry.
+#[derive(Clone)]
+pub struct RouteMetrics {
+    /// 2xx, 3xx, 4xx, 5xx (thumbd sends no 1xx of its own).
+    by_class: [Counter; 4],
+    duration: Histogram,
+}
+
+impl RouteMetrics {
+    /// Counts one answered request.
+    pub fn record(&self, status: u16, elapsed: Duration) {
+        let class = match status {
+            ..=299 => 0,
+            300..=399 => 1,
+            400..=499 => 2,
+            _ => 3,
+        };
+        self.by_class[class].inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+}
+
 /// The source side, cloned into the HTTP source reader.
 #[derive(Clone, Default)]
 pub struct SourceMetrics {
@@ -264,21 +287,20 @@ impl Metrics {
         m
     }
 
-    /// Counts one answered request.
-    pub fn request(&self, route: &'static str, status: u16, elapsed: Duration) {
-        let status = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
-        self.http_requests
-            .get_or_create(&RequestLabels { route, status })
-            .inc();
-        self.http_duration
-            .get_or_create(&RouteLabels { route })
-            .observe(elapsed.as_secs_f64());
+    /// One route's request metrics, resolved once (at start-up), so that
+    /// counting a request needs no label lookup.
+    pub fn route(&self, route: &'static str) -> RouteMetrics {
+        RouteMetrics {
+            by_class: ["2xx", "3xx", "4xx", "5xx"].map(|status| {
+                self.http_requests
+                    .get_or_create(&RequestLabels { route, status })
+                    .clone()
+            }),
+            duration: self
+                .http_duration
+                .get_or_create(&RouteLabels { route })
+                .clone(),
+        }
     }
 
     /// Records one render stage's time.
@@ -321,9 +343,12 @@ mod tests {
     #[test]
     fn counts_appear_in_the_exposition() {
         let m = Metrics::new();
-        m.request("thumbnail", 200, Duration::from_millis(2));
-        m.request("thumbnail", 200, Duration::from_millis(3));
-        m.request("thumbnail", 404, Duration::from_millis(1));
+        let thumbnails = m.route("thumbnail");
+        thumbnails.record(200, Duration::from_millis(2));
+        thumbnails.record(200, Duration::from_millis(3));
+        thumbnails.record(404, Duration::from_millis(1));
+        // Resolved again (another handle), the same series.
+        m.route("thumbnail").record(503, Duration::from_millis(1));
         m.cache_hits.inc();
         m.source.error("timeout");
         m.stage("decode", Duration::from_millis(40));
@@ -333,6 +358,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"thumbd_http_requests_total{route="thumbnail",status="4xx"} 1"#));
+        assert!(text.contains(r#"thumbd_http_requests_total{route="thumbnail",status="5xx"} 1"#));
+        assert!(text.contains(r#"thumbd_http_requests_total{route="thumbnail",status="3xx"} 0"#));
+        assert!(text.contains(r#"thumbd_http_request_duration_seconds_count{route="thumbnail"} 4"#));
         assert!(text.contains("thumbd_cache_hits_total 1"));
         assert!(text.contains(r#"thumbd_source_errors_total{kind="timeout"} 1"#));
         assert!(text.contains(r#"thumbd_render_stage_duration_seconds_count{stage="decode"} 1"#));

@@ -16,7 +16,7 @@ use super::{api, Body};
 use crate::auth::{self, AuthError, Target, Verifier};
 use crate::config::{Access, Config, ServerConfig};
 use crate::jobs::Jobs;
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, RouteMetrics};
 use crate::problem::Problem;
 use crate::render::{CacheStatus, RenderTimings, Renderer, Thumbnail};
 use crate::request::{self, ThumbnailRequest};
@@ -41,18 +41,56 @@ enum Endpoint<'a> {
     Unknown,
 }
 
-impl Endpoint<'_> {
-    /// The `route` label of metrics.
-    fn name(&self) -> &'static str {
+/// An endpoint without its arguments: the `route` label of metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Thumbnail,
+    Api,
+    Health,
+    Ready,
+    Metrics,
+    OpenApi,
+    Demo,
+    Unknown,
+}
+
+impl Route {
+    const ALL: [Route; 8] = [
+        Route::Thumbnail,
+        Route::Api,
+        Route::Health,
+        Route::Ready,
+        Route::Metrics,
+        Route::OpenApi,
+        Route::Demo,
+        Route::Unknown,
+    ];
+
+    fn name(self) -> &'static str {
         match self {
-            Endpoint::Thumbnail(_) => "thumbnail",
-            Endpoint::Api(_) => "api",
-            Endpoint::Health => "health",
-            Endpoint::Ready => "ready",
-            Endpoint::Metrics => "metrics",
-            Endpoint::OpenApi => "openapi",
-            Endpoint::Demo => "demo",
-            Endpoint::Unknown => "unknown",
+            Route::Thumbnail => "thumbnail",
+            Route::Api => "api",
+            Route::Health => "health",
+            Route::Ready => "ready",
+            Route::Metrics => "metrics",
+            Route::OpenApi => "openapi",
+            Route::Demo => "demo",
+            Route::Unknown => "unknown",
+        }
+    }
+}
+
+impl Endpoint<'_> {
+    fn route(&self) -> Route {
+        match self {
+            Endpoint::Thumbnail(_) => Route::Thumbnail,
+            Endpoint::Api(_) => Route::Api,
+            Endpoint::Health => Route::Health,
+            Endpoint::Ready => Route::Ready,
+            Endpoint::Metrics => Route::Metrics,
+            Endpoint::OpenApi => Route::OpenApi,
+            Endpoint::Demo => Route::Demo,
+            Endpoint::Unknown => Route::Unknown,
         }
     }
 }
@@ -95,6 +133,8 @@ pub struct App {
     error_max_age_secs: u64,
     server: ServerConfig,
     metrics: Arc<Metrics>,
+    /// Request metrics per [`Route`] (indexed by it), resolved once.
+    route_metrics: [RouteMetrics; Route::ALL.len()],
     /// False from the moment shutdown begins: `/readyz` answers 503.
     ready: AtomicBool,
     demo: Option<DemoPage>,
@@ -104,8 +144,10 @@ impl App {
     /// Builds the services (and starts the job dispatcher).
     pub async fn new(config: &Config) -> anyhow::Result<App> {
         let renderer = Arc::new(Renderer::new(config)?);
+        let metrics = renderer.metrics().clone();
         Ok(App {
-            metrics: renderer.metrics().clone(),
+            route_metrics: Route::ALL.map(|r| metrics.route(r.name())),
+            metrics,
             server: config.server.clone(),
             ready: AtomicBool::new(true),
             demo: config.server.demo_page.then(|| DemoPage::new(config)),
@@ -153,16 +195,15 @@ impl App {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let started = Instant::now();
-        let request_id = match req.headers().get(X_REQUEST_ID) {
+        let (parts, body) = req.into_parts();
+        let request_id = match parts.headers.get(X_REQUEST_ID) {
             Some(v) if is_sane_request_id(v.as_bytes()) => v.clone(),
             _ => new_request_id(),
         };
-        let method = req.method().clone();
-        let uri = req.uri().clone();
-        let (route, mut response) = self.dispatch(req).await;
+        let (route, mut response) = self.dispatch(&parts, body).await;
         let elapsed = started.elapsed();
         let status = response.status();
-        self.metrics.request(route, status.as_u16(), elapsed);
+        self.route_metrics[route as usize].record(status.as_u16(), elapsed);
         let bytes = response.body().size_hint().exact().unwrap_or(0);
         let cache = response
             .headers()
@@ -172,8 +213,8 @@ impl App {
         tracing::info!(
             target: "thumbd::access",
             request_id = request_id.to_str().unwrap_or("-"),
-            method = %method,
-            path = %redacted(&uri),
+            method = %parts.method,
+            path = %redacted(&parts.uri),
             status = status.as_u16(),
             bytes,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
@@ -184,16 +225,15 @@ impl App {
         response
     }
 
-    async fn dispatch<B>(&self, req: Request<B>) -> (&'static str, Response<Body>)
+    async fn dispatch<B>(&self, parts: &http::request::Parts, body: B) -> (Route, Response<Body>)
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (parts, body) = req.into_parts();
         let method = &parts.method;
         let head = method == Method::HEAD;
         let endpoint = route(parts.uri.path());
-        let name = endpoint.name();
+        let name = endpoint.route();
         let get_or_head = matches!(*method, Method::GET | Method::HEAD);
         let result = match endpoint {
             Endpoint::Thumbnail(tail) => match *method {
@@ -354,6 +394,9 @@ impl App {
         // with the thumbnail (no copy, no formatting), a body that shares
         // the cached bytes.
         let mut response = Response::new(Body::default());
+        // Room for every header of a hit (and the request id added later)
+        // without the map growing and rehashing on the way.
+        *response.headers_mut() = HeaderMap::with_capacity(12);
         let h = response.headers_mut();
         h.insert(
             header::ETAG,
@@ -443,14 +486,25 @@ fn is_sane_request_id(v: &[u8]) -> bool {
     (1..=MAX_REQUEST_ID).contains(&v.len()) && v.iter().all(|b| (0x21..=0x7e).contains(b))
 }
 
-/// A new request id: 16 hex digits, unique within the process and not
-/// guessable from the previous one.
+/// A new request id: 16 hex digits, unique within the process (a counter
+/// through splitmix64, a bijection) and not guessable from the previous one
+/// (the counter starts at a random offset).
 fn new_request_id() -> HeaderValue {
-    static SEED: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    static SEED: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = SEED.get_or_init(Default::default).build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    HeaderValue::from_str(&format!("{:016x}", h.finish())).expect("hex")
+    let seed = *SEED.get_or_init(|| {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let mut hex = [0u8; 16];
+    hex::encode_to_slice(z.to_be_bytes(), &mut hex).expect("16 hex digits for 8 bytes");
+    HeaderValue::from_bytes(&hex).expect("hex")
 }
 
 /// The path and query as logged: the value of every `token` parameter is
@@ -505,6 +559,15 @@ mod tests {
         ));
         assert_eq!(route("/v1/api/o/nothing"), Endpoint::Unknown);
         assert_eq!(route("/v1/thumbnails/a"), Endpoint::Unknown);
+    }
+
+    #[test]
+    fn route_metrics_are_indexed_by_route() {
+        for (i, r) in Route::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
+        }
+        assert_eq!(route("/v1/thumbnail/a/b/c.webp").route(), Route::Thumbnail);
+        assert_eq!(route("/nope").route(), Route::Unknown);
     }
 
     #[test]

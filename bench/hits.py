@@ -16,7 +16,12 @@ request (its own processes, user + system), and ratios against nginx and
 against the baseline.
 
 Usage: bench/hits.py [--rounds 5] [--secs 5] [--baseline BIN]
-(needs target/release/thumbd, nginx, wrk: `make bench-hits`)
+(needs target/release/thumbd, nginx, wrk: `make bench-hits ARGS="..."`)
+
+A baseline binary of an earlier commit, built beside this checkout's own:
+  git worktree add /tmp/base REV
+  t=$PWD/target; (cd /tmp/base && CARGO_TARGET_DIR=$t cargo build --release)
+  cp target/release/thumbd target/thumbd-REV && cargo build --release
 """
 
 import argparse

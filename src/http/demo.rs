@@ -18,7 +18,8 @@ use crate::source::SourceTemplate;
 const PAGE: &str = include_str!("demo.html");
 /// Where the page takes its data; replaced by a JSON object.
 const SLOT: &str = "/*THUMBD_DEMO*/null";
-/// Videos listed per environment, at most.
+/// Videos listed per environment, and in the whole gallery, at most: the
+/// first page view probes each one's duration.
 const MAX_SAMPLES: usize = 12;
 /// File names taken for videos.
 const VIDEO_EXTENSIONS: &[&str] = &[
@@ -104,6 +105,7 @@ impl DemoPage {
                 }
             }
         }
+        found.truncate(MAX_SAMPLES);
         DemoPage {
             config: config.clone(),
             found,
@@ -207,6 +209,42 @@ fn list_videos(template: &SourceTemplate) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gallery_is_bounded_and_the_private_sample_has_a_signing_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for env in ["a", "b", "p"] {
+            std::fs::create_dir(dir.path().join(env)).unwrap();
+            for i in 0..10 {
+                std::fs::write(dir.path().join(format!("{env}/v{i:02}.mp4")), b"x").unwrap();
+            }
+        }
+        let config = Config::from_toml(
+            r#"
+[orgs.o.envs.a]
+source = "file:a/{key}"
+[orgs.o.envs.b]
+source = "file:b/{key}"
+[orgs.o.envs.p]
+source = "file:p/{key}"
+access = "signed"
+[[orgs.o.signing_keys]]
+kid = "k"
+alg = "HS256"
+secret = "a-secret-that-is-long-enough-0123456789"
+"#,
+            dir.path(),
+        )
+        .unwrap();
+        let page = DemoPage::new(&config);
+        assert_eq!(page.found.len(), MAX_SAMPLES);
+        let signed = page.signed.unwrap();
+        assert_eq!(
+            (signed.sample.env.as_str(), signed.sample.key.as_str()),
+            ("p", "v00.mp4")
+        );
+        assert_eq!(signed.kid, "k");
+    }
 
     #[test]
     fn lists_the_videos_of_a_folder() {

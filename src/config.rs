@@ -294,6 +294,10 @@ pub struct JobsConfig {
     pub webhook_timeout_secs: u64,
     /// API calls per minute per API key; 0 turns rate limiting off.
     pub rate_limit_per_minute: u32,
+    /// Longest `Prefer: wait=N` honoured, seconds: a client that asks to
+    /// wait gets the finished job (200) if it finishes within this, else
+    /// the usual 202. The video-URL route without a webhook always waits.
+    pub max_wait_secs: u64,
     /// Calls an API key may make at once above the steady rate.
     pub rate_limit_burst: u32,
 }
@@ -312,6 +316,7 @@ impl Default for JobsConfig {
             webhook_timeout_secs: 10,
             rate_limit_per_minute: 0,
             rate_limit_burst: 10,
+            max_wait_secs: 30,
         }
     }
 }
@@ -352,6 +357,45 @@ pub struct OrgConfig {
     /// it, one is derived from the org's first API key.
     #[serde(default)]
     pub preview_secret: Option<String>,
+    /// The `store:` environment uploads go to when a call names none.
+    /// Default: the org's only `store:` environment.
+    #[serde(default)]
+    pub upload_env: Option<String>,
+    /// URL prefixes the video-URL API may read videos from
+    /// (`https://media.example.com/`). Empty: that API is off for the org.
+    #[serde(default)]
+    pub video_url_prefixes: Vec<String>,
+    /// Hosts (exactly as written in the URL) a video URL may name even
+    /// though they resolve to a loopback, private or link-local address.
+    #[serde(default)]
+    pub video_url_private_hosts: Vec<String>,
+    /// The environment id under which video-URL thumbnails are served:
+    /// `/v1/thumbnail/{org}/{video_url_env}/{key}.webp`.
+    #[serde(default = "default_video_url_env")]
+    pub video_url_env: String,
+}
+
+fn default_video_url_env() -> String {
+    "url".into()
+}
+
+impl OrgConfig {
+    /// The `store:` environment uploads go to when a call names none.
+    pub fn upload_env(&self) -> Option<&str> {
+        if let Some(env) = &self.upload_env {
+            return Some(env);
+        }
+        let mut stores = self.envs.iter().filter(|(_, e)| e.is_store());
+        match (stores.next(), stores.next()) {
+            (Some((id, _)), None) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Whether the video-URL API is on for this org.
+    pub fn takes_video_urls(&self) -> bool {
+        !self.video_url_prefixes.is_empty()
+    }
 }
 
 /// One key that verifies signed URLs. Exactly one source of key material:
@@ -374,11 +418,43 @@ pub struct SigningKeyConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvConfig {
-    /// Where videos come from: `http(s)://host/path/{key}` or `file:dir/{key}`.
+    /// Where videos come from: `http(s)://host/path/{key}`, `file:dir/{key}`,
+    /// or `store:dir` (thumbd's own store of uploaded videos).
     pub source: String,
     /// Who may fetch thumbnails.
     #[serde(default)]
     pub access: Access,
+    /// Limits of a `store:` environment.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+impl EnvConfig {
+    pub fn is_store(&self) -> bool {
+        self.source.starts_with("store:")
+    }
+}
+
+/// Limits of a `store:` environment (uploaded videos on local disk).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Largest upload, bytes; a larger one is cut off while it streams (413).
+    pub max_upload_bytes: u64,
+    /// Bytes all stored videos may take; an upload past it is refused (507).
+    pub quota_bytes: u64,
+    /// Days a video is kept after its last upload; 0 keeps it forever.
+    pub retention_days: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            max_upload_bytes: 1024 * 1024 * 1024,
+            quota_bytes: 20 * 1024 * 1024 * 1024,
+            retention_days: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -458,9 +534,36 @@ impl Config {
                     ));
                 }
             }
+            if let Some(env) = &org.upload_env {
+                if !org.envs.get(env).is_some_and(EnvConfig::is_store) {
+                    return invalid(format!(
+                        "orgs.{org_id}.upload_env {env:?} is not one of its store: envs"
+                    ));
+                }
+            }
+            if org.takes_video_urls() {
+                check_id("video_url_env", &org.video_url_env)?;
+                if org.envs.contains_key(&org.video_url_env) {
+                    return invalid(format!(
+                        "orgs.{org_id}.video_url_env {:?} is also a configured env; name one of them differently",
+                        org.video_url_env
+                    ));
+                }
+                for prefix in &org.video_url_prefixes {
+                    crate::source::guard::check_prefix(prefix).map_err(|e| {
+                        ConfigError::Invalid(format!("orgs.{org_id}.video_url_prefixes: {e}"))
+                    })?;
+                }
+            }
             for (env_id, env) in &org.envs {
                 check_id("env", env_id)?;
                 let at = format!("orgs.{org_id}.envs.{env_id}");
+                if env.is_store() && (env.store.max_upload_bytes == 0 || env.store.quota_bytes == 0)
+                {
+                    return invalid(format!(
+                        "{at}.store.max_upload_bytes and quota_bytes must be positive"
+                    ));
+                }
                 crate::source::SourceTemplate::parse(&env.source, &self.base_dir)
                     .map_err(|e| ConfigError::Invalid(format!("{at}.source: {e}")))?;
                 if env.access == Access::Signed

@@ -24,8 +24,11 @@
 //! - [`media`]: the pipeline (custom I/O, seek and decode, geometry, scaling,
 //!   HDR tone mapping, encoding). Blocking; used by the server, the CLI and
 //!   tests alike.
-//! - [`source`]: where videos come from: `file:` paths and HTTP range reads
-//!   with a shared byte cache.
+//! - [`source`]: where videos come from: `file:` paths, HTTP range reads
+//!   with a shared byte cache, and caller-named video URLs behind an
+//!   address guard.
+//! - [`store`]: thumbd's own object store for uploaded videos (`store:`
+//!   environments): streamed to disk, content-addressed, quota, retention.
 //! - [`config`]: the TOML configuration and its defaults.
 
 pub mod auth;
@@ -39,6 +42,7 @@ pub mod problem;
 pub mod render;
 pub mod request;
 pub mod source;
+pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;

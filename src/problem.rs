@@ -16,6 +16,7 @@ use crate::pool::PoolError;
 use crate::render::RenderError;
 use crate::request::FieldError;
 use crate::source::SourceError;
+use crate::store::StoreError;
 
 /// An error answer. Boxed, so `Result<_, Problem>` stays small on the
 /// success path.
@@ -265,6 +266,14 @@ fn source(e: &SourceError) -> Problem {
         }
         SourceError::Connect(_) => bad_gateway("the video source could not be reached".into()),
         SourceError::Io(_) => bad_gateway("reading the video source failed".into()),
+        // Speaks only of the URL the caller sent.
+        SourceError::Forbidden(why) => Problem::new(
+            S::FORBIDDEN,
+            "video-url-forbidden",
+            "Video URL not allowed",
+            why.clone(),
+        ),
+        SourceError::Replaced => Problem::not_found(e.to_string()),
     }
 }
 
@@ -315,6 +324,27 @@ impl From<&JobError> for Problem {
             .with_header("retry-after", 5),
             JobError::Render(r) => Problem::from(r),
             JobError::Store(_) => internal(),
+        }
+    }
+}
+
+impl From<&StoreError> for Problem {
+    fn from(e: &StoreError) -> Problem {
+        match e {
+            StoreError::TooLarge { max } => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "upload-too-large",
+                "Upload too large",
+                e.to_string(),
+            )
+            .with_member("maxBytes", *max),
+            StoreError::Full { .. } => Problem::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "store-full",
+                "Store full",
+                "the upload store has no room for this video under its quota",
+            ),
+            StoreError::Io(_) => internal(),
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::media::{self, Format, Limits, MediaError, RenderSpec, TimeSpec};
 use crate::metrics::Metrics;
 use crate::pool::{PoolError, WorkPool};
 use crate::request::{RenderKey, ThumbnailRequest};
+use crate::source::urlbook::{self, UrlBook};
 use crate::source::{SourceError, SourceLocation, SourceRead, SourceTemplate, Sources};
 
 /// A rendered thumbnail as served. The header texts are made once, so a
@@ -117,8 +118,16 @@ impl From<SourceError> for RenderError {
 
 /// A configured environment as the renderer needs it.
 struct Environment {
-    template: SourceTemplate,
+    locator: Locator,
     access: Access,
+}
+
+/// How an environment finds a key's video.
+enum Locator {
+    /// The configured `source` template.
+    Template(SourceTemplate),
+    /// The org's video URLs, by the key made from each (the URL book).
+    VideoUrls,
 }
 
 /// A decoded frame's identity: which video, which moment.
@@ -135,6 +144,8 @@ pub struct Renderer {
     /// Environments by org, then env id.
     environments: HashMap<String, HashMap<String, Environment>>,
     sources: Sources,
+    /// Video URLs by key, for orgs that take them.
+    urls: Option<Arc<UrlBook>>,
     cache: moka::future::Cache<RenderKey, Arc<Thumbnail>>,
     /// Recently decoded frames, so other sizes and formats of the same frame
     /// (a srcset) only scale and encode, and concurrent requests for them
@@ -147,19 +158,42 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    pub fn new(config: &Config) -> Result<Renderer, SourceError> {
+    pub fn new(config: &Config) -> anyhow::Result<Renderer> {
         let mut environments = HashMap::new();
         for (org_id, org) in &config.orgs {
+            let envs = environments
+                .entry(org_id.clone())
+                .or_insert_with(HashMap::new);
             for (env_id, env) in &org.envs {
                 let template = SourceTemplate::parse(&env.source, &config.base_dir)
                     .expect("templates are checked when the config is loaded");
                 let access = env.access;
-                environments
-                    .entry(org_id.clone())
-                    .or_insert_with(HashMap::new)
-                    .insert(env_id.clone(), Environment { template, access });
+                envs.insert(
+                    env_id.clone(),
+                    Environment {
+                        locator: Locator::Template(template),
+                        access,
+                    },
+                );
+            }
+            if org.takes_video_urls() {
+                envs.insert(
+                    org.video_url_env.clone(),
+                    Environment {
+                        locator: Locator::VideoUrls,
+                        access: Access::Public,
+                    },
+                );
             }
         }
+        let urls = if config.orgs.values().any(|o| o.takes_video_urls()) {
+            let path = config.jobs_db_path();
+            Some(Arc::new(UrlBook::open(&path).map_err(|e| {
+                anyhow::anyhow!("cannot open the video URL book in {}: {e}", path.display())
+            })?))
+        } else {
+            None
+        };
         let metrics = Arc::new(Metrics::new());
         let evictions = metrics.cache_evictions.clone();
         let cache = moka::future::Cache::builder()
@@ -188,7 +222,8 @@ impl Renderer {
         Ok(Renderer {
             frames,
             environments,
-            sources: Sources::new(&config.fetch, &config.cache, metrics.source.clone())?,
+            urls,
+            sources: Sources::for_config(config, metrics.source.clone())?,
             cache,
             pool: WorkPool::new(r.effective_concurrency(), r.queue),
             timeout: r.timeout(),
@@ -239,15 +274,17 @@ impl Renderer {
         &self,
         req: &ThumbnailRequest,
     ) -> Result<(Arc<Thumbnail>, CacheStatus), Arc<RenderError>> {
-        let template = &self
-            .environment(&req.org, &req.env)
-            .ok_or_else(|| Arc::new(RenderError::UnknownEnvironment))?
-            .template;
+        if self.environment(&req.org, &req.env).is_none() {
+            return Err(Arc::new(RenderError::UnknownEnvironment));
+        }
         if let Some(t) = self.cache.get(req).await {
             self.metrics.cache_hits.inc();
             return Ok((t, CacheStatus::Hit));
         }
-        let location = template.locate(&req.key);
+        let location = self
+            .locate(&req.org, &req.env, &req.key)
+            .await
+            .map_err(Arc::new)?;
         let spec = req.spec.clone();
         // Set when this request's render runs; otherwise it waited for
         // another request's (or found it cached by then).
@@ -282,13 +319,80 @@ impl Renderer {
         env: &str,
         key: &str,
     ) -> Result<media::decode::Probe, RenderError> {
-        let env = self
-            .environment(org, env)
-            .ok_or(RenderError::UnknownEnvironment)?;
-        let reader = self.sources.open(&env.template.locate(key)).await?;
+        let location = self.locate(org, env, key).await?;
+        let reader = self.sources.open(&location).await?;
         let limits = self.limits(Instant::now() + self.timeout);
         let probe = self.pool.run(move || media::decode::probe(reader, &limits));
         Ok(probe.await.map_err(|e| self.busy(e))??)
+    }
+
+    /// Where `key` of `org`/`env` is.
+    async fn locate(&self, org: &str, env: &str, key: &str) -> Result<SourceLocation, RenderError> {
+        let env = self
+            .environment(org, env)
+            .ok_or(RenderError::UnknownEnvironment)?;
+        match &env.locator {
+            Locator::Template(t) => Ok(t.locate(key)),
+            Locator::VideoUrls => {
+                let book = self.urls.clone().ok_or(RenderError::UnknownEnvironment)?;
+                let (o, k) = (org.to_owned(), key.to_owned());
+                let entry = tokio::task::spawn_blocking(move || book.get(&o, &k))
+                    .await
+                    .map_err(|e| SourceError::Io(e.to_string()))?
+                    .map_err(|e| SourceError::Io(format!("the video URL book: {e}")))?
+                    .ok_or(SourceError::NotFound)?;
+                Ok(SourceLocation::Url {
+                    org: org.to_owned(),
+                    url: entry.url,
+                    validator: entry.validator,
+                })
+            }
+        }
+    }
+
+    /// Takes a video URL from a caller of `org`: checks it against the
+    /// org's policy, reads its first bytes (which stay cached for the
+    /// render), records it in the URL book and returns its key.
+    pub async fn register_url(&self, org: &str, raw: &str) -> Result<String, RenderError> {
+        let book = self.urls.clone().ok_or_else(|| {
+            SourceError::Forbidden("this org does not take video URLs (video_url_prefixes)".into())
+        })?;
+        let (url, validator) = self.sources.identify_url(org, raw).await?;
+        let key = urlbook::key_for(&url, &validator);
+        let entry = urlbook::Entry { url, validator };
+        let (o, k) = (org.to_owned(), key.clone());
+        tokio::task::spawn_blocking(move || book.put(&o, &k, &entry))
+            .await
+            .map_err(|e| SourceError::Io(e.to_string()))?
+            .map_err(|e| SourceError::Io(format!("the video URL book: {e}")))?;
+        Ok(key)
+    }
+
+    /// Whether the org takes video URLs; its policy checks them.
+    pub fn url_policy(&self, org: &str) -> Option<&crate::source::guard::UrlPolicy> {
+        self.sources.url_policy(org)
+    }
+
+    /// Checks that the file at `path` is a video thumbd can render (an
+    /// upload, before it is stored): its container, its index complete,
+    /// its first frame decodable. Through the same pool and limits as
+    /// renders.
+    pub async fn check_file(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<media::decode::Probe, RenderError> {
+        let location = SourceLocation::File(path.to_owned());
+        let (first, second) = (
+            self.sources.open(&location).await?,
+            self.sources.open(&location).await?,
+        );
+        let limits = self.limits(Instant::now() + self.timeout);
+        let checked = self.pool.run(move || {
+            let probe = media::decode::probe_complete(first, &limits)?;
+            media::decode::decode_frame(second, TimeSpec::At(0), &limits)?;
+            Ok::<_, MediaError>(probe)
+        });
+        Ok(checked.await.map_err(|e| self.busy(e))??)
     }
 
     fn limits(&self, deadline: Instant) -> Limits {

@@ -345,15 +345,7 @@ async fn get_owned(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thumbnail_of_a_large_video_fetches_little_of_it() {
-    let status = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/large.sh"
-        ))
-        .arg(fixtures())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::large_fixture();
     let source = SourceServer::start(fixtures()).await;
     let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
     for (file, max_requests) in [("large.mp4", 3), ("large_moov_end.mp4", 4)] {

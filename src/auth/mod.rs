@@ -191,6 +191,21 @@ impl Verifier {
         }
     }
 
+    /// The org whose API key `presented` is (compared in constant time
+    /// against every key), for routes that name no org.
+    pub fn org_of_api_key(&self, presented: Option<&str>) -> Result<&str, ApiKeyError> {
+        let presented = presented.ok_or(ApiKeyError::Missing)?.as_bytes();
+        let mut owner: Option<&str> = None;
+        for (org_id, o) in &self.orgs {
+            for k in &o.api_keys {
+                if bool::from(k.as_bytes().ct_eq(presented)) {
+                    owner = Some(org_id);
+                }
+            }
+        }
+        owner.ok_or(ApiKeyError::Invalid)
+    }
+
     /// Issues a preview token for one video; `None` if the org has no
     /// preview secret. Returns the token and its expiry (Unix seconds).
     pub fn issue_preview(&self, target: &Target) -> Option<(String, u64)> {

@@ -1,6 +1,8 @@
-//! The JSON API under `/v1/api/`: jobs and preview tokens. Every call
-//! carries the org's API key (`X-Api-Key`); answers wrap their payload in
-//! `{"body": ...}`; errors are problem+json.
+//! The JSON API under `/v1/api/`: jobs, uploads and preview tokens. Every
+//! call carries the org's API key (`X-Api-Key`, `apy-token` or
+//! `Authorization: Bearer`); answers wrap their payload in `{"body": ...}`;
+//! errors are problem+json. A client that sends `Prefer: wait=N` gets the
+//! finished job (200) if it finishes within N seconds (capped).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,7 +15,7 @@ use serde_json::{json, Value};
 use super::routes::App;
 use super::Body;
 use crate::auth::Target;
-use crate::jobs::{document, model::Status};
+use crate::jobs::document;
 use crate::problem::Problem;
 use crate::request;
 
@@ -34,6 +36,8 @@ pub enum ApiCall<'a> {
     Batch { org: &'a str },
     /// `GET {org}/thumbnails/{jobId}`
     Job { org: &'a str, id: &'a str },
+    /// `POST {org}/uploads`: a multipart upload (its body is streamed).
+    Upload { org: &'a str },
 }
 
 impl ApiCall<'_> {
@@ -43,6 +47,7 @@ impl ApiCall<'_> {
             | ApiCall::Submit { org, .. }
             | ApiCall::Best { org, .. }
             | ApiCall::Batch { org }
+            | ApiCall::Upload { org }
             | ApiCall::Job { org, .. } => org,
         }
     }
@@ -59,6 +64,9 @@ impl ApiCall<'_> {
 /// Parses the path after `/v1/api/`; `None` for no such endpoint.
 pub fn parse(tail: &str) -> Option<ApiCall<'_>> {
     let (org, rest) = tail.split_once('/')?;
+    if rest == "uploads" {
+        return Some(ApiCall::Upload { org });
+    }
     if let Some(inner) = rest.strip_suffix("/preview-token") {
         let (env, rest) = inner.split_once('/')?;
         let key = rest.strip_prefix("edge-ids/")?;
@@ -132,7 +140,42 @@ impl RateLimiter {
     }
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+/// The API key a call presents: `X-Api-Key`, `apy-token`, or a Bearer
+/// token in `Authorization`.
+pub fn presented_api_key(headers: &HeaderMap) -> Option<&str> {
+    for name in ["x-api-key", "apy-token"] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            return Some(v.trim());
+        }
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// How long the client asks to wait for a job (`Prefer: wait=N`, RFC
+/// 7240), capped at `max`; `None` if it does not ask.
+pub fn prefer_wait(headers: &HeaderMap, max: Duration) -> Option<Duration> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|pref| {
+            let pref = pref.split(';').next()?.trim();
+            let (name, value) = pref.split_once('=')?;
+            if !name.trim().eq_ignore_ascii_case("wait") {
+                return None;
+            }
+            value.trim().trim_matches('"').parse::<u64>().ok()
+        })
+        .map(|secs| Duration::from_secs(secs).min(max))
+        .next()
+}
+
+pub(super) fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
@@ -141,7 +184,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
         .expect("valid response")
 }
 
-fn parse_json(body: &Bytes) -> Result<Value, Problem> {
+pub(super) fn parse_json(body: &Bytes) -> Result<Value, Problem> {
     serde_json::from_slice(body).map_err(|e| {
         Problem::invalid_request(vec![request::FieldError {
             message: format!("the body is not valid JSON: {e}"),
@@ -164,27 +207,20 @@ impl App {
         query: Option<&str>,
         body: Bytes,
     ) -> Result<Response<Body>, Problem> {
-        let presented = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-        self.verifier
-            .check_api_key(call.org(), presented)
-            .map_err(Problem::from)?;
-        if let Err(retry_after) = self
-            .limiter
-            .check(presented.unwrap_or_default(), Instant::now())
-        {
-            return Err(self.limiter.refused(retry_after));
-        }
+        self.authorize_api(call.org(), headers)?;
         match call {
             ApiCall::PreviewToken { org, env, key } => self.preview_token(org, env, &key_of(key)?),
             ApiCall::Submit { org, key } => {
                 let key = key_of(key)?;
                 let body = parse_json(&body)?;
-                let (record, new) = self
+                let (record, _) = self
                     .jobs
                     .submit(org, &key, &body)
                     .await
                     .map_err(|e| Problem::from(&e))?;
-                let status = if !new && record.status == Status::Completed {
+                // Finished (already, or while the client waited): 200.
+                let record = self.maybe_wait(record, headers).await?;
+                let status = if record.status.is_final() {
                     StatusCode::OK
                 } else {
                     StatusCode::ACCEPTED
@@ -204,6 +240,54 @@ impl App {
             }
             ApiCall::Batch { org } => self.batch(org, &parse_json(&body)?).await,
             ApiCall::Best { org, key } => self.best(org, &key_of(key)?, query).await,
+            // Routed to `upload` with its body unread.
+            ApiCall::Upload { .. } => Err(Problem::not_found("no such endpoint")),
+        }
+    }
+
+    /// Checks the call's API key against `org` and takes one call from the
+    /// key's rate limit.
+    pub(super) fn authorize_api(&self, org: &str, headers: &HeaderMap) -> Result<(), Problem> {
+        let presented = presented_api_key(headers);
+        self.verifier
+            .check_api_key(org, presented)
+            .map_err(Problem::from)?;
+        self.rate_limit(presented)
+    }
+
+    /// The org of the call's API key (routes that name no org), after its
+    /// rate limit.
+    pub(super) fn api_org(&self, headers: &HeaderMap) -> Result<String, Problem> {
+        let presented = presented_api_key(headers);
+        let org = self
+            .verifier
+            .org_of_api_key(presented)
+            .map_err(Problem::from)?
+            .to_owned();
+        self.rate_limit(presented)?;
+        Ok(org)
+    }
+
+    fn rate_limit(&self, presented: Option<&str>) -> Result<(), Problem> {
+        self.limiter
+            .check(presented.unwrap_or_default(), Instant::now())
+            .map_err(|retry_after| self.limiter.refused(retry_after))
+    }
+
+    /// With `Prefer: wait=N`, waits for the job to finish (up to N seconds,
+    /// capped); returns the job as it then is.
+    pub(super) async fn maybe_wait(
+        &self,
+        record: crate::jobs::store::JobRecord,
+        headers: &HeaderMap,
+    ) -> Result<crate::jobs::store::JobRecord, Problem> {
+        match prefer_wait(headers, self.jobs.max_wait()) {
+            Some(limit) if !record.status.is_final() => self
+                .jobs
+                .wait_final(&record.thumbnail.org, &record.id, limit)
+                .await
+                .map_err(|e| Problem::from(&e)),
+            _ => Ok(record),
         }
     }
 
@@ -355,6 +439,29 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn api_keys_and_waits_from_headers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented_api_key(&h), None);
+        h.insert("authorization", "Bearer k1".parse().unwrap());
+        assert_eq!(presented_api_key(&h), Some("k1"));
+        h.insert("apy-token", "k2".parse().unwrap());
+        assert_eq!(presented_api_key(&h), Some("k2"));
+        h.insert("X-Api-Key", "k3".parse().unwrap());
+        assert_eq!(presented_api_key(&h), Some("k3"));
+
+        let max = Duration::from_secs(30);
+        let mut h = HeaderMap::new();
+        assert_eq!(prefer_wait(&h, max), None);
+        h.insert("prefer", "respond-async, wait=10".parse().unwrap());
+        assert_eq!(prefer_wait(&h, max), Some(Duration::from_secs(10)));
+        h.insert("prefer", "wait=600".parse().unwrap());
+        assert_eq!(prefer_wait(&h, max), Some(max), "capped");
+        h.insert("prefer", "wait=soon, handling=strict".parse().unwrap());
+        assert_eq!(prefer_wait(&h, max), None);
+        assert_eq!(parse("acme/uploads"), Some(ApiCall::Upload { org: "acme" }));
     }
 
     #[test]

@@ -3,15 +3,20 @@
 //! knows nothing of FFmpeg.
 //!
 //! - [`routes`]: request to typed endpoint, and the thumbnail handlers.
-//! - [`api`]: the JSON API (jobs, preview tokens), API keys, rate limits.
+//! - [`api`]: the JSON API (jobs, preview tokens), API keys, rate limits,
+//!   `Prefer: wait`.
+//! - `uploads`: multipart video uploads into a `store:` environment.
+//! - `compat`: the video-URL and conversion-task API shapes.
 //! - `demo`: the demo page at `/`.
 //!
 //! Every request gets an `X-Request-Id`, a count in [`crate::metrics`] and
 //! one access-log line (target `thumbd::access`).
 
 pub mod api;
+mod compat;
 mod demo;
 pub mod routes;
+mod uploads;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -28,6 +28,14 @@ enum Endpoint<'a> {
     Thumbnail(&'a str),
     /// `/v1/api/...`: the JSON API.
     Api(api::ApiCall<'a>),
+    /// `/v1/video/thumbnail`: the video-URL API.
+    VideoUrl,
+    /// `/v1/video/thumbnail/{job_id}`: a video-URL job's result.
+    VideoUrlStatus(&'a str),
+    /// `/v2/thumbnail`: the conversion-task API.
+    Task,
+    /// `/v2/tasks/{id}`: a task.
+    TaskStatus(&'a str),
     /// `/healthz`: liveness (the process answers).
     Health,
     /// `/readyz`: readiness (serving, not shutting down).
@@ -84,7 +92,11 @@ impl Endpoint<'_> {
     fn route(&self) -> Route {
         match self {
             Endpoint::Thumbnail(_) => Route::Thumbnail,
-            Endpoint::Api(_) => Route::Api,
+            Endpoint::Api(_)
+            | Endpoint::VideoUrl
+            | Endpoint::VideoUrlStatus(_)
+            | Endpoint::Task
+            | Endpoint::TaskStatus(_) => Route::Api,
             Endpoint::Health => Route::Health,
             Endpoint::Ready => Route::Ready,
             Endpoint::Metrics => Route::Metrics,
@@ -105,8 +117,20 @@ fn route(path: &str) -> Endpoint<'_> {
         Endpoint::Thumbnail(tail)
     } else if let Some(call) = path.strip_prefix(API_PREFIX).and_then(api::parse) {
         Endpoint::Api(call)
+    } else if let Some(id) = path
+        .strip_prefix("/v1/video/thumbnail/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    {
+        Endpoint::VideoUrlStatus(id)
+    } else if let Some(id) = path
+        .strip_prefix("/v2/tasks/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    {
+        Endpoint::TaskStatus(id)
     } else {
         match path {
+            "/v1/video/thumbnail" => Endpoint::VideoUrl,
+            "/v2/thumbnail" => Endpoint::Task,
             "/healthz" => Endpoint::Health,
             "/readyz" => Endpoint::Ready,
             "/metrics" => Endpoint::Metrics,
@@ -127,6 +151,12 @@ pub struct App {
     pub(super) jobs: Jobs,
     pub(super) limiter: api::RateLimiter,
     pub(super) public_base_url: String,
+    /// The `store:` environments uploads go to.
+    pub(super) stores: crate::store::Stores,
+    /// Each org's default upload store (env id), where it has one.
+    pub(super) upload_envs: std::collections::HashMap<String, String>,
+    /// Each org's video-URL environment, where it takes video URLs.
+    pub(super) video_url_envs: std::collections::HashMap<String, String>,
     /// `Cache-Control` of public thumbnails, built once.
     cache_control: HeaderValue,
     max_age_secs: u64,
@@ -145,7 +175,21 @@ impl App {
     pub async fn new(config: &Config) -> anyhow::Result<App> {
         let renderer = Arc::new(Renderer::new(config)?);
         let metrics = renderer.metrics().clone();
+        let stores = crate::store::Stores::open(config)?;
+        stores.spawn_sweeper();
         Ok(App {
+            stores,
+            upload_envs: config
+                .orgs
+                .iter()
+                .filter_map(|(id, o)| Some((id.clone(), o.upload_env()?.to_owned())))
+                .collect(),
+            video_url_envs: config
+                .orgs
+                .iter()
+                .filter(|(_, o)| o.takes_video_urls())
+                .map(|(id, o)| (id.clone(), o.video_url_env.clone()))
+                .collect(),
             route_metrics: Route::ALL.map(|r| metrics.route(r.name())),
             metrics,
             server: config.server.clone(),
@@ -191,7 +235,7 @@ impl App {
     /// and writes its access-log line.
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
     where
-        B: hyper::body::Body<Data = Bytes>,
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let started = Instant::now();
@@ -227,7 +271,7 @@ impl App {
 
     async fn dispatch<B>(&self, parts: &http::request::Parts, body: B) -> (Route, Response<Body>)
     where
-        B: hyper::body::Body<Data = Bytes>,
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let method = &parts.method;
@@ -243,6 +287,29 @@ impl App {
                 }
                 _ => Err(Problem::method_not_allowed("GET, HEAD")),
             },
+            Endpoint::Api(api::ApiCall::Upload { org }) if *method == Method::POST => {
+                self.upload(org, &parts.headers, parts.uri.query(), body)
+                    .await
+            }
+            Endpoint::VideoUrl | Endpoint::Task if *method == Method::POST => {
+                match read_api_body(body).await {
+                    Ok(bytes) if matches!(endpoint, Endpoint::VideoUrl) => {
+                        self.video_url(&parts.headers, bytes).await
+                    }
+                    Ok(bytes) => self.task(&parts.headers, bytes).await,
+                    Err(p) => Err(p),
+                }
+            }
+            Endpoint::VideoUrl | Endpoint::Task => Err(Problem::method_not_allowed("POST")),
+            Endpoint::VideoUrlStatus(id) if *method == Method::GET => {
+                self.video_url_status(&parts.headers, id).await
+            }
+            Endpoint::TaskStatus(id) if *method == Method::GET => {
+                self.task_status(&parts.headers, id).await
+            }
+            Endpoint::VideoUrlStatus(_) | Endpoint::TaskStatus(_) => {
+                Err(Problem::method_not_allowed("GET"))
+            }
             Endpoint::Api(call) if *method == call.method() => {
                 match Limited::new(body, MAX_API_BODY).collect().await {
                     Ok(body) => {
@@ -443,6 +510,23 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 /// Longest `X-Request-Id` taken from a client.
 const MAX_REQUEST_ID: usize = 128;
+
+/// Reads a JSON API body, at most [`MAX_API_BODY`] bytes.
+async fn read_api_body<B>(body: B) -> Result<Bytes, Problem>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, MAX_API_BODY).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(_) => Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            format!("API bodies are limited to {MAX_API_BODY} bytes"),
+        )),
+    }
+}
 
 /// A small non-cacheable answer.
 fn plain(content_type: &'static str, body: impl Into<Bytes>, head: bool) -> Response<Body> {

@@ -11,10 +11,12 @@
 //! unfinished jobs run again; on shutdown, running ones get a grace period.
 //!
 //! - [`model`]: submission validation, job ids, URLs. Pure.
+//! - [`shapes`]: the job as each API shape shows it. Pure.
 //! - [`store`]: the SQLite records.
 //! - [`webhook`]: signing and delivery.
 
 pub mod model;
+pub mod shapes;
 pub mod store;
 pub mod webhook;
 
@@ -23,11 +25,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::Notify;
 
 use self::model::{JobRequest, Status};
-use self::store::{Delivery, JobRecord, Store};
+use self::shapes::Shape;
+use self::store::{now_ms, Delivery, JobRecord, Store};
 use crate::config::{Config, JobsConfig};
 use crate::media::MediaError;
 use crate::metrics::{OutcomeLabels, StateLabels};
@@ -139,6 +142,8 @@ struct Inner {
     orgs: HashMap<String, OrgJobs>,
     base_url: String,
     client: reqwest::Client,
+    /// Ids of jobs as they finish, for callers waiting on them.
+    finished: tokio::sync::broadcast::Sender<String>,
 }
 
 /// The job service; cheap to clone.
@@ -166,7 +171,12 @@ impl Jobs {
                     default_env: o.default_env.clone(),
                     webhook_secret: o.webhook_secret.clone().map(String::into_bytes),
                     webhook_hosts: o.webhook_hosts.clone(),
-                    envs: o.envs.keys().cloned().collect(),
+                    envs: o
+                        .envs
+                        .keys()
+                        .cloned()
+                        .chain(o.takes_video_urls().then(|| o.video_url_env.clone()))
+                        .collect(),
                 };
                 (id.clone(), jobs)
             })
@@ -185,6 +195,7 @@ impl Jobs {
                 client: reqwest::Client::builder()
                     .redirect(reqwest::redirect::Policy::none())
                     .build()?,
+                finished: tokio::sync::broadcast::channel(1024).0,
             }),
         };
         let (pending, webhooks) = jobs.blocking(|s| s.recover()).await?;
@@ -227,16 +238,24 @@ impl Jobs {
         let org_jobs = self.inner.orgs.get(org).ok_or(JobError::NotFound)?;
         let req = model::validate(body, org, key, org_jobs.default_env.as_deref())
             .map_err(JobError::Invalid)?;
+        self.submit_request(req, Shape::Thumbd).await
+    }
+
+    /// Submits a validated job, however it was asked for (`shape` says how
+    /// its webhook body looks).
+    pub async fn submit_request(
+        &self,
+        req: JobRequest,
+        shape: Shape,
+    ) -> Result<(JobRecord, bool), JobError> {
+        let org = req.thumbnail.org.clone();
+        let org = org.as_str();
+        let org_jobs = self.inner.orgs.get(org).ok_or(JobError::NotFound)?;
         if !org_jobs.envs.contains(&req.thumbnail.env) {
             return Err(JobError::UnknownEnvironment(req.thumbnail.env.clone()));
         }
         if let Some(url) = &req.webhook_url {
-            if org_jobs.webhook_secret.is_none() {
-                return Err(JobError::BadWebhook(
-                    "this org has no webhook_secret to sign webhooks with".into(),
-                ));
-            }
-            webhook::host_allowed(url, &org_jobs.webhook_hosts).map_err(JobError::BadWebhook)?;
+            self.check_webhook(org, url)?;
         }
         let id = model::job_id(&req.thumbnail);
         let existing = {
@@ -280,6 +299,10 @@ impl Jobs {
             attempts: 0,
             size: None,
             webhook_attempts: 0,
+            shape,
+            created_ms: Some(now_ms()),
+            started_ms: None,
+            ended_ms: None,
         };
         {
             let r = record.clone();
@@ -294,21 +317,73 @@ impl Jobs {
         Ok((record, true))
     }
 
+    /// Checks a webhook URL before anything is accepted: the org signs
+    /// webhooks, and the host is one of its `webhook_hosts`.
+    pub fn check_webhook(&self, org: &str, url: &str) -> Result<(), JobError> {
+        let org_jobs = self.inner.orgs.get(org).ok_or(JobError::NotFound)?;
+        if org_jobs.webhook_secret.is_none() {
+            return Err(JobError::BadWebhook(
+                "this org has no webhook_secret to sign webhooks with".into(),
+            ));
+        }
+        webhook::host_allowed(url, &org_jobs.webhook_hosts).map_err(JobError::BadWebhook)
+    }
+
     /// Probes the video: it must exist, be a video, and last at least as
     /// long as the requested time.
     async fn check_time(&self, req: &JobRequest) -> Result<(), JobError> {
         let t = &req.thumbnail;
         let probe = self.inner.renderer.probe(&t.org, &t.env, &t.key).await?;
-        if let Some(duration) = probe.duration_secs {
+        if let (Some(duration), Some(requested_ms)) = (probe.duration_secs, req.timestamp_ms) {
             let duration_ms = (duration * 1000.0).round() as u64;
-            if req.timestamp_ms > duration_ms {
+            if requested_ms > duration_ms {
                 return Err(JobError::PastEnd {
-                    requested_ms: req.timestamp_ms,
+                    requested_ms,
                     duration_ms,
                 });
             }
         }
         Ok(())
+    }
+
+    /// Waits up to `limit` for the job to finish; returns it as it then is.
+    pub async fn wait_final(
+        &self,
+        org: &str,
+        id: &str,
+        limit: Duration,
+    ) -> Result<JobRecord, JobError> {
+        // Subscribed before looking, so a job finishing in between is seen.
+        let mut finished = self.inner.finished.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let record = self.get(org, id).await?;
+            if record.status.is_final() {
+                return Ok(record);
+            }
+            loop {
+                match tokio::time::timeout_at(deadline, finished.recv()).await {
+                    Err(_) => return self.get(org, id).await,
+                    Ok(Ok(done)) if done != id => continue,
+                    // Ours, or some were missed (lagged): look again.
+                    Ok(_) => break,
+                }
+            }
+        }
+    }
+
+    /// Jobs queued or running now.
+    pub fn queue_length(&self) -> usize {
+        self.inner.scheduler.lock().expect("not poisoned").len()
+    }
+
+    pub fn max_queue(&self) -> usize {
+        self.inner.settings.max_queue
+    }
+
+    /// The longest wait a client may ask for (`Prefer: wait`).
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_secs(self.inner.settings.max_wait_secs)
     }
 
     pub async fn get(&self, org: &str, id: &str) -> Result<JobRecord, JobError> {
@@ -424,15 +499,13 @@ impl Jobs {
             self.blocking(move |s| s.finish(&id, status, error.as_ref(), size))
                 .await?;
         }
+        let _ = self.inner.finished.send(id.to_owned());
         if record.webhook_url.is_some() {
-            let done = JobRecord {
-                status,
-                error,
-                size,
-                attempts: attempt,
-                ..record
-            };
-            tokio::spawn(self.clone().send_webhook(done));
+            // As stored, with its start and end times.
+            let id = id.to_owned();
+            if let Some(done) = self.blocking(move |s| s.get(&id)).await? {
+                tokio::spawn(self.clone().send_webhook(done));
+            }
         }
         Ok(())
     }
@@ -453,7 +526,7 @@ impl Jobs {
         let timeout = Duration::from_secs(settings.webhook_timeout_secs);
         let mut backoff = Duration::from_millis(settings.webhook_backoff_ms);
         // The final job document, without the delivery's own bookkeeping.
-        let mut doc = document(&record);
+        let mut doc = record.shape.document(&record);
         doc.as_object_mut().expect("an object").remove("webhook");
         let body = serde_json::to_vec(&doc).expect("serializes");
         for attempt in (record.webhook_attempts + 1)..=settings.webhook_attempts.max(1) {
@@ -553,27 +626,9 @@ fn is_transient(e: &RenderError) -> bool {
     }
 }
 
-/// The job as the API shows it (and webhooks receive it).
+/// The job as thumbd's job API shows it (and its webhooks receive it).
 pub fn document(r: &JobRecord) -> Value {
-    let mut doc = json!({
-        "jobId": r.id,
-        "status": r.status.as_str(),
-        "url": r.url,
-    });
-    if let Some(id) = &r.client_id {
-        doc["id"] = id.clone().into();
-    }
-    if let Some((w, h)) = r.size {
-        doc["width"] = w.into();
-        doc["height"] = h.into();
-    }
-    if let Some(e) = &r.error {
-        doc["error"] = e.clone();
-    }
-    if let Some(state) = r.webhook {
-        doc["webhook"] = json!({"state": state.as_str(), "attempts": r.webhook_attempts});
-    }
-    doc
+    shapes::thumbd(r)
 }
 
 #[cfg(test)]

@@ -53,8 +53,8 @@ pub struct JobRequest {
     pub webhook_url: Option<String>,
     /// Per-job render time limit, if the caller set one.
     pub timeout_ms: Option<u64>,
-    /// The requested time, for the duration check.
-    pub timestamp_ms: u64,
+    /// The requested time, for the duration check (`None`: the middle).
+    pub timestamp_ms: Option<u64>,
 }
 
 fn err(errors: &mut Vec<FieldError>, field: &str, value: &Value, message: &str) {
@@ -131,7 +131,7 @@ pub fn validate(
     let env = string(&mut errors, "env").or_else(|| default_env.map(str::to_owned));
     let format = match string(&mut errors, "format") {
         None => Some(Format::Webp),
-        Some(f) => Format::from_ext(&f).or_else(|| {
+        Some(f) => Format::from_ext(&f.to_ascii_lowercase()).or_else(|| {
             err(
                 &mut errors,
                 "format",
@@ -148,7 +148,7 @@ pub fn validate(
                 &mut errors,
                 "fit",
                 &Value::String(f),
-                "fit must be crop, contain, fill or pad",
+                "fit must be crop, contain, fill or pad (or max, scale)",
             );
             None
         }),
@@ -192,7 +192,7 @@ pub fn validate(
         client_id,
         webhook_url,
         timeout_ms,
-        timestamp_ms: timestamp_ms.expect("checked"),
+        timestamp_ms,
     })
 }
 

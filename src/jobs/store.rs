@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 
 use super::model::Status;
+use super::shapes::Shape;
 use crate::media::{Fit, Format, RenderSpec, TimeSpec};
 use crate::request::ThumbnailRequest;
 
@@ -55,6 +56,19 @@ pub struct JobRecord {
     pub size: Option<(u32, u32)>,
     pub webhook: Option<Delivery>,
     pub webhook_attempts: u32,
+    /// Which API shape submitted it: what its webhook body looks like.
+    pub shape: Shape,
+    /// When it was submitted, started (first try) and finished, Unix ms.
+    pub created_ms: Option<u64>,
+    pub started_ms: Option<u64>,
+    pub ended_ms: Option<u64>,
+}
+
+/// Now, Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub struct Store {
@@ -87,7 +101,16 @@ fn spec_from_json(text: &str) -> Option<RenderSpec> {
 
 const COLUMNS: &str =
     "id, org, env, key, spec, url, client_id, webhook_url, timeout_ms, status, error, attempts, \
-                       width, height, webhook_state, webhook_attempts";
+                       width, height, webhook_state, webhook_attempts, shape, created_ms, started_ms, ended_ms";
+
+/// Columns added after the first release, with their types: added to an
+/// older database when it is opened.
+const ADDED_COLUMNS: [(&str, &str); 4] = [
+    ("shape", "TEXT"),
+    ("created_ms", "INTEGER"),
+    ("started_ms", "INTEGER"),
+    ("ended_ms", "INTEGER"),
+];
 
 fn from_row(row: &Row) -> rusqlite::Result<JobRecord> {
     let spec: String = row.get(4)?;
@@ -117,6 +140,14 @@ fn from_row(row: &Row) -> rusqlite::Result<JobRecord> {
         size: width.zip(height),
         webhook: webhook.as_deref().and_then(Delivery::parse),
         webhook_attempts: row.get(15)?,
+        shape: row
+            .get::<_, Option<String>>(16)?
+            .as_deref()
+            .and_then(Shape::parse)
+            .unwrap_or(Shape::Thumbd),
+        created_ms: row.get(17)?,
+        started_ms: row.get(18)?,
+        ended_ms: row.get(19)?,
     })
 }
 
@@ -154,6 +185,15 @@ impl Store {
              CREATE INDEX IF NOT EXISTS jobs_by_video ON jobs (org, env, key, status);
              CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);",
         )?;
+        let existing: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('jobs')")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for (name, kind) in ADDED_COLUMNS {
+            if !existing.iter().any(|c| c == name) {
+                conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {name} {kind}"))?;
+            }
+        }
         Ok(Store { conn })
     }
 
@@ -181,14 +221,15 @@ impl Store {
     pub fn upsert_pending(&self, r: &JobRecord) -> rusqlite::Result<()> {
         self.conn.execute(
             "INSERT INTO jobs (id, seq, org, env, key, spec, url, client_id, webhook_url, timeout_ms, status,
-                               webhook_state, updated_at)
+                               webhook_state, updated_at, shape, created_ms)
              VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending',
-                     ?10, unixepoch())
+                     ?10, unixepoch(), ?11, ?12)
              ON CONFLICT (id) DO UPDATE SET
                status = 'pending', error = NULL, attempts = 0, client_id = excluded.client_id,
                webhook_url = excluded.webhook_url, timeout_ms = excluded.timeout_ms,
                webhook_state = excluded.webhook_state, webhook_attempts = 0,
-               seq = excluded.seq, updated_at = unixepoch()",
+               seq = excluded.seq, updated_at = unixepoch(), shape = excluded.shape,
+               created_ms = excluded.created_ms, started_ms = NULL, ended_ms = NULL",
             params![
                 r.id,
                 r.thumbnail.org,
@@ -200,6 +241,8 @@ impl Store {
                 r.webhook_url,
                 r.timeout_ms,
                 r.webhook.map(Delivery::as_str),
+                r.shape.as_str(),
+                r.created_ms,
             ],
         )?;
         Ok(())
@@ -207,8 +250,9 @@ impl Store {
 
     pub fn set_processing(&self, id: &str, attempts: u32) -> rusqlite::Result<()> {
         self.conn.execute(
-            "UPDATE jobs SET status = 'processing', attempts = ?2, updated_at = unixepoch() WHERE id = ?1",
-            params![id, attempts],
+            "UPDATE jobs SET status = 'processing', attempts = ?2, updated_at = unixepoch(),
+               started_ms = COALESCE(started_ms, ?3) WHERE id = ?1",
+            params![id, attempts, now_ms()],
         )?;
         Ok(())
     }
@@ -222,8 +266,9 @@ impl Store {
         size: Option<(u32, u32)>,
     ) -> rusqlite::Result<()> {
         self.conn.execute(
-            "UPDATE jobs SET status = ?2, error = ?3, width = ?4, height = ?5, updated_at = unixepoch() WHERE id = ?1",
-            params![id, status.as_str(), error.map(Value::to_string), size.map(|s| s.0), size.map(|s| s.1)],
+            "UPDATE jobs SET status = ?2, error = ?3, width = ?4, height = ?5, updated_at = unixepoch(),
+               ended_ms = ?6 WHERE id = ?1",
+            params![id, status.as_str(), error.map(Value::to_string), size.map(|s| s.0), size.map(|s| s.1), now_ms()],
         )?;
         Ok(())
     }
@@ -304,6 +349,10 @@ mod tests {
             size: None,
             webhook: None,
             webhook_attempts: 0,
+            shape: Shape::Thumbd,
+            created_ms: Some(1),
+            started_ms: None,
+            ended_ms: None,
         }
     }
 
@@ -319,6 +368,8 @@ mod tests {
         store
             .finish("b", Status::Completed, None, Some((320, 180)))
             .unwrap();
+        let b = store.get("b").unwrap().unwrap();
+        assert!(b.ended_ms.is_some() && b.started_ms.is_none());
         drop(store);
         let store = Store::open(&path).unwrap();
         let (pending, _) = store.recover().unwrap();

@@ -78,6 +78,32 @@ pub fn probe(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Probe, Medi
     })
 }
 
+/// Like [`probe`], and also refuses a file that its own index says is cut
+/// short (MP4's sample table, Matroska's cues pointing past its end): an
+/// upload is checked so before it is kept.
+pub fn probe_complete(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Probe, MediaError> {
+    let mut demuxer = Demuxer::open(reader, limits)?;
+    if needs_stream_info(demuxer.input()) {
+        demuxer.find_stream_info()?;
+    }
+    let info = stream_info(demuxer.input())?;
+    check_frame_size(demuxer.input(), &info, limits)?;
+    if matches!(info.container, Container::Mp4 | Container::Matroska) {
+        if let Some(size) = super::index::file_size(demuxer.input()) {
+            let index = StreamIndex::of(demuxer.input(), info.index);
+            let last = index.get(index.entries() - 1);
+            if last.is_some_and(|e| e.end() > size) {
+                return Err(MediaError::Unreadable(
+                    "the file is truncated: its index points past its end".into(),
+                ));
+            }
+        }
+    }
+    Ok(Probe {
+        duration_secs: info.duration_us.map(|us| us as f64 / 1e6),
+    })
+}
+
 /// Opens `reader` and decodes the frame shown at `time`.
 pub fn decode_frame(
     reader: Box<dyn SourceRead>,

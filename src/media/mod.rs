@@ -88,11 +88,13 @@ pub enum Fit {
 }
 
 impl Fit {
+    /// thumbd's names, and the conversion-task API's: `max` (fit inside,
+    /// = contain) and `scale` (stretch, = fill).
     pub fn parse(s: &str) -> Option<Fit> {
         match s {
             "crop" => Some(Fit::Crop),
-            "contain" => Some(Fit::Contain),
-            "fill" => Some(Fit::Fill),
+            "contain" | "max" => Some(Fit::Contain),
+            "fill" | "scale" => Some(Fit::Fill),
             "pad" => Some(Fit::Pad),
             _ => None,
         }

@@ -92,6 +92,9 @@ struct Shared {
     initial_read: u64,
     max_read: u64,
     metrics: SourceMetrics,
+    /// Prepended to URLs in cache keys, so sources read through different
+    /// clients (an org's guarded one) never share cached objects.
+    namespace: String,
 }
 
 /// The HTTP side of [`super::Sources`]; cheap to clone.
@@ -131,23 +134,43 @@ impl HttpSources {
                 initial_read,
                 max_read: fetch.max_read_bytes.max(initial_read),
                 metrics,
+                namespace: String::new(),
             }),
         })
+    }
+
+    /// The same caches and settings read through another client, under
+    /// their own `namespace` of cache keys.
+    pub fn with_client(&self, client: reqwest::Client, namespace: &str) -> HttpSources {
+        let s = &self.shared;
+        HttpSources {
+            shared: Arc::new(Shared {
+                client,
+                blocks: s.blocks.clone(),
+                objects: s.objects.clone(),
+                initial_read: s.initial_read,
+                max_read: s.max_read,
+                metrics: s.metrics.clone(),
+                namespace: namespace.to_owned(),
+            }),
+        }
     }
 
     /// Finds the object's size and validator (from the cache, or with a first
     /// range request whose bytes are kept) and returns a reader.
     pub async fn open(&self, url: &str) -> Result<RangeReader, SourceError> {
-        let info = match self.shared.objects.get(url) {
+        let ns = &self.shared.namespace;
+        let cache_key = format!("{ns}{url}");
+        let info = match self.shared.objects.get(&cache_key) {
             Some(info) => info,
             None => {
                 let first = fetch(&self.shared, url, 0, self.shared.initial_read, None).await?;
                 let info = ObjectInfo {
                     size: first.total,
-                    identity: format!("{url}\n{}", first.validator).into(),
+                    identity: format!("{ns}{url}\n{}", first.validator).into(),
                     validator: first.validator.into(),
                 };
-                self.shared.objects.insert(url.to_owned(), info.clone());
+                self.shared.objects.insert(cache_key, info.clone());
                 let mut reader = self.reader(url, info);
                 reader.store(0, &first.data);
                 reader.requests = 1;
@@ -182,6 +205,15 @@ struct Fetched {
 }
 
 fn classify(e: reqwest::Error) -> SourceError {
+    // A guarded client's refusal (resolver, redirect policy), wherever it
+    // sits in the chain.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        if let Some(refused) = c.downcast_ref::<super::guard::Refused>() {
+            return SourceError::Forbidden(refused.0.clone());
+        }
+        cause = c.source();
+    }
     if e.is_timeout() {
         SourceError::Timeout
     } else if e.is_connect() {
@@ -441,6 +473,13 @@ impl Seek for RangeReader {
                 "seek before the start",
             )),
         }
+    }
+}
+
+impl RangeReader {
+    /// The object's ETag, else Last-Modified; empty if it has neither.
+    pub fn validator(&self) -> &str {
+        &self.info.validator
     }
 }
 

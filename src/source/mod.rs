@@ -6,16 +6,26 @@
 //! video exists (async, so a 404 costs no render slot) and returns a blocking
 //! [`SourceRead`] for the media pipeline.
 //!
+//! Video URLs that a caller names (the video-URL API) are the one
+//! exception: they are read only through an org's [`guard::UrlPolicy`].
+//!
 //! - [`http`]: HTTP range reads with a shared block cache.
+//! - [`guard`]: which caller-named URLs may be read, and a client that
+//!   connects only to allowed addresses.
+//! - [`urlbook`]: the video URLs thumbd has been given, by key.
 //! - [`range`]: `Range`/`Content-Range` arithmetic. Pure.
 
+pub mod guard;
 pub mod http;
 pub mod range;
+pub mod urlbook;
 
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
-use crate::config::{CacheConfig, FetchConfig};
+use std::collections::HashMap;
+
+use crate::config::{CacheConfig, Config, FetchConfig};
 use crate::metrics::SourceMetrics;
 
 /// A blocking, seekable view of one video's bytes.
@@ -53,6 +63,12 @@ pub enum SourceError {
     Connect(String),
     #[error("source I/O error: {0}")]
     Io(String),
+    /// A caller-named URL thumbd will not read (its address, a redirect).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The object behind a video URL is not the one its key was made for.
+    #[error("the video at this URL has changed since its key was made")]
+    Replaced,
 }
 
 impl SourceError {
@@ -66,6 +82,8 @@ impl SourceError {
             SourceError::Changed => "changed",
             SourceError::Connect(_) => "connect",
             SourceError::Io(_) => "io",
+            SourceError::Forbidden(_) => "forbidden",
+            SourceError::Replaced => "replaced",
         }
     }
 }
@@ -77,6 +95,9 @@ pub enum SourceTemplate {
     Http(String),
     /// Absolute path with `{key}`.
     File(String),
+    /// thumbd's own store of uploads: the store's folder (objects are in
+    /// its `objects/` folder, named by key).
+    Store(PathBuf),
 }
 
 /// Where one video is.
@@ -84,12 +105,26 @@ pub enum SourceTemplate {
 pub enum SourceLocation {
     Http(String),
     File(PathBuf),
+    /// A video URL named by a caller of `org`, read through the org's
+    /// guard; `validator` is what the object had when its key was made
+    /// (empty if the server sends none).
+    Url {
+        org: String,
+        url: String,
+        validator: String,
+    },
 }
 
 impl SourceTemplate {
     /// Parses a template; relative `file:` paths resolve against `base_dir`.
     pub fn parse(template: &str, base_dir: &Path) -> Result<SourceTemplate, String> {
-        if template.matches("{key}").count() != 1 {
+        if template.starts_with("store:") {
+            if template.contains("{key}") {
+                return Err(format!(
+                    "{template:?}: a store: source names a folder, without {{key}}"
+                ));
+            }
+        } else if template.matches("{key}").count() != 1 {
             return Err(format!("{template:?} must contain {{key}} exactly once"));
         }
         if template.starts_with("http://") || template.starts_with("https://") {
@@ -117,9 +152,17 @@ impl SourceTemplate {
                 base_dir.join(path)
             };
             Ok(SourceTemplate::File(full.to_string_lossy().into_owned()))
+        } else if let Some(path) = template.strip_prefix("store:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(format!(
+                    "{template:?} must name a folder: store:data/uploads"
+                ));
+            }
+            Ok(SourceTemplate::Store(base_dir.join(path)))
         } else {
             Err(format!(
-                "{template:?} must start with http://, https:// or file:"
+                "{template:?} must start with http://, https://, file: or store:"
             ))
         }
     }
@@ -131,14 +174,19 @@ impl SourceTemplate {
         match self {
             SourceTemplate::Http(t) => SourceLocation::Http(t.replace("{key}", key)),
             SourceTemplate::File(t) => SourceLocation::File(PathBuf::from(t.replace("{key}", key))),
+            SourceTemplate::Store(dir) => SourceLocation::File(dir.join("objects").join(key)),
         }
     }
 }
 
-/// Opens sources; owns the HTTP client and the cache of fetched bytes.
+/// Opens sources; owns the HTTP clients and the cache of fetched bytes.
 #[derive(Clone)]
 pub struct Sources {
     http: http::HttpSources,
+    /// Per org taking video URLs: its policy, and sources read through a
+    /// client that enforces it (sharing the byte cache, in the org's own
+    /// part of it).
+    guarded: HashMap<String, (guard::UrlPolicy, http::HttpSources)>,
 }
 
 impl Sources {
@@ -149,7 +197,51 @@ impl Sources {
     ) -> Result<Sources, SourceError> {
         Ok(Sources {
             http: http::HttpSources::new(fetch, cache, metrics)?,
+            guarded: HashMap::new(),
         })
+    }
+
+    /// Sources for `config`, with a guarded client per org that takes
+    /// video URLs.
+    pub fn for_config(config: &Config, metrics: SourceMetrics) -> Result<Sources, SourceError> {
+        let mut sources = Sources::new(&config.fetch, &config.cache, metrics)?;
+        for (org_id, org) in &config.orgs {
+            if !org.takes_video_urls() {
+                continue;
+            }
+            let policy =
+                guard::UrlPolicy::new(&org.video_url_prefixes, &org.video_url_private_hosts);
+            let client = policy
+                .client(&config.fetch)
+                .map_err(|e| SourceError::Connect(e.to_string()))?;
+            let http = sources.http.with_client(client, &format!("org:{org_id}\n"));
+            sources.guarded.insert(org_id.clone(), (policy, http));
+        }
+        Ok(sources)
+    }
+
+    /// The org's video-URL policy, if it takes video URLs.
+    pub fn url_policy(&self, org: &str) -> Option<&guard::UrlPolicy> {
+        self.guarded.get(org).map(|(p, _)| p)
+    }
+
+    /// Opens a video URL named by a caller of `org` (after its policy's
+    /// checks) and returns its normalised form and validator: what its key
+    /// is made from.
+    pub async fn identify_url(
+        &self,
+        org: &str,
+        raw: &str,
+    ) -> Result<(String, String), SourceError> {
+        let (policy, http) = self
+            .guarded
+            .get(org)
+            .ok_or_else(|| SourceError::Forbidden("this org does not take video URLs".into()))?;
+        let url = policy
+            .check(raw)
+            .map_err(|e| SourceError::Forbidden(e.to_string()))?;
+        let reader = http.open(url.as_str()).await?;
+        Ok((url.to_string(), reader.validator().to_owned()))
     }
 
     /// Checks the video exists and returns a reader for a blocking thread.
@@ -167,6 +259,24 @@ impl Sources {
                 Ok(Box::new(file))
             }
             SourceLocation::Http(url) => Ok(Box::new(self.http.open(url).await?)),
+            SourceLocation::Url {
+                org,
+                url,
+                validator,
+            } => {
+                let (policy, http) = self.guarded.get(org).ok_or_else(|| {
+                    SourceError::Forbidden("this org does not take video URLs".into())
+                })?;
+                // Checked again: the org's prefixes may have changed since.
+                policy
+                    .check(url)
+                    .map_err(|e| SourceError::Forbidden(e.to_string()))?;
+                let reader = http.open(url).await?;
+                if reader.validator() != validator {
+                    return Err(SourceError::Replaced);
+                }
+                Ok(Box::new(reader))
+            }
         }
     }
 }

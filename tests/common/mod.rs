@@ -187,6 +187,20 @@ pub fn fixtures() -> &'static Path {
     })
 }
 
+/// Makes `large.mp4` and `large_moov_end.mp4` (60 s of 1080p, ~45 MB
+/// each) in the fixture folder, once.
+pub fn large_fixture() {
+    let status = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/large.sh"
+        ))
+        .arg(fixtures())
+        .status()
+        .expect("run tests/fixtures/large.sh");
+    assert!(status.success(), "large fixture generation failed");
+}
+
 /// What the source server saw, per path.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Traffic {
@@ -201,6 +215,7 @@ pub struct Traffic {
 /// - `badrange`: answers with a Content-Range starting one byte later;
 /// - `short`: announces more bytes in Content-Range than it sends;
 /// - `error`: answers 500;
+/// - `redirect`: answers 302 to the same file at `localhost` (another host);
 /// - `norange`: ignores Range and sends the whole file with 200;
 /// - `hold`: answers reads past the first byte only once [`SourceServer::release`]
 ///   is called;
@@ -304,6 +319,22 @@ async fn serve_file(
     };
     if fault.as_deref() == Some("slow") {
         tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    if fault.as_deref() == Some("redirect") {
+        // To the same file under another name for this host.
+        let port = req
+            .headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.rsplit_once(':'))
+            .map_or("80", |(_, p)| p)
+            .to_owned();
+        record(0);
+        return Response::builder()
+            .status(302)
+            .header("location", format!("http://localhost:{port}/{file}"))
+            .body(full(""))
+            .unwrap();
     }
     if fault.as_deref() == Some("error") {
         record(0);

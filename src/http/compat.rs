@@ -1,0 +1,408 @@
+//! The job APIs people already have clients for, as routes onto thumbd's
+//! one job engine. Each keeps its own request and answer shape; its errors
+//! are problem+json with the members its clients parse added.
+//!
+//! - `POST /v1/video/thumbnail` (and `GET /v1/video/thumbnail/{job_id}`): a
+//!   video URL in, a thumbnail URL out. With `webhook_url`, 202 at once and
+//!   the result POSTed later (signed as thumbd's webhooks are); without, the
+//!   call waits (up to `jobs.max_wait_secs`) and answers 200 with
+//!   `response`. Errors carry `error`, a message.
+//! - `POST /v2/thumbnail` and `GET /v2/tasks/{id}`: a conversion task whose
+//!   `input` is an upload's key, answered as a task document in `data`.
+//!   Errors carry `message` and `code`.
+//!
+//! The org is the API key's.
+
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+use super::api::{json_response, parse_json};
+use super::routes::App;
+use super::Body;
+use crate::jobs::model::{JobRequest, Status};
+use crate::jobs::shapes::{self, Shape};
+use crate::jobs::JobError;
+use crate::media::{Fit, Format, MAX_DIMENSION};
+use crate::problem::Problem;
+use crate::request::{self, FieldError, Params, ThumbnailRequest};
+
+/// The time of a video-URL thumbnail that names none, seconds.
+const DEFAULT_SECOND: f64 = 1.0;
+
+/// A video-URL API error: the problem, with the `error` message its
+/// clients read.
+fn video_url_error(problem: Problem) -> Problem {
+    if problem.extensions.contains_key("error") {
+        return problem;
+    }
+    let message = if problem.status == 400 {
+        format!("Invalid request: {}", first_message(&problem))
+    } else {
+        problem.detail.clone()
+    };
+    problem.with_member("error", message)
+}
+
+/// A conversion-task API error: the problem, with `message` and `code`.
+fn task_error(problem: Problem) -> Problem {
+    let message = if problem.status == 400 {
+        first_message(&problem)
+    } else {
+        problem.detail.clone()
+    };
+    let code = shapes::task_code(problem.status as u64);
+    problem
+        .with_member("message", message)
+        .with_member("code", code)
+}
+
+fn first_message(p: &Problem) -> String {
+    p.errors
+        .first()
+        .map_or_else(|| p.detail.clone(), |e| e.message.clone())
+}
+
+fn invalid(location: &str, message: impl Into<String>) -> Problem {
+    Problem::invalid_request(vec![FieldError {
+        message: message.into(),
+        location: format!("body.{location}"),
+        value: String::new(),
+    }])
+}
+
+fn object(body: &Value) -> Result<&Map<String, Value>, Problem> {
+    body.as_object()
+        .ok_or_else(|| invalid("", "the body must be a JSON object"))
+}
+
+fn opt_string(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, Problem> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(name, format!("'{name}' must be a string"))),
+    }
+}
+
+fn opt_dimension(obj: &Map<String, Value>, name: &str) -> Result<Option<u32>, Problem> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=MAX_DIMENSION as u64).contains(&n) => Ok(Some(n as u32)),
+            _ => Err(invalid(
+                name,
+                format!("'{name}' must be an integer between 1 and {MAX_DIMENSION}"),
+            )),
+        },
+    }
+}
+
+fn opt_format(obj: &Map<String, Value>, name: &str, default: Format) -> Result<Format, Problem> {
+    match opt_string(obj, name)? {
+        None => Ok(default),
+        Some(f) => Format::from_ext(&f.to_ascii_lowercase())
+            .ok_or_else(|| invalid(name, format!("'{name}' must be png, jpg or webp"))),
+    }
+}
+
+fn opt_fit(obj: &Map<String, Value>) -> Result<Option<Fit>, Problem> {
+    match opt_string(obj, "fit")? {
+        None => Ok(None),
+        Some(f) => Fit::parse(&f).map(Some).ok_or_else(|| {
+            invalid(
+                "fit",
+                "'fit' must be max, crop or scale (or contain, fill, pad)",
+            )
+        }),
+    }
+}
+
+impl App {
+    /// `POST /v1/video/thumbnail`.
+    pub(super) async fn video_url(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Body>, Problem> {
+        self.video_url_inner(headers, body)
+            .await
+            .map_err(video_url_error)
+    }
+
+    async fn video_url_inner(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Body>, Problem> {
+        let org = self.api_org(headers)?;
+        let body = parse_json(&body)?;
+        let obj = object(&body)?;
+        let raw_url = match obj.get("video_url") {
+            None | Some(Value::Null) => {
+                return Err(invalid("video_url", "'video_url' is a required property"))
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(invalid("video_url", "'video_url' must be a string")),
+        };
+        let second = match obj.get("second") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_f64() {
+                Some(s) if s.is_finite() && s >= 0.0 => Some(s),
+                _ => return Err(invalid("second", "'second' must be a number, 0 or more")),
+            },
+        };
+        let webhook_url = opt_string(obj, "webhook_url")?;
+        let client_id = opt_string(obj, "id")?;
+        if client_id.as_ref().is_some_and(|id| id.len() > 256) {
+            return Err(invalid("id", "'id' must be at most 256 characters"));
+        }
+        let width = opt_dimension(obj, "width")?;
+        let height = opt_dimension(obj, "height")?;
+        let format = opt_format(obj, "format", Format::Jpeg)?;
+        let fit = opt_fit(obj)?;
+        if let Some(url) = &webhook_url {
+            self.jobs
+                .check_webhook(&org, url)
+                .map_err(|e| Problem::from(&e))?;
+        }
+        // Shape, prefix and literal addresses first: a refused URL costs no request.
+        let policy = self.renderer.url_policy(&org).ok_or_else(|| {
+            Problem::new(
+                StatusCode::FORBIDDEN,
+                "video-url-forbidden",
+                "Video URL not allowed",
+                "this org takes no video URLs (video_url_prefixes is empty)",
+            )
+        })?;
+        policy.check(&raw_url).map_err(|e| match e {
+            crate::source::guard::UrlRefusal::Invalid(m) => invalid("video_url", m),
+            crate::source::guard::UrlRefusal::Forbidden(m) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "video-url-forbidden",
+                "Video URL not allowed",
+                m,
+            ),
+        })?;
+        let key = self
+            .renderer
+            .register_url(&org, &raw_url)
+            .await
+            .map_err(|e| Problem::from(&e))?;
+        let env = self.video_url_envs.get(&org).cloned().unwrap_or_default();
+        let probe = self
+            .renderer
+            .probe(&org, &env, &key)
+            .await
+            .map_err(|e| Problem::from(&e))?;
+        let second = match (second, probe.duration_secs) {
+            (Some(s), _) => s,
+            (None, Some(d)) => DEFAULT_SECOND.min(d),
+            (None, None) => DEFAULT_SECOND,
+        };
+        let time_us = request::seconds_to_us(second);
+        let params = Params {
+            width,
+            height,
+            time_us: Some(time_us),
+            fit,
+            quality: None,
+        };
+        let job = JobRequest {
+            thumbnail: ThumbnailRequest {
+                org: org.clone(),
+                env,
+                key,
+                spec: params.to_spec(format),
+            },
+            client_id,
+            webhook_url: webhook_url.clone(),
+            timeout_ms: None,
+            timestamp_ms: Some(time_us / 1000),
+        };
+        let (record, _) = self
+            .jobs
+            .submit_request(job, Shape::VideoUrl)
+            .await
+            .map_err(|e| match &e {
+                JobError::QueueFull { max, .. } => Problem::from(&e)
+                    .with_member("error", format!("MAX_QUEUE_LENGTH ({max}) reached")),
+                _ => Problem::from(&e),
+            })?;
+        let record = if webhook_url.is_some() || record.status.is_final() {
+            record
+        } else {
+            self.jobs
+                .wait_final(&org, &record.id, self.jobs.max_wait())
+                .await
+                .map_err(|e| Problem::from(&e))?
+        };
+        match record.status {
+            Status::Completed => Ok(json_response(StatusCode::OK, &shapes::video_url(&record))),
+            Status::Failed => Err(failed_problem(&record.error)),
+            Status::Pending | Status::Processing => Ok(json_response(
+                StatusCode::ACCEPTED,
+                &json!({
+                    "job_id": record.id,
+                    "id": record.client_id,
+                    "message": "processing",
+                    "queue_length": self.jobs.queue_length(),
+                    "max_queue_length": self.jobs.max_queue(),
+                }),
+            )),
+        }
+    }
+
+    /// `GET /v1/video/thumbnail/{job_id}`: a video-URL job's result.
+    pub(super) async fn video_url_status(
+        &self,
+        headers: &HeaderMap,
+        id: &str,
+    ) -> Result<Response<Body>, Problem> {
+        let result = async {
+            let org = self.api_org(headers)?;
+            let record = self
+                .jobs
+                .get(&org, id)
+                .await
+                .map_err(|e| Problem::from(&e))?;
+            Ok(json_response(StatusCode::OK, &shapes::video_url(&record)))
+        };
+        result.await.map_err(video_url_error)
+    }
+
+    /// `POST /v2/thumbnail`: a conversion task.
+    pub(super) async fn task(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Body>, Problem> {
+        self.task_inner(headers, body).await.map_err(task_error)
+    }
+
+    async fn task_inner(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Body>, Problem> {
+        let org = self.api_org(headers)?;
+        let body = parse_json(&body)?;
+        let obj = object(&body)?;
+        match opt_string(obj, "operation")?.as_deref() {
+            Some("thumbnail") => {}
+            None => {
+                return Err(invalid(
+                    "operation",
+                    "'operation' is required: \"thumbnail\"",
+                ))
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "operation",
+                    "this endpoint runs the operation \"thumbnail\" only",
+                ))
+            }
+        }
+        let input = match opt_string(obj, "input")? {
+            Some(i) => i,
+            None => {
+                return Err(invalid(
+                    "input",
+                    "'input' is required: the key of an uploaded video",
+                ))
+            }
+        };
+        let key = request::parse_key(&input)
+            .map_err(|_| invalid("input", "'input' must be the key of an uploaded video"))?;
+        let format = opt_format(obj, "output_format", Format::Png)?;
+        let width = opt_dimension(obj, "width")?;
+        let height = opt_dimension(obj, "height")?;
+        let fit = opt_fit(obj)?;
+        let env =
+            match opt_string(obj, "env")? {
+                Some(e) => e,
+                None => self.upload_envs.get(&org).cloned().ok_or_else(|| {
+                    Problem::not_found(format!("org {org:?} has no upload store"))
+                })?,
+            };
+        let params = Params {
+            width,
+            height,
+            time_us: None,
+            fit,
+            quality: None,
+        };
+        let job = JobRequest {
+            thumbnail: ThumbnailRequest {
+                org: org.clone(),
+                env,
+                key,
+                spec: params.to_spec(format),
+            },
+            client_id: opt_string(obj, "tag")?,
+            webhook_url: None,
+            timeout_ms: None,
+            timestamp_ms: None,
+        };
+        let (record, _) =
+            self.jobs
+                .submit_request(job, Shape::Task)
+                .await
+                .map_err(|e| match &e {
+                    JobError::Render(_) if Problem::from(&e).status == 404 => {
+                        Problem::not_found(format!("there is no uploaded video {input:?}"))
+                    }
+                    _ => Problem::from(&e),
+                })?;
+        let record = self.maybe_wait(record, headers).await?;
+        Ok(json_response(
+            StatusCode::CREATED,
+            &json!({ "data": shapes::task(&record) }),
+        ))
+    }
+
+    /// `GET /v2/tasks/{id}`.
+    pub(super) async fn task_status(
+        &self,
+        headers: &HeaderMap,
+        id: &str,
+    ) -> Result<Response<Body>, Problem> {
+        let result = async {
+            let org = self.api_org(headers)?;
+            let record = self
+                .jobs
+                .get(&org, id)
+                .await
+                .map_err(|e| Problem::from(&e))?;
+            let record = self.maybe_wait(record, headers).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({ "data": shapes::task(&record) }),
+            ))
+        };
+        result.await.map_err(task_error)
+    }
+}
+
+/// The problem a failed job stored, as the call's answer.
+fn failed_problem(stored: &Option<Value>) -> Problem {
+    let status = stored
+        .as_ref()
+        .and_then(|e| e.get("status"))
+        .and_then(Value::as_u64)
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = stored
+        .as_ref()
+        .and_then(|e| e.get("detail"))
+        .and_then(Value::as_str)
+        .unwrap_or("the thumbnail could not be made")
+        .to_owned();
+    let code = stored
+        .as_ref()
+        .and_then(|e| e.get("type"))
+        .and_then(Value::as_str)
+        .and_then(|t| t.strip_prefix("urn:thumbd:problem:"))
+        .unwrap_or("job-failed")
+        .to_owned();
+    Problem::new(status, &code, "Thumbnail failed", detail)
+}

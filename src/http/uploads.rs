@@ -1,0 +1,433 @@
+//! `POST /v1/api/{org}/uploads`: a video uploaded as `multipart/form-data`
+//! (field `video`), stored in the org's upload store, and a job for its
+//! thumbnail.
+//!
+//! Form fields besides the file: `time` (seconds, default 1, or the end of
+//! a shorter video), `size` (`WxH`; default the video's own size),
+//! `format`, `fit`, `quality`, `id`, `webhook_url`, and `env` (a `store:`
+//! environment; before the file, or as `?env=`). The file streams to disk
+//! and is cut off past the store's limit (413, connection closed); it is
+//! checked as a readable video (415 otherwise) before it is stored; nothing
+//! of a refused upload stays on disk.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{header, HeaderMap, Response, StatusCode};
+use http_body_util::BodyStream;
+use serde_json::{json, Value};
+
+use super::api::json_response;
+use super::routes::App;
+use super::Body;
+use crate::jobs::model::{JobRequest, Status};
+use crate::jobs::shapes::{self, Shape};
+use crate::media::{Fit, Format, MAX_DIMENSION};
+use crate::problem::Problem;
+use crate::request::{self, FieldError, Params, ThumbnailRequest};
+use crate::store::{ObjectStore, Staged, StoreError};
+
+/// Longest text field accepted, bytes.
+const MAX_FIELD_BYTES: usize = 4096;
+/// Most form parts accepted.
+const MAX_PARTS: usize = 32;
+/// Room for the form around the file when comparing Content-Length with
+/// the store's limit.
+const FORM_OVERHEAD: u64 = 64 * 1024;
+/// The time of a thumbnail whose upload names none, seconds.
+const DEFAULT_TIME_SECS: f64 = 1.0;
+
+fn field_error(location: &str, value: &str, message: impl Into<String>) -> Problem {
+    Problem::invalid_request(vec![FieldError {
+        message: message.into(),
+        location: location.into(),
+        value: value.into(),
+    }])
+}
+
+/// `WxH`, each side 1-4096.
+pub fn parse_size(s: &str) -> Option<(u32, u32)> {
+    let (w, h) = s.trim().split_once(['x', 'X'])?;
+    let side = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_DIMENSION).contains(n))
+    };
+    Some((side(w)?, side(h)?))
+}
+
+/// The upload's form fields, validated.
+struct Form {
+    time_secs: Option<f64>,
+    size: Option<(u32, u32)>,
+    format: Format,
+    fit: Option<Fit>,
+    quality: Option<u8>,
+    client_id: Option<String>,
+    webhook_url: Option<String>,
+}
+
+fn parse_form(fields: &HashMap<String, String>) -> Result<Form, Problem> {
+    let mut errors = Vec::new();
+    let mut bad = |name: &str, value: &str, message: &str| {
+        errors.push(FieldError {
+            message: message.into(),
+            location: format!("form.{name}"),
+            value: value.into(),
+        })
+    };
+    let get = |name: &str| fields.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let time_secs = get("time").and_then(|t| {
+        let parsed = request::parse_seconds(t);
+        if parsed.is_none() {
+            bad("time", t, "time must be a number of seconds, 0 or more");
+        }
+        parsed
+    });
+    let size = get("size").and_then(|s| {
+        let parsed = parse_size(s);
+        if parsed.is_none() {
+            bad(
+                "size",
+                s,
+                "size must be WIDTHxHEIGHT, each between 1 and 4096 (e.g. 320x180)",
+            );
+        }
+        parsed
+    });
+    let format = match get("format") {
+        None => Some(Format::Webp),
+        Some(f) => Format::from_ext(&f.to_ascii_lowercase()).or_else(|| {
+            bad("format", f, "format must be webp, jpg or png");
+            None
+        }),
+    };
+    let fit = get("fit").and_then(|f| {
+        Fit::parse(f).or_else(|| {
+            bad(
+                "fit",
+                f,
+                "fit must be crop, contain, fill or pad (or max, scale)",
+            );
+            None
+        })
+    });
+    let quality = get("quality").and_then(|q| {
+        let parsed = q.parse::<u8>().ok().filter(|q| (1..=100).contains(q));
+        if parsed.is_none() {
+            bad("quality", q, "quality must be an integer between 1 and 100");
+        }
+        parsed
+    });
+    let client_id = get("id").map(str::to_owned);
+    if client_id.as_ref().is_some_and(|id| id.len() > 256) {
+        bad("id", "", "id must be at most 256 characters");
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid_request(errors));
+    }
+    Ok(Form {
+        time_secs,
+        size,
+        format: format.expect("checked"),
+        fit,
+        quality,
+        client_id,
+        webhook_url: get("webhook_url").map(str::to_owned),
+    })
+}
+
+impl App {
+    /// The store an upload goes to: `env` if named, else the org's upload
+    /// store.
+    fn upload_store(
+        &self,
+        org: &str,
+        env: Option<&str>,
+    ) -> Result<(String, Arc<ObjectStore>), Problem> {
+        let env = match env {
+            Some(e) => e.to_owned(),
+            None => self.upload_envs.get(org).cloned().ok_or_else(|| {
+                Problem::not_found(format!(
+                    "org {org:?} has no upload store (a store: environment, or upload_env)"
+                ))
+            })?,
+        };
+        let store = self.stores.get(org, &env).ok_or_else(|| {
+            Problem::not_found(format!(
+                "there is no store: environment {env:?} in org {org:?}"
+            ))
+        })?;
+        Ok((env, store.clone()))
+    }
+
+    pub(super) async fn upload<B>(
+        &self,
+        org: &str,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        body: B,
+    ) -> Result<Response<Body>, Problem>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.authorize_api(org, headers)?;
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let boundary = multer::parse_boundary(content_type).map_err(|_| {
+            Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media",
+                "Not a form upload",
+                "send the video as multipart/form-data, in a field named video",
+            )
+        })?;
+        let query_env = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .find(|(k, _)| k == "env")
+            .map(|(_, v)| v.into_owned());
+        // A body announced larger than the store takes is refused unread.
+        let (_, store) = self.upload_store(org, query_env.as_deref())?;
+        let announced = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > store.max_upload_bytes() + FORM_OVERHEAD) {
+            return Err(too_large(&StoreError::TooLarge {
+                max: store.max_upload_bytes(),
+            }));
+        }
+
+        let stream = BodyStream::new(body).filter_map(|frame| {
+            let item: Option<Result<Bytes, Box<dyn std::error::Error + Send + Sync>>> = match frame
+            {
+                Ok(frame) => frame.into_data().ok().map(Ok),
+                Err(e) => Some(Err(e.into())),
+            };
+            std::future::ready(item)
+        });
+        let mut multipart = multer::Multipart::new(
+            Box::pin(stream)
+                as std::pin::Pin<
+                    Box<
+                        dyn futures_util::Stream<
+                                Item = Result<Bytes, Box<dyn std::error::Error + Send + Sync>>,
+                            > + Send,
+                    >,
+                >,
+            boundary,
+        );
+        let malformed = |e: multer::Error| {
+            field_error(
+                "body",
+                "",
+                format!("the multipart body could not be read: {e}"),
+            )
+        };
+        let mut fields: HashMap<String, String> = HashMap::new();
+        let mut video: Option<(String, Arc<ObjectStore>, Staged)> = None;
+        let mut parts = 0;
+        while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
+            parts += 1;
+            if parts > MAX_PARTS {
+                return Err(field_error(
+                    "body",
+                    "",
+                    format!("at most {MAX_PARTS} form fields"),
+                ));
+            }
+            let name = field.name().unwrap_or_default().to_owned();
+            if field.file_name().is_some() || name == "video" {
+                if name != "video" {
+                    return Err(field_error(
+                        &format!("form.{name}"),
+                        "",
+                        "files are taken only in the field video",
+                    ));
+                }
+                if video.is_some() {
+                    return Err(field_error("form.video", "", "send exactly one video file"));
+                }
+                let env = fields.get("env").cloned().or_else(|| query_env.clone());
+                let (env, store) = self.upload_store(org, env.as_deref())?;
+                let mut incoming = store.begin().await.map_err(|e| store_problem(&e))?;
+                while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                    incoming
+                        .write(&chunk)
+                        .await
+                        .map_err(|e| store_problem(&e))?;
+                }
+                if incoming.size() == 0 {
+                    return Err(field_error("form.video", "", "the video file is empty"));
+                }
+                let staged = incoming.finish().await.map_err(|e| store_problem(&e))?;
+                video = Some((env, store, staged));
+            } else {
+                let mut text = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                    if text.len() + chunk.len() > MAX_FIELD_BYTES {
+                        return Err(field_error(
+                            &format!("form.{name}"),
+                            "",
+                            format!("form fields are limited to {MAX_FIELD_BYTES} bytes"),
+                        ));
+                    }
+                    text.extend_from_slice(&chunk);
+                }
+                let text = String::from_utf8(text).map_err(|_| {
+                    field_error(
+                        &format!("form.{name}"),
+                        "",
+                        "form fields must be UTF-8 text",
+                    )
+                })?;
+                fields.insert(name, text);
+            }
+        }
+        let Some((env, store, staged)) = video else {
+            return Err(field_error(
+                "form.video",
+                "",
+                "no video: send the file in a multipart field named video",
+            ));
+        };
+        let form = parse_form(&fields)?;
+        if let Some(url) = &form.webhook_url {
+            self.jobs
+                .check_webhook(org, url)
+                .map_err(|e| Problem::from(&e))?;
+        }
+        let probe = self
+            .renderer
+            .check_file(staged.path())
+            .await
+            .map_err(|e| Problem::from(&e))?;
+        let duration = probe.duration_secs;
+        let time_secs = match (form.time_secs, duration) {
+            (Some(t), Some(d)) if t > d + 0.0005 => {
+                return Err(Problem::from(&crate::jobs::JobError::PastEnd {
+                    requested_ms: (t * 1000.0).round() as u64,
+                    duration_ms: (d * 1000.0).round() as u64,
+                }))
+            }
+            (Some(t), _) => t,
+            (None, Some(d)) => DEFAULT_TIME_SECS.min(d),
+            (None, None) => DEFAULT_TIME_SECS,
+        };
+        let store_for_commit = store.clone();
+        let (key, new) = tokio::task::spawn_blocking(move || store_for_commit.commit(staged))
+            .await
+            .map_err(|_| store_problem(&StoreError::Io("commit task failed".into())))?
+            .map_err(|e| store_problem(&e))?;
+
+        let time_us = request::seconds_to_us(time_secs);
+        let params = Params {
+            width: form.size.map(|s| s.0),
+            height: form.size.map(|s| s.1),
+            time_us: Some(time_us),
+            fit: form.fit,
+            quality: form.quality,
+        };
+        let job = JobRequest {
+            thumbnail: ThumbnailRequest {
+                org: org.to_owned(),
+                env: env.clone(),
+                key: key.clone(),
+                spec: params.to_spec(form.format),
+            },
+            client_id: form.client_id,
+            webhook_url: form.webhook_url,
+            timeout_ms: None,
+            timestamp_ms: Some(time_us / 1000),
+        };
+        let record = match self.jobs.submit_request(job, Shape::Thumbd).await {
+            Ok((record, _)) => record,
+            Err(e) => {
+                // Not accepted: an object stored only for it goes again.
+                if new {
+                    let k = key.clone();
+                    let _ = tokio::task::spawn_blocking(move || store.remove(&k)).await;
+                }
+                return Err(Problem::from(&e));
+            }
+        };
+        let record = self.maybe_wait(record, headers).await?;
+        let status = if record.status == Status::Completed || record.status == Status::Failed {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        };
+        let mut doc = shapes::thumbd(&record);
+        let extra = json!({
+            "job_id": record.id,
+            "key": key,
+            "env": env,
+            "stored": if new { "new" } else { "existing" },
+            "duration": duration,
+        });
+        if let (Value::Object(doc), Value::Object(extra)) = (&mut doc, extra) {
+            doc.extend(extra);
+        }
+        Ok(json_response(status, &json!({ "body": doc })))
+    }
+}
+
+fn too_large(e: &StoreError) -> Problem {
+    // The rest of the body is not read: the connection closes after this.
+    Problem::from(e).with_header("connection", "close")
+}
+
+fn store_problem(e: &StoreError) -> Problem {
+    match e {
+        StoreError::TooLarge { .. } => too_large(e),
+        StoreError::Io(cause) => {
+            tracing::error!(error = %cause, "upload store failed");
+            Problem::from(e)
+        }
+        _ => Problem::from(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("320x180"), Some((320, 180)));
+        assert_eq!(parse_size("64X64"), Some((64, 64)));
+        for bad in [
+            "0x0", "x", "99999x1", "320", "320x", "x180", "-1x5", "1.5x2",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn form_errors_name_each_field() {
+        let fields: HashMap<String, String> = [
+            ("time", "soon"),
+            ("size", "0x0"),
+            ("format", "gif"),
+            ("quality", "101"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let problem = parse_form(&fields).err().unwrap();
+        let locations: Vec<_> = problem.errors.iter().map(|e| e.location.as_str()).collect();
+        assert_eq!(
+            locations,
+            ["form.time", "form.size", "form.format", "form.quality"]
+        );
+        let ok = parse_form(&HashMap::new()).ok().unwrap();
+        assert_eq!(
+            (ok.time_secs, ok.size, ok.format),
+            (None, None, Format::Webp)
+        );
+    }
+}

@@ -23,7 +23,7 @@ BENCH_PACKAGES := ffmpeg nginx-light wrk python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run test test-cdn bench bench-hits build release deps test-deps browser-deps contract-venv check-rust lint fmt samples clean-fixtures
+.PHONY: run test test-cdn bench bench-hits bench-upload build release deps test-deps browser-deps contract-venv check-rust lint fmt samples clean-fixtures
 
 ## run: install what is missing, build, and serve the embedded default config
 run: deps check-rust
@@ -45,6 +45,12 @@ bench-hits: deps check-rust
 	@$(call install,$(BENCH_PACKAGES))
 	$(CARGO) build --release --locked
 	/usr/bin/python3 bench/hits.py $(ARGS)
+
+## bench-upload: time to accept 10 MB and 100 MB uploads, and thumbd's peak RSS for each
+bench-upload: deps check-rust
+	@$(call install,$(BENCH_PACKAGES) curl)
+	$(CARGO) build --release --locked
+	/usr/bin/python3 bench/upload.py $(ARGS)
 
 build: deps check-rust
 	$(CARGO) build --locked

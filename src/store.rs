@@ -45,6 +45,9 @@ pub struct ObjectStore {
     settings: StoreConfig,
     /// Bytes of the objects held; updated under the lock by commits and sweeps.
     used: Mutex<u64>,
+    /// Bytes of uploads being received: counted against the quota as they
+    /// arrive, so concurrent uploads cannot fill the disk past it.
+    incoming_bytes: AtomicU64,
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -70,6 +73,7 @@ impl ObjectStore {
             incoming,
             settings,
             used: Mutex::new(used),
+            incoming_bytes: AtomicU64::new(0),
         })
     }
 
@@ -100,6 +104,7 @@ impl ObjectStore {
             hasher: Sha256::new(),
             size: 0,
             max: self.settings.max_upload_bytes,
+            store: self.clone(),
         })
     }
 
@@ -190,15 +195,31 @@ pub struct Incoming {
     hasher: Sha256,
     size: u64,
     max: u64,
+    store: Arc<ObjectStore>,
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        self.store
+            .incoming_bytes
+            .fetch_sub(self.size, Ordering::Relaxed);
+    }
 }
 
 impl Incoming {
     /// Appends bytes; past the limit the upload is refused (and its file
-    /// removed when this is dropped).
+    /// removed when this is dropped), as it is when the store's quota
+    /// cannot hold it with the objects held and the other uploads under way.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
-        self.size += chunk.len() as u64;
+        let n = chunk.len() as u64;
+        self.size += n;
+        let incoming = self.store.incoming_bytes.fetch_add(n, Ordering::Relaxed) + n;
         if self.size > self.max {
             return Err(StoreError::TooLarge { max: self.max });
+        }
+        let quota = self.store.settings.quota_bytes;
+        if self.store.used_bytes() + incoming > quota {
+            return Err(StoreError::Full { quota });
         }
         self.hasher.update(chunk);
         let file = self.file.as_mut().expect("open until finished");
@@ -221,6 +242,8 @@ impl Incoming {
             size: self.size,
             temp: TempFile(self.temp.0.take()),
         })
+        // Dropped here: the bytes no longer count as incoming; the commit
+        // counts them as held.
     }
 }
 
@@ -361,15 +384,36 @@ mod tests {
         let mut up = store.begin().await.unwrap();
         up.write(b"1234567").await.unwrap();
         store.commit(up.finish().await.unwrap()).unwrap();
+        // Past the quota while streaming: refused before it is all written.
         let mut up = store.begin().await.unwrap();
-        up.write(b"abcdefg").await.unwrap();
-        let staged = up.finish().await.unwrap();
         assert!(matches!(
-            store.commit(staged),
+            up.write(b"abcdefg").await,
+            Err(StoreError::Full { quota: 12 })
+        ));
+        drop(up);
+        // Two uploads under way cannot together pass the quota either.
+        let mut a = store.begin().await.unwrap();
+        a.write(b"abc").await.unwrap();
+        let mut b = store.begin().await.unwrap();
+        assert!(matches!(
+            b.write(b"defg").await,
+            Err(StoreError::Full { quota: 12 })
+        ));
+        drop((a, b));
+        // Checked at the commit too: two finished uploads that each fit.
+        let mut a = store.begin().await.unwrap();
+        a.write(b"abcde").await.unwrap();
+        let a = a.finish().await.unwrap();
+        let mut b = store.begin().await.unwrap();
+        b.write(b"fghij").await.unwrap();
+        let b = b.finish().await.unwrap();
+        store.commit(a).unwrap();
+        assert!(matches!(
+            store.commit(b),
             Err(StoreError::Full { quota: 12 })
         ));
         assert_eq!(files(&dir.path().join("incoming")), 0);
-        assert_eq!(files(&dir.path().join("objects")), 1);
+        assert_eq!(files(&dir.path().join("objects")), 2);
     }
 
     #[tokio::test]

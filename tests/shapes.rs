@@ -440,7 +440,7 @@ async fn bad_uploads_leave_no_job_no_file_and_no_connection() {
     let t = Thumbd::start(&config(data.path(), &source, None, "")).await;
     let video = read("h264_faststart.mp4");
     let cases: Vec<(&str, Vec<Part>, u16, &str)> = vec![
-        ("no file", vec![Part::Text("time", "1")], 400, "form.video"),
+        ("no file", vec![Part::Text("time", "1")], 400, "body.video"),
         (
             "two files",
             vec![
@@ -448,13 +448,13 @@ async fn bad_uploads_leave_no_job_no_file_and_no_connection() {
                 Part::File("video", "b.mp4", video.clone()),
             ],
             400,
-            "form.video",
+            "body.video",
         ),
         (
             "a file in another field",
             vec![Part::File("file", "a.mp4", video.clone())],
             400,
-            "form.file",
+            "body.file",
         ),
         (
             "not a video",
@@ -494,7 +494,7 @@ async fn bad_uploads_leave_no_job_no_file_and_no_connection() {
             "empty",
             vec![Part::File("video", "e.mp4", Vec::new())],
             400,
-            "form.video",
+            "body.video",
         ),
     ];
     let mut all = cases;
@@ -506,7 +506,7 @@ async fn bad_uploads_leave_no_job_no_file_and_no_connection() {
                 Part::Text("size", size),
             ],
             400,
-            "form.size",
+            "body.size",
         ));
     }
     all.push((
@@ -525,7 +525,7 @@ async fn bad_uploads_leave_no_job_no_file_and_no_connection() {
             Part::Text("webhook_url", "http://203.0.113.9/hook"),
         ],
         400,
-        "body.webhookUrl",
+        "body.webhook_url",
     ));
     for (what, parts, status, location) in &all {
         let (got, body) = upload(&t, KEY_A, parts).await;

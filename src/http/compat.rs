@@ -163,7 +163,7 @@ impl App {
         if let Some(url) = &webhook_url {
             self.jobs
                 .check_webhook(&org, url)
-                .map_err(|e| Problem::from(&e))?;
+                .map_err(|e| invalid("webhook_url", e.to_string()))?;
         }
         // Shape, prefix and literal addresses first: a refused URL costs no request.
         let policy = self.renderer.url_policy(&org).ok_or_else(|| {

@@ -74,7 +74,7 @@ fn parse_form(fields: &HashMap<String, String>) -> Result<Form, Problem> {
     let mut bad = |name: &str, value: &str, message: &str| {
         errors.push(FieldError {
             message: message.into(),
-            location: format!("form.{name}"),
+            location: format!("body.{name}"),
             value: value.into(),
         })
     };
@@ -244,13 +244,13 @@ impl App {
             if field.file_name().is_some() || name == "video" {
                 if name != "video" {
                     return Err(field_error(
-                        &format!("form.{name}"),
+                        &format!("body.{name}"),
                         "",
                         "files are taken only in the field video",
                     ));
                 }
                 if video.is_some() {
-                    return Err(field_error("form.video", "", "send exactly one video file"));
+                    return Err(field_error("body.video", "", "send exactly one video file"));
                 }
                 let env = fields.get("env").cloned().or_else(|| query_env.clone());
                 let (env, store) = self.upload_store(org, env.as_deref())?;
@@ -262,7 +262,7 @@ impl App {
                         .map_err(|e| store_problem(&e))?;
                 }
                 if incoming.size() == 0 {
-                    return Err(field_error("form.video", "", "the video file is empty"));
+                    return Err(field_error("body.video", "", "the video file is empty"));
                 }
                 let staged = incoming.finish().await.map_err(|e| store_problem(&e))?;
                 video = Some((env, store, staged));
@@ -271,7 +271,7 @@ impl App {
                 while let Some(chunk) = field.chunk().await.map_err(malformed)? {
                     if text.len() + chunk.len() > MAX_FIELD_BYTES {
                         return Err(field_error(
-                            &format!("form.{name}"),
+                            &format!("body.{name}"),
                             "",
                             format!("form fields are limited to {MAX_FIELD_BYTES} bytes"),
                         ));
@@ -280,7 +280,7 @@ impl App {
                 }
                 let text = String::from_utf8(text).map_err(|_| {
                     field_error(
-                        &format!("form.{name}"),
+                        &format!("body.{name}"),
                         "",
                         "form fields must be UTF-8 text",
                     )
@@ -290,7 +290,7 @@ impl App {
         }
         let Some((env, store, staged)) = video else {
             return Err(field_error(
-                "form.video",
+                "body.video",
                 "",
                 "no video: send the file in a multipart field named video",
             ));
@@ -299,7 +299,7 @@ impl App {
         if let Some(url) = &form.webhook_url {
             self.jobs
                 .check_webhook(org, url)
-                .map_err(|e| Problem::from(&e))?;
+                .map_err(|e| field_error("body.webhook_url", url, e.to_string()))?;
         }
         let probe = self
             .renderer
@@ -383,12 +383,12 @@ fn too_large(e: &StoreError) -> Problem {
 
 fn store_problem(e: &StoreError) -> Problem {
     match e {
-        StoreError::TooLarge { .. } => too_large(e),
+        // Refused mid-stream: the rest of the body is not read.
+        StoreError::TooLarge { .. } | StoreError::Full { .. } => too_large(e),
         StoreError::Io(cause) => {
             tracing::error!(error = %cause, "upload store failed");
             Problem::from(e)
         }
-        _ => Problem::from(e),
     }
 }
 
@@ -422,7 +422,7 @@ mod tests {
         let locations: Vec<_> = problem.errors.iter().map(|e| e.location.as_str()).collect();
         assert_eq!(
             locations,
-            ["form.time", "form.size", "form.format", "form.quality"]
+            ["body.time", "body.size", "body.format", "body.quality"]
         );
         let ok = parse_form(&HashMap::new()).ok().unwrap();
         assert_eq!(

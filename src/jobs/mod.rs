@@ -621,7 +621,10 @@ fn is_transient(e: &RenderError) -> bool {
     match e {
         RenderError::Busy(PoolError::Full { .. }) => true,
         RenderError::Media(MediaError::Timeout) => true,
-        RenderError::Media(MediaError::Source(s)) => !matches!(s, SourceError::NotFound),
+        RenderError::Media(MediaError::Source(s)) => !matches!(
+            s,
+            SourceError::NotFound | SourceError::Forbidden(_) | SourceError::Replaced
+        ),
         _ => false,
     }
 }

@@ -88,6 +88,9 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// How long a client may take to send its request head, in seconds.
     pub header_read_timeout_secs: u64,
+    /// How long an upload's body may stall (no bytes arriving) before it is
+    /// refused with 408 and its bytes removed, in seconds.
+    pub body_idle_timeout_secs: u64,
     /// Serve the demo page at `/` (a gallery of the configured `file:`
     /// samples and a URL builder). On in the embedded default; off unless
     /// set, so a production config does not expose it by accident.
@@ -105,6 +108,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 25,
             max_header_bytes: 16 * 1024,
             header_read_timeout_secs: 10,
+            body_idle_timeout_secs: 30,
             demo_page: false,
         }
     }
@@ -117,6 +121,10 @@ impl ServerConfig {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn body_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_idle_timeout_secs)
     }
 }
 
@@ -505,8 +513,11 @@ impl Config {
                 "server.max_header_bytes must be between 8192 and 1048576 (bytes)".into(),
             );
         }
-        if self.server.header_read_timeout_secs == 0 {
-            return invalid("server.header_read_timeout_secs must be at least 1".into());
+        if self.server.header_read_timeout_secs == 0 || self.server.body_idle_timeout_secs == 0 {
+            return invalid(
+                "server.header_read_timeout_secs and server.body_idle_timeout_secs must be at least 1"
+                    .into(),
+            );
         }
         if self.render.timeout_secs == 0 {
             return invalid("render.timeout_secs must be at least 1".into());

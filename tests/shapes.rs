@@ -36,6 +36,7 @@ fn config(data: &Path, source: &SourceServer, hook: Option<SocketAddr>, extra: &
         r#"
 [server]
 shutdown_delay_secs = 0
+body_idle_timeout_secs = 1
 [fetch]
 initial_read_bytes = 65536
 [jobs]
@@ -585,6 +586,27 @@ async fn bad_uploads_leave_no_job_no_file_and_no_connection() {
     .await
     .unwrap();
     assert_eq!((code, closed), (413, true));
+
+    // A body that stalls is refused (the test's idle limit is 1 s) and closed.
+    let stalled = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let started = std::time::Instant::now();
+        let head = format!(
+            "POST /v1/api/a/uploads HTTP/1.1\r\nHost: {addr}\r\nX-Api-Key: {KEY_A}\r\n\
+             Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n\
+             --b\r\nContent-Disposition: form-data; name=\"video\"; filename=\"v.mp4\"\r\n\r\n\
+             some bytes, and then nothing"
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let mut response = String::new();
+        let _ = s.read_to_string(&mut response);
+        (response, started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(stalled.0.starts_with("HTTP/1.1 408"), "{}", stalled.0);
+    assert!(stalled.1 < Duration::from_secs(10), "{:?}", stalled.1);
 
     // Nothing was kept, nothing was queued, and thumbd still serves.
     assert!(files_in(&data.path().join("store/objects")).is_empty());

@@ -228,10 +228,25 @@ impl App {
                 format!("the multipart body could not be read: {e}"),
             )
         };
+        let idle = self.server_settings().body_idle_timeout();
+        // Every read of the body waits at most `idle` for bytes.
+        let stalled = || {
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "upload-timeout",
+                "Upload stalled",
+                format!("no bytes of the upload arrived for {} s", idle.as_secs()),
+            )
+            .with_header("connection", "close")
+        };
         let mut fields: HashMap<String, String> = HashMap::new();
         let mut video: Option<(String, Arc<ObjectStore>, Staged)> = None;
         let mut parts = 0;
-        while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
+        while let Some(mut field) = tokio::time::timeout(idle, multipart.next_field())
+            .await
+            .map_err(|_| stalled())?
+            .map_err(malformed)?
+        {
             parts += 1;
             if parts > MAX_PARTS {
                 return Err(field_error(
@@ -255,7 +270,11 @@ impl App {
                 let env = fields.get("env").cloned().or_else(|| query_env.clone());
                 let (env, store) = self.upload_store(org, env.as_deref())?;
                 let mut incoming = store.begin().await.map_err(|e| store_problem(&e))?;
-                while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
+                    .await
+                    .map_err(|_| stalled())?
+                    .map_err(malformed)?
+                {
                     incoming
                         .write(&chunk)
                         .await
@@ -268,7 +287,11 @@ impl App {
                 video = Some((env, store, staged));
             } else {
                 let mut text = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
+                    .await
+                    .map_err(|_| stalled())?
+                    .map_err(malformed)?
+                {
                     if text.len() + chunk.len() > MAX_FIELD_BYTES {
                         return Err(field_error(
                             &format!("body.{name}"),

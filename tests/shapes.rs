@@ -1117,3 +1117,77 @@ async fn prefer_wait_answers_a_thumbd_job_when_done() {
     let r = read_pattern(&bytes);
     assert_eq!((r.frame, r.width, r.height), (25, 80, 48));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_upload_leaves_nothing_visible() {
+    let data = tempfile::tempdir().unwrap();
+    let source = SourceServer::start(fixtures()).await;
+    let port = common::free_port();
+    let config_file = data.path().join("thumbd.toml");
+    let text = config(data.path(), &source, None, "")
+        .replace("body_idle_timeout_secs = 1", "body_idle_timeout_secs = 60");
+    std::fs::write(
+        &config_file,
+        format!("{text}\n").replacen(
+            "[server]\n",
+            &format!("[server]\npublic_base_url = \"http://127.0.0.1:{port}\"\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let log = data.path().join("thumbd.log");
+    let mut p = common::Proc::thumbd(Some(&config_file), port, &[], log.clone()).await;
+    // Half an upload, then thumbd dies with it in flight.
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let video = read("h264_faststart.mp4");
+    let head = format!(
+        "POST /v1/api/a/uploads HTTP/1.1\r\nHost: {addr}\r\nX-Api-Key: {KEY_A}\r\n\
+         Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {}\r\n\r\n\
+         --b\r\nContent-Disposition: form-data; name=\"video\"; filename=\"v.mp4\"\r\n\r\n",
+        video.len() + 200
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&video[..video.len() / 2]).unwrap();
+    let incoming = data.path().join("store/incoming");
+    for _ in 0..100 {
+        if files_in(&incoming)
+            .iter()
+            .any(|f| f.metadata().unwrap().len() > 0)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(files_in(&incoming).len(), 1, "the upload is being received");
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    drop(p);
+    drop(s);
+    let objects = data.path().join("store/objects");
+    assert!(
+        files_in(&objects).is_empty(),
+        "nothing visible after the crash"
+    );
+    // The next start removes the half upload; the same video uploads whole.
+    let _p = common::Proc::thumbd(Some(&config_file), port, &[], log).await;
+    assert!(files_in(&incoming).is_empty());
+    let resp = client()
+        .post(format!("http://{addr}/v1/api/a/uploads"))
+        .header("x-api-key", KEY_A)
+        .header(
+            "content-type",
+            multipart(&[Part::File("video", "v.mp4", video.clone())]).0,
+        )
+        .body(multipart(&[Part::File("video", "v.mp4", video)]).1)
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = json_of(resp).await;
+    assert_eq!(
+        (status, v["body"]["stored"].as_str()),
+        (202, Some("new")),
+        "{v}"
+    );
+    assert_eq!(files_in(&objects).len(), 1);
+}

@@ -588,6 +588,34 @@ impl Config {
                 }
             }
         }
+        // An API key names its org (routes without an org in the path), and
+        // a store folder belongs to one environment (its quota, its files).
+        let mut keys = std::collections::HashMap::new();
+        let mut folders = std::collections::HashMap::new();
+        for (org_id, org) in &self.orgs {
+            for key in &org.api_keys {
+                if let Some(other) = keys.insert(key.as_str(), org_id.as_str()) {
+                    if other != org_id {
+                        return invalid(format!(
+                            "orgs {other:?} and {org_id:?} share an API key; each key must belong to one org"
+                        ));
+                    }
+                }
+            }
+            for (env_id, env) in &org.envs {
+                if let Ok(crate::source::SourceTemplate::Store(dir)) =
+                    crate::source::SourceTemplate::parse(&env.source, &self.base_dir)
+                {
+                    let at = format!("orgs.{org_id}.envs.{env_id}");
+                    if let Some(other) = folders.insert(dir.clone(), at.clone()) {
+                        return invalid(format!(
+                            "{other} and {at} use the same store folder {}; give each its own",
+                            dir.display()
+                        ));
+                    }
+                }
+            }
+        }
         // Key material is read and checked here, so a bad key fails start-up.
         crate::auth::Verifier::new(self).map_err(ConfigError::Invalid)?;
         Ok(())
@@ -673,6 +701,42 @@ mod tests {
         assert!(load("[jobs]\nshutdown_grace_secs = 3\n").is_err());
         assert_eq!(LogFormat::parse(" JSON "), Some(LogFormat::Json));
         assert_eq!(LogFormat::parse("xml"), None);
+    }
+
+    #[test]
+    fn keys_and_store_folders_belong_to_one_org() {
+        let load = |text: &str| Config::from_toml(text, Path::new("/srv"));
+        let shared_key = "[orgs.a]\napi_keys = [\"k-0123456789abcdef\"]\n\
+                          [orgs.b]\napi_keys = [\"k-0123456789abcdef\"]\n";
+        assert!(load(shared_key)
+            .unwrap_err()
+            .to_string()
+            .contains("share an API key"));
+        let shared_store = "[orgs.a.envs.up]\nsource = \"store:data/up\"\n\
+                            [orgs.b.envs.up]\nsource = \"store:data/up\"\n";
+        assert!(load(shared_store)
+            .unwrap_err()
+            .to_string()
+            .contains("same store folder"));
+        let c = load(
+            "[orgs.a]\nupload_env = \"up\"\n[orgs.a.envs.up]\nsource = \"store:data/a\"\n\
+             [orgs.a.envs.up.store]\nmax_upload_bytes = 10\n\
+             [orgs.b.envs.up]\nsource = \"store:data/b\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.orgs["a"].upload_env(), Some("up"));
+        assert_eq!(c.orgs["b"].upload_env(), Some("up"), "the only store env");
+        assert_eq!(c.orgs["a"].envs["up"].store.max_upload_bytes, 10);
+        assert!(load("[orgs.a]\nupload_env = \"x\"\n").is_err());
+        assert!(load("[orgs.a.envs.up]\nsource = \"store:{key}\"\n").is_err());
+        let urls = "[orgs.a]\nvideo_url_prefixes = [\"ftp://x/\"]\n";
+        assert!(load(urls).is_err());
+        let clash = "[orgs.a]\nvideo_url_prefixes = [\"https://m.example.com/\"]\n\
+                     [orgs.a.envs.url]\nsource = \"file:v/{key}\"\n";
+        assert!(load(clash)
+            .unwrap_err()
+            .to_string()
+            .contains("video_url_env"));
     }
 
     #[test]

@@ -43,11 +43,26 @@ pub struct ObjectStore {
     objects: PathBuf,
     incoming: PathBuf,
     settings: StoreConfig,
-    /// Bytes of the objects held; updated under the lock by commits and sweeps.
-    used: Mutex<u64>,
-    /// Bytes of uploads being received: counted against the quota as they
-    /// arrive, so concurrent uploads cannot fill the disk past it.
+    /// Bytes of the objects held.
+    used: AtomicU64,
+    /// Bytes of uploads received or being received and not yet committed:
+    /// counted against the quota as they arrive, so concurrent uploads
+    /// cannot fill the disk past it.
     incoming_bytes: AtomicU64,
+    /// Commits per key since start, under the lock that orders commits,
+    /// removals and sweeps: an object is removed for a refused job only if
+    /// no other upload committed it since.
+    commits: Mutex<HashMap<String, u64>>,
+}
+
+/// A committed upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub key: String,
+    /// False: the same bytes were already stored.
+    pub new: bool,
+    /// Which commit of the key this was (for [`ObjectStore::remove`]).
+    pub generation: u64,
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -72,8 +87,9 @@ impl ObjectStore {
             objects,
             incoming,
             settings,
-            used: Mutex::new(used),
+            used: AtomicU64::new(used),
             incoming_bytes: AtomicU64::new(0),
+            commits: Mutex::new(HashMap::new()),
         })
     }
 
@@ -83,7 +99,7 @@ impl ObjectStore {
 
     /// Bytes of the objects held.
     pub fn used_bytes(&self) -> u64 {
-        *self.used.lock().expect("not poisoned")
+        self.used.load(Ordering::Relaxed)
     }
 
     /// Where the object `key` lives.
@@ -108,43 +124,53 @@ impl ObjectStore {
         })
     }
 
-    /// Makes a checked upload visible under its key. Returns the key and
-    /// whether the object is new (false: the same bytes were stored
-    /// before; the temporary copy is dropped and the object's retention
-    /// starts again). Blocking.
-    pub fn commit(&self, mut staged: Staged) -> Result<(String, bool), StoreError> {
+    /// Makes a checked upload visible under its key (if the same bytes
+    /// were stored before, the temporary copy is dropped and the object's
+    /// retention starts again). Blocking.
+    pub fn commit(&self, mut staged: Staged) -> Result<Committed, StoreError> {
         let target = self.objects.join(&staged.key);
-        let mut used = self.used.lock().expect("not poisoned");
-        if target.is_file() {
+        let mut commits = self.commits.lock().expect("not poisoned");
+        let existed = target.is_file();
+        if existed {
             let _ = std::fs::File::options()
                 .write(true)
                 .open(&target)
                 .and_then(|f| f.set_modified(SystemTime::now()));
-            return Ok((staged.key.clone(), false));
+        } else {
+            if self.used_bytes() + staged.size > self.settings.quota_bytes {
+                return Err(StoreError::Full {
+                    quota: self.settings.quota_bytes,
+                });
+            }
+            let temp = staged.temp.0.take().expect("a staged upload has its file");
+            std::fs::rename(&temp, &target).map_err(io_err)?;
+            // The rename itself reaches the disk before the job naming it.
+            if let Ok(dir) = std::fs::File::open(&self.objects) {
+                let _ = dir.sync_all();
+            }
+            self.used.fetch_add(staged.size, Ordering::Relaxed);
         }
-        if *used + staged.size > self.settings.quota_bytes {
-            return Err(StoreError::Full {
-                quota: self.settings.quota_bytes,
-            });
-        }
-        let temp = staged.temp.0.take().expect("a staged upload has its file");
-        std::fs::rename(&temp, &target).map_err(io_err)?;
-        // The rename itself reaches the disk before the job naming it.
-        if let Ok(dir) = std::fs::File::open(&self.objects) {
-            let _ = dir.sync_all();
-        }
-        *used += staged.size;
-        Ok((staged.key.clone(), true))
+        let generation = commits.entry(staged.key.clone()).or_default();
+        *generation += 1;
+        Ok(Committed {
+            key: staged.key.clone(),
+            new: !existed,
+            generation: *generation,
+        })
     }
 
-    /// Removes an object (an upload whose job was refused after all).
+    /// Removes an object stored for a job that was then refused, unless
+    /// another upload committed it since (`generation` is the commit's).
     /// Blocking.
-    pub fn remove(&self, key: &str) {
-        let path = self.objects.join(key);
+    pub fn remove(&self, committed: &Committed) {
+        let commits = self.commits.lock().expect("not poisoned");
+        if commits.get(&committed.key) != Some(&committed.generation) {
+            return;
+        }
+        let path = self.objects.join(&committed.key);
         if let Ok(meta) = std::fs::metadata(&path) {
             if std::fs::remove_file(&path).is_ok() {
-                let mut used = self.used.lock().expect("not poisoned");
-                *used = used.saturating_sub(meta.len());
+                self.used.fetch_sub(meta.len(), Ordering::Relaxed);
             }
         }
     }
@@ -156,21 +182,35 @@ impl ObjectStore {
             return 0;
         }
         let keep = Duration::from_secs(self.settings.retention_days * 86_400);
+        let is_old = |path: &Path| {
+            std::fs::metadata(path)
+                .ok()
+                .filter(|m| m.is_file())
+                .filter(|m| {
+                    m.modified()
+                        .ok()
+                        .and_then(|t| now.duration_since(t).ok())
+                        .is_some_and(|age| age > keep)
+                })
+        };
         let Ok(entries) = std::fs::read_dir(&self.objects) else {
             return 0;
         };
         let mut removed = 0;
         for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            let old = meta
-                .modified()
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .is_some_and(|age| age > keep);
-            if meta.is_file() && old && std::fs::remove_file(entry.path()).is_ok() {
-                let mut used = self.used.lock().expect("not poisoned");
-                *used = used.saturating_sub(meta.len());
-                removed += 1;
+            let path = entry.path();
+            if is_old(&path).is_none() {
+                continue;
+            }
+            // Looked at again under the lock: an upload of the same bytes
+            // may have just renewed it.
+            let mut commits = self.commits.lock().expect("not poisoned");
+            if let Some(meta) = is_old(&path) {
+                if std::fs::remove_file(&path).is_ok() {
+                    self.used.fetch_sub(meta.len(), Ordering::Relaxed);
+                    commits.remove(entry.file_name().to_string_lossy().as_ref());
+                    removed += 1;
+                }
             }
         }
         removed
@@ -200,6 +240,7 @@ pub struct Incoming {
 
 impl Drop for Incoming {
     fn drop(&mut self) {
+        // What is reserved: the bytes written, unless `finish` handed them on.
         self.store
             .incoming_bytes
             .fetch_sub(self.size, Ordering::Relaxed);
@@ -237,13 +278,15 @@ impl Incoming {
         file.get_mut().sync_all().await.map_err(io_err)?;
         drop(file);
         let digest = std::mem::take(&mut self.hasher).finalize();
+        // The reservation moves to the staged upload: its bytes count
+        // against the quota until it is committed (then as held) or dropped.
+        let size = std::mem::take(&mut self.size);
         Ok(Staged {
             key: hex::encode(&digest[..16]),
-            size: self.size,
+            size,
             temp: TempFile(self.temp.0.take()),
+            store: self.store.clone(),
         })
-        // Dropped here: the bytes no longer count as incoming; the commit
-        // counts them as held.
     }
 }
 
@@ -253,6 +296,15 @@ pub struct Staged {
     key: String,
     size: u64,
     temp: TempFile,
+    store: Arc<ObjectStore>,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        self.store
+            .incoming_bytes
+            .fetch_sub(self.size, Ordering::Relaxed);
+    }
 }
 
 impl Staged {
@@ -302,6 +354,14 @@ impl Stores {
 
     pub fn get(&self, org: &str, env: &str) -> Option<&Arc<ObjectStore>> {
         self.stores.get(&(org.to_owned(), env.to_owned()))
+    }
+
+    /// The stores of one org.
+    pub fn of_org<'a>(&'a self, org: &'a str) -> impl Iterator<Item = &'a Arc<ObjectStore>> + 'a {
+        self.stores
+            .iter()
+            .filter(move |((o, _), _)| o == org)
+            .map(|(_, s)| s)
     }
 
     /// Removes objects past their retention in every store, now and then
@@ -360,14 +420,21 @@ mod tests {
             let staged = up.finish().await.unwrap();
             keys.push(store.commit(staged).unwrap());
         }
-        assert_eq!(keys[0].0, keys[1].0);
-        assert_eq!((keys[0].1, keys[1].1), (true, false));
+        assert_eq!(keys[0].key, keys[1].key);
+        assert_eq!((keys[0].new, keys[1].new), (true, false));
+        assert_eq!((keys[0].generation, keys[1].generation), (1, 2));
         assert_eq!(
-            std::fs::read(store.path_of(&keys[0].0)).unwrap(),
+            std::fs::read(store.path_of(&keys[0].key)).unwrap(),
             b"hello video"
         );
         assert_eq!(store.used_bytes(), 11);
         assert_eq!(files(&dir.path().join("incoming")), 0);
+        // The first upload's job refused after the second committed: kept.
+        store.remove(&keys[0]);
+        assert!(store.path_of(&keys[0].key).exists());
+        store.remove(&keys[1]);
+        assert!(!store.path_of(&keys[0].key).exists());
+        assert_eq!(store.used_bytes(), 0);
     }
 
     #[tokio::test]
@@ -400,18 +467,17 @@ mod tests {
             Err(StoreError::Full { quota: 12 })
         ));
         drop((a, b));
-        // Checked at the commit too: two finished uploads that each fit.
+        // A finished upload keeps its room until it is committed or dropped.
         let mut a = store.begin().await.unwrap();
         a.write(b"abcde").await.unwrap();
         let a = a.finish().await.unwrap();
         let mut b = store.begin().await.unwrap();
-        b.write(b"fghij").await.unwrap();
-        let b = b.finish().await.unwrap();
-        store.commit(a).unwrap();
         assert!(matches!(
-            store.commit(b),
+            b.write(b"fghij").await,
             Err(StoreError::Full { quota: 12 })
         ));
+        drop(b);
+        store.commit(a).unwrap();
         assert_eq!(files(&dir.path().join("incoming")), 0);
         assert_eq!(files(&dir.path().join("objects")), 2);
     }
@@ -422,7 +488,7 @@ mod tests {
         let store = Arc::new(ObjectStore::open(dir.path(), settings(100, 1000)).unwrap());
         let mut up = store.begin().await.unwrap();
         up.write(b"kept").await.unwrap();
-        let (key, _) = store.commit(up.finish().await.unwrap()).unwrap();
+        let key = store.commit(up.finish().await.unwrap()).unwrap().key;
         std::fs::write(dir.path().join("incoming/crashed.part"), b"half").unwrap();
         let store = ObjectStore::open(dir.path(), settings(100, 1000)).unwrap();
         assert_eq!(files(&dir.path().join("incoming")), 0);

@@ -50,10 +50,13 @@ webhook_secret = "{WEBHOOK_SECRET}"
 webhook_hosts = [{hosts}]
 video_url_prefixes = ["http://127.0.0.1:{port}/"]
 video_url_private_hosts = ["127.0.0.1"]
+upload_env = "up"
 [orgs.a.envs.up]
 source = "store:{store}"
 [orgs.a.envs.up.store]
 max_upload_bytes = {MAX_UPLOAD}
+[orgs.a.envs.up2]
+source = "store:{store2}"
 [orgs.b]
 api_keys = ["{KEY_B}"]
 video_url_prefixes = ["http://127.0.0.1:{port}/", "http://localhost:{port}/"]
@@ -62,6 +65,7 @@ source = "store:{store_b}"
 "#,
         db = data.join("jobs.db").display(),
         store = data.join("store").display(),
+        store2 = data.join("store2").display(),
         store_b = data.join("store_b").display(),
     )
 }
@@ -347,6 +351,49 @@ async fn an_upload_serves_the_right_frame_and_survives_a_restart() {
     let webm_url = waited["body"]["url"].as_str().unwrap().to_owned();
     let r = read_pattern(&fetch_image(&webm_url).await.2);
     assert_eq!((r.frame, r.width, r.height), (25, 160, 96));
+
+    // Another store of the org, by query or by a field before the file.
+    for (query, parts) in [
+        (
+            "?env=up2",
+            vec![Part::File("video", "a.mov", read("h264.mov"))],
+        ),
+        (
+            "",
+            vec![
+                Part::Text("env", "up2"),
+                Part::File("video", "b.avi", read("mpeg4.avi")),
+            ],
+        ),
+    ] {
+        let (ct, body) = multipart(&parts);
+        let resp = client()
+            .post(t.url(&format!("/v1/api/a/uploads{query}")))
+            .header("x-api-key", KEY_A)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, v) = json_of(resp).await;
+        assert_eq!(
+            (status, v["body"]["env"].as_str()),
+            (202, Some("up2")),
+            "{v}"
+        );
+        let key = v["body"]["key"].as_str().unwrap();
+        assert!(data.path().join("store2/objects").join(key).is_file());
+    }
+    let (status, v) = upload(
+        &t,
+        KEY_A,
+        &[
+            Part::Text("env", "nope"),
+            Part::File("video", "a.mp4", video.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 404, "{v}");
 
     // A restart keeps the objects and the completed jobs; the URLs render again.
     drop(t);
@@ -701,6 +748,30 @@ async fn a_video_url_answers_with_its_thumbnail_reading_only_what_it_needs() {
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "image/jpeg");
     assert_eq!(read_pattern(&bytes).frame, 50);
+
+    // Another caller asking for the same render with a webhook: 202, and
+    // the result POSTed to them with their own id.
+    let (status, v) = api
+        .thumbnail(json!({"video_url": source.url("h264_moov_end.mp4"), "second": 2,
+                          "id": "second-caller", "webhook_url": format!("http://{}/hook", hook.addr)}))
+        .await;
+    assert_eq!(
+        (status, v["id"].as_str()),
+        (202, Some("second-caller")),
+        "{v}"
+    );
+    let mut first_hook = Value::Null;
+    for _ in 0..200 {
+        if let Some((sig, body)) = hook.calls.lock().unwrap().first().cloned() {
+            assert!(signed_by_thumbd(&sig, &body), "signature {sig}");
+            first_hook = serde_json::from_slice(&body).unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(first_hook["id"], "second-caller", "{first_hook}");
+    assert_eq!(first_hook["response"].as_str(), Some(url.as_str()));
+    hook.calls.lock().unwrap().clear();
 
     // A long video is read in ranges, never whole.
     let size = std::fs::metadata(fixtures().join("large.mp4"))

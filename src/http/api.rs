@@ -16,6 +16,8 @@ use super::routes::App;
 use super::Body;
 use crate::auth::Target;
 use crate::jobs::document;
+use crate::jobs::model::Status;
+use crate::jobs::store::JobRecord;
 use crate::problem::Problem;
 use crate::request;
 
@@ -145,14 +147,15 @@ impl RateLimiter {
 pub fn presented_api_key(headers: &HeaderMap) -> Option<&str> {
     for name in ["x-api-key", "apy-token"] {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            return Some(v.trim());
+            if !v.trim().is_empty() {
+                return Some(v.trim());
+            }
         }
     }
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = auth.split_once(' ')?;
+    // Schemes are case-insensitive (RFC 9110 section 11.1).
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }
 
 /// How long the client asks to wait for a job (`Prefer: wait=N`, RFC
@@ -173,6 +176,43 @@ pub fn prefer_wait(headers: &HeaderMap, max: Duration) -> Option<Duration> {
         })
         .map(|secs| Duration::from_secs(secs).min(max))
         .next()
+}
+
+/// The answer's status for a submitted job: 200 once completed (already,
+/// or while the client waited), 202 while pending or running; a job that
+/// failed while the client waited answers with its problem.
+pub(super) fn job_status(record: &JobRecord) -> Result<StatusCode, Problem> {
+    match record.status {
+        Status::Completed => Ok(StatusCode::OK),
+        Status::Pending | Status::Processing => Ok(StatusCode::ACCEPTED),
+        Status::Failed => Err(failed_problem(record)),
+    }
+}
+
+/// The problem a failed job stored, as a call's answer (with its `jobId`).
+pub(super) fn failed_problem(record: &JobRecord) -> Problem {
+    let stored = record.error.as_ref();
+    let field = |name: &str| stored.and_then(|e| e.get(name));
+    let status = field("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = field("detail")
+        .and_then(Value::as_str)
+        .unwrap_or("the thumbnail could not be made");
+    let code = field("type")
+        .and_then(Value::as_str)
+        .and_then(|t| t.strip_prefix("urn:thumbd:problem:"))
+        .unwrap_or("undecodable-video");
+    let title = match status.as_u16() {
+        404 => "Not found",
+        415 => "Unsupported media",
+        422 => "Thumbnail failed",
+        502 => "Source error",
+        504 => "Timed out",
+        _ => "Thumbnail failed",
+    };
+    Problem::new(status, code, title, detail).with_member("jobId", record.id.clone())
 }
 
 pub(super) fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
@@ -218,13 +258,8 @@ impl App {
                     .submit(org, &key, &body)
                     .await
                     .map_err(|e| Problem::from(&e))?;
-                // Finished (already, or while the client waited): 200.
                 let record = self.maybe_wait(record, headers).await?;
-                let status = if record.status.is_final() {
-                    StatusCode::OK
-                } else {
-                    StatusCode::ACCEPTED
-                };
+                let status = job_status(&record)?;
                 Ok(json_response(status, &json!({ "body": document(&record) })))
             }
             ApiCall::Job { org, id } => {
@@ -233,6 +268,7 @@ impl App {
                     .get(org, id)
                     .await
                     .map_err(|e| Problem::from(&e))?;
+                let record = self.maybe_wait(record, headers).await?;
                 Ok(json_response(
                     StatusCode::OK,
                     &json!({ "body": document(&record) }),
@@ -445,8 +481,14 @@ mod tests {
     fn api_keys_and_waits_from_headers() {
         let mut h = HeaderMap::new();
         assert_eq!(presented_api_key(&h), None);
-        h.insert("authorization", "Bearer k1".parse().unwrap());
+        h.insert("authorization", "bearer  k1".parse().unwrap());
         assert_eq!(presented_api_key(&h), Some("k1"));
+        h.insert("x-api-key", " ".parse().unwrap());
+        assert_eq!(
+            presented_api_key(&h),
+            Some("k1"),
+            "an empty key hides nothing"
+        );
         h.insert("apy-token", "k2".parse().unwrap());
         assert_eq!(presented_api_key(&h), Some("k2"));
         h.insert("X-Api-Key", "k3".parse().unwrap());

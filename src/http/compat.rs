@@ -219,7 +219,8 @@ impl App {
             timeout_ms: None,
             timestamp_ms: Some(time_us / 1000),
         };
-        let (record, _) = self
+        let client_id = job.client_id.clone();
+        let (record, new) = self
             .jobs
             .submit_request(job, Shape::VideoUrl)
             .await
@@ -228,7 +229,27 @@ impl App {
                     .with_member("error", format!("MAX_QUEUE_LENGTH ({max}) reached")),
                 _ => Problem::from(&e),
             })?;
-        let record = if webhook_url.is_some() || record.status.is_final() {
+        let accepted = |record: &crate::jobs::store::JobRecord| {
+            json_response(
+                StatusCode::ACCEPTED,
+                &json!({
+                    "job_id": record.id,
+                    "id": client_id,
+                    "message": "processing",
+                    "queue_length": self.jobs.queue_length(),
+                    "max_queue_length": self.jobs.max_queue(),
+                }),
+            )
+        };
+        if let Some(url) = webhook_url {
+            // The same render already made for someone else: this caller's
+            // webhook gets the result all the same.
+            if !new && record.status.is_final() {
+                self.jobs.notify(&record, &url, client_id.clone());
+            }
+            return Ok(accepted(&record));
+        }
+        let record = if record.status.is_final() {
             record
         } else {
             self.jobs
@@ -237,18 +258,14 @@ impl App {
                 .map_err(|e| Problem::from(&e))?
         };
         match record.status {
-            Status::Completed => Ok(json_response(StatusCode::OK, &shapes::video_url(&record))),
-            Status::Failed => Err(failed_problem(&record.error)),
-            Status::Pending | Status::Processing => Ok(json_response(
-                StatusCode::ACCEPTED,
-                &json!({
-                    "job_id": record.id,
-                    "id": record.client_id,
-                    "message": "processing",
-                    "queue_length": self.jobs.queue_length(),
-                    "max_queue_length": self.jobs.max_queue(),
-                }),
-            )),
+            Status::Completed => {
+                let mut doc = shapes::video_url(&record);
+                // This caller's reference, whoever asked for the render first.
+                doc["id"] = client_id.clone().into();
+                Ok(json_response(StatusCode::OK, &doc))
+            }
+            Status::Failed => Err(super::api::failed_problem(&record)),
+            Status::Pending | Status::Processing => Ok(accepted(&record)),
         }
     }
 
@@ -324,6 +341,11 @@ impl App {
                     Problem::not_found(format!("org {org:?} has no upload store"))
                 })?,
             };
+        if let Some(url) = opt_string(obj, "webhook_url")? {
+            self.jobs
+                .check_webhook(&org, &url)
+                .map_err(|e| invalid("webhook_url", e.to_string()))?;
+        }
         let params = Params {
             width,
             height,
@@ -339,7 +361,7 @@ impl App {
                 spec: params.to_spec(format),
             },
             client_id: opt_string(obj, "tag")?,
-            webhook_url: None,
+            webhook_url: opt_string(obj, "webhook_url")?,
             timeout_ms: None,
             timestamp_ms: None,
         };
@@ -381,28 +403,4 @@ impl App {
         };
         result.await.map_err(task_error)
     }
-}
-
-/// The problem a failed job stored, as the call's answer.
-fn failed_problem(stored: &Option<Value>) -> Problem {
-    let status = stored
-        .as_ref()
-        .and_then(|e| e.get("status"))
-        .and_then(Value::as_u64)
-        .and_then(|s| StatusCode::from_u16(s as u16).ok())
-        .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-    let detail = stored
-        .as_ref()
-        .and_then(|e| e.get("detail"))
-        .and_then(Value::as_str)
-        .unwrap_or("the thumbnail could not be made")
-        .to_owned();
-    let code = stored
-        .as_ref()
-        .and_then(|e| e.get("type"))
-        .and_then(Value::as_str)
-        .and_then(|t| t.strip_prefix("urn:thumbd:problem:"))
-        .unwrap_or("job-failed")
-        .to_owned();
-    Problem::new(status, &code, "Thumbnail failed", detail)
 }

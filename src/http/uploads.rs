@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use super::api::json_response;
 use super::routes::App;
 use super::Body;
-use crate::jobs::model::{JobRequest, Status};
+use crate::jobs::model::JobRequest;
 use crate::jobs::shapes::{self, Shape};
 use crate::media::{Fit, Format, MAX_DIMENSION};
 use crate::problem::Problem;
@@ -190,16 +190,27 @@ impl App {
         let query_env = form_urlencoded::parse(query.unwrap_or("").as_bytes())
             .find(|(k, _)| k == "env")
             .map(|(_, v)| v.into_owned());
-        // A body announced larger than the store takes is refused unread.
-        let (_, store) = self.upload_store(org, query_env.as_deref())?;
+        // The most any of the org's stores takes (the one named, else the
+        // default, else the largest: a form field may still name it).
+        let limit = match self.upload_store(org, query_env.as_deref()) {
+            Ok((_, store)) => store.max_upload_bytes(),
+            Err(_) if query_env.is_none() => self
+                .stores
+                .of_org(org)
+                .map(|s| s.max_upload_bytes())
+                .max()
+                .ok_or_else(|| {
+                    Problem::not_found(format!("org {org:?} has no store: environment for uploads"))
+                })?,
+            Err(p) => return Err(p),
+        };
+        // A body announced larger than that is refused unread.
         let announced = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if announced.is_some_and(|n| n > store.max_upload_bytes() + FORM_OVERHEAD) {
-            return Err(too_large(&StoreError::TooLarge {
-                max: store.max_upload_bytes(),
-            }));
+        if announced.is_some_and(|n| n > limit + FORM_OVERHEAD) {
+            return Err(too_large(&StoreError::TooLarge { max: limit }));
         }
 
         let stream = BodyStream::new(body).filter_map(|frame| {
@@ -210,7 +221,11 @@ impl App {
             };
             std::future::ready(item)
         });
-        let mut multipart = multer::Multipart::new(
+        // The whole body is bounded too (what comes before the first
+        // boundary and part headers are buffered by the parser).
+        let constraints = multer::Constraints::new()
+            .size_limit(multer::SizeLimit::new().whole_stream(limit + FORM_OVERHEAD));
+        let mut multipart = multer::Multipart::with_constraints(
             Box::pin(stream)
                 as std::pin::Pin<
                     Box<
@@ -220,8 +235,12 @@ impl App {
                     >,
                 >,
             boundary,
+            constraints,
         );
         let malformed = |e: multer::Error| {
+            if matches!(e, multer::Error::StreamSizeExceeded { .. }) {
+                return too_large(&StoreError::TooLarge { max: limit });
+            }
             field_error(
                 "body",
                 "",
@@ -342,10 +361,11 @@ impl App {
             (None, None) => DEFAULT_TIME_SECS,
         };
         let store_for_commit = store.clone();
-        let (key, new) = tokio::task::spawn_blocking(move || store_for_commit.commit(staged))
+        let committed = tokio::task::spawn_blocking(move || store_for_commit.commit(staged))
             .await
             .map_err(|_| store_problem(&StoreError::Io("commit task failed".into())))?
             .map_err(|e| store_problem(&e))?;
+        let (key, new) = (committed.key.clone(), committed.new);
 
         let time_us = request::seconds_to_us(time_secs);
         let params = Params {
@@ -372,18 +392,13 @@ impl App {
             Err(e) => {
                 // Not accepted: an object stored only for it goes again.
                 if new {
-                    let k = key.clone();
-                    let _ = tokio::task::spawn_blocking(move || store.remove(&k)).await;
+                    let _ = tokio::task::spawn_blocking(move || store.remove(&committed)).await;
                 }
                 return Err(Problem::from(&e));
             }
         };
         let record = self.maybe_wait(record, headers).await?;
-        let status = if record.status == Status::Completed || record.status == Status::Failed {
-            StatusCode::OK
-        } else {
-            StatusCode::ACCEPTED
-        };
+        let status = super::api::job_status(&record)?;
         let mut doc = shapes::thumbd(&record);
         let extra = json!({
             "job_id": record.id,

@@ -562,6 +562,18 @@ impl Jobs {
         }
     }
 
+    /// Sends a finished job's document to another caller's webhook (one
+    /// who asked for a render already made), with their own reference.
+    pub fn notify(&self, record: &JobRecord, webhook_url: &str, client_id: Option<String>) {
+        let record = JobRecord {
+            webhook_url: Some(webhook_url.to_owned()),
+            client_id,
+            webhook_attempts: 0,
+            ..record.clone()
+        };
+        tokio::spawn(self.clone().send_webhook(record));
+    }
+
     /// Refuses new submissions (503 shutting-down) from now on; running
     /// and queued jobs carry on.
     pub fn stop_accepting(&self) {

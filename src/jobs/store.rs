@@ -383,4 +383,39 @@ mod tests {
         );
         assert!(store.get("zzz").unwrap().is_none());
     }
+
+    #[test]
+    fn a_database_from_before_the_shapes_opens_and_keeps_its_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // The schema as the first release made it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE jobs (
+                    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, org TEXT NOT NULL, env TEXT NOT NULL,
+                    key TEXT NOT NULL, spec TEXT NOT NULL, url TEXT NOT NULL, client_id TEXT,
+                    webhook_url TEXT, timeout_ms INTEGER, status TEXT NOT NULL, error TEXT,
+                    attempts INTEGER NOT NULL DEFAULT 0, width INTEGER, height INTEGER,
+                    webhook_state TEXT, webhook_attempts INTEGER NOT NULL DEFAULT 0,
+                    updated_at INTEGER NOT NULL);
+                 INSERT INTO jobs (id, seq, org, env, key, spec, url, status, width, height, updated_at)
+                 VALUES ('old', 1, 'o', 'e', 'k.mp4',
+                         '{\"format\":\"webp\",\"width\":320,\"time_us\":1000000}',
+                         'http://x/', 'completed', 320, 180, 0);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let old = store.get("old").unwrap().unwrap();
+        assert_eq!(
+            (old.status, old.size),
+            (Status::Completed, Some((320, 180)))
+        );
+        assert_eq!((old.shape, old.created_ms), (Shape::Thumbd, None));
+        store.upsert_pending(&record("new")).unwrap();
+        assert_eq!(store.get("new").unwrap().unwrap().created_ms, Some(1));
+        drop(store);
+        Store::open(&path).unwrap();
+    }
 }

@@ -92,6 +92,14 @@ impl UrlPolicy {
                 "video_url must not carry a user name or password".into(),
             ));
         }
+        // Encoded separators and dots: an origin that decodes them could
+        // resolve the path outside the prefix it was checked against.
+        let path = url.path().to_ascii_lowercase();
+        if ["%2f", "%5c", "%2e"].iter().any(|e| path.contains(e)) {
+            return Err(UrlRefusal::Forbidden(
+                "video_url's path must not percent-encode '/', '\\' or '.'".into(),
+            ));
+        }
         let text = url.as_str();
         if !self.prefixes.iter().any(|p| text.starts_with(p.as_str())) {
             return Err(UrlRefusal::Forbidden(
@@ -223,11 +231,21 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         return forbidden_v4(v4);
     }
     let s = ip.segments();
-    // NAT64 (64:ff9b::/96) reaches the IPv4 address it embeds.
-    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+    let embedded = || {
         let [a, b] = s[6].to_be_bytes();
         let [c, d] = s[7].to_be_bytes();
-        return forbidden_v4(Ipv4Addr::new(a, b, c, d));
+        Ipv4Addr::new(a, b, c, d)
+    };
+    // NAT64 (64:ff9b::/96) and IPv4-translated (::ffff:0:0:0/96) addresses
+    // reach the IPv4 address they embed.
+    if (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0])
+        || (s[0..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0)
+    {
+        return forbidden_v4(embedded());
+    }
+    // Local-use NAT64 (64:ff9b:1::/48): some site's own translator.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        return true;
     }
     ip.is_unspecified()
         || ip.is_loopback()
@@ -262,6 +280,8 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::808:808",
+            "::ffff:0:7f00:1",
             "::127.0.0.1",
         ] {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip}");
@@ -285,6 +305,9 @@ mod tests {
             .is_ok());
         for forbidden in [
             "https://media.example.com/videos/../secret.mp4",
+            "https://media.example.com/videos/..%2fsecret.mp4",
+            "https://media.example.com/videos/%2E%2E/secret.mp4",
+            "https://media.example.com/videos/..%5Csecret.mp4",
             "https://media.example.com/other/a.mp4",
             "https://media.example.com.evil.net/videos/a.mp4",
             "http://media.example.com/videos/a.mp4",

@@ -214,6 +214,8 @@ fn classify(e: reqwest::Error) -> SourceError {
         }
         cause = c.source();
     }
+    // The URL stays out of the message: it may carry a presigned query.
+    let e = e.without_url();
     if e.is_timeout() {
         SourceError::Timeout
     } else if e.is_connect() {
@@ -421,7 +423,8 @@ impl RangeReader {
             ))
             .inspect_err(|e| {
                 if matches!(e, SourceError::Changed) {
-                    self.shared.objects.invalidate(&self.url);
+                    let key = format!("{}{}", self.shared.namespace, self.url);
+                    self.shared.objects.invalidate(&key);
                 }
             })
             .map_err(io::Error::other)?;

@@ -11,7 +11,10 @@
 //!   those fuzzing cannot reach: a tiny byte budget (413), a tiny frame
 //!   limit (422), a non-video file (415), a source that answers 500 (502)
 //!   or too late (504), a full render queue (503), a full job queue and a
-//!   rate limit (429), a server shutting down (503), a 20 KiB header (431).
+//!   rate limit (429), a server shutting down (503), a 20 KiB header (431),
+//!   uploads into a store with a tiny size limit (413), a tiny quota (507)
+//!   and a body that stalls (408), a task for an uploaded video (201), and
+//!   video URLs, which the orgs here do not take (403).
 //!   tests/contract/check_responses.py checks each answer against the
 //!   response the description documents for it.
 //!
@@ -39,6 +42,11 @@ const BATCH: &str = "/v1/api/{org}/thumbnails/batch";
 const JOB: &str = "/v1/api/{org}/thumbnails/{jobId}";
 const BEST: &str = "/v1/api/{org}/edge-ids/{key}/thumbnail";
 const PREVIEW: &str = "/v1/api/{org}/{env}/edge-ids/{key}/preview-token";
+const UPLOAD: &str = "/v1/api/{org}/uploads";
+const VIDEO_URL: &str = "/v1/video/thumbnail";
+const VIDEO_URL_RESULT: &str = "/v1/video/thumbnail/{jobId}";
+const TASK: &str = "/v2/thumbnail";
+const TASK_STATUS: &str = "/v2/tasks/{id}";
 /// Answers to methods a path does not list, and to paths the description
 /// does not list.
 const METHOD_NOT_ALLOWED: &str = "#/components/responses/MethodNotAllowed";
@@ -117,7 +125,9 @@ impl Server {
 }
 
 /// Org `demo` (API key, env `local` over the samples, env `private` the same
-/// behind tokens, `extra_envs`) and org `other` with its own API key.
+/// behind tokens, env `uploads` an upload store in the server's own folder,
+/// `extra_envs`) and org `other` with its own API key and no upload store.
+/// Neither takes video URLs.
 fn orgs(default_env: &str, extra_envs: &str) -> String {
     let samples = samples();
     let samples = samples.display();
@@ -126,11 +136,14 @@ fn orgs(default_env: &str, extra_envs: &str) -> String {
 [orgs.demo]
 api_keys = ["{API_KEY}"]
 default_env = "{default_env}"
+upload_env = "uploads"
 [orgs.demo.envs.local]
 source = "file:{samples}/{{key}}"
 [orgs.demo.envs.private]
 source = "file:{samples}/{{key}}"
 access = "signed"
+[orgs.demo.envs.uploads]
+source = "store:uploads"
 {extra_envs}
 [orgs.other]
 api_keys = ["{OTHER_KEY}"]
@@ -248,7 +261,18 @@ struct Req {
     target: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// The `Content-Length` sent, when it is not the body's (a body that
+    /// stalls).
+    length: Option<usize>,
 }
+
+/// One part of a hand-made `multipart/form-data` body.
+enum Part<'a> {
+    Text(&'a str, &'a str),
+    File(&'a str, &'a str, &'a [u8]),
+}
+
+const BOUNDARY: &str = "thumbd-contract-7MA4YWxkTrZu0gW";
 
 fn req(method: &'static str, target: impl Into<String>) -> Req {
     Req {
@@ -256,6 +280,7 @@ fn req(method: &'static str, target: impl Into<String>) -> Req {
         target: target.into(),
         headers: Vec::new(),
         body: Vec::new(),
+        length: None,
     }
 }
 
@@ -278,6 +303,43 @@ impl Req {
         self.body = body;
         self
     }
+
+    /// A `multipart/form-data` body of `parts`.
+    fn form(mut self, parts: &[Part]) -> Req {
+        let mut body = Vec::new();
+        for part in parts {
+            body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+            match part {
+                Part::Text(name, value) => body.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}")
+                        .as_bytes(),
+                ),
+                Part::File(name, file, bytes) => {
+                    body.extend_from_slice(
+                        format!(
+                            "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\n\
+                             Content-Type: application/octet-stream\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    );
+                    body.extend_from_slice(bytes);
+                }
+            }
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        self.body = body;
+        self.header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+    }
+
+    /// Announces `n` bytes of body, whatever is sent.
+    fn content_length(mut self, n: usize) -> Req {
+        self.length = Some(n);
+        self
+    }
 }
 
 async fn send(addr: SocketAddr, r: &Req) -> Answer {
@@ -291,7 +353,9 @@ async fn send(addr: SocketAddr, r: &Req) -> Answer {
         for (name, value) in &r.headers {
             head += &format!("{name}: {value}\r\n");
         }
-        if !r.body.is_empty() || r.method == "POST" {
+        if let Some(n) = r.length {
+            head += &format!("Content-Length: {n}\r\n");
+        } else if !r.body.is_empty() || r.method == "POST" {
             head += &format!("Content-Length: {}\r\n", r.body.len());
         }
         head += "\r\n";
@@ -478,9 +542,19 @@ async fn every_documented_status_is_produced_and_matches_the_description() {
     .unwrap();
     let src = source.addr;
     // The main server: faulty sources answer 500 (502) or after 3 s, past
-    // a 1 s fetch limit (504); `junk` holds a text file (415).
+    // a 1 s fetch limit (504); `junk` holds a text file (415); upload
+    // stores `tiny` (400 KB an upload: 413) and `full` (1000 bytes in all:
+    // 507); an upload body may stall for 1 s (408).
     let main_envs = format!(
         r#"
+[orgs.demo.envs.tiny]
+source = "store:tiny"
+[orgs.demo.envs.tiny.store]
+max_upload_bytes = 400000
+[orgs.demo.envs.full]
+source = "store:full"
+[orgs.demo.envs.full.store]
+quota_bytes = 1000
 [orgs.demo.envs.junk]
 source = "file:{junk}/{{key}}"
 [orgs.demo.envs.broken]
@@ -493,7 +567,7 @@ source = "http://{src}/fault/slow/{{key}}"
     let held_env = format!("[orgs.demo.envs.held]\nsource = \"http://{src}/fault/hold/{{key}}\"\n");
     let (main, frames, small, queues) = tokio::join!(
         Server::start(
-            "demo_page = true",
+            "demo_page = true\nbody_idle_timeout_secs = 1",
             format!(
                 "[fetch]\nrequest_timeout_secs = 1\nconnect_timeout_secs = 1\n{}",
                 orgs("local", &main_envs)
@@ -539,14 +613,32 @@ source = "http://{src}/fault/slow/{{key}}"
                 .await;
         }
     }
-    for (path, allow) in [("/healthz", "GET, HEAD"), (THUMBNAIL, "GET, HEAD")] {
-        let target = path.replace("{org}/{env}/{file}", "demo/local/demo.mp4.webp");
+    let no_job = "thumb_job_000000000000000000000000";
+    for (path, method, target, allow) in [
+        ("/healthz", "DELETE", "/healthz".to_owned(), "GET, HEAD"),
+        (
+            THUMBNAIL,
+            "DELETE",
+            "/v1/thumbnail/demo/local/demo.mp4.webp".to_owned(),
+            "GET, HEAD",
+        ),
+        (UPLOAD, "GET", "/v1/api/demo/uploads".to_owned(), "POST"),
+        (VIDEO_URL, "PUT", VIDEO_URL.to_owned(), "POST"),
+        (
+            VIDEO_URL_RESULT,
+            "DELETE",
+            format!("/v1/video/thumbnail/{no_job}"),
+            "GET",
+        ),
+        (TASK, "GET", TASK.to_owned(), "POST"),
+        (TASK_STATUS, "POST", format!("/v2/tasks/{no_job}"), "GET"),
+    ] {
         let a = t
             .check(
                 "another method",
                 &main,
                 METHOD_NOT_ALLOWED,
-                req("DELETE", target),
+                req(method, target).key(API_KEY),
                 405,
                 Some("method-not-allowed"),
             )
@@ -603,6 +695,10 @@ source = "http://{src}/fault/slow/{{key}}"
         (
             "png",
             thumb("demo/local/clip.webm.png?width=96&height=96&fit=pad&time=1"),
+        ),
+        (
+            "fit=scale",
+            thumb("demo/local/clip.webm.webp?width=48&height=48&fit=scale"),
         ),
     ] {
         let a = t
@@ -1136,6 +1232,538 @@ source = "http://{src}/fault/slow/{{key}}"
         t.check(name, &main, PREVIEW, r, status, Some(code)).await;
     }
 
+    // Uploads into the org's store: a new video (202), the same bytes
+    // again, waiting for their job (200), and each refusal.
+    let demo_mp4 = std::fs::read(samples().join("demo.mp4")).unwrap();
+    let clip_webm = std::fs::read(samples().join("clip.webm")).unwrap();
+    let portrait_mp4 = std::fs::read(samples().join("portrait.mp4")).unwrap();
+    let text_file = "this is a text file, not a video\n"
+        .repeat(100)
+        .into_bytes();
+    let uploads = |query: &str| format!("/v1/api/demo/uploads{query}");
+    let upload_parts = [
+        Part::Text("time", "4.5"),
+        Part::Text("size", "320x180"),
+        Part::Text("fit", "max"),
+        Part::Text("id", "contract-upload"),
+        Part::File("video", "demo.mp4", &demo_mp4),
+    ];
+    let a = t
+        .check(
+            "an upload",
+            &main,
+            UPLOAD,
+            req("POST", uploads("")).key(API_KEY).form(&upload_parts),
+            202,
+            None,
+        )
+        .await;
+    let uploaded = a.json()["body"].clone();
+    let upload_key = uploaded["key"].as_str().unwrap_or_default().to_owned();
+    let upload_job = uploaded["jobId"].as_str().unwrap_or_default().to_owned();
+    t.expect(
+        uploaded["stored"] == "new"
+            && uploaded["env"] == "uploads"
+            && uploaded["job_id"] == uploaded["jobId"]
+            && uploaded["duration"].is_number()
+            && upload_key.len() == 32,
+        || format!("upload: {uploaded}"),
+    );
+    let a = t
+        .check(
+            "the same upload again, waiting for its job (apy-token)",
+            &main,
+            UPLOAD,
+            req("POST", uploads(""))
+                .header("apy-token", API_KEY)
+                .header("Prefer", "wait=30")
+                .form(&upload_parts),
+            200,
+            None,
+        )
+        .await;
+    let again = a.json()["body"].clone();
+    t.expect(
+        again["stored"] == "existing"
+            && again["key"] == upload_key.as_str()
+            && again["jobId"] == upload_job.as_str()
+            && again["status"] == "completed",
+        || format!("the same upload again: {again}"),
+    );
+    let a = t
+        .check(
+            "bad form fields",
+            &main,
+            UPLOAD,
+            req("POST", uploads("")).key(API_KEY).form(&[
+                Part::Text("time", "soon"),
+                Part::Text("size", "0x0"),
+                Part::Text("format", "gif"),
+                Part::Text("fit", "squash"),
+                Part::Text("quality", "101"),
+                Part::File("video", "a.mp4", &text_file),
+            ]),
+            400,
+            Some("invalid-request"),
+        )
+        .await;
+    let locations: Vec<Value> = a.json()["errors"]
+        .as_array()
+        .map(|e| e.iter().map(|e| e["location"].clone()).collect())
+        .unwrap_or_default();
+    t.expect(
+        locations
+            == [
+                "body.time",
+                "body.size",
+                "body.format",
+                "body.fit",
+                "body.quality",
+            ],
+        || format!("bad form fields: locations {locations:?}"),
+    );
+    t.check(
+        "no video",
+        &main,
+        UPLOAD,
+        req("POST", uploads(""))
+            .key(API_KEY)
+            .form(&[Part::Text("time", "1")]),
+        400,
+        Some("invalid-request"),
+    )
+    .await;
+    t.check(
+        "not a form",
+        &main,
+        UPLOAD,
+        req("POST", uploads(""))
+            .key(API_KEY)
+            .json(&json!({"video": "demo.mp4"})),
+        415,
+        Some("unsupported-media"),
+    )
+    .await;
+    t.check(
+        "not a video",
+        &main,
+        UPLOAD,
+        req("POST", uploads("")).key(API_KEY).form(&[Part::File(
+            "video",
+            "notavideo.mp4",
+            &text_file,
+        )]),
+        415,
+        Some("unsupported-media"),
+    )
+    .await;
+    let small_form = [Part::File("video", "clip.webm", &clip_webm)];
+    t.check(
+        "no API key",
+        &main,
+        UPLOAD,
+        req("POST", uploads("")).form(&small_form),
+        401,
+        Some("unauthorized"),
+    )
+    .await;
+    t.check(
+        "another org's key",
+        &main,
+        UPLOAD,
+        req("POST", uploads("")).key(OTHER_KEY).form(&small_form),
+        403,
+        Some("forbidden"),
+    )
+    .await;
+    t.check(
+        "an org without an upload store",
+        &main,
+        UPLOAD,
+        req("POST", "/v1/api/other/uploads")
+            .key(OTHER_KEY)
+            .form(&small_form),
+        404,
+        Some("not-found"),
+    )
+    .await;
+    t.check(
+        "unknown store",
+        &main,
+        UPLOAD,
+        req("POST", uploads("?env=nope"))
+            .key(API_KEY)
+            .form(&small_form),
+        404,
+        Some("not-found"),
+    )
+    .await;
+    let a = t
+        .check(
+            "a time past the end",
+            &main,
+            UPLOAD,
+            req("POST", uploads("")).key(API_KEY).form(&[
+                Part::Text("time", "9999"),
+                Part::File("video", "demo.mp4", &demo_mp4),
+            ]),
+            422,
+            Some("past-end"),
+        )
+        .await;
+    t.expect(a.json()["durationMs"].is_u64(), || {
+        format!("past-end upload: {}", a.json())
+    });
+    let a = t
+        .check(
+            "an upload over max_upload_bytes",
+            &main,
+            UPLOAD,
+            req("POST", uploads("?env=tiny"))
+                .key(API_KEY)
+                .form(&[Part::File("video", "demo.mp4", &demo_mp4)]),
+            413,
+            Some("upload-too-large"),
+        )
+        .await;
+    t.expect(
+        a.header("connection") == Some("close") && a.json()["maxBytes"] == 400_000,
+        || {
+            format!(
+                "upload-too-large: Connection {:?}, {}",
+                a.header("connection"),
+                a.json()
+            )
+        },
+    );
+    t.check(
+        "a Content-Length over max_upload_bytes",
+        &main,
+        UPLOAD,
+        req("POST", uploads("?env=tiny")).key(API_KEY).form(&[
+            Part::File("video", "demo.mp4", &demo_mp4),
+            Part::File("more", "portrait.mp4", &portrait_mp4),
+        ]),
+        413,
+        Some("upload-too-large"),
+    )
+    .await;
+    let a = t
+        .check(
+            "an upload over the store's quota",
+            &main,
+            UPLOAD,
+            req("POST", uploads("?env=full"))
+                .key(API_KEY)
+                .form(&small_form),
+            507,
+            Some("store-full"),
+        )
+        .await;
+    t.expect(a.header("connection") == Some("close"), || {
+        format!("store-full: Connection {:?}", a.header("connection"))
+    });
+    let stalled = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"video\"; filename=\"v.mp4\"\r\n\r\n\
+         some bytes, and then nothing"
+    );
+    t.check(
+        "a body that stalls",
+        &main,
+        UPLOAD,
+        req("POST", uploads(""))
+            .key(API_KEY)
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .raw_body(stalled.into_bytes())
+            .content_length(100_000),
+        408,
+        Some("upload-timeout"),
+    )
+    .await;
+    t.check(
+        "checking it would read over max_source_bytes",
+        &small,
+        UPLOAD,
+        req("POST", uploads(""))
+            .key(API_KEY)
+            .form(&[Part::File("video", "demo.mp4", &demo_mp4)]),
+        413,
+        Some("source-too-large"),
+    )
+    .await;
+    t.check(
+        "a frame over max_frame_pixels",
+        &frames,
+        UPLOAD,
+        req("POST", uploads(""))
+            .key(API_KEY)
+            .form(&[Part::File("video", "demo.mp4", &demo_mp4)]),
+        422,
+        Some("frame-too-large"),
+    )
+    .await;
+
+    // A job that fails while the client waits answers the problem it
+    // failed with (the probe at submission does not decode the frame).
+    let a = t
+        .check(
+            "a job that fails while the client waits",
+            &frames,
+            SUBMIT,
+            req("POST", submit("demo.mp4"))
+                .key(API_KEY)
+                .header("Prefer", "wait=30")
+                .json(&json!({"width": 64, "timestampMs": 1000})),
+            422,
+            Some("frame-too-large"),
+        )
+        .await;
+    t.expect(a.json()["jobId"].is_string(), || {
+        format!("failed while waiting: {}", a.json())
+    });
+
+    // Video URLs: these orgs take none, so every well-formed request is
+    // refused before any request is made.
+    let a = t
+        .check(
+            "a video URL (Authorization: Bearer)",
+            &main,
+            VIDEO_URL,
+            req("POST", VIDEO_URL)
+                .header("Authorization", format!("Bearer {API_KEY}"))
+                .json(
+                    &json!({"video_url": "https://media.example.com/videos/talk.mp4", "second": 3}),
+                ),
+            403,
+            Some("video-url-forbidden"),
+        )
+        .await;
+    t.expect(a.json()["error"].is_string(), || {
+        format!("video-url-forbidden: {}", a.json())
+    });
+    let a = t
+        .check(
+            "no video_url",
+            &main,
+            VIDEO_URL,
+            req("POST", VIDEO_URL)
+                .key(API_KEY)
+                .json(&json!({"second": 3})),
+            400,
+            Some("invalid-request"),
+        )
+        .await;
+    t.expect(
+        a.json()["error"] == "Invalid request: 'video_url' is a required property",
+        || format!("no video_url: {}", a.json()),
+    );
+    t.check(
+        "no API key",
+        &main,
+        VIDEO_URL,
+        req("POST", VIDEO_URL).json(&json!({"video_url": "https://media.example.com/v.mp4"})),
+        401,
+        Some("unauthorized"),
+    )
+    .await;
+    let big_body = format!("{{\"video_url\": \"{}\"}}", "x".repeat(1_100_000)).into_bytes();
+    t.check(
+        "a body over 1 MiB",
+        &main,
+        VIDEO_URL,
+        req("POST", VIDEO_URL)
+            .key(API_KEY)
+            .raw_body(big_body.clone()),
+        413,
+        Some("body-too-large"),
+    )
+    .await;
+    // Any job of the org, in this shape: the upload's.
+    let a = t
+        .check(
+            "a job as a video-URL result",
+            &main,
+            VIDEO_URL_RESULT,
+            req("GET", format!("/v1/video/thumbnail/{upload_job}")).key(API_KEY),
+            200,
+            None,
+        )
+        .await;
+    t.expect(
+        a.json()["status"] == "completed" && a.json()["response"].is_string(),
+        || format!("video-URL result: {}", a.json()),
+    );
+    for (name, key, status, code) in [
+        ("unknown job", Some(API_KEY), 404, "not-found"),
+        ("no API key", None, 401, "unauthorized"),
+    ] {
+        let mut r = req("GET", format!("/v1/video/thumbnail/{no_job}"));
+        if let Some(k) = key {
+            r = r.key(k);
+        }
+        t.check(name, &main, VIDEO_URL_RESULT, r, status, Some(code))
+            .await;
+    }
+
+    // Conversion tasks on the uploaded video.
+    let a = t
+        .check(
+            "a task",
+            &main,
+            TASK,
+            req("POST", TASK).key(API_KEY).json(&json!({
+                "operation": "thumbnail", "input": upload_key, "output_format": "png",
+                "width": 96, "height": 96, "fit": "max", "tag": "contract"
+            })),
+            201,
+            None,
+        )
+        .await;
+    let task_id = a.json()["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let a = t
+        .check(
+            "a task, waiting for it",
+            &main,
+            TASK_STATUS,
+            req("GET", format!("/v2/tasks/{task_id}"))
+                .key(API_KEY)
+                .header("Prefer", "wait=30"),
+            200,
+            None,
+        )
+        .await;
+    let task = a.json()["data"].clone();
+    t.expect(
+        task["status"] == "finished"
+            && task["result"]["files"][0]["filename"] == format!("{upload_key}.png"),
+        || format!("task: {task}"),
+    );
+    for (name, body, status, code, task_code) in [
+        (
+            "no input",
+            json!({"operation": "thumbnail"}),
+            400,
+            "invalid-request",
+            "INVALID_DATA",
+        ),
+        (
+            "unknown input",
+            json!({"operation": "thumbnail", "input": "0123456789abcdef0123456789abcdef"}),
+            404,
+            "not-found",
+            "NOT_FOUND",
+        ),
+        (
+            "not a video",
+            json!({"operation": "thumbnail", "input": "notavideo.mp4", "env": "junk"}),
+            415,
+            "unsupported-media",
+            "UNSUPPORTED_FORMAT",
+        ),
+        (
+            "source answers 500",
+            json!({"operation": "thumbnail", "input": "demo.mp4", "env": "broken"}),
+            502,
+            "source-error",
+            "PROCESSING_FAILED",
+        ),
+        (
+            "source too slow",
+            json!({"operation": "thumbnail", "input": "demo.mp4", "env": "slow"}),
+            504,
+            "source-timeout",
+            "TIMEOUT",
+        ),
+    ] {
+        let a = t
+            .check(
+                name,
+                &main,
+                TASK,
+                req("POST", TASK).key(API_KEY).json(&body),
+                status,
+                Some(code),
+            )
+            .await;
+        t.expect(
+            a.json()["code"] == task_code && a.json()["message"].is_string(),
+            || format!("task {name}: {}", a.json()),
+        );
+    }
+    // A task whose render fails (its frame is over max_frame_pixels, which
+    // the probe at submission does not decode): an `error` task, and the
+    // same job as a failed video-URL result.
+    let a = t
+        .check(
+            "a task that fails, waiting for it",
+            &frames,
+            TASK,
+            req("POST", TASK)
+                .key(API_KEY)
+                .header("Prefer", "wait=30")
+                .json(&json!({"operation": "thumbnail", "input": "demo.mp4", "env": "local"})),
+            201,
+            None,
+        )
+        .await;
+    let failed = a.json()["data"].clone();
+    t.expect(
+        failed["status"] == "error"
+            && failed["code"] == "INVALID_DATA"
+            && failed["message"].is_string(),
+        || format!("failed task: {failed}"),
+    );
+    let failed_id = failed["id"].as_str().unwrap_or_default();
+    let a = t
+        .check(
+            "a failed job as a video-URL result",
+            &frames,
+            VIDEO_URL_RESULT,
+            req("GET", format!("/v1/video/thumbnail/{failed_id}")).key(API_KEY),
+            200,
+            None,
+        )
+        .await;
+    t.expect(
+        a.json()["status"] == "failed" && a.json()["problem"]["status"] == 422,
+        || format!("failed video-URL result: {}", a.json()),
+    );
+    t.check(
+        "no API key",
+        &main,
+        TASK,
+        req("POST", TASK).json(&json!({"operation": "thumbnail", "input": upload_key})),
+        401,
+        Some("unauthorized"),
+    )
+    .await;
+    t.check(
+        "a body over 1 MiB",
+        &main,
+        TASK,
+        req("POST", TASK).key(API_KEY).raw_body(big_body),
+        413,
+        Some("body-too-large"),
+    )
+    .await;
+    for (name, key, status, code) in [
+        ("unknown task", Some(API_KEY), 404, "not-found"),
+        ("no API key", None, 401, "unauthorized"),
+    ] {
+        let mut r = req("GET", format!("/v2/tasks/{no_job}"));
+        if let Some(k) = key {
+            r = r.key(k);
+        }
+        t.check(name, &main, TASK_STATUS, r, status, Some(code))
+            .await;
+    }
+
     // Full queues. A job whose source reads wait holds the only render
     // slot and fills the job queue (one job); a thumbnail waits for the
     // slot; the next one is refused.
@@ -1233,6 +1861,49 @@ source = "http://{src}/fault/slow/{{key}}"
     t.expect(a.header("ratelimit-limit") == Some("1"), || {
         format!("rate-limited: headers {:?}", a.headers)
     });
+    // The other API shapes count against the same limit, and say so in
+    // their own members.
+    let a = t
+        .check(
+            "over the rate limit",
+            &queues,
+            VIDEO_URL,
+            req("POST", VIDEO_URL)
+                .key(API_KEY)
+                .json(&json!({"video_url": "https://media.example.com/v.mp4"})),
+            429,
+            Some("rate-limited"),
+        )
+        .await;
+    t.expect(a.json()["error"].is_string(), || {
+        format!("video URL rate-limited: {}", a.json())
+    });
+    let a = t
+        .check(
+            "over the rate limit",
+            &queues,
+            TASK,
+            req("POST", TASK)
+                .key(API_KEY)
+                .json(&json!({"operation": "thumbnail", "input": "demo.mp4"})),
+            429,
+            Some("rate-limited"),
+        )
+        .await;
+    t.expect(a.json()["code"] == "TOO_MANY_REQUESTS", || {
+        format!("task rate-limited: {}", a.json())
+    });
+    t.check(
+        "over the rate limit",
+        &queues,
+        UPLOAD,
+        req("POST", "/v1/api/demo/uploads")
+            .key(API_KEY)
+            .form(&small_form),
+        429,
+        Some("rate-limited"),
+    )
+    .await;
     source.release();
     let queued = waiting.await.unwrap();
     t.expect(queued.status == 200, || {
@@ -1271,6 +1942,21 @@ source = "http://{src}/fault/slow/{{key}}"
         Some("shutting-down"),
     )
     .await;
+    let a = t
+        .check(
+            "a task while shutting down",
+            &small,
+            TASK,
+            req("POST", TASK)
+                .key(API_KEY)
+                .json(&json!({"operation": "thumbnail", "input": "demo.mp4", "env": "local"})),
+            503,
+            Some("shutting-down"),
+        )
+        .await;
+    t.expect(a.json()["code"] == "SERVICE_UNAVAILABLE", || {
+        format!("task shutting down: {}", a.json())
+    });
 
     // Every answer against the description.
     let work = tempfile::tempdir().unwrap();

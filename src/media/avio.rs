@@ -6,7 +6,16 @@
 //! the reader inside a callback are kept and handed back to the caller, so a
 //! source 404, a timeout or a byte limit is reported as such rather than as
 //! FFmpeg's generic "I/O error".
+//!
+//! FFmpeg is given only what thumbd needs, by construction rather than by
+//! its defaults: only the demuxers of the containers thumbd documents
+//! ([`FORMATS`]), only the decoders of the codecs it documents
+//! ([`DECODERS`]), and no way to open anything else from inside a container
+//! (a playlist's segments, a concat list's files, a reference movie's
+//! data): every nested open is refused, and the protocol whitelist is one
+//! no protocol is on.
 
+use std::ffi::CStr;
 use std::io::{self, SeekFrom};
 use std::mem::ManuallyDrop;
 use std::os::raw::{c_int, c_void};
@@ -29,6 +38,32 @@ const IO_BUFFER_SIZE: usize = 64 * 1024;
 const PROBE_SIZE: i64 = 1024 * 1024;
 const ANALYZE_DURATION_US: i64 = 2_000_000;
 
+/// The demuxers thumbd opens (FFmpeg's names): MP4/MOV/3GP, Matroska/WebM,
+/// MPEG-TS, MPEG-PS, FLV, AVI. Anything else (HLS and DASH playlists,
+/// concat lists, image sequences and single images, raw streams, ...) is
+/// refused as an unsupported container.
+pub const FORMATS: &CStr = c"mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,flv,avi";
+
+/// The decoders thumbd uses (FFmpeg's names): H.264, HEVC, VP8, VP9, AV1,
+/// MPEG-1/2, MPEG-4 part 2, H.263, Sorenson Spark, ProRes, PNG and Motion
+/// JPEG (intra-only codecs found in MOV and AVI), Theora.
+pub const DECODERS: &CStr = c"h264,hevc,vp8,libvpx,vp9,libvpx-vp9,av1,libdav1d,libaom-av1,\
+mpeg1video,mpeg2video,mpegvideo,mpeg4,h263,h263p,flv,prores,png,mjpeg,theora";
+
+/// A protocol whitelist no protocol is on, for contexts that bypass
+/// `io_open` (nested contexts copy it).
+const NO_PROTOCOLS: &CStr = c"none";
+
+/// Which demuxers [`Demuxer::open_with`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Formats {
+    /// [`FORMATS`], probed: what every render uses.
+    Documented,
+    /// This demuxer, not probed and not on the list: only for tests that
+    /// show the other defences (nested opens) hold on their own.
+    ForcedForTests(&'static CStr),
+}
+
 /// What the callbacks share with the demuxer owner.
 struct CallbackState {
     reader: Box<dyn SourceRead>,
@@ -48,8 +83,18 @@ pub struct Demuxer {
 }
 
 impl Demuxer {
-    /// Opens the container (reads its header and, where it holds one, its index).
-    pub fn open(mut reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Demuxer, MediaError> {
+    /// Opens the container (reads its header and, where it holds one, its
+    /// index), if it is one of the documented [`FORMATS`].
+    pub fn open(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Demuxer, MediaError> {
+        Demuxer::open_with(reader, limits, Formats::Documented)
+    }
+
+    /// As [`Demuxer::open`], with a choice of demuxers.
+    pub fn open_with(
+        mut reader: Box<dyn SourceRead>,
+        limits: &Limits,
+        formats: Formats,
+    ) -> Result<Demuxer, MediaError> {
         super::mp4::prefetch_index(reader.as_mut()).map_err(io_to_media)?;
         let state = Box::into_raw(Box::new(CallbackState {
             reader,
@@ -101,8 +146,19 @@ impl Demuxer {
             };
             (*fmt).probesize = PROBE_SIZE;
             (*fmt).max_analyze_duration = ANALYZE_DURATION_US;
+            // Freed with the context (they are its AVOptions).
+            let forced = match formats {
+                Formats::Documented => {
+                    (*fmt).format_whitelist = ffi::av_strdup(FORMATS.as_ptr());
+                    ptr::null()
+                }
+                Formats::ForcedForTests(name) => ffi::av_find_input_format(name.as_ptr()),
+            };
+            (*fmt).codec_whitelist = ffi::av_strdup(DECODERS.as_ptr());
+            (*fmt).protocol_whitelist = ffi::av_strdup(NO_PROTOCOLS.as_ptr());
+            (*fmt).io_open = Some(refuse_nested_open);
             // On failure avformat_open_input frees `fmt` (but not our I/O).
-            let ret = ffi::avformat_open_input(&mut fmt, ptr::null(), ptr::null(), ptr::null_mut());
+            let ret = ffi::avformat_open_input(&mut fmt, ptr::null(), forced, ptr::null_mut());
             if ret < 0 {
                 let failure = (*state).failure.take();
                 free_avio(avio);
@@ -259,8 +315,173 @@ unsafe extern "C" fn seek_callback(opaque: *mut c_void, offset: i64, whence: c_i
     }
 }
 
+/// Every open a demuxer attempts from inside a container (HLS segments,
+/// concat entries, MOV data references, ...) is refused: thumbd reads one
+/// source, through its own I/O, and nothing it names.
+unsafe extern "C" fn refuse_nested_open(
+    _s: *mut ffi::AVFormatContext,
+    _pb: *mut *mut ffi::AVIOContext,
+    url: *const std::os::raw::c_char,
+    _flags: c_int,
+    _options: *mut *mut ffi::AVDictionary,
+) -> c_int {
+    const EPERM: c_int = 1;
+    NESTED_OPENS_REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let url = if url.is_null() {
+        std::borrow::Cow::Borrowed("")
+    } else {
+        // SAFETY: FFmpeg passes a NUL-terminated string, valid for the call.
+        CStr::from_ptr(url).to_string_lossy()
+    };
+    tracing::warn!(%url, "a container asked to open another resource; refused");
+    ffi::AVERROR(EPERM)
+}
+
+/// Nested opens refused since start (for tests).
+static NESTED_OPENS_REFUSED: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
 unsafe extern "C" fn interrupt_callback(opaque: *mut c_void) -> c_int {
     // SAFETY: only reads `deadline`, which never changes after creation.
     let state = &*(opaque as *const CallbackState);
     (Instant::now() >= state.deadline) as c_int
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_frame_pixels: 40_000_000,
+            max_source_bytes: 1 << 20,
+            deadline: Instant::now() + Duration::from_secs(10),
+            decoder_threads: 1,
+        }
+    }
+
+    /// A listener that counts who connects to it.
+    fn bait() -> (TcpListener, u16) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    }
+
+    fn connections(listener: &TcpListener) -> usize {
+        std::iter::from_fn(|| listener.accept().ok()).count()
+    }
+
+    fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> Box<dyn SourceRead> {
+        let path = dir.path().join(name);
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        Box::new(std::fs::File::open(path).unwrap())
+    }
+
+    /// A concat list naming a real video next to it, read by FFmpeg's
+    /// concat demuxer (forced: it is not on the list). The ffmpeg tools
+    /// open the video through it; thumbd's demuxer does not, because the
+    /// nested context it opens inherits a protocol whitelist no protocol is
+    /// on. A playlist read by the HLS demuxer fetches nothing either.
+    #[test]
+    fn nested_opens_are_refused_whatever_the_demuxer() {
+        crate::init_ffmpeg();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/samples/demo.mp4"),
+            dir.path().join("demo.mp4"),
+        )
+        .unwrap();
+        let list = "ffconcat version 1.0\nfile 'demo.mp4'\n";
+        file(&dir, "list.txt", list);
+        let probed = std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "concat",
+                "-i",
+                "list.txt",
+                "-show_entries",
+            ])
+            .args(["stream=codec_name", "-of", "csv=p=0"])
+            .current_dir(dir.path())
+            .output()
+            .expect("ffprobe (make test installs the ffmpeg CLI)");
+        assert_eq!(
+            String::from_utf8_lossy(&probed.stdout).trim(),
+            "h264",
+            "the ffmpeg tools open the video the list names"
+        );
+        // Run from the list's folder, as ffprobe was.
+        let cwd = std::env::current_dir().unwrap();
+        std::env::set_current_dir(dir.path()).unwrap();
+        let opened = Demuxer::open_with(
+            file(&dir, "list.txt", list),
+            &limits(),
+            Formats::ForcedForTests(c"concat"),
+        );
+        std::env::set_current_dir(cwd).unwrap();
+        assert!(
+            opened
+                .as_ref()
+                .map_or(true, |d| d.input().nb_streams() == 0),
+            "thumbd opened the video a concat list names"
+        );
+
+        let (listener, port) = bait();
+        for segment in [
+            format!("http://127.0.0.1:{port}/seg0.ts"),
+            format!("tee:http://127.0.0.1:{port}/seg0.ts"),
+            "subfile,,start,0,end,100,,:demo.mp4".to_owned(),
+        ] {
+            let playlist = format!(
+                "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.0,\n{segment}\n#EXT-X-ENDLIST\n"
+            );
+            let opened = Demuxer::open_with(
+                file(&dir, "p.m3u8", &playlist),
+                &limits(),
+                Formats::ForcedForTests(c"hls"),
+            );
+            assert!(
+                opened.map_or(true, |d| d.input().nb_streams() == 0),
+                "{segment}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            connections(&listener),
+            0,
+            "nothing connected to the address the playlists name"
+        );
+    }
+
+    /// With the documented demuxers only, a playlist, a concat list and a
+    /// still image are not containers thumbd opens.
+    #[test]
+    fn only_documented_containers_open() {
+        crate::init_ffmpeg();
+        let dir = tempfile::tempdir().unwrap();
+        let (listener, port) = bait();
+        let hls = format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.0,\nhttp://127.0.0.1:{port}/seg0.ts\n#EXT-X-ENDLIST\n"
+        );
+        let concat = format!("ffconcat version 1.0\nfile 'http://127.0.0.1:{port}/a.mp4'\n");
+        for (name, text) in [("hls.mp4", hls.as_str()), ("concat.mp4", concat.as_str())] {
+            match Demuxer::open(file(&dir, name, text), &limits()) {
+                Err(MediaError::Unreadable(_)) => {}
+                Err(e) => panic!("{name}: {e}"),
+                Ok(d) => panic!("{name}: opened as {}", d.input().format().name()),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(connections(&listener), 0);
+    }
 }

@@ -520,6 +520,8 @@ fn open_decoder(
         let raw = ctx.as_mut_ptr();
         (*raw).pkt_timebase = info.time_base.into();
         (*raw).max_pixels = limits.max_frame_pixels.min(i64::MAX as u64) as i64;
+        // Only the documented decoders open; freed with the context.
+        (*raw).codec_whitelist = ffi::av_strdup(super::avio::DECODERS.as_ptr());
     }
     let codec_id = stream.parameters().id();
     ctx.decoder()

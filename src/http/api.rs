@@ -212,7 +212,12 @@ pub(super) fn failed_problem(record: &JobRecord) -> Problem {
         504 => "Timed out",
         _ => "Thumbnail failed",
     };
-    Problem::new(status, code, title, detail).with_member("jobId", record.id.clone())
+    let problem = Problem::new(status, code, title, detail).with_member("jobId", record.id.clone());
+    // A job that failed for lack of room can be tried again shortly.
+    match status.as_u16() {
+        429 | 503 => problem.with_header("retry-after", 5),
+        _ => problem,
+    }
 }
 
 pub(super) fn json_response(status: StatusCode, body: &Value) -> Response<Body> {

@@ -32,7 +32,7 @@ const DEFAULT_SECOND: f64 = 1.0;
 
 /// A video-URL API error: the problem, with the `error` message its
 /// clients read.
-fn video_url_error(problem: Problem) -> Problem {
+pub(super) fn video_url_error(problem: Problem) -> Problem {
     if problem.extensions.contains_key("error") {
         return problem;
     }
@@ -45,7 +45,7 @@ fn video_url_error(problem: Problem) -> Problem {
 }
 
 /// A conversion-task API error: the problem, with `message` and `code`.
-fn task_error(problem: Problem) -> Problem {
+pub(super) fn task_error(problem: Problem) -> Problem {
     let message = if problem.status == 400 {
         first_message(&problem)
     } else {

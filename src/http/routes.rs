@@ -297,7 +297,11 @@ impl App {
                         self.video_url(&parts.headers, bytes).await
                     }
                     Ok(bytes) => self.task(&parts.headers, bytes).await,
-                    Err(p) => Err(p),
+                    // In the shape's own error body too.
+                    Err(p) if matches!(endpoint, Endpoint::VideoUrl) => {
+                        Err(super::compat::video_url_error(p))
+                    }
+                    Err(p) => Err(super::compat::task_error(p)),
                 }
             }
             Endpoint::VideoUrl | Endpoint::Task => Err(Problem::method_not_allowed("POST")),

@@ -669,11 +669,14 @@ fn decode_until(
     let mut skipping = false;
     let mut sent = 0usize;
     let mut errors = 0usize;
-    let mut packet = Packet::empty();
     loop {
         if Instant::now() >= limits.deadline {
             return Err(MediaError::Timeout);
         }
+        // A new packet each time: `av_read_frame` does not release what a
+        // packet it fills still holds, so reusing one leaked every packet
+        // read (the media mutation fuzzer's RSS found it).
+        let mut packet = Packet::empty();
         match packet.read(demuxer.input_mut()) {
             Ok(()) => {}
             Err(ffmpeg_next::Error::Eof) => break,

@@ -23,7 +23,7 @@ BENCH_PACKAGES := ffmpeg nginx-light wrk python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run test test-cdn bench bench-hits bench-upload build release deps test-deps browser-deps contract-venv check-rust lint fmt samples clean-fixtures
+.PHONY: run test test-cdn bench bench-hits bench-upload fuzz soak build release deps test-deps browser-deps contract-venv check-rust lint fmt samples clean-fixtures
 
 ## run: install what is missing, build, and serve the embedded default config
 run: deps check-rust
@@ -51,6 +51,27 @@ bench-upload: deps check-rust
 	@$(call install,$(BENCH_PACKAGES) curl)
 	$(CARGO) build --release --locked
 	/usr/bin/python3 bench/upload.py $(ARGS)
+
+## fuzz: each cargo-fuzz target for FUZZ_SECS (60) on nightly, then the media mutation fuzzer for MUTATE_SECS (300)
+FUZZ_SECS ?= 60
+MUTATE_SECS ?= 300
+FUZZ_TARGETS := url range jwt job_body config mp4_index http media
+fuzz: deps test-deps check-rust
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	bash fuzz/seed.sh
+	for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz target $$t ($(FUZZ_SECS) s)"; \
+	  $(CARGO) +nightly fuzz run $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECS) -timeout=30 -rss_limit_mb=4096 || exit 1; \
+	done
+	$(CARGO) run --release --locked --example mutate -- --seconds $(MUTATE_SECS)
+
+## soak: the real server under a realistic mix for SOAK_MINUTES (10), loopback only
+SOAK_MINUTES ?= 10
+soak: deps check-rust
+	@$(call install,$(BENCH_PACKAGES))
+	$(CARGO) build --release --locked
+	/usr/bin/python3 bench/soak.py --minutes $(SOAK_MINUTES) $(ARGS)
 
 build: deps check-rust
 	$(CARGO) build --locked

@@ -619,6 +619,26 @@ async fn bad_uploads_leave_no_job_no_file_and_no_connection() {
         assert_eq!(req.send().await.unwrap().status(), status, "{key:?}");
     }
 
+    // An upload refused before its body is read (a wrong key) says it
+    // closes the connection, so a client does not reuse it.
+    let (ct, body) = multipart(&[Part::File("video", "a.mp4", video.clone())]);
+    let resp = client()
+        .post(t.url("/v1/api/a/uploads"))
+        .header("x-api-key", "wrong-key-wrong-key-0000")
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["connection"], "close");
+    let resp = client()
+        .get(t.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("connection").is_none(), "bodiless requests keep it");
+
     // Over the limit: refused while streaming (chunked, so nothing told the
     // server the size up front), and refused unread when announced.
     let addr = t.addr;

@@ -235,7 +235,7 @@ impl App {
     /// and writes its access-log line.
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
     where
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let started = Instant::now();
@@ -244,7 +244,21 @@ impl App {
             Some(v) if is_sane_request_id(v.as_bytes()) => v.clone(),
             _ => new_request_id(),
         };
+        // A body left unread closes the connection after the answer (hyper
+        // cannot tell where the next request starts); say so, so that a
+        // client does not send its next request down a closing connection.
+        // (No allocation for the bodiless requests of the hit path.)
+        let read_to_end = (!body.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
+        let body = TrackedBody {
+            inner: body,
+            done: read_to_end.clone(),
+        };
         let (route, mut response) = self.dispatch(&parts, body).await;
+        if read_to_end.is_some_and(|done| !done.load(Ordering::Relaxed)) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         let elapsed = started.elapsed();
         let status = response.status();
         self.route_metrics[route as usize].record(status.as_u16(), elapsed);
@@ -505,6 +519,39 @@ impl App {
             *response.body_mut() = Body::new(t.bytes.clone());
         }
         response
+    }
+}
+
+/// A request body that records whether it was read to its end.
+struct TrackedBody<B> {
+    inner: B,
+    done: Option<Arc<AtomicBool>>,
+}
+
+impl<B> hyper::body::Body for TrackedBody<B>
+where
+    B: hyper::body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let (std::task::Poll::Ready(None), Some(done)) = (&polled, &self.done) {
+            done.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

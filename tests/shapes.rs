@@ -632,12 +632,11 @@ async fn bad_uploads_leave_no_job_no_file_and_no_connection() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.headers()["connection"], "close");
-    let resp = client()
-        .get(t.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.headers().get("connection").is_none(), "bodiless requests keep it");
+    let resp = client().get(t.url("/healthz")).send().await.unwrap();
+    assert!(
+        resp.headers().get("connection").is_none(),
+        "bodiless requests keep it"
+    );
 
     // Over the limit: refused while streaming (chunked, so nothing told the
     // server the size up front), and refused unread when announced.

@@ -24,7 +24,7 @@
 //! --worker-from 0 --seconds 600`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 use thumbd::media::{Format, Limits, RenderSpec, TimeSpec};
 use thumbd::problem::Problem;
 use thumbd::render::RenderError;
-use thumbd::source::SourceRead;
 
 /// Fixtures larger than this are not mutated (the big ones only cost time).
 const MAX_SEED_BYTES: u64 = 4 * 1024 * 1024;
@@ -177,26 +176,6 @@ fn mutate(seeds: &[(String, Vec<u8>)], seed: u64, index: u64) -> (String, Vec<u8
     (name.clone(), data, kind)
 }
 
-struct Memory(Cursor<Vec<u8>>);
-
-impl Read for Memory {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl Seek for Memory {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.0.seek(pos)
-    }
-}
-
-impl SourceRead for Memory {
-    fn size(&self) -> u64 {
-        self.0.get_ref().len() as u64
-    }
-}
-
 fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -286,7 +265,7 @@ fn worker(seeds: &[(String, Vec<u8>)], seed: u64, start: u64, until: Instant) {
             decoder_threads: 1,
         };
         let started = Instant::now();
-        let result = thumbd::media::render(Box::new(Memory(Cursor::new(data))), &spec, &limits);
+        let result = thumbd::media::render(Box::new(Cursor::new(data)), &spec, &limits);
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let status = match result {
             Ok(_) => 200,

@@ -29,6 +29,7 @@
 //!   address guard.
 //! - [`store`]: thumbd's own object store for uploaded videos (`store:`
 //!   environments): streamed to disk, content-addressed, quota, retention.
+//! - [`sqlite`]: how the job database (jobs, the URL book) is opened.
 //! - [`config`]: the TOML configuration and its defaults.
 
 pub mod auth;
@@ -42,6 +43,7 @@ pub mod problem;
 pub mod render;
 pub mod request;
 pub mod source;
+pub mod sqlite;
 pub mod store;
 
 use std::future::Future;

@@ -7,18 +7,15 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::{fixtures, read_pattern, SourceServer, Thumbd};
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 const KEY_A: &str = "org-a-api-key-0123456789";
 const KEY_B: &str = "org-b-api-key-0123456789";
@@ -685,67 +682,12 @@ async fn bad_uploads_leave_no_job_no_file_and_no_connection() {
 
 // ---------------------------------------------------------------------------
 
-/// A webhook receiver that records each call.
-struct Receiver {
-    addr: SocketAddr,
-    calls: Arc<Mutex<Vec<(String, Bytes)>>>,
-}
-
-async fn receiver() -> Receiver {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let calls: Arc<Mutex<Vec<(String, Bytes)>>> = Default::default();
-    let c = calls.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let c = c.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let c = c.clone();
-                        async move {
-                            use http_body_util::BodyExt;
-                            let sig = req
-                                .headers()
-                                .get("thumbd-signature")
-                                .map(|v| v.to_str().unwrap().to_owned())
-                                .unwrap_or_default();
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            c.lock().unwrap().push((sig, body));
-                            Ok::<_, Infallible>(hyper::Response::new(http_body_util::Full::new(
-                                Bytes::new(),
-                            )))
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Receiver { addr, calls }
-}
-
-fn signed_by_thumbd(sig: &str, body: &[u8]) -> bool {
-    let Some((t_part, v1)) = sig.split_once(',') else {
-        return false;
-    };
-    let ts = t_part.strip_prefix("t=").unwrap_or_default();
-    let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
-    mac.update(format!("{ts}.").as_bytes());
-    mac.update(body);
-    let expected = hex::encode(mac.finalize().into_bytes());
-    v1 == format!("v1={expected}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_url_answers_with_its_thumbnail_reading_only_what_it_needs() {
     let data = tempfile::tempdir().unwrap();
     common::large_fixture();
     let source = SourceServer::start(fixtures()).await;
-    let hook = receiver().await;
+    let hook = common::WebhookReceiver::start(false).await;
     let t = Thumbd::start(&config(data.path(), &source, Some(hook.addr), "")).await;
     let api = VideoUrlClient {
         base: t.url(""),
@@ -782,7 +724,10 @@ async fn a_video_url_answers_with_its_thumbnail_reading_only_what_it_needs() {
     let mut first_hook = Value::Null;
     for _ in 0..200 {
         if let Some((sig, body)) = hook.calls.lock().unwrap().first().cloned() {
-            assert!(signed_by_thumbd(&sig, &body), "signature {sig}");
+            assert!(
+                common::signed_with(WEBHOOK_SECRET, &sig, &body),
+                "signature {sig}"
+            );
             first_hook = serde_json::from_slice(&body).unwrap();
             break;
         }
@@ -825,7 +770,10 @@ async fn a_video_url_answers_with_its_thumbnail_reading_only_what_it_needs() {
     let mut sent = Value::Null;
     for _ in 0..200 {
         if let Some((sig, body)) = hook.calls.lock().unwrap().first().cloned() {
-            assert!(signed_by_thumbd(&sig, &body), "signature {sig}");
+            assert!(
+                common::signed_with(WEBHOOK_SECRET, &sig, &body),
+                "signature {sig}"
+            );
             sent = serde_json::from_slice(&body).unwrap();
             break;
         }
@@ -854,7 +802,7 @@ async fn a_video_url_answers_with_its_thumbnail_reading_only_what_it_needs() {
 async fn video_urls_that_must_not_be_read_are_refused_without_a_request() {
     let data = tempfile::tempdir().unwrap();
     let source = SourceServer::start(fixtures()).await;
-    let hook = receiver().await;
+    let hook = common::WebhookReceiver::start(false).await;
     let t = Thumbd::start(&config(data.path(), &source, Some(hook.addr), "")).await;
     let a = VideoUrlClient {
         base: t.url(""),
@@ -975,7 +923,7 @@ async fn video_urls_that_must_not_be_read_are_refused_without_a_request() {
 async fn a_full_queue_is_429_with_the_shapes_message() {
     let data = tempfile::tempdir().unwrap();
     let source = SourceServer::start(fixtures()).await;
-    let hook = receiver().await;
+    let hook = common::WebhookReceiver::start(false).await;
     let t = Thumbd::start(&config(
         data.path(),
         &source,

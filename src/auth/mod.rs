@@ -175,19 +175,9 @@ impl Verifier {
     /// Checks an `X-Api-Key` for `org`, comparing against every configured
     /// key in constant time.
     pub fn check_api_key(&self, org: &str, presented: Option<&str>) -> Result<(), ApiKeyError> {
-        let presented = presented.ok_or(ApiKeyError::Missing)?.as_bytes();
-        let mut owner: Option<&str> = None;
-        for (org_id, o) in &self.orgs {
-            for k in &o.api_keys {
-                if bool::from(k.as_bytes().ct_eq(presented)) {
-                    owner = Some(org_id);
-                }
-            }
-        }
-        match owner {
-            Some(o) if o == org => Ok(()),
-            Some(_) => Err(ApiKeyError::OtherOrg),
-            None => Err(ApiKeyError::Invalid),
+        match self.org_of_api_key(presented)? {
+            owner if owner == org => Ok(()),
+            _ => Err(ApiKeyError::OtherOrg),
         }
     }
 

@@ -46,6 +46,14 @@ impl SourceRead for std::fs::File {
     }
 }
 
+/// Bytes in memory: for the fuzzers and tools that feed the pipeline
+/// directly.
+impl SourceRead for std::io::Cursor<Vec<u8>> {
+    fn size(&self) -> u64 {
+        self.get_ref().len() as u64
+    }
+}
+
 /// Why a source could not be read.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SourceError {

@@ -35,13 +35,7 @@ pub fn key_for(url: &str, validator: &str) -> String {
 impl UrlBook {
     /// Opens (creating if needed) the book in the database at `path`.
     pub fn open(path: &Path) -> rusqlite::Result<UrlBook> {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let conn = crate::sqlite::open(path)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS video_urls (
                 org TEXT NOT NULL,

@@ -648,3 +648,71 @@ pub fn assert_no_failures(failures: &[String]) {
         failures.join("\n")
     );
 }
+
+/// A webhook receiver on loopback that records each call's
+/// `Thumbd-Signature` and body; with `fail_first`, its first call is
+/// answered 500 (so a retry shows).
+pub struct WebhookReceiver {
+    pub addr: SocketAddr,
+    pub calls: Arc<Mutex<Vec<(String, Bytes)>>>,
+}
+
+impl WebhookReceiver {
+    pub async fn start(fail_first: bool) -> WebhookReceiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let calls: Arc<Mutex<Vec<(String, Bytes)>>> = Default::default();
+        let c = calls.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                            let c = c.clone();
+                            async move {
+                                let sig = req
+                                    .headers()
+                                    .get("thumbd-signature")
+                                    .map(|v| v.to_str().unwrap().to_owned())
+                                    .unwrap_or_default();
+                                let body = req.into_body().collect().await.unwrap().to_bytes();
+                                let mut calls = c.lock().unwrap();
+                                calls.push((sig, body));
+                                let status = if fail_first && calls.len() == 1 {
+                                    500
+                                } else {
+                                    200
+                                };
+                                Ok::<_, Infallible>(
+                                    Response::builder()
+                                        .status(status)
+                                        .body(Full::new(Bytes::new()))
+                                        .unwrap(),
+                                )
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        WebhookReceiver { addr, calls }
+    }
+}
+
+/// Whether `sig` (`t=<secs>,v1=<hex>`) is HMAC-SHA256(secret, "<t>.<body>"),
+/// checked as a receiver would, with its own HMAC.
+pub fn signed_with(secret: &str, sig: &str, body: &[u8]) -> bool {
+    use hmac::{Hmac, Mac};
+    let Some((t_part, v1)) = sig.split_once(',') else {
+        return false;
+    };
+    let ts = t_part.strip_prefix("t=").unwrap_or_default();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{ts}.").as_bytes());
+    mac.update(body);
+    v1 == format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+}

@@ -535,6 +535,10 @@ impl SourceRead for TimedRead {
     fn prefetch(&mut self, start: u64, end: u64) -> std::io::Result<()> {
         self.timed(|r| r.prefetch(start, end))
     }
+
+    fn prefetch_many(&mut self, ranges: &[(u64, u64)]) -> std::io::Result<()> {
+        self.timed(|r| r.prefetch_many(ranges))
+    }
 }
 
 /// Decoder threads for one render: the configured number, or when that is

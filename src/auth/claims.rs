@@ -4,8 +4,9 @@
 use serde_json::{Map, Value};
 
 use super::AuthError;
+use crate::media::TimeSpec;
 use crate::media::{Fit, Format, MAX_DIMENSION};
-use crate::request::{parse_seconds, seconds_to_us, Params};
+use crate::request::{parse_time, seconds_to_us, Params};
 
 /// Audiences a thumbnail token may carry (`t` for signers written for
 /// Mux-style tokens).
@@ -97,22 +98,24 @@ fn bound_params(claims: &Map<String, Value>) -> Result<Params, AuthError> {
     let mut time = None;
     for name in ["timeStamp", "time"] {
         let Some(v) = claims.get(name) else { continue };
-        let secs = match v {
-            Value::Number(n) => n.as_f64().filter(|s| s.is_finite() && *s >= 0.0),
-            Value::String(s) => parse_seconds(s),
+        let t = match v {
+            Value::Number(n) => n
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| TimeSpec::At(seconds_to_us(s))),
+            Value::String(s) => parse_time(s),
             _ => None,
         }
         .ok_or(AuthError::BadClaim("timeStamp"))?;
-        let us = seconds_to_us(secs);
-        if time.is_some_and(|t| t != us) {
+        if time.is_some_and(|bound| bound != t) {
             return Err(AuthError::BadClaim("timeStamp"));
         }
-        time = Some(us);
+        time = Some(t);
     }
     Ok(Params {
         width: integer(claims, "width", MAX_DIMENSION as u64)?.map(|n| n as u32),
         height: integer(claims, "height", MAX_DIMENSION as u64)?.map(|n| n as u32),
-        time_us: time,
+        time,
         fit: match claims.get("fit") {
             None => None,
             Some(v) => Some(
@@ -180,7 +183,7 @@ mod tests {
             Params {
                 width: Some(320),
                 height: Some(180),
-                time_us: Some(12_500_000),
+                time: Some(TimeSpec::At(12_500_000)),
                 fit: Some(Fit::Pad),
                 quality: Some(70)
             }

@@ -297,8 +297,10 @@ pub fn sign_token(config: &Config, req: &SignRequest) -> Result<String, String> 
     if let Some(h) = b.height {
         claims["height"] = h.into();
     }
-    if let Some(t) = b.time_us {
-        claims["timeStamp"] = (t as f64 / 1e6).into();
+    match b.time {
+        Some(crate::media::TimeSpec::At(t)) => claims["timeStamp"] = (t as f64 / 1e6).into(),
+        Some(crate::media::TimeSpec::Auto) => claims["timeStamp"] = "auto".into(),
+        Some(crate::media::TimeSpec::Middle) | None => {}
     }
     if let Some(f) = b.fit {
         claims["fit"] = f.as_str().into();

@@ -203,7 +203,7 @@ impl App {
         let params = Params {
             width,
             height,
-            time_us: Some(time_us),
+            time: Some(crate::media::TimeSpec::At(time_us)),
             fit,
             quality: None,
         };
@@ -349,7 +349,7 @@ impl App {
         let params = Params {
             width,
             height,
-            time_us: None,
+            time: None,
             fit,
             quality: None,
         };

@@ -371,7 +371,7 @@ impl App {
         let params = Params {
             width: form.size.map(|s| s.0),
             height: form.size.map(|s| s.1),
-            time_us: Some(time_us),
+            time: Some(crate::media::TimeSpec::At(time_us)),
             fit: form.fit,
             quality: form.quality,
         };

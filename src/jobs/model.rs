@@ -115,7 +115,13 @@ pub fn validate(
     };
     let width = int(&mut errors, "width", 1, MAX_DIMENSION as u64, true);
     let height = int(&mut errors, "height", 1, MAX_DIMENSION as u64, false);
-    let timestamp_ms = int(&mut errors, "timestampMs", 0, 1_000_000_000_000, true);
+    // "auto": the best frame (see the thumbnail URL's `timeStamp=auto`).
+    let auto_time = obj.get("timestampMs").and_then(Value::as_str) == Some("auto");
+    let timestamp_ms = if auto_time {
+        None
+    } else {
+        int(&mut errors, "timestampMs", 0, 1_000_000_000_000, true)
+    };
     let quality = int(&mut errors, "quality", 1, 100, false);
     let timeout_ms = int(&mut errors, "timeoutMs", 1, 3_600_000, false);
     let string = |errors: &mut Vec<FieldError>, name: &str| -> Option<String> {
@@ -177,7 +183,11 @@ pub fn validate(
     let params = Params {
         width: width.map(|w| w as u32),
         height: height.map(|h| h as u32),
-        time_us: timestamp_ms.map(|ms| ms * 1000),
+        time: if auto_time {
+            Some(crate::media::TimeSpec::Auto)
+        } else {
+            timestamp_ms.map(|ms| crate::media::TimeSpec::At(ms * 1000))
+        },
         fit,
         quality: quality.map(|q| q as u8),
     };
@@ -214,8 +224,10 @@ pub fn thumbnail_url(base: &str, req: &ThumbnailRequest) -> String {
     if let Some(h) = s.height {
         query.push(format!("height={h}"));
     }
-    if let crate::media::TimeSpec::At(us) = s.time {
-        query.push(format!("timeStamp={}", format_seconds(us)));
+    match s.time {
+        crate::media::TimeSpec::At(us) => query.push(format!("timeStamp={}", format_seconds(us))),
+        crate::media::TimeSpec::Auto => query.push("timeStamp=auto".to_owned()),
+        crate::media::TimeSpec::Middle => {}
     }
     if let Some(f) = s.fit.filter(|f| *f != Fit::Crop) {
         query.push(format!("fit={}", f.as_str()));

@@ -82,7 +82,8 @@ fn spec_to_json(s: &RenderSpec) -> String {
         "height": s.height,
         "fit": s.fit.map(Fit::as_str),
         "quality": s.quality,
-        "time_us": match s.time { TimeSpec::At(us) => Some(us), TimeSpec::Middle => None },
+        "time_us": match s.time { TimeSpec::At(us) => Some(us), _ => None },
+        "time": match s.time { TimeSpec::Auto => Some("auto"), _ => None },
     })
     .to_string()
 }
@@ -95,7 +96,10 @@ fn spec_from_json(text: &str) -> Option<RenderSpec> {
         height: v["height"].as_u64().map(|n| n as u32),
         fit: v["fit"].as_str().and_then(Fit::parse),
         quality: v["quality"].as_u64().map(|n| n as u8),
-        time: v["time_us"].as_u64().map_or(TimeSpec::Middle, TimeSpec::At),
+        time: match v["time"].as_str() {
+            Some("auto") => TimeSpec::Auto,
+            _ => v["time_us"].as_u64().map_or(TimeSpec::Middle, TimeSpec::At),
+        },
     })
 }
 

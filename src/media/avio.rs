@@ -201,6 +201,13 @@ impl Demuxer {
         state.reader.prefetch(start, end).map_err(io_to_media)
     }
 
+    /// Passes several read-ahead hints at once (see [`SourceRead::prefetch_many`]).
+    pub fn prefetch_many(&mut self, ranges: &[(u64, u64)]) -> Result<(), MediaError> {
+        // SAFETY: as in `take_failure`: no FFmpeg call is running.
+        let state = unsafe { &mut *self.state };
+        state.reader.prefetch_many(ranges).map_err(io_to_media)
+    }
+
     /// Reads stream parameters from the first packets, for containers whose
     /// header does not carry them. Bounded by the small probe size above.
     pub fn find_stream_info(&mut self) -> Result<(), MediaError> {

@@ -47,15 +47,15 @@ impl DecodedFrame {
 const MAX_DECODE_ERRORS: usize = 64;
 
 /// What the container says about the video stream.
-struct StreamInfo {
-    index: usize,
-    time_base: Rational,
+pub(super) struct StreamInfo {
+    pub(super) index: usize,
+    pub(super) time_base: Rational,
     /// First timestamp, in `time_base` units.
-    start: i64,
+    pub(super) start: i64,
     /// Duration in microseconds, if known.
-    duration_us: Option<i64>,
-    orientation: Orientation,
-    container: Container,
+    pub(super) duration_us: Option<i64>,
+    pub(super) orientation: Orientation,
+    pub(super) container: Container,
 }
 
 /// What the container says about a video, without decoding it.
@@ -110,6 +110,19 @@ pub fn decode_frame(
     time: TimeSpec,
     limits: &Limits,
 ) -> Result<DecodedFrame, MediaError> {
+    if time == TimeSpec::Auto {
+        return super::bestframe::best_frame(reader, limits);
+    }
+    let (mut demuxer, info) = open_video(reader, limits)?;
+    frame_in(&mut demuxer, &info, time, limits)
+}
+
+/// Opens `reader`'s container and picks its video stream, checked against
+/// `limits`; other streams' packets are dropped by the demuxer.
+pub(super) fn open_video(
+    reader: Box<dyn SourceRead>,
+    limits: &Limits,
+) -> Result<(Demuxer, StreamInfo), MediaError> {
     let mut demuxer = Demuxer::open(reader, limits)?;
     if needs_stream_info(demuxer.input()) {
         demuxer.find_stream_info()?;
@@ -117,10 +130,21 @@ pub fn decode_frame(
     let info = stream_info(demuxer.input())?;
     check_frame_size(demuxer.input(), &info, limits)?;
     discard_other_streams(demuxer.input_mut(), info.index);
+    Ok((demuxer, info))
+}
 
+/// Decodes the frame shown at `time` from an open video; the demuxer can
+/// be used again (for another time) afterwards.
+pub(super) fn frame_in(
+    demuxer: &mut Demuxer,
+    info: &StreamInfo,
+    time: TimeSpec,
+    limits: &Limits,
+) -> Result<DecodedFrame, MediaError> {
     let target_us = match time {
         TimeSpec::At(us) => us as i64,
-        TimeSpec::Middle => info.duration_us.map_or(0, |d| d / 2),
+        // (`Auto` is chosen before: see `decode_frame`.)
+        TimeSpec::Middle | TimeSpec::Auto => info.duration_us.map_or(0, |d| d / 2),
     };
     // Round down: the frame shown at 1.5 s in a 1/25 time base is tick 37, not 38.
     let target = info.start + rescale_down(target_us, Rational(1, 1_000_000), info.time_base);
@@ -130,9 +154,9 @@ pub fn decode_frame(
     // wrong (see `Decoded::skipped`); then the attempt runs again without.
     let mut skip_nonref = true;
     let mut packets_decoded = 0;
-    let ordering = Ordering::of(demuxer.input(), &info);
+    let ordering = Ordering::of(demuxer.input(), info);
     loop {
-        let mut decoder = open_decoder(demuxer.input(), &info, limits)?;
+        let mut decoder = open_decoder(demuxer.input(), info, limits)?;
         let mut plan = Plan {
             target,
             stop_after_pos: None,
@@ -141,25 +165,25 @@ pub fn decode_frame(
         };
         match attempt {
             Seek::To(ts) => {
-                if !seek_past_last_cue(&mut demuxer, &info, ts)? {
-                    seek(&mut demuxer, &info, ts)?;
+                if !seek_past_last_cue(demuxer, info, ts)? {
+                    seek(demuxer, info, ts)?;
                 }
                 // After the seek: Matroska reads its cues only when asked to seek.
                 if ts == target {
-                    if let Some(range) = index_range(demuxer.input(), &info, target) {
+                    if let Some(range) = index_range(demuxer.input(), info, target) {
                         demuxer.prefetch(range.start, range.end)?;
                         plan.stop_after_pos = range.last_needed_pos;
                     }
                 }
             }
-            Seek::Start => seek_to_start(&mut demuxer, &info)?,
-            Seek::FirstByte => seek_to_first_byte(&mut demuxer)?,
+            Seek::Start => seek_to_start(demuxer, info)?,
+            Seek::FirstByte => seek_to_first_byte(demuxer)?,
         }
         let Decoded {
             found,
             skipped,
             sent,
-        } = decode_until(&mut demuxer, &mut decoder, &info, &plan, limits)?;
+        } = decode_until(demuxer, &mut decoder, info, &plan, limits)?;
         packets_decoded += sent;
         if let Some(skipped) = skipped {
             if found.as_ref().is_none_or(|f| f.pts < skipped) {
@@ -175,7 +199,7 @@ pub fn decode_frame(
         }
         let landed_late = found.as_ref().is_none_or(|f| f.pts > target);
         attempt = match (landed_late, attempt) {
-            (false, _) => return Ok(finish(found.expect("checked"), &info, packets_decoded)),
+            (false, _) => return Ok(finish(found.expect("checked"), info, packets_decoded)),
             // Landed after the target (byte-based seeking in MPEG-TS/PS) or
             // found nothing: try again from further back.
             (true, Seek::To(ts)) => {
@@ -193,7 +217,7 @@ pub fn decode_frame(
             // decoded is the one shown.
             (true, Seek::FirstByte) => {
                 return found
-                    .map(|f| finish(f, &info, packets_decoded))
+                    .map(|f| finish(f, info, packets_decoded))
                     .ok_or_else(|| {
                         MediaError::NoFrame("no frame of the video could be decoded".into())
                     })
@@ -362,12 +386,12 @@ enum Seek {
     FirstByte,
 }
 
-struct Found {
-    frame: frame::Video,
-    pts: i64,
+pub(super) struct Found {
+    pub(super) frame: frame::Video,
+    pub(super) pts: i64,
 }
 
-fn finish(found: Found, info: &StreamInfo, packets_decoded: usize) -> DecodedFrame {
+pub(super) fn finish(found: Found, info: &StreamInfo, packets_decoded: usize) -> DecodedFrame {
     let sar = found.frame.aspect_ratio();
     let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
         (sar.numerator() as u32, sar.denominator() as u32)
@@ -389,7 +413,7 @@ fn finish(found: Found, info: &StreamInfo, packets_decoded: usize) -> DecodedFra
 /// Whether the container header lacks what we need (stream list, picture
 /// size, duration), so a few packets must be probed. MP4, MOV, MKV/WebM and
 /// AVI headers carry it; MPEG-TS and FLV do not.
-fn needs_stream_info(input: &Input) -> bool {
+pub(super) fn needs_stream_info(input: &Input) -> bool {
     let Some(stream) = input.streams().best(Type::Video) else {
         return true;
     };
@@ -401,7 +425,7 @@ fn needs_stream_info(input: &Input) -> bool {
     w <= 0 || h <= 0 || (input.duration() <= 0 && stream.duration() <= 0)
 }
 
-fn stream_info(input: &Input) -> Result<StreamInfo, MediaError> {
+pub(super) fn stream_info(input: &Input) -> Result<StreamInfo, MediaError> {
     let stream = input
         .streams()
         .filter(|s| s.parameters().medium() == Type::Video)
@@ -472,7 +496,11 @@ fn best_index(input: &Input) -> usize {
         .map_or(usize::MAX, |s| s.index())
 }
 
-fn check_frame_size(input: &Input, info: &StreamInfo, limits: &Limits) -> Result<(), MediaError> {
+pub(super) fn check_frame_size(
+    input: &Input,
+    info: &StreamInfo,
+    limits: &Limits,
+) -> Result<(), MediaError> {
     let stream = input.stream(info.index).expect("index from stream_info");
     // SAFETY: plain fields of live codec parameters.
     let (w, h) = unsafe {
@@ -490,7 +518,7 @@ fn check_frame_size(input: &Input, info: &StreamInfo, limits: &Limits) -> Result
 }
 
 /// Tells the demuxer to drop packets of every other stream (audio, data).
-fn discard_other_streams(input: &mut Input, keep: usize) {
+pub(super) fn discard_other_streams(input: &mut Input, keep: usize) {
     // SAFETY: `streams` holds `nb_streams` valid pointers while the context lives.
     unsafe {
         let ctx = input.as_mut_ptr();
@@ -502,7 +530,7 @@ fn discard_other_streams(input: &mut Input, keep: usize) {
     }
 }
 
-fn open_decoder(
+pub(super) fn open_decoder(
     input: &Input,
     info: &StreamInfo,
     limits: &Limits,
@@ -529,7 +557,7 @@ fn open_decoder(
         .map_err(|e| MediaError::Unreadable(format!("no decoder for {codec_id:?} ({e})")))
 }
 
-fn seek(demuxer: &mut Demuxer, info: &StreamInfo, ts: i64) -> Result<(), MediaError> {
+pub(super) fn seek(demuxer: &mut Demuxer, info: &StreamInfo, ts: i64) -> Result<(), MediaError> {
     // SAFETY: the context is open; the stream index is valid.
     let ret = unsafe {
         ffi::avformat_seek_file(
@@ -557,7 +585,7 @@ fn seek(demuxer: &mut Demuxer, info: &StreamInfo, ts: i64) -> Result<(), MediaEr
 /// loaded by seeking to the start (which reads nothing more), and the last
 /// cue's cluster is reached by a byte seek, which the demuxer resumes from
 /// like any cluster boundary. Returns whether it seeked.
-fn seek_past_last_cue(
+pub(super) fn seek_past_last_cue(
     demuxer: &mut Demuxer,
     info: &StreamInfo,
     ts: i64,
@@ -595,7 +623,7 @@ fn seek_past_last_cue(
     Ok(ret >= 0)
 }
 
-fn seek_to_start(demuxer: &mut Demuxer, info: &StreamInfo) -> Result<(), MediaError> {
+pub(super) fn seek_to_start(demuxer: &mut Demuxer, info: &StreamInfo) -> Result<(), MediaError> {
     // SAFETY: as in `seek`.
     let ret = unsafe {
         ffi::avformat_seek_file(
@@ -809,12 +837,12 @@ fn receive(
     Ok(false)
 }
 
-fn rescale(v: i64, from: Rational, to: Rational) -> i64 {
+pub(super) fn rescale(v: i64, from: Rational, to: Rational) -> i64 {
     // SAFETY: pure arithmetic.
     unsafe { ffi::av_rescale_q(v, from.into(), to.into()) }
 }
 
-fn rescale_down(v: i64, from: Rational, to: Rational) -> i64 {
+pub(super) fn rescale_down(v: i64, from: Rational, to: Rational) -> i64 {
     // SAFETY: pure arithmetic.
     unsafe { ffi::av_rescale_q_rnd(v, from.into(), to.into(), ffi::AVRounding::AV_ROUND_DOWN) }
 }

@@ -52,6 +52,8 @@ pub struct Entry {
     pub timestamp: i64,
     /// Bytes (0 where the container does not say).
     pub size: i64,
+    /// Whether decoding can start here (Matroska's cues list only these).
+    pub keyframe: bool,
 }
 
 impl Entry {
@@ -108,6 +110,7 @@ impl<'a> StreamIndex<'a> {
                 pos: (*e).pos,
                 timestamp: (*e).timestamp,
                 size: i64::from((*e).size()),
+                keyframe: (*e).flags() & ffi::AVINDEX_KEYFRAME != 0,
             })
         }
     }

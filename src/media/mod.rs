@@ -17,10 +17,12 @@
 //! - [`encode`]: WebP, JPEG, PNG.
 
 pub mod avio;
+pub mod bestframe;
 pub mod decode;
 pub mod encode;
 pub mod geometry;
 pub mod index;
+pub mod keyframes;
 pub mod mp4;
 pub mod picture;
 pub mod tonemap;
@@ -117,6 +119,9 @@ pub enum TimeSpec {
     Middle,
     /// Microseconds from the start of the video; past the end means the last frame.
     At(u64),
+    /// The most representative frame ([`bestframe`]): not black, uniform,
+    /// faded or blurred when a better one exists.
+    Auto,
 }
 
 /// What to render, independent of where the video comes from.

@@ -494,6 +494,71 @@ impl SourceRead for RangeReader {
     /// Fetches the missing part of `start..end` in one request (capped), so
     /// the packets from a keyframe to the target frame cost one round trip.
     fn prefetch(&mut self, start: u64, end: u64) -> io::Result<()> {
+        match self.missing(start, end) {
+            Some((start, end)) => self.fetch_run(start, end),
+            None => Ok(()),
+        }
+    }
+
+    fn prefetch_many(&mut self, ranges: &[(u64, u64)]) -> io::Result<()> {
+        let wanted: Vec<(u64, u64)> = ranges
+            .iter()
+            .filter_map(|&(start, end)| self.missing(start, end))
+            .collect();
+        if wanted.len() <= 1 {
+            return wanted
+                .into_iter()
+                .try_for_each(|(start, end)| self.fetch_run(start, end));
+        }
+        let fetched = self.runtime.block_on(async {
+            let limit = Arc::new(tokio::sync::Semaphore::new(PREFETCH_IN_FLIGHT));
+            let mut tasks = tokio::task::JoinSet::new();
+            for (i, &(start, end)) in wanted.iter().enumerate() {
+                let (shared, url, validator) = (
+                    self.shared.clone(),
+                    self.url.clone(),
+                    self.info.validator.clone(),
+                );
+                let limit = limit.clone();
+                tasks.spawn(async move {
+                    let _slot = limit.acquire().await;
+                    let got = fetch(&shared, &url, start, end - start, Some(&validator)).await;
+                    (i, got)
+                });
+            }
+            let mut out: Vec<Option<Fetched>> = (0..wanted.len()).map(|_| None).collect();
+            while let Some(done) = tasks.join_next().await {
+                let (i, got) = done.map_err(|e| SourceError::Io(e.to_string()))?;
+                out[i] = Some(got?);
+            }
+            Ok::<_, SourceError>(out)
+        });
+        let fetched = fetched.map_err(|e| {
+            if matches!(e, SourceError::Changed) {
+                let key = format!("{}{}", self.shared.namespace, self.url);
+                self.shared.objects.invalidate(&key);
+            }
+            io::Error::other(e)
+        })?;
+        for (&(start, end), got) in wanted.iter().zip(fetched) {
+            let got = got.expect("every task reported");
+            if got.data.len() as u64 != end - start {
+                return Err(io::Error::other(SourceError::Changed));
+            }
+            self.requests += 1;
+            self.fetched += got.data.len() as u64;
+            self.store(start, &got.data);
+        }
+        Ok(())
+    }
+}
+
+/// Range requests one `prefetch_many` keeps in flight.
+const PREFETCH_IN_FLIGHT: usize = 8;
+
+impl RangeReader {
+    /// The part of `start..end` not held yet (trimmed at both ends), if any.
+    fn missing(&mut self, start: u64, end: u64) -> Option<(u64, u64)> {
         let mut end = end
             .min(self.info.size)
             .min(start.saturating_add(MAX_PREFETCH));
@@ -510,10 +575,7 @@ impl SourceRead for RangeReader {
                 None => break,
             }
         }
-        if end <= start {
-            return Ok(());
-        }
-        self.fetch_run(start, end)
+        (end > start).then_some((start, end))
     }
 }
 

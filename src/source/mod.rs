@@ -38,6 +38,16 @@ pub trait SourceRead: Read + Seek + Send {
     fn prefetch(&mut self, _start: u64, _end: u64) -> std::io::Result<()> {
         Ok(())
     }
+
+    /// Says each of `ranges` (start, end) will be read soon: a remote
+    /// source fetches them at once, several requests in flight, instead of
+    /// one round trip after another (a storyboard's keyframes).
+    fn prefetch_many(&mut self, ranges: &[(u64, u64)]) -> std::io::Result<()> {
+        for &(start, end) in ranges {
+            self.prefetch(start, end)?;
+        }
+        Ok(())
+    }
 }
 
 impl SourceRead for std::fs::File {

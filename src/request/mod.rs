@@ -37,8 +37,9 @@ impl FieldError {
 pub struct Params {
     pub width: Option<u32>,
     pub height: Option<u32>,
-    /// Microseconds from the start.
-    pub time_us: Option<u64>,
+    /// `At` (microseconds from the start) or `Auto` (the best frame);
+    /// `None` is the middle.
+    pub time: Option<TimeSpec>,
     pub fit: Option<Fit>,
     pub quality: Option<u8>,
 }
@@ -62,10 +63,7 @@ impl Params {
             } else {
                 None
             },
-            time: match self.time_us {
-                None => TimeSpec::Middle,
-                Some(us) => TimeSpec::At(us),
-            },
+            time: self.time.unwrap_or(TimeSpec::Middle),
         }
     }
 
@@ -89,7 +87,7 @@ impl Params {
         }
         one(&mut self.width, bound.width, "width")?;
         one(&mut self.height, bound.height, "height")?;
-        one(&mut self.time_us, bound.time_us, "timeStamp")?;
+        one(&mut self.time, bound.time, "timeStamp")?;
         one(&mut self.fit, bound.fit, "fit")?;
         one(&mut self.quality, bound.quality, "quality")
     }
@@ -159,6 +157,7 @@ impl fmt::Display for RenderKey {
         }
         match s.time {
             TimeSpec::Middle => write!(f, "t=mid"),
+            TimeSpec::Auto => write!(f, "t=auto"),
             TimeSpec::At(us) => write!(f, "t={us}us"),
         }
     }
@@ -369,11 +368,11 @@ fn parse_query(query: &str, errors: &mut Vec<FieldError>) -> (Params, Option<Str
                     "{canonical} must be an integer between 1 and {MAX_DIMENSION}"
                 )),
             },
-            "timeStamp" => match parse_seconds(&value) {
-                Some(t) => params.time_us = Some(seconds_to_us(t)),
-                None => {
-                    invalid("timeStamp must be a non-negative number of seconds, like 12 or 12.5")
-                }
+            "timeStamp" => match parse_time(&value) {
+                Some(t) => params.time = Some(t),
+                None => invalid(
+                    "timeStamp must be a non-negative number of seconds, like 12 or 12.5, or auto",
+                ),
             },
             "fit" => match Fit::parse(&value) {
                 Some(f) => params.fit = Some(f),
@@ -388,6 +387,14 @@ fn parse_query(query: &str, errors: &mut Vec<FieldError>) -> (Params, Option<Str
         seen.push((canonical, value));
     }
     (params, token)
+}
+
+/// A `timeStamp` value: seconds, or `auto` for the best frame.
+pub fn parse_time(value: &str) -> Option<TimeSpec> {
+    if value == "auto" {
+        return Some(TimeSpec::Auto);
+    }
+    parse_seconds(value).map(|t| TimeSpec::At(seconds_to_us(t)))
 }
 
 /// Seconds to the canonical microseconds (times past the end all mean the
@@ -567,11 +574,11 @@ mod tests {
         assert_eq!(p.token.as_deref(), Some("abc"));
         let bound = Params {
             width: Some(320),
-            time_us: Some(12_000_000),
+            time: Some(TimeSpec::At(12_000_000)),
             ..Params::default()
         };
         p.params.bind(&bound).unwrap();
-        assert_eq!(p.params.time_us, Some(12_000_000));
+        assert_eq!(p.params.time, Some(TimeSpec::At(12_000_000)));
         let mut other = parse("o/e/a.webp", Some("width=640")).unwrap();
         assert_eq!(other.params.bind(&bound), Err("width"));
     }

@@ -1,0 +1,191 @@
+//! The best frame (`timeStamp=auto`): a representative picture of the video
+//! rather than whatever sits at a fixed time.
+//!
+//! Candidates are keyframes (cheap: each decodes alone, see [`keyframes`])
+//! spread over the first part of the video, where a poster frame is looked
+//! for, and around its middle. Each is scored on a small grey copy: edge
+//! strength above all (a blurred or faded frame has weak edges), spread of
+//! brightness (a black or near-uniform frame has none) and, a little, the
+//! entropy of its histogram, with dark and blown-out frames marked down. The highest score wins, the earliest on a tie: the choice
+//! depends only on the video's bytes, so it is cached like any thumbnail.
+//!
+//! [`keyframes`]: super::keyframes
+
+use super::decode::DecodedFrame;
+use super::keyframes::Frames;
+use super::{geometry, picture, Format, Limits, MediaError};
+use crate::source::SourceRead;
+
+/// Candidates spread over the first part of the video.
+const OPENING_CANDIDATES: u64 = 8;
+/// The first part: this share of the video, at most [`OPENING_MAX_US`].
+const OPENING_SHARE: f64 = 0.35;
+const OPENING_MAX_US: u64 = 120_000_000;
+/// Where candidates around the middle sit, as shares of the duration.
+const MIDDLE_SHARES: [f64; 3] = [0.45, 0.5, 0.55];
+/// Width of the grey copy that is scored.
+const SCORE_WIDTH: u32 = 160;
+
+/// Decodes the best frame of the video `reader` holds.
+pub fn best_frame(
+    reader: Box<dyn SourceRead>,
+    limits: &Limits,
+) -> Result<DecodedFrame, MediaError> {
+    let mut frames = Frames::open(reader, limits)?;
+    let times = candidate_times(frames.duration_us());
+    let mut set = frames.keyframes(&times)?;
+    let mut best: Option<(usize, f64)> = None;
+    for (i, frame) in set.frames.iter().enumerate() {
+        let s = score(&luma(frame)?);
+        tracing::debug!(time = frame.time_secs, score = s, "best-frame candidate");
+        if best.is_none_or(|(_, b)| s > b) {
+            best = Some((i, s));
+        }
+    }
+    let (i, _) = best.ok_or_else(|| MediaError::NoFrame("no keyframe could be decoded".into()))?;
+    Ok(set.frames.swap_remove(i))
+}
+
+/// Candidate times in microseconds, ascending, without repeats.
+fn candidate_times(duration_us: Option<u64>) -> Vec<u64> {
+    let Some(d) = duration_us.filter(|&d| d > 0) else {
+        // Unknown length: the first seconds only.
+        return (0..OPENING_CANDIDATES).map(|i| i * 1_000_000).collect();
+    };
+    let opening = ((d as f64 * OPENING_SHARE) as u64).min(OPENING_MAX_US);
+    let mut times: Vec<u64> = (0..OPENING_CANDIDATES)
+        .map(|i| opening * i / (OPENING_CANDIDATES - 1))
+        .chain(MIDDLE_SHARES.iter().map(|s| (d as f64 * s) as u64))
+        .collect();
+    times.sort_unstable();
+    times.dedup();
+    times
+}
+
+/// A small grey picture: luma values, row by row.
+struct Grey {
+    width: usize,
+    height: usize,
+    luma: Vec<f64>,
+}
+
+/// The frame as displayed, scaled to [`SCORE_WIDTH`], as luma.
+fn luma(frame: &DecodedFrame) -> Result<Grey, MediaError> {
+    let plan = geometry::plan(&frame.shape(), Some(SCORE_WIDTH), None, None);
+    let picture::Picture::Rgb(rgb) = picture::prepare(frame, &plan, Format::Png)? else {
+        return Err(MediaError::Internal("expected an RGB picture".into()));
+    };
+    let luma = rgb
+        .data
+        .chunks_exact(3)
+        .map(|p| 0.2126 * p[0] as f64 + 0.7152 * p[1] as f64 + 0.0722 * p[2] as f64)
+        .collect();
+    Ok(Grey {
+        width: rgb.width as usize,
+        height: rgb.height as usize,
+        luma,
+    })
+}
+
+/// How representative a picture looks; higher is better, 0 is hopeless.
+fn score(g: &Grey) -> f64 {
+    let n = g.luma.len().max(1) as f64;
+    let mean = g.luma.iter().sum::<f64>() / n;
+    let spread = (g.luma.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    // Entropy of a 64-bin histogram, in bits (at most 6).
+    let mut bins = [0u32; 64];
+    for v in &g.luma {
+        bins[(v.clamp(0.0, 255.0) as usize / 4).min(63)] += 1;
+    }
+    let entropy: f64 = bins
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    // Mean absolute Laplacian: edge strength.
+    let (w, h) = (g.width, g.height);
+    let mut edges = 0.0;
+    let mut count = 0usize;
+    for y in 1..h.saturating_sub(1) {
+        for x in 1..w.saturating_sub(1) {
+            let c = g.luma[y * w + x];
+            let around = g.luma[y * w + x - 1]
+                + g.luma[y * w + x + 1]
+                + g.luma[(y - 1) * w + x]
+                + g.luma[(y + 1) * w + x];
+            edges += (4.0 * c - around).abs();
+            count += 1;
+        }
+    }
+    let edges = edges / count.max(1) as f64;
+    if spread < NEAR_UNIFORM {
+        // Black, white or flat: only better than nothing.
+        return spread / NEAR_UNIFORM * 1e-3;
+    }
+    // Dark or blown-out frames (the start or end of a fade) are marked down.
+    let exposure = (mean / DARK).min((255.0 - mean) / DARK).min(1.0);
+    // Edges weigh most: blur keeps the spread and raises the entropy (a
+    // two-tone picture blurred has every tone in between).
+    let sharpness = (1.0 + edges).ln();
+    // Contrast counts in full: a fade is the whole picture at lower contrast.
+    spread / 64.0 * sharpness * sharpness * (1.0 + entropy / 6.0) * exposure
+}
+
+/// Brightness spread (0-255 scale) below which a frame counts as uniform.
+const NEAR_UNIFORM: f64 = 6.0;
+/// Mean brightness below which (or this far below 255) a frame is marked down.
+const DARK: f64 = 40.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grey(width: usize, height: usize, f: impl Fn(usize, usize) -> f64) -> Grey {
+        let luma = (0..height)
+            .flat_map(|y| (0..width).map(move |x| (x, y)))
+            .map(|(x, y)| f(x, y))
+            .collect();
+        Grey {
+            width,
+            height,
+            luma,
+        }
+    }
+
+    /// A checkerboard of 8-pixel squares between `lo` and `hi`.
+    fn checker(lo: f64, hi: f64) -> Grey {
+        grey(
+            64,
+            36,
+            |x, y| if (x / 8 + y / 8) % 2 == 0 { lo } else { hi },
+        )
+    }
+
+    #[test]
+    fn content_beats_black_uniform_faded_and_blurred() {
+        let content = score(&checker(20.0, 230.0));
+        assert!(score(&grey(64, 36, |_, _| 0.0)) < content * 0.01);
+        assert!(score(&grey(64, 36, |_, _| 128.0)) < content * 0.01);
+        // Half-way through a fade from black.
+        assert!(score(&checker(10.0, 115.0)) < content);
+        // A smooth ramp: contrast but no edges.
+        let blurred = grey(64, 36, |x, _| 20.0 + x as f64 * 3.3);
+        assert!(score(&blurred) < content);
+    }
+
+    #[test]
+    fn candidates_cover_the_opening_and_the_middle() {
+        let t = candidate_times(Some(100_000_000));
+        assert_eq!(t.first(), Some(&0));
+        assert!(t.contains(&50_000_000));
+        assert!(t.iter().all(|&x| x <= 55_000_000));
+        assert!(t.windows(2).all(|w| w[0] < w[1]));
+        // A long video's opening is capped.
+        let long = candidate_times(Some(3_600_000_000));
+        assert!(long[..8].iter().all(|&x| x <= OPENING_MAX_US));
+        assert_eq!(candidate_times(None).len(), 8);
+    }
+}

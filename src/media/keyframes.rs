@@ -1,0 +1,275 @@
+//! Many frames of one video from one open container: keyframes decoded
+//! alone (storyboard tiles, best-frame candidates), or exact frames.
+//!
+//! A keyframe needs no other frame to decode, so a tile at time `t` is the
+//! keyframe at or before `t`: one packet each. Where the container's index
+//! lists every packet with its position and size (MP4, MOV, 3GP), exactly
+//! those packets are fetched up front, adjacent ones in one range request
+//! and the rest several at a time; elsewhere (Matroska's cues, MPEG-TS)
+//! each seek reads what it needs as a thumbnail does.
+
+use ffmpeg_next::{frame, Packet, Rational};
+
+use super::avio::Demuxer;
+use super::decode::{self, DecodedFrame, Found, StreamInfo};
+use super::index::{Container, StreamIndex};
+use super::{Limits, MediaError, TimeSpec};
+use crate::source::SourceRead;
+
+/// Ranges closer than this are fetched as one: a request costs more than
+/// the bytes between them.
+const MERGE_GAP: u64 = 4 * 1024;
+
+/// An open video, for frames at several times.
+pub struct Frames {
+    demuxer: Demuxer,
+    info: StreamInfo,
+    limits: Limits,
+}
+
+/// Frames for a list of times: `frames` once each, and for each time the
+/// index of the frame shown for it (times sharing a keyframe share it).
+pub struct FrameSet {
+    pub frames: Vec<DecodedFrame>,
+    pub of_time: Vec<usize>,
+}
+
+impl Frames {
+    pub fn open(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Frames, MediaError> {
+        let (demuxer, info) = decode::open_video(reader, limits)?;
+        Ok(Frames {
+            demuxer,
+            info,
+            limits: limits.clone(),
+        })
+    }
+
+    /// The video's duration in microseconds, if the container says.
+    pub fn duration_us(&self) -> Option<u64> {
+        self.info.duration_us.map(|d| d.max(0) as u64)
+    }
+
+    /// Keyframe times (microseconds from the start) the index lists, in
+    /// order; empty where the container has no index.
+    pub fn indexed_keyframes(&mut self) -> Result<Vec<u64>, MediaError> {
+        self.load_index()?;
+        let index = StreamIndex::of(self.demuxer.input(), self.info.index);
+        let mut times: Vec<u64> = (0..index.entries())
+            .filter_map(|i| index.get(i))
+            .filter(|e| e.keyframe)
+            .map(|e| self.us_of(e.timestamp))
+            .collect();
+        times.dedup();
+        Ok(times)
+    }
+
+    /// Matroska reads its cues only when asked to seek: seeking to the
+    /// start reads them and nothing else.
+    fn load_index(&mut self) -> Result<(), MediaError> {
+        if self.info.container == Container::Matroska {
+            decode::seek_to_start(&mut self.demuxer, &self.info)?;
+        }
+        Ok(())
+    }
+
+    /// The exact frame shown at each time (as a thumbnail at that time).
+    pub fn exact(&mut self, times_us: &[u64]) -> Result<FrameSet, MediaError> {
+        let mut frames: Vec<DecodedFrame> = Vec::new();
+        let mut of_time = Vec::with_capacity(times_us.len());
+        for &t in times_us {
+            let frame =
+                decode::frame_in(&mut self.demuxer, &self.info, TimeSpec::At(t), &self.limits)?;
+            // A time between the same two frames as the last one shows it.
+            match frames.last() {
+                Some(last) if last.time_secs == frame.time_secs => {}
+                _ => frames.push(frame),
+            }
+            of_time.push(frames.len() - 1);
+        }
+        Ok(FrameSet { frames, of_time })
+    }
+
+    /// The keyframe at or before each time (`times_us` ascending), each
+    /// decoded alone.
+    pub fn keyframes(&mut self, times_us: &[u64]) -> Result<FrameSet, MediaError> {
+        self.load_index()?;
+        let targets: Vec<i64> = times_us.iter().map(|&t| self.ts_of(t)).collect();
+        // The keyframe for each time, by index entry where there is an index.
+        let entries: Option<Vec<_>> = {
+            let index = StreamIndex::of(self.demuxer.input(), self.info.index);
+            targets
+                .iter()
+                .map(|&ts| {
+                    let i = index.search(ts, false)?;
+                    index.get(i).filter(|e| e.keyframe && e.pos >= 0)
+                })
+                .collect()
+        };
+        if let Some(entries) = entries.as_ref() {
+            if self.info.container == Container::Mp4 {
+                let ranges: Vec<(u64, u64)> = entries
+                    .iter()
+                    .filter(|e| e.size > 0)
+                    .map(|e| (e.pos as u64, e.end() as u64))
+                    .collect();
+                self.demuxer.prefetch_many(&merge(ranges))?;
+            }
+        }
+        let mut decoder = decode::open_decoder(
+            self.demuxer.input(),
+            &self.info,
+            &Limits {
+                // One packet at a time: frame threads would only add hand-overs.
+                decoder_threads: 1,
+                ..self.limits.clone()
+            },
+        )?;
+        let mut frames: Vec<DecodedFrame> = Vec::new();
+        let mut pts_of: Vec<i64> = Vec::new();
+        let mut of_time = Vec::with_capacity(targets.len());
+        for (n, &target) in targets.iter().enumerate() {
+            // The keyframe's own timestamp where the index knows it.
+            let seek_to = entries.as_ref().map_or(target, |e| e[n].timestamp);
+            if let Some(i) = entries
+                .as_ref()
+                .and_then(|_| pts_of.iter().position(|&p| p == seek_to))
+            {
+                of_time.push(i);
+                continue;
+            }
+            let found = self.keyframe_near(&mut decoder, seek_to)?;
+            let key = if entries.is_some() {
+                seek_to
+            } else {
+                found.pts
+            };
+            if let Some(i) = pts_of.iter().position(|&p| p == key) {
+                of_time.push(i);
+                continue;
+            }
+            let frame = decode::finish(found, &self.info, 1);
+            // Two index entries can lead to one frame (an edit list).
+            if let Some(i) = frames.iter().position(|f| f.time_secs == frame.time_secs) {
+                of_time.push(i);
+                continue;
+            }
+            frames.push(frame);
+            pts_of.push(key);
+            of_time.push(frames.len() - 1);
+        }
+        Ok(FrameSet { frames, of_time })
+    }
+
+    /// Seeks to the keyframe at or before `ts` and decodes it alone.
+    fn keyframe_near(
+        &mut self,
+        decoder: &mut ffmpeg_next::decoder::Video,
+        ts: i64,
+    ) -> Result<Found, MediaError> {
+        let (demuxer, info) = (&mut self.demuxer, &self.info);
+        if !decode::seek_past_last_cue(demuxer, info, ts)? {
+            decode::seek(demuxer, info, ts)?;
+        }
+        decoder.flush();
+        let mut skipped = 0usize;
+        loop {
+            if std::time::Instant::now() >= self.limits.deadline {
+                return Err(MediaError::Timeout);
+            }
+            let mut packet = Packet::empty();
+            match packet.read(demuxer.input_mut()) {
+                Ok(()) => {}
+                Err(ffmpeg_next::Error::Other { errno })
+                    if errno == ffmpeg_next::util::error::EAGAIN =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    if let Some(failure) = demuxer.take_failure() {
+                        return Err(failure);
+                    }
+                    return Err(MediaError::NoFrame(format!(
+                        "no keyframe after the seek ({e})"
+                    )));
+                }
+            }
+            if packet.stream() != info.index || !packet.is_key() {
+                skipped += 1;
+                if skipped > MAX_SKIPPED_PACKETS {
+                    return Err(MediaError::NoFrame("no keyframe near the time".into()));
+                }
+                continue;
+            }
+            let pts = packet.pts().or(packet.dts()).unwrap_or(ts);
+            if decoder.send_packet(&packet).is_err() {
+                // A damaged keyframe: try the next one.
+                continue;
+            }
+            let _ = decoder.send_eof();
+            let mut frame = frame::Video::empty();
+            let got = decoder.receive_frame(&mut frame).is_ok();
+            decoder.flush();
+            if got {
+                let pixels = frame.width() as u64 * frame.height() as u64;
+                if pixels > self.limits.max_frame_pixels {
+                    return Err(MediaError::FrameTooLarge {
+                        width: frame.width(),
+                        height: frame.height(),
+                        limit: self.limits.max_frame_pixels,
+                    });
+                }
+                let pts = frame.timestamp().or(frame.pts()).unwrap_or(pts);
+                return Ok(Found { frame, pts });
+            }
+        }
+    }
+
+    /// Microseconds from the start to a stream timestamp (rounded down).
+    fn ts_of(&self, us: u64) -> i64 {
+        let us = us.min(i64::MAX as u64 / 2) as i64;
+        self.info.start + decode::rescale_down(us, Rational(1, 1_000_000), self.info.time_base)
+    }
+
+    /// A stream timestamp to microseconds from the start.
+    fn us_of(&self, ts: i64) -> u64 {
+        decode::rescale(
+            ts.saturating_sub(self.info.start),
+            self.info.time_base,
+            Rational(1, 1_000_000),
+        )
+        .max(0) as u64
+    }
+}
+
+/// Packets read after a seek before giving up on finding a keyframe (a
+/// long GOP at 60 fps with audio is a few thousand).
+const MAX_SKIPPED_PACKETS: usize = 20_000;
+
+/// Sorts byte ranges and joins those that touch or nearly do.
+fn merge(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match out.last_mut() {
+            Some(last) if start <= last.1.saturating_add(MERGE_GAP) => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge;
+
+    #[test]
+    fn ranges_merge_when_they_touch_or_nearly_do() {
+        assert_eq!(
+            merge(vec![(100, 200), (0, 50), (200, 300), (9000, 9100)]),
+            [(0, 300), (9000, 9100)]
+        );
+        assert_eq!(merge(vec![(0, 10), (5000, 6000)]), [(0, 10), (5000, 6000)]);
+        assert_eq!(merge(vec![(0, 100), (10, 20)]), [(0, 100)]);
+        assert!(merge(vec![]).is_empty());
+    }
+}

@@ -45,6 +45,9 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default)]
     pub render: RenderConfig,
+    /// Storyboards and animated previews.
+    #[serde(default)]
+    pub pictures: PicturesConfig,
     #[serde(default)]
     pub fetch: FetchConfig,
     #[serde(default)]
@@ -213,6 +216,45 @@ impl Default for RenderConfig {
             max_source_bytes: 512 * 1024 * 1024,
             max_frame_pixels: 40_000_000,
             decoder_threads: 0,
+        }
+    }
+}
+
+/// Bounds of the multi-frame pictures: storyboards and animated previews.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PicturesConfig {
+    /// Largest storyboard sprite, in pixels (width x height).
+    pub storyboard_max_pixels: u64,
+    /// Longest animated preview (`end - start`), seconds.
+    pub animated_max_secs: f64,
+    /// Highest `fps` of an animated preview.
+    pub animated_max_fps: u32,
+    /// Widest animated preview, pixels.
+    pub animated_max_width: u32,
+    /// Memory for cached storyboards and animations (apart from
+    /// `cache.max_bytes`), bytes.
+    pub cache_max_bytes: u64,
+}
+
+impl Default for PicturesConfig {
+    fn default() -> Self {
+        PicturesConfig {
+            storyboard_max_pixels: 16 * 1024 * 1024,
+            animated_max_secs: 10.0,
+            animated_max_fps: 30,
+            animated_max_width: 640,
+            cache_max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl PicturesConfig {
+    pub fn animated_limits(&self) -> crate::request::animated::AnimatedLimits {
+        crate::request::animated::AnimatedLimits {
+            max_secs: self.animated_max_secs,
+            max_fps: self.animated_max_fps,
+            max_width: self.animated_max_width,
         }
     }
 }
@@ -507,6 +549,17 @@ impl Config {
         let invalid = |msg: String| Err(ConfigError::Invalid(msg));
         if self.render.queue == 0 {
             return invalid("render.queue must be at least 1".into());
+        }
+        let p = &self.pictures;
+        if !(p.animated_max_secs > 0.0 && p.animated_max_secs <= 60.0)
+            || !(1..=60).contains(&p.animated_max_fps)
+            || !(1..=crate::media::MAX_DIMENSION).contains(&p.animated_max_width)
+        {
+            return invalid(
+                "pictures.animated_max_secs must be in (0, 60], animated_max_fps in 1-60 and \
+                 animated_max_width in 1-4096"
+                    .into(),
+            );
         }
         if !(8192..=1024 * 1024).contains(&self.server.max_header_bytes) {
             return invalid(

@@ -17,9 +17,12 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Access, Config};
 use crate::media::decode::DecodedFrame;
+use crate::media::storyboard::Layout;
 use crate::media::{self, Format, Limits, MediaError, RenderSpec, TimeSpec};
 use crate::metrics::Metrics;
 use crate::pool::{PoolError, WorkPool};
+use crate::request::animated::AnimatedRequest;
+use crate::request::storyboard::StoryboardRequest;
 use crate::request::{RenderKey, ThumbnailRequest};
 use crate::source::urlbook::{self, UrlBook};
 use crate::source::{SourceError, SourceLocation, SourceRead, SourceTemplate, Sources};
@@ -116,6 +119,49 @@ impl From<SourceError> for RenderError {
     }
 }
 
+/// A storyboard or animated preview's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SequenceKey {
+    Storyboard(StoryboardRequest),
+    Animated(AnimatedRequest),
+}
+
+/// A storyboard sprite or an animation as served.
+#[derive(Debug)]
+pub struct Sequence {
+    pub bytes: Bytes,
+    pub content_type: &'static str,
+    /// Strong entity tag derived from the bytes, quoted.
+    pub etag: String,
+    pub width: u32,
+    pub height: u32,
+    /// Where each tile is (storyboards).
+    pub layout: Option<Layout>,
+    /// Frames in the animation (animations).
+    pub frames: usize,
+}
+
+impl Sequence {
+    fn new(
+        bytes: Bytes,
+        content_type: &'static str,
+        (width, height): (u32, u32),
+        layout: Option<Layout>,
+        frames: usize,
+    ) -> Sequence {
+        let digest = Sha256::digest(&bytes);
+        Sequence {
+            etag: format!("\"{}\"", hex::encode(&digest[..16])),
+            bytes,
+            content_type,
+            width,
+            height,
+            layout,
+            frames,
+        }
+    }
+}
+
 /// A configured environment as the renderer needs it.
 struct Environment {
     locator: Locator,
@@ -147,6 +193,10 @@ pub struct Renderer {
     /// Video URLs by key, for orgs that take them.
     urls: Option<Arc<UrlBook>>,
     cache: moka::future::Cache<RenderKey, Arc<Thumbnail>>,
+    /// Storyboards and animations, apart from thumbnails (a few large
+    /// entries should not push out thousands of small ones).
+    sequences: moka::future::Cache<SequenceKey, Arc<Sequence>>,
+    pictures: crate::config::PicturesConfig,
     /// Recently decoded frames, so other sizes and formats of the same frame
     /// (a srcset) only scale and encode, and concurrent requests for them
     /// share one decode.
@@ -218,8 +268,16 @@ impl Renderer {
             })
             .time_to_idle(Duration::from_secs(config.cache.frame_ttl_secs))
             .build();
+        let sequences = moka::future::Cache::builder()
+            .max_capacity(config.pictures.cache_max_bytes)
+            .weigher(|_k: &SequenceKey, v: &Arc<Sequence>| {
+                (v.bytes.len() + 1024).try_into().unwrap_or(u32::MAX)
+            })
+            .build();
         let r = &config.render;
         Ok(Renderer {
+            sequences,
+            pictures: config.pictures.clone(),
             frames,
             environments,
             urls,
@@ -304,6 +362,94 @@ impl Renderer {
             CacheStatus::Coalesced
         };
         Ok((thumbnail, status))
+    }
+
+    /// The storyboard (sprite and layout) for `req`, cached and made once
+    /// however many callers ask at the same time, as thumbnails are.
+    pub async fn storyboard(
+        &self,
+        req: &StoryboardRequest,
+    ) -> Result<(Arc<Sequence>, CacheStatus), Arc<RenderError>> {
+        let key = SequenceKey::Storyboard(req.clone());
+        let spec = req.spec.clone();
+        let max_pixels = self.pictures.storyboard_max_pixels;
+        self.sequence(&req.org, &req.env, &req.key, key, move |reader, limits| {
+            let board = media::storyboard::render(reader, &spec, limits, max_pixels)?;
+            Ok(Sequence::new(
+                board.bytes,
+                spec.format.content_type(),
+                (board.width, board.height),
+                Some(board.layout),
+                0,
+            ))
+        })
+        .await
+    }
+
+    /// The animated preview for `req`, cached and coalesced.
+    pub async fn animated(
+        &self,
+        req: &AnimatedRequest,
+    ) -> Result<(Arc<Sequence>, CacheStatus), Arc<RenderError>> {
+        let key = SequenceKey::Animated(req.clone());
+        let spec = req.spec.clone();
+        self.sequence(&req.org, &req.env, &req.key, key, move |reader, limits| {
+            let anim = media::animated::render(reader, &spec, limits)?;
+            Ok(Sequence::new(
+                anim.bytes,
+                spec.format.content_type(),
+                (anim.width, anim.height),
+                None,
+                anim.frames,
+            ))
+        })
+        .await
+    }
+
+    async fn sequence(
+        &self,
+        org: &str,
+        env: &str,
+        key: &str,
+        cache_key: SequenceKey,
+        make: impl FnOnce(Box<dyn SourceRead>, &Limits) -> Result<Sequence, MediaError> + Send + 'static,
+    ) -> Result<(Arc<Sequence>, CacheStatus), Arc<RenderError>> {
+        if let Some(s) = self.sequences.get(&cache_key).await {
+            self.metrics.cache_hits.inc();
+            return Ok((s, CacheStatus::Hit));
+        }
+        let location = self.locate(org, env, key).await.map_err(Arc::new)?;
+        let made_here = AtomicBool::new(false);
+        let sequence = self
+            .sequences
+            .try_get_with(cache_key, async {
+                made_here.store(true, Ordering::Relaxed);
+                let reader = self.sources.open(&location).await?;
+                let limits = self.limits(Instant::now());
+                let timeout = self.timeout;
+                let made = self
+                    .pool
+                    .run(move || {
+                        let limits = Limits {
+                            deadline: Instant::now() + timeout,
+                            ..limits
+                        };
+                        make(reader, &limits)
+                    })
+                    .await
+                    .map_err(|e| self.busy(e))??;
+                self.metrics.renders.inc();
+                Ok::<_, RenderError>(Arc::new(made))
+            })
+            .await?;
+        let status = if made_here.load(Ordering::Relaxed) {
+            self.metrics.cache_misses.inc();
+            CacheStatus::Miss
+        } else {
+            self.metrics.cache_coalesced.inc();
+            CacheStatus::Coalesced
+        };
+        Ok((sequence, status))
     }
 
     /// Whether the thumbnail for `req` is in the cache now.

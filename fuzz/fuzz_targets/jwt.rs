@@ -27,7 +27,7 @@ fn verifier() -> &'static Verifier {
 
 fuzz_target!(|input: (&str, &[u8])| {
     let (token, claims) = input;
-    let target = Target { org: "o", env: "e", key: "a.mp4" };
+    let target = Target::thumbnail("o", "e", "a.mp4");
     let _ = verifier().verify(token, &target);
     // A genuine signature over fuzzed claims: only the claims decide.
     if let Ok(claims) = serde_json::from_slice::<serde_json::Value>(claims) {

@@ -11,6 +11,10 @@ use crate::request::{parse_time, seconds_to_us, Params};
 /// Audiences a thumbnail token may carry (`t` for signers written for
 /// Mux-style tokens).
 pub const AUDIENCES: [&str; 2] = ["thumbnail", "t"];
+/// Audiences of a storyboard token (`s`: Mux-style).
+pub const STORYBOARD_AUDIENCES: [&str; 2] = ["storyboard", "s"];
+/// Audiences of an animated preview's token (`g`: Mux-style, for GIFs).
+pub const ANIMATED_AUDIENCES: [&str; 3] = ["animated", "gif", "g"];
 
 /// What a valid token allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +25,8 @@ pub struct Grant {
     pub bound: Params,
     /// The output format the token fixes, if any.
     pub format: Option<Format>,
+    /// The token fixes the format as `auto` (the URL must say `.auto`).
+    pub format_auto: bool,
 }
 
 /// The URL a token is checked against.
@@ -28,6 +34,20 @@ pub struct Target<'a> {
     pub org: &'a str,
     pub env: &'a str,
     pub key: &'a str,
+    /// The `aud` values that name this kind of picture.
+    pub audiences: &'a [&'a str],
+}
+
+impl<'a> Target<'a> {
+    /// A thumbnail of `key`.
+    pub fn thumbnail(org: &'a str, env: &'a str, key: &'a str) -> Target<'a> {
+        Target {
+            org,
+            env,
+            key,
+            audiences: &AUDIENCES,
+        }
+    }
 }
 
 /// Checks claims whose signature, `exp` and `nbf` are already verified.
@@ -37,10 +57,10 @@ pub fn check(claims: &Value, target: &Target) -> Result<Grant, AuthError> {
         return Err(AuthError::Mismatch("video (sub)"));
     }
     let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => AUDIENCES.contains(&a.as_str()),
+        Some(Value::String(a)) => target.audiences.contains(&a.as_str()),
         Some(Value::Array(list)) => list
             .iter()
-            .any(|a| a.as_str().is_some_and(|a| AUDIENCES.contains(&a))),
+            .any(|a| a.as_str().is_some_and(|a| target.audiences.contains(&a))),
         _ => false,
     };
     if !aud_ok {
@@ -64,7 +84,9 @@ pub fn check(claims: &Value, target: &Target) -> Result<Grant, AuthError> {
     Ok(Grant {
         expires_at,
         bound: bound_params(claims)?,
+        format_auto: claims.get("format").and_then(Value::as_str) == Some("auto"),
         format: match claims.get("format") {
+            Some(Value::String(s)) if s == "auto" => None,
             None => None,
             Some(v) => Some(
                 v.as_str()
@@ -138,6 +160,7 @@ mod tests {
         org: "acme",
         env: "prod",
         key: "a/b.mp4",
+        audiences: &AUDIENCES,
     };
 
     #[test]

@@ -20,7 +20,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use subtle::ConstantTimeEq;
 
-pub use claims::{Grant, Target};
+pub use claims::{Grant, Target, ANIMATED_AUDIENCES, STORYBOARD_AUDIENCES};
 pub use keys::PREVIEW_KID;
 
 use crate::config::Config;

@@ -421,7 +421,7 @@ impl App {
         }
         let (token, exp) = self
             .verifier
-            .issue_preview(&Target { org, env, key })
+            .issue_preview(&Target::thumbnail(org, env, key))
             .ok_or_else(|| Problem::not_found("this org has no preview secret"))?;
         let expires_at =
             humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(exp));

@@ -7,6 +7,7 @@
 //!   `Prefer: wait`.
 //! - `uploads`: multipart video uploads into a `store:` environment.
 //! - `compat`: the video-URL and conversion-task API shapes.
+//! - `pictures`: storyboards (sprite, WebVTT, JSON) and animated previews.
 //! - `demo`: the demo page at `/`.
 //!
 //! Every request gets an `X-Request-Id`, a count in [`crate::metrics`] and
@@ -15,6 +16,7 @@
 pub mod api;
 mod compat;
 mod demo;
+mod pictures;
 pub mod routes;
 mod uploads;
 

@@ -26,6 +26,10 @@ use crate::request::{self, ThumbnailRequest};
 enum Endpoint<'a> {
     /// `/v1/thumbnail/{org}/{env}/{key}.{ext}`: the raw tail after the prefix.
     Thumbnail(&'a str),
+    /// `/v1/storyboard/{org}/{env}/{key}.{ext}`: the raw tail.
+    Storyboard(&'a str),
+    /// `/v1/animated/{org}/{env}/{key}.{ext}`: the raw tail.
+    Animated(&'a str),
     /// `/v1/api/...`: the JSON API.
     Api(api::ApiCall<'a>),
     /// `/v1/video/thumbnail`: the video-URL API.
@@ -53,6 +57,8 @@ enum Endpoint<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Thumbnail,
+    Storyboard,
+    Animated,
     Api,
     Health,
     Ready,
@@ -63,8 +69,10 @@ enum Route {
 }
 
 impl Route {
-    const ALL: [Route; 8] = [
+    const ALL: [Route; 10] = [
         Route::Thumbnail,
+        Route::Storyboard,
+        Route::Animated,
         Route::Api,
         Route::Health,
         Route::Ready,
@@ -77,6 +85,8 @@ impl Route {
     fn name(self) -> &'static str {
         match self {
             Route::Thumbnail => "thumbnail",
+            Route::Storyboard => "storyboard",
+            Route::Animated => "animated",
             Route::Api => "api",
             Route::Health => "health",
             Route::Ready => "ready",
@@ -92,6 +102,8 @@ impl Endpoint<'_> {
     fn route(&self) -> Route {
         match self {
             Endpoint::Thumbnail(_) => Route::Thumbnail,
+            Endpoint::Storyboard(_) => Route::Storyboard,
+            Endpoint::Animated(_) => Route::Animated,
             Endpoint::Api(_)
             | Endpoint::VideoUrl
             | Endpoint::VideoUrlStatus(_)
@@ -115,6 +127,10 @@ const MAX_API_BODY: usize = 1024 * 1024;
 fn route(path: &str) -> Endpoint<'_> {
     if let Some(tail) = path.strip_prefix(THUMBNAIL_PREFIX) {
         Endpoint::Thumbnail(tail)
+    } else if let Some(tail) = path.strip_prefix("/v1/storyboard/") {
+        Endpoint::Storyboard(tail)
+    } else if let Some(tail) = path.strip_prefix("/v1/animated/") {
+        Endpoint::Animated(tail)
     } else if let Some(call) = path.strip_prefix(API_PREFIX).and_then(api::parse) {
         Endpoint::Api(call)
     } else if let Some(id) = path
@@ -158,8 +174,10 @@ pub struct App {
     /// Each org's video-URL environment, where it takes video URLs.
     pub(super) video_url_envs: std::collections::HashMap<String, String>,
     /// `Cache-Control` of public thumbnails, built once.
-    cache_control: HeaderValue,
-    max_age_secs: u64,
+    pub(super) cache_control: HeaderValue,
+    pub(super) max_age_secs: u64,
+    /// Bounds of animated previews.
+    pub(super) animated_limits: crate::request::animated::AnimatedLimits,
     error_max_age_secs: u64,
     server: ServerConfig,
     metrics: Arc<Metrics>,
@@ -203,6 +221,7 @@ impl App {
                 config.jobs.rate_limit_burst,
             ),
             public_base_url: config.server.public_base_url.clone(),
+            animated_limits: config.pictures.animated_limits(),
             max_age_secs: config.server.max_age_secs,
             cache_control: HeaderValue::from_str(&format!(
                 "public, max-age={}, immutable",
@@ -301,6 +320,17 @@ impl App {
                 }
                 _ => Err(Problem::method_not_allowed("GET, HEAD")),
             },
+            Endpoint::Storyboard(tail) if get_or_head => {
+                self.storyboard(tail, parts.uri.query(), &parts.headers, head)
+                    .await
+            }
+            Endpoint::Animated(tail) if get_or_head => {
+                self.animated(tail, parts.uri.query(), &parts.headers, head)
+                    .await
+            }
+            Endpoint::Storyboard(_) | Endpoint::Animated(_) => {
+                Err(Problem::method_not_allowed("GET, HEAD"))
+            }
             Endpoint::Api(api::ApiCall::Upload { org }) if *method == Method::POST => {
                 self.upload(org, &parts.headers, parts.uri.query(), body)
                     .await
@@ -447,13 +477,16 @@ impl App {
             .as_deref()
             .or(bearer)
             .ok_or(AuthError::Missing)?;
-        let target = Target {
-            org: &parsed.org,
-            env: &parsed.env,
-            key: &parsed.key,
-        };
+        let target = Target::thumbnail(&parsed.org, &parsed.env, &parsed.key);
         let grant = self.verifier.verify(token, &target)?;
-        if grant.format.is_some_and(|f| f != parsed.format) {
+        let format_ok = if grant.format_auto {
+            parsed.auto
+        } else {
+            grant
+                .format
+                .is_none_or(|f| !parsed.auto && f == parsed.format)
+        };
+        if !format_ok {
             return Err(AuthError::BoundParam("format"));
         }
         parsed
@@ -555,7 +588,7 @@ where
     }
 }
 
-const X_THUMBNAIL_CACHE: HeaderName = HeaderName::from_static("x-thumbnail-cache");
+pub(super) const X_THUMBNAIL_CACHE: HeaderName = HeaderName::from_static("x-thumbnail-cache");
 const X_THUMBNAIL_TIME: HeaderName = HeaderName::from_static("x-thumbnail-time");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
@@ -665,7 +698,7 @@ fn redacted(uri: &http::Uri) -> std::borrow::Cow<'_, str> {
 }
 
 /// `If-None-Match` uses the weak comparison: `W/"x"` matches `"x"`.
-fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+pub(super) fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     let etag = etag.trim_start_matches("W/");
     if_none_match
         .split(',')

@@ -1,7 +1,7 @@
 //! The best frame (`timeStamp=auto`): a representative picture of the video
 //! rather than whatever sits at a fixed time.
 //!
-//! Candidates are keyframes (cheap: each decodes alone, see [`keyframes`])
+//! Candidates are keyframes (cheap: each decodes alone, see [`frames`])
 //! spread over the first part of the video, where a poster frame is looked
 //! for, and around its middle. Each is scored on a small grey copy: edge
 //! strength above all (a blurred or faded frame has weak edges), spread of
@@ -9,10 +9,10 @@
 //! entropy of its histogram, with dark and blown-out frames marked down. The highest score wins, the earliest on a tie: the choice
 //! depends only on the video's bytes, so it is cached like any thumbnail.
 //!
-//! [`keyframes`]: super::keyframes
+//! [`frames`]: super::frames
 
 use super::decode::DecodedFrame;
-use super::keyframes::Frames;
+use super::frames::Frames;
 use super::{geometry, picture, Format, Limits, MediaError};
 use crate::source::SourceRead;
 

@@ -16,15 +16,17 @@
 //! - [`tonemap`]: PQ/HLG HDR to SDR.
 //! - [`encode`]: WebP, JPEG, PNG.
 
+pub mod animated;
 pub mod avio;
 pub mod bestframe;
 pub mod decode;
 pub mod encode;
+pub mod frames;
 pub mod geometry;
 pub mod index;
-pub mod keyframes;
 pub mod mp4;
 pub mod picture;
+pub mod storyboard;
 pub mod tonemap;
 
 use std::time::Instant;

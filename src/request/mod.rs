@@ -9,6 +9,9 @@ use std::fmt;
 
 use percent_encoding::percent_decode_str;
 
+pub mod animated;
+pub mod storyboard;
+
 use crate::media::{Fit, Format, RenderSpec, TimeSpec, MAX_DIMENSION};
 
 /// One problem with a request parameter, reported in problem+json `errors`.
@@ -22,7 +25,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(location: &str, value: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(location: &str, value: &str, message: impl Into<String>) -> Self {
         FieldError {
             message: message.into(),
             location: location.into(),
@@ -99,7 +102,11 @@ pub struct ParsedRequest {
     pub org: String,
     pub env: String,
     pub key: String,
+    /// With `auto`, the format negotiated (the HTTP layer sets it from
+    /// `Accept`; JPEG until then).
     pub format: Format,
+    /// The path ends in `.auto`: the format follows the client's `Accept`.
+    pub auto: bool,
     pub params: Params,
     /// `?token=`, for signed environments.
     pub token: Option<String>,
@@ -179,27 +186,88 @@ const MAX_TIME_SECS: f64 = 1e9;
 /// percent-encoded) and the raw query string.
 pub fn parse(path_tail: &str, query: Option<&str>) -> Result<ParsedRequest, Vec<FieldError>> {
     let mut errors = Vec::new();
-
-    let mut parts = path_tail.splitn(3, '/');
-    let org = parts.next().unwrap_or_default();
-    let env = parts.next().unwrap_or_default();
-    let rest = parts.next().unwrap_or_default();
-    let org = check_id(org, "path.org", &mut errors);
-    let env = check_id(env, "path.env", &mut errors);
-    let (key, format) = split_key_and_format(rest, &mut errors);
-
+    let path = parse_path(path_tail, FORMATS, &mut errors);
+    let format = path.as_ref().and_then(|p| {
+        if p.ext.eq_ignore_ascii_case("auto") {
+            return Some((Format::Jpeg, true));
+        }
+        match Format::from_ext(p.ext) {
+            Some(f) => Some((f, false)),
+            None => {
+                errors.push(FieldError::new(
+                    "path.format",
+                    p.ext,
+                    format!("format must be {FORMATS}"),
+                ));
+                None
+            }
+        }
+    });
     let (params, token) = parse_query(query.unwrap_or(""), &mut errors);
-    match (org, env, key, format) {
-        (Some(org), Some(env), Some(key), Some(format)) if errors.is_empty() => Ok(ParsedRequest {
-            org,
-            env,
-            key,
+    match (path, format) {
+        (Some(path), Some((format, auto))) if errors.is_empty() => Ok(ParsedRequest {
+            org: path.org,
+            env: path.env,
+            key: path.key,
             format,
+            auto,
             params,
             token,
         }),
         _ => Err(errors),
     }
+}
+
+/// The extensions a thumbnail URL may end in, for messages.
+const FORMATS: &str = "webp, jpg, jpeg, png, avif or auto";
+
+/// `{org}/{env}/{key}.{ext}` split and checked; `ext` as written.
+pub(crate) struct Path<'a> {
+    pub org: String,
+    pub env: String,
+    pub key: String,
+    pub ext: &'a str,
+}
+
+/// Splits `{org}/{env}/{key}.{ext}` at the last dot of the last segment
+/// (`clips/a.mp4.webp`: key `clips/a.mp4`, ext `webp`) and validates the
+/// ids and the key; `exts` names the extensions taken, for messages.
+/// Percent-encoded `/`, `\`, `.` and control bytes are refused outright in
+/// keys: they only serve to smuggle path segments past checks.
+pub(crate) fn parse_path<'a>(
+    path_tail: &'a str,
+    exts: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<Path<'a>> {
+    let mut parts = path_tail.splitn(3, '/');
+    let org = parts.next().unwrap_or_default();
+    let env = parts.next().unwrap_or_default();
+    let raw = parts.next().unwrap_or_default();
+    let org = check_id(org, "path.org", errors);
+    let env = check_id(env, "path.env", errors);
+    let last_segment_start = raw.rfind('/').map_or(0, |i| i + 1);
+    let Some(dot) = raw[last_segment_start..]
+        .rfind('.')
+        .map(|i| i + last_segment_start)
+    else {
+        errors.push(FieldError::new(
+            "path.format",
+            raw,
+            format!(
+                "the path must end in .{}",
+                exts.replace(", ", ", .").replace(" or ", " or .")
+            ),
+        ));
+        return None;
+    };
+    let (raw_key, ext) = (&raw[..dot], &raw[dot + 1..]);
+    let key = check_key(raw_key, errors);
+    Some(Path {
+        org: org?,
+        env: env?,
+        key: key?,
+        ext,
+    })
 }
 
 /// Whether `id` is a valid org or environment id: 1-64 letters, digits,
@@ -223,40 +291,6 @@ fn check_id(raw: &str, location: &str, errors: &mut Vec<FieldError>) -> Option<S
         ));
         None
     }
-}
-
-/// Splits `clips/a.mp4.webp` into key `clips/a.mp4` and format webp, and
-/// validates the key. Percent-encoded `/`, `\`, `.` and control bytes are
-/// refused outright: they only serve to smuggle path segments past checks.
-fn split_key_and_format(
-    raw: &str,
-    errors: &mut Vec<FieldError>,
-) -> (Option<String>, Option<Format>) {
-    let last_segment_start = raw.rfind('/').map_or(0, |i| i + 1);
-    let Some(dot) = raw[last_segment_start..]
-        .rfind('.')
-        .map(|i| i + last_segment_start)
-    else {
-        errors.push(FieldError::new(
-            "path.format",
-            raw,
-            "the path must end in .webp, .jpg, .jpeg or .png",
-        ));
-        return (None, None);
-    };
-    let (raw_key, ext) = (&raw[..dot], &raw[dot + 1..]);
-    let format = match Format::from_ext(ext) {
-        Some(f) => Some(f),
-        None => {
-            errors.push(FieldError::new(
-                "path.format",
-                ext,
-                "format must be webp, jpg, jpeg or png",
-            ));
-            None
-        }
-    };
-    (check_key(raw_key, errors), format)
 }
 
 /// Validates a raw (percent-encoded) video key; the decoded key on success.
@@ -403,7 +437,7 @@ pub fn seconds_to_us(secs: f64) -> u64 {
     (secs.min(MAX_TIME_SECS) * 1e6).round() as u64
 }
 
-fn parse_quality(value: &str) -> Option<u8> {
+pub(crate) fn parse_quality(value: &str) -> Option<u8> {
     match value.parse::<u8>() {
         Ok(q @ 1..=100) if value.bytes().all(|b| b.is_ascii_digit()) => Some(q),
         _ => None,
@@ -411,7 +445,7 @@ fn parse_quality(value: &str) -> Option<u8> {
 }
 
 /// 1 to MAX_DIMENSION, in plain digits.
-fn parse_dimension(value: &str) -> Option<u32> {
+pub(crate) fn parse_dimension(value: &str) -> Option<u32> {
     if value.is_empty() || value.len() > 6 || !value.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

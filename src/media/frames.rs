@@ -137,7 +137,11 @@ impl Frames {
                 of_time.push(i);
                 continue;
             }
-            let found = self.keyframe_near(&mut decoder, seek_to)?;
+            let found = if entries.is_some() {
+                self.keyframe_near(&mut decoder, seek_to)?
+            } else {
+                self.keyframe_before(&mut decoder, target)?
+            };
             let key = if entries.is_some() {
                 seek_to
             } else {
@@ -158,6 +162,137 @@ impl Frames {
             of_time.push(frames.len() - 1);
         }
         Ok(FrameSet { frames, of_time })
+    }
+
+    /// The frames shown at `start_us + k / fps` for each `k` with that time
+    /// before `end_us` (clamped to the video's end), from one sequential
+    /// decode from the keyframe before `start_us`; `each` takes them in
+    /// order (a frame shown for several ticks is given once per tick).
+    /// Returns how many were given.
+    pub fn sequence(
+        &mut self,
+        start_us: u64,
+        end_us: u64,
+        fps: u32,
+        mut each: impl FnMut(&DecodedFrame) -> Result<(), MediaError>,
+    ) -> Result<usize, MediaError> {
+        let end_us = match self.duration_us() {
+            Some(d) => end_us.min(d),
+            None => end_us,
+        };
+        let ticks =
+            ((end_us.saturating_sub(start_us)) as u128 * fps as u128).div_ceil(1_000_000) as u64;
+        let tick_ts = |k: u64| self.ts_of(start_us + k * 1_000_000 / fps.max(1) as u64);
+        let ticks_ts: Vec<i64> = (0..ticks.max(1)).map(tick_ts).collect();
+        let (demuxer, info) = (&mut self.demuxer, &self.info);
+        if !decode::seek_past_last_cue(demuxer, info, ticks_ts[0])? {
+            decode::seek(demuxer, info, ticks_ts[0])?;
+        }
+        let mut decoder = decode::open_decoder(demuxer.input(), info, &self.limits)?;
+        let mut shown: Option<DecodedFrame> = None;
+        let mut k = 0usize;
+        let mut sent = 0usize;
+        let mut errors = 0usize;
+        let mut eof = false;
+        let mut frame = frame::Video::empty();
+        while k < ticks_ts.len() {
+            if std::time::Instant::now() >= self.limits.deadline {
+                return Err(MediaError::Timeout);
+            }
+            if !eof {
+                let mut packet = Packet::empty();
+                match packet.read(demuxer.input_mut()) {
+                    Ok(()) => {
+                        if packet.stream() != info.index || (sent == 0 && !packet.is_key()) {
+                            continue;
+                        }
+                        if decoder.send_packet(&packet).is_err() {
+                            errors += 1;
+                            if errors > MAX_DECODE_ERRORS {
+                                eof = true;
+                                let _ = decoder.send_eof();
+                            }
+                            continue;
+                        }
+                        sent += 1;
+                    }
+                    Err(ffmpeg_next::Error::Other { errno })
+                        if errno == ffmpeg_next::util::error::EAGAIN =>
+                    {
+                        continue
+                    }
+                    Err(_) => {
+                        if let Some(failure) = demuxer.take_failure() {
+                            return Err(failure);
+                        }
+                        eof = true;
+                        let _ = decoder.send_eof();
+                    }
+                }
+            }
+            let mut drained = true;
+            while decoder.receive_frame(&mut frame).is_ok() {
+                drained = false;
+                let pixels = frame.width() as u64 * frame.height() as u64;
+                if pixels > self.limits.max_frame_pixels {
+                    return Err(MediaError::FrameTooLarge {
+                        width: frame.width(),
+                        height: frame.height(),
+                        limit: self.limits.max_frame_pixels,
+                    });
+                }
+                let Some(pts) = frame.timestamp().or(frame.pts()) else {
+                    continue;
+                };
+                let taken = std::mem::replace(&mut frame, frame::Video::empty());
+                let current = decode::finish(Found { frame: taken, pts }, info, sent);
+                // Every tick before this frame shows the one before it (the
+                // first frame, for ticks before the video starts).
+                while k < ticks_ts.len() && pts > ticks_ts[k] {
+                    each(shown.as_ref().unwrap_or(&current))?;
+                    k += 1;
+                }
+                shown = Some(current);
+            }
+            if eof && drained {
+                // The end: the last frame shows for the ticks left.
+                let Some(last) = &shown else {
+                    return Err(MediaError::NoFrame("no frame could be decoded".into()));
+                };
+                while k < ticks_ts.len() {
+                    each(last)?;
+                    k += 1;
+                }
+            }
+        }
+        Ok(k)
+    }
+
+    /// Without an index (MPEG-TS seeks by bytes, so a seek can land after
+    /// the time or past the last keyframe): the first keyframe after a seek,
+    /// seeking further back until it is at or before `target`.
+    fn keyframe_before(
+        &mut self,
+        decoder: &mut ffmpeg_next::decoder::Video,
+        target: i64,
+    ) -> Result<Found, MediaError> {
+        let one_second = decode::rescale(1_000_000, Rational(1, 1_000_000), self.info.time_base);
+        let mut back = 0i64;
+        let mut late: Option<Found> = None;
+        for _ in 0..6 {
+            let ts = target.saturating_sub(back).max(self.info.start);
+            match self.keyframe_near(decoder, ts) {
+                Ok(found) if found.pts <= target => return Ok(found),
+                Ok(found) => late = late.or(Some(found)),
+                Err(MediaError::NoFrame(_)) => {}
+                Err(e) => return Err(e),
+            }
+            if ts == self.info.start {
+                break;
+            }
+            back = (back * 2).max(one_second);
+        }
+        late.ok_or_else(|| MediaError::NoFrame("no keyframe near the time".into()))
     }
 
     /// Seeks to the keyframe at or before `ts` and decodes it alone.
@@ -240,6 +375,9 @@ impl Frames {
         .max(0) as u64
     }
 }
+
+/// Decode errors tolerated (corrupt packets are skipped) before giving up.
+const MAX_DECODE_ERRORS: usize = 64;
 
 /// Packets read after a seek before giving up on finding a keyframe (a
 /// long GOP at 60 fps with audio is a few thousand).

@@ -1,0 +1,309 @@
+//! The multi-frame endpoints: storyboards (a sprite and its WebVTT or JSON
+//! description) and animated previews. Access, caching and headers as for
+//! thumbnails; the pictures themselves come from [`crate::render`].
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use sha2::{Digest, Sha256};
+
+use super::Body;
+use crate::auth::{self, AuthError, Target, ANIMATED_AUDIENCES, STORYBOARD_AUDIENCES};
+use crate::config::Access;
+use crate::media::storyboard::Layout;
+use crate::problem::Problem;
+use crate::render::{CacheStatus, RenderError};
+use crate::request::animated;
+use crate::request::storyboard::{self, Output, StoryboardRequest};
+
+use super::routes::App;
+
+impl App {
+    /// `GET /v1/storyboard/{org}/{env}/{key}.{webp|jpg|png|vtt|json}`.
+    pub(super) async fn storyboard(
+        &self,
+        tail: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        head: bool,
+    ) -> Result<Response<Body>, Problem> {
+        let parsed = storyboard::parse(tail, query).map_err(Problem::invalid_request)?;
+        let req = &parsed.request;
+        let expires_at = self.check_access(
+            &req.org,
+            &req.env,
+            &req.key,
+            &STORYBOARD_AUDIENCES,
+            parsed.token.as_deref(),
+            headers,
+        )?;
+        let (board, cache) = self
+            .renderer
+            .storyboard(req)
+            .await
+            .map_err(|e| refused(&e, &req.org, &req.env, &req.key))?;
+        let (body, content_type, etag) = match parsed.output {
+            Output::Sprite => (board.bytes.clone(), board.content_type, board.etag.clone()),
+            Output::Vtt | Output::Json => {
+                let layout = board.layout.as_ref().expect("storyboards have a layout");
+                let url = self.sprite_url(req, parsed.token.as_deref());
+                let (text, content_type) = if parsed.output == Output::Vtt {
+                    (vtt(layout, &url), "text/vtt; charset=utf-8")
+                } else {
+                    (json(layout, &url), "application/json")
+                };
+                // The description changes with the sprite and with its URL.
+                let digest = Sha256::digest(text.as_bytes());
+                let etag = format!("\"{}\"", hex::encode(&digest[..16]));
+                (Bytes::from(text), content_type, etag)
+            }
+        };
+        Ok(self.picture_response(body, content_type, &etag, cache, expires_at, headers, head))
+    }
+
+    /// `GET /v1/animated/{org}/{env}/{key}.{webp|gif}`.
+    pub(super) async fn animated(
+        &self,
+        tail: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        head: bool,
+    ) -> Result<Response<Body>, Problem> {
+        let (req, token) = animated::parse(tail, query, &self.animated_limits)
+            .map_err(Problem::invalid_request)?;
+        let expires_at = self.check_access(
+            &req.org,
+            &req.env,
+            &req.key,
+            &ANIMATED_AUDIENCES,
+            token.as_deref(),
+            headers,
+        )?;
+        let (anim, cache) = self
+            .renderer
+            .animated(&req)
+            .await
+            .map_err(|e| refused(&e, &req.org, &req.env, &req.key))?;
+        let mut response = self.picture_response(
+            anim.bytes.clone(),
+            anim.content_type,
+            &anim.etag,
+            cache,
+            expires_at,
+            headers,
+            head,
+        );
+        response
+            .headers_mut()
+            .insert(X_ANIMATION_FRAMES, HeaderValue::from(anim.frames));
+        Ok(response)
+    }
+
+    /// Settles who may see `org`/`env`'s pictures: `None` for a public
+    /// environment, the token's expiry for a signed one.
+    fn check_access(
+        &self,
+        org: &str,
+        env: &str,
+        key: &str,
+        audiences: &[&str],
+        token: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Option<u64>, Problem> {
+        match self.renderer.access(org, env) {
+            None => Err(Problem::not_found(format!(
+                "there is no environment {env:?} in org {org:?}"
+            ))),
+            Some(Access::Public) => Ok(None),
+            Some(Access::Signed) => {
+                let bearer = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .map(str::trim);
+                let verified = token.or(bearer).ok_or(AuthError::Missing).and_then(|t| {
+                    let target = Target {
+                        org,
+                        env,
+                        key,
+                        audiences,
+                    };
+                    self.verifier.verify(t, &target)
+                });
+                match verified {
+                    Ok(grant) => Ok(Some(grant.expires_at)),
+                    Err(e) => {
+                        tracing::info!(error = %e, "token refused");
+                        Err(Problem::from(&e))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where a storyboard's sprite is, with the same parameters (and token).
+    fn sprite_url(&self, req: &StoryboardRequest, token: Option<&str>) -> String {
+        let mut url = format!(
+            "{}/v1/storyboard/{}/{}/{}.{}?{}",
+            self.public_base_url.trim_end_matches('/'),
+            req.org,
+            req.env,
+            req.key,
+            req.spec.format.ext(),
+            req.sprite_query()
+        );
+        if let Some(t) = token {
+            url.push_str("&token=");
+            url.extend(form_urlencoded::byte_serialize(t.as_bytes()));
+        }
+        url
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn picture_response(
+        &self,
+        body: Bytes,
+        content_type: &'static str,
+        etag: &str,
+        cache: CacheStatus,
+        expires_at: Option<u64>,
+        headers: &HeaderMap,
+        head: bool,
+    ) -> Response<Body> {
+        let not_modified = headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| super::routes::etag_matches(v, etag))
+        });
+        let cache_control = match expires_at {
+            None => self.cache_control.clone(),
+            Some(exp) => {
+                let left = exp.saturating_sub(auth::now_secs()).min(self.max_age_secs);
+                HeaderValue::from_str(&format!("public, max-age={left}")).expect("ascii")
+            }
+        };
+        let mut builder = Response::builder()
+            .header(header::ETAG, etag)
+            .header(header::CACHE_CONTROL, cache_control)
+            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+            .header(super::routes::X_THUMBNAIL_CACHE, cache.as_str());
+        if not_modified {
+            builder = builder.status(StatusCode::NOT_MODIFIED);
+            return builder.body(Body::default()).expect("valid response");
+        }
+        builder = builder.header(header::CONTENT_TYPE, content_type);
+        if head {
+            builder
+                .header(header::CONTENT_LENGTH, body.len())
+                .body(Body::default())
+        } else {
+            builder.body(Body::new(body))
+        }
+        .expect("valid response")
+    }
+}
+
+/// `X-Animation-Frames`: frames in an animated preview.
+const X_ANIMATION_FRAMES: http::HeaderName = http::HeaderName::from_static("x-animation-frames");
+
+fn refused(e: &RenderError, org: &str, env: &str, key: &str) -> Problem {
+    let problem = Problem::from(e);
+    if problem.status >= 500 {
+        tracing::error!(error = %e, org, env, key, "render failed");
+    } else {
+        tracing::info!(error = %e, org, env, key, "render refused");
+    }
+    problem
+}
+
+/// `HH:MM:SS.mmm`, as WebVTT writes times.
+fn vtt_time(secs: f64) -> String {
+    let ms = (secs * 1000.0).round().max(0.0) as u64;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// The WebVTT file players read: one cue per tile, its text the sprite's
+/// URL with the tile's region (`#xywh=x,y,w,h`).
+pub fn vtt(layout: &Layout, sprite_url: &str) -> String {
+    let mut out = String::from("WEBVTT\n");
+    for t in &layout.tiles {
+        let _ = write!(
+            out,
+            "\n{} --> {}\n{sprite_url}#xywh={},{},{},{}\n",
+            vtt_time(t.start),
+            vtt_time(t.end),
+            t.x,
+            t.y,
+            layout.tile_width,
+            layout.tile_height
+        );
+    }
+    out
+}
+
+/// The same as JSON.
+pub fn json(layout: &Layout, sprite_url: &str) -> String {
+    let tiles: Vec<_> = layout
+        .tiles
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "start": t.start, "end": t.end, "x": t.x, "y": t.y, "time": t.shown,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "url": sprite_url,
+        "tile_width": layout.tile_width,
+        "tile_height": layout.tile_height,
+        "columns": layout.columns,
+        "rows": layout.rows,
+        "duration": layout.duration,
+        "tiles": tiles,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::storyboard::Tile;
+
+    #[test]
+    fn vtt_cues() {
+        let layout = Layout {
+            tile_width: 160,
+            tile_height: 90,
+            columns: 2,
+            rows: 1,
+            duration: 3725.5,
+            tiles: vec![
+                Tile {
+                    start: 0.0,
+                    end: 2.0,
+                    x: 0,
+                    y: 0,
+                    shown: 0.0,
+                },
+                Tile {
+                    start: 2.0,
+                    end: 3725.5,
+                    x: 160,
+                    y: 0,
+                    shown: 2.0,
+                },
+            ],
+        };
+        assert_eq!(
+            vtt(&layout, "/s.webp?width=160"),
+            "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n/s.webp?width=160#xywh=0,0,160,90\n\n\
+             00:00:02.000 --> 01:02:05.500\n/s.webp?width=160#xywh=160,0,160,90\n"
+        );
+    }
+}

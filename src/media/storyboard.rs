@@ -1,0 +1,252 @@
+//! Storyboards: one sprite image of tiles in a grid, each the picture of
+//! the video at the start of its time range, for players' seek-bar
+//! previews. The layout (which time each tile covers, where it sits) comes
+//! with the image, for the WebVTT and JSON descriptions.
+
+use super::frames::Frames;
+use super::picture::{Picture, RgbImage};
+use super::{encode, geometry, picture, Fit, Format, Limits, MediaError};
+use crate::source::SourceRead;
+
+/// What a storyboard request asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StoryboardSpec {
+    pub format: Format,
+    /// Tile width in pixels.
+    pub tile_width: u32,
+    /// How the tiles divide the video.
+    pub tiles: TileCount,
+    pub columns: u32,
+    /// Exact frames rather than the keyframe at or before each time.
+    pub exact: bool,
+    pub quality: Option<u8>,
+}
+
+/// How many tiles, as the request says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TileCount {
+    /// About one per `duration / MAX_TILES`, no closer than the keyframes.
+    Auto,
+    /// This many, evenly spread.
+    Tiles(u32),
+    /// One every this many microseconds.
+    Interval(u64),
+}
+
+/// Most tiles in one storyboard.
+pub const MAX_TILES: u32 = 100;
+
+/// Where each tile is and what it covers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub tile_width: u32,
+    pub tile_height: u32,
+    pub columns: u32,
+    pub rows: u32,
+    /// Seconds.
+    pub duration: f64,
+    pub tiles: Vec<Tile>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tile {
+    /// The time range the tile stands for, seconds.
+    pub start: f64,
+    pub end: f64,
+    /// Top-left corner in the sprite.
+    pub x: u32,
+    pub y: u32,
+    /// Seconds into the video of the frame shown.
+    pub shown: f64,
+}
+
+/// An encoded sprite and its layout.
+#[derive(Debug, Clone)]
+pub struct Storyboard {
+    pub bytes: bytes::Bytes,
+    pub width: u32,
+    pub height: u32,
+    pub layout: Layout,
+}
+
+/// Renders the storyboard of the video `reader` holds. Blocking.
+pub fn render(
+    reader: Box<dyn SourceRead>,
+    spec: &StoryboardSpec,
+    limits: &Limits,
+    max_pixels: u64,
+) -> Result<Storyboard, MediaError> {
+    let mut frames = Frames::open(reader, limits)?;
+    let duration_us = frames
+        .duration_us()
+        .filter(|&d| d > 0)
+        .ok_or_else(|| MediaError::Unreadable("the video's duration is unknown".into()))?;
+    let keyframes = frames.indexed_keyframes()?.len();
+    let times = tile_times(duration_us, spec.tiles, keyframes);
+    let set = if spec.exact {
+        frames.exact(&times)?
+    } else {
+        frames.keyframes(&times)?
+    };
+    let first = set
+        .frames
+        .first()
+        .ok_or_else(|| MediaError::NoFrame("no frame could be decoded".into()))?;
+    // Every tile the first one's displayed shape (a later change of size
+    // is letterboxed into it).
+    let tile_width = spec.tile_width;
+    let tile_height = geometry::plan(&first.shape(), Some(tile_width), None, None)
+        .canvas
+        .1;
+    let count = times.len() as u32;
+    let columns = spec.columns.min(count).max(1);
+    let rows = count.div_ceil(columns);
+    let (width, height) = (columns * tile_width, rows * tile_height);
+    if width as u64 * height as u64 > max_pixels {
+        return Err(MediaError::FrameTooLarge {
+            width,
+            height,
+            limit: max_pixels,
+        });
+    }
+    let max_side = match spec.format {
+        Format::Webp => 16_383,
+        _ => 65_535,
+    };
+    if width > max_side || height > max_side {
+        return Err(MediaError::FrameTooLarge {
+            width,
+            height,
+            limit: max_side as u64 * max_side as u64,
+        });
+    }
+    let mut sprite = RgbImage::black(width, height);
+    // Each distinct frame is scaled once, however many tiles show it.
+    let mut scaled: Vec<Option<RgbImage>> = vec![None; set.frames.len()];
+    let mut tiles = Vec::with_capacity(times.len());
+    let step_end = |i: usize| {
+        times
+            .get(i + 1)
+            .map_or(duration_us as f64 / 1e6, |&t| t as f64 / 1e6)
+    };
+    for (i, &t) in times.iter().enumerate() {
+        let f = set.of_time[i];
+        let frame = &set.frames[f];
+        if scaled[f].is_none() {
+            let plan = geometry::plan(
+                &frame.shape(),
+                Some(tile_width),
+                Some(tile_height),
+                Some(Fit::Pad),
+            );
+            match picture::prepare(frame, &plan, Format::Png)? {
+                Picture::Rgb(img) => scaled[f] = Some(img),
+                Picture::Yuv420(_) => {
+                    return Err(MediaError::Internal("a tile was prepared as YUV".into()))
+                }
+            }
+        }
+        let (x, y) = (
+            (i as u32 % columns) * tile_width,
+            (i as u32 / columns) * tile_height,
+        );
+        blit(&mut sprite, scaled[f].as_ref().expect("scaled above"), x, y);
+        tiles.push(Tile {
+            start: t as f64 / 1e6,
+            end: step_end(i),
+            x,
+            y,
+            shown: frame.time_secs,
+        });
+    }
+    let bytes = encode::encode(Picture::Rgb(sprite), spec.format, spec.quality)?;
+    Ok(Storyboard {
+        bytes,
+        width,
+        height,
+        layout: Layout {
+            tile_width,
+            tile_height,
+            columns,
+            rows,
+            duration: duration_us as f64 / 1e6,
+            tiles,
+        },
+    })
+}
+
+/// The start of each tile's range, microseconds, ascending.
+fn tile_times(duration_us: u64, tiles: TileCount, keyframes: usize) -> Vec<u64> {
+    let interval = match tiles {
+        TileCount::Tiles(n) => duration_us.div_ceil(n.clamp(1, MAX_TILES) as u64),
+        TileCount::Interval(us) => us.max(duration_us.div_ceil(MAX_TILES as u64)),
+        TileCount::Auto => {
+            let even = duration_us.div_ceil(MAX_TILES as u64);
+            // No closer than the keyframes: closer tiles would repeat them.
+            // (Unknown without an index: then evenly.)
+            let keyframe_interval = duration_us.checked_div(keyframes as u64).unwrap_or(0);
+            even.max(keyframe_interval)
+        }
+    }
+    .max(1);
+    (0..MAX_TILES as u64)
+        .map(|i| i * interval)
+        .take_while(|&t| t < duration_us)
+        .collect()
+}
+
+/// Copies `tile` into `sprite` with its top-left corner at (`x`, `y`).
+fn blit(sprite: &mut RgbImage, tile: &RgbImage, x: u32, y: u32) {
+    let row = tile.width as usize * 3;
+    for ty in 0..tile.height as usize {
+        let sy = y as usize + ty;
+        if sy >= sprite.height as usize {
+            break;
+        }
+        let start = (sy * sprite.width as usize + x as usize) * 3;
+        let len = row.min((sprite.width - x) as usize * 3);
+        sprite.data[start..start + len].copy_from_slice(&tile.data[ty * row..ty * row + len]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_divide_the_video() {
+        // A minute with 2 s keyframes: one tile per keyframe interval.
+        let t = tile_times(60_000_000, TileCount::Auto, 30);
+        assert_eq!(t.len(), 30);
+        assert_eq!(t[1], 2_000_000);
+        // Ten minutes with 2 s keyframes: 100 tiles of 6 s.
+        let t = tile_times(600_000_000, TileCount::Auto, 300);
+        assert_eq!((t.len(), t[1]), (100, 6_000_000));
+        assert_eq!(tile_times(60_000_000, TileCount::Tiles(12), 0).len(), 12);
+        let t = tile_times(60_000_000, TileCount::Interval(5_000_000), 0);
+        assert_eq!((t.len(), t[11]), (12, 55_000_000));
+        // Never more than MAX_TILES: the interval grows.
+        assert_eq!(
+            tile_times(60_000_000, TileCount::Interval(1_000), 0).len(),
+            100
+        );
+        assert_eq!(tile_times(60_000_000, TileCount::Tiles(5000), 0).len(), 100);
+        assert_eq!(tile_times(1, TileCount::Auto, 0), [0]);
+        // No index (MPEG-TS): evenly.
+        assert_eq!(tile_times(60_000_000, TileCount::Auto, 0).len(), 100);
+    }
+
+    #[test]
+    fn blit_places_tiles() {
+        let mut sprite = RgbImage::black(4, 2);
+        let tile = RgbImage {
+            width: 2,
+            height: 2,
+            data: vec![9; 12],
+        };
+        blit(&mut sprite, &tile, 2, 0);
+        assert_eq!(sprite.pixel(1, 1), [0, 0, 0]);
+        assert_eq!(sprite.pixel(2, 0), [9, 9, 9]);
+        assert_eq!(sprite.pixel(3, 1), [9, 9, 9]);
+    }
+}

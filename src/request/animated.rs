@@ -1,0 +1,218 @@
+//! Animated preview URLs: `/v1/animated/{org}/{env}/{key}.{webp|gif}`
+//! parsed and validated into an [`AnimatedRequest`]. Pure.
+
+use super::{parse_path, parse_quality, parse_seconds, seconds_to_us, FieldError};
+
+/// Animated output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnimatedFormat {
+    Webp,
+    Gif,
+}
+
+impl AnimatedFormat {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            AnimatedFormat::Webp => "image/webp",
+            AnimatedFormat::Gif => "image/gif",
+        }
+    }
+}
+
+/// What an animation shows; canonical, so with org, env and key it is the
+/// cache key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AnimatedSpec {
+    pub format: AnimatedFormat,
+    /// Microseconds from the start.
+    pub start_us: u64,
+    pub end_us: u64,
+    pub fps: u32,
+    pub width: u32,
+    /// WebP only.
+    pub quality: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AnimatedRequest {
+    pub org: String,
+    pub env: String,
+    pub key: String,
+    pub spec: AnimatedSpec,
+}
+
+/// The configured bounds a request is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct AnimatedLimits {
+    pub max_secs: f64,
+    pub max_fps: u32,
+    pub max_width: u32,
+}
+
+pub const DEFAULT_SECS: f64 = 5.0;
+pub const DEFAULT_FPS: u32 = 15;
+pub const DEFAULT_WIDTH: u32 = 320;
+
+/// Parses the path after `/v1/animated/` and the query; the token apart.
+pub fn parse(
+    path_tail: &str,
+    query: Option<&str>,
+    limits: &AnimatedLimits,
+) -> Result<(AnimatedRequest, Option<String>), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let path = parse_path(path_tail, "webp or gif", &mut errors);
+    let format = path
+        .as_ref()
+        .and_then(|p| match p.ext.to_ascii_lowercase().as_str() {
+            "webp" => Some(AnimatedFormat::Webp),
+            "gif" => Some(AnimatedFormat::Gif),
+            _ => {
+                errors.push(FieldError::new(
+                    "path.format",
+                    p.ext,
+                    "an animated preview is .webp or .gif",
+                ));
+                None
+            }
+        });
+    let (mut start, mut end, mut fps, mut width, mut quality, mut token) =
+        (None, None, DEFAULT_FPS, DEFAULT_WIDTH, None, None);
+    let mut seen: Vec<String> = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if !matches!(
+            name.as_ref(),
+            "start" | "end" | "fps" | "width" | "quality" | "token"
+        ) {
+            continue;
+        }
+        let loc = format!("query.{name}");
+        if seen.iter().any(|n| *n == name) {
+            errors.push(FieldError::new(
+                &loc,
+                &value,
+                format!("{name} is given twice"),
+            ));
+            continue;
+        }
+        seen.push(name.to_string());
+        let mut invalid = |m: String| errors.push(FieldError::new(&loc, &value, m));
+        let digits = value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty();
+        match name.as_ref() {
+            "start" | "end" => match parse_seconds(&value) {
+                Some(s) if name == "start" => start = Some(seconds_to_us(s)),
+                Some(s) => end = Some(seconds_to_us(s)),
+                None => invalid(format!("{name} must be a non-negative number of seconds")),
+            },
+            "fps" => match value.parse::<u32>() {
+                Ok(n) if digits && (1..=limits.max_fps).contains(&n) => fps = n,
+                _ => invalid(format!(
+                    "fps must be an integer between 1 and {}",
+                    limits.max_fps
+                )),
+            },
+            "width" => match value.parse::<u32>() {
+                Ok(n) if digits && (1..=limits.max_width).contains(&n) => width = n,
+                _ => invalid(format!(
+                    "width must be an integer between 1 and {}",
+                    limits.max_width
+                )),
+            },
+            "quality" => match parse_quality(&value) {
+                Some(q) => quality = Some(q),
+                None => invalid("quality must be an integer between 1 and 100".into()),
+            },
+            _ => token = Some(value.to_string()),
+        }
+    }
+    let start_us = start.unwrap_or(0);
+    let max_us = seconds_to_us(limits.max_secs);
+    let end_us = end.unwrap_or(start_us + seconds_to_us(DEFAULT_SECS).min(max_us));
+    if end_us <= start_us {
+        errors.push(FieldError::new(
+            "query.end",
+            &format!("{}", end_us as f64 / 1e6),
+            "end must be after start",
+        ));
+    } else if end_us - start_us > max_us {
+        errors.push(FieldError::new(
+            "query.end",
+            &format!("{}", end_us as f64 / 1e6),
+            format!("end - start must be at most {} seconds", limits.max_secs),
+        ));
+    }
+    match (path, format) {
+        (Some(path), Some(format)) if errors.is_empty() => Ok((
+            AnimatedRequest {
+                org: path.org,
+                env: path.env,
+                key: path.key,
+                spec: AnimatedSpec {
+                    format,
+                    start_us,
+                    end_us,
+                    fps,
+                    width,
+                    quality: (format == AnimatedFormat::Webp)
+                        .then(|| quality.unwrap_or(super::DEFAULT_QUALITY)),
+                },
+            },
+            token,
+        )),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: AnimatedLimits = AnimatedLimits {
+        max_secs: 10.0,
+        max_fps: 30,
+        max_width: 640,
+    };
+
+    #[test]
+    fn defaults_and_canonical_values() {
+        let (r, _) = parse("o/e/a.mp4.gif", None, &LIMITS).unwrap();
+        assert_eq!(r.key, "a.mp4");
+        let s = &r.spec;
+        assert_eq!(
+            (s.format, s.start_us, s.end_us, s.fps, s.width, s.quality),
+            (AnimatedFormat::Gif, 0, 5_000_000, 15, 320, None)
+        );
+        let (a, _) = parse("o/e/a.webp", Some("start=2&fps=10"), &LIMITS).unwrap();
+        let (b, _) = parse(
+            "o/e/a.webp",
+            Some("fps=10&start=2.0&end=7&quality=80"),
+            &LIMITS,
+        )
+        .unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        for q in [
+            "start=1&end=12",
+            "end=0",
+            "start=5&end=5",
+            "fps=31",
+            "width=641",
+            "fps=0",
+        ] {
+            let e = parse("o/e/a.gif", Some(q), &LIMITS).expect_err(q);
+            assert!(e[0].location.starts_with("query."), "{q}: {e:?}");
+        }
+        parse(
+            "o/e/a.gif",
+            Some("start=1&end=11&fps=30&width=640"),
+            &LIMITS,
+        )
+        .unwrap();
+        assert_eq!(
+            parse("o/e/a.mp4", None, &LIMITS).unwrap_err()[0].location,
+            "path.format"
+        );
+    }
+}

@@ -644,7 +644,7 @@ pub(super) fn seek_to_start(demuxer: &mut Demuxer, info: &StreamInfo) -> Result<
     Ok(())
 }
 
-fn seek_to_first_byte(demuxer: &mut Demuxer) -> Result<(), MediaError> {
+pub(super) fn seek_to_first_byte(demuxer: &mut Demuxer) -> Result<(), MediaError> {
     // SAFETY: the context is open; byte 0 is always a valid position.
     let ret = unsafe {
         ffi::avformat_seek_file(

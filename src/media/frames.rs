@@ -127,38 +127,20 @@ impl Frames {
         let mut frames: Vec<DecodedFrame> = Vec::new();
         let mut pts_of: Vec<i64> = Vec::new();
         let mut of_time = Vec::with_capacity(targets.len());
-        for (n, &target) in targets.iter().enumerate() {
-            // The keyframe's own timestamp where the index knows it.
-            let seek_to = entries.as_ref().map_or(target, |e| e[n].timestamp);
-            if let Some(i) = entries
-                .as_ref()
-                .and_then(|_| pts_of.iter().position(|&p| p == seek_to))
-            {
-                of_time.push(i);
-                continue;
-            }
+        for &target in &targets {
+            // Seeking by the time, not by the entry: MP4's entries list
+            // decoding times, its seek presentation times.
             let found = if entries.is_some() {
-                self.keyframe_near(&mut decoder, seek_to)?
+                self.keyframe_near(&mut decoder, target)?
             } else {
                 self.keyframe_before(&mut decoder, target)?
             };
-            let key = if entries.is_some() {
-                seek_to
-            } else {
-                found.pts
-            };
-            if let Some(i) = pts_of.iter().position(|&p| p == key) {
+            if let Some(i) = pts_of.iter().position(|&p| p == found.pts) {
                 of_time.push(i);
                 continue;
             }
-            let frame = decode::finish(found, &self.info, 1);
-            // Two index entries can lead to one frame (an edit list).
-            if let Some(i) = frames.iter().position(|f| f.time_secs == frame.time_secs) {
-                of_time.push(i);
-                continue;
-            }
-            frames.push(frame);
-            pts_of.push(key);
+            pts_of.push(found.pts);
+            frames.push(decode::finish(found, &self.info, 1));
             of_time.push(frames.len() - 1);
         }
         Ok(FrameSet { frames, of_time })
@@ -288,6 +270,15 @@ impl Frames {
                 Err(e) => return Err(e),
             }
             if ts == self.info.start {
+                // A timestamp seek cannot reach before the first keyframe
+                // here: start from the first byte.
+                decode::seek_to_first_byte(&mut self.demuxer)?;
+                match self.first_keyframe(decoder) {
+                    Ok(found) if found.pts <= target => return Ok(found),
+                    Ok(found) => late = late.or(Some(found)),
+                    Err(MediaError::NoFrame(_)) => {}
+                    Err(e) => return Err(e),
+                }
                 break;
             }
             back = (back * 2).max(one_second);
@@ -305,6 +296,15 @@ impl Frames {
         if !decode::seek_past_last_cue(demuxer, info, ts)? {
             decode::seek(demuxer, info, ts)?;
         }
+        self.first_keyframe(decoder)
+    }
+
+    /// Decodes alone the first keyframe from the current position.
+    fn first_keyframe(
+        &mut self,
+        decoder: &mut ffmpeg_next::decoder::Video,
+    ) -> Result<Found, MediaError> {
+        let (demuxer, info) = (&mut self.demuxer, &self.info);
         decoder.flush();
         let mut skipped = 0usize;
         loop {
@@ -335,7 +335,7 @@ impl Frames {
                 }
                 continue;
             }
-            let pts = packet.pts().or(packet.dts()).unwrap_or(ts);
+            let pts = packet.pts().or(packet.dts()).unwrap_or(i64::MIN);
             if decoder.send_packet(&packet).is_err() {
                 // A damaged keyframe: try the next one.
                 continue;

@@ -1,0 +1,313 @@
+//! The multi-frame endpoints through the real server over a real HTTP
+//! source: storyboards (the WebVTT parsed, every cue's region checked
+//! against the sprite and the frame at its time), the best frame, and
+//! animated previews (frame counts, durations, the frames shown).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{fixtures, get, read_pattern, SourceServer, Thumbd};
+
+/// Makes the multi-frame fixtures (tests/fixtures/pictures.sh), once.
+fn picture_fixtures() -> &'static Path {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/pictures.sh"
+            ))
+            .arg(fixtures())
+            .status()
+            .expect("run tests/fixtures/pictures.sh");
+        assert!(status.success(), "fixture generation failed");
+    });
+    fixtures()
+}
+
+/// A WebVTT cue: its time range and what its text points at.
+#[derive(Debug)]
+struct Cue {
+    start: f64,
+    end: f64,
+    url: String,
+    xywh: [u32; 4],
+}
+
+fn vtt_seconds(t: &str) -> f64 {
+    let parts: Vec<f64> = t.split(':').map(|p| p.parse().expect("a number")).collect();
+    assert_eq!(parts.len(), 3, "HH:MM:SS.mmm: {t}");
+    parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+}
+
+/// Parses a storyboard VTT as a player does.
+fn parse_vtt(text: &str) -> Vec<Cue> {
+    assert!(text.starts_with("WEBVTT\n"), "{text}");
+    text.split("\n\n")
+        .skip(1)
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut lines = block.lines();
+            let timing = lines.next().expect("a timing line");
+            let (start, end) = timing.split_once(" --> ").expect("start --> end");
+            let target = lines.next().expect("a cue text");
+            let (url, frag) = target.split_once("#xywh=").expect("a #xywh= fragment");
+            let v: Vec<u32> = frag.split(',').map(|n| n.parse().unwrap()).collect();
+            Cue {
+                start: vtt_seconds(start),
+                end: vtt_seconds(end),
+                url: url.to_owned(),
+                xywh: [v[0], v[1], v[2], v[3]],
+            }
+        })
+        .collect()
+}
+
+/// The frame number the pattern in `img`'s region shows.
+fn frame_in(img: &image::DynamicImage, [x, y, w, h]: [u32; 4]) -> u32 {
+    let tile = img.crop_imm(x, y, w, h);
+    let mut png = Vec::new();
+    tile.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    read_pattern(&png).frame
+}
+
+/// Checks one storyboard: every cue inside the sprite, the cues covering
+/// the video in order, each tile showing `expected(start)`.
+async fn check_storyboard(
+    thumbd: &Thumbd,
+    path: &str,
+    expected_tiles: usize,
+    expected: impl Fn(f64) -> u32,
+    failures: &mut Vec<String>,
+) {
+    let (status, headers, body) = get(&thumbd.url(path)).await;
+    if status != 200 {
+        failures.push(format!(
+            "{path}: {status} {}",
+            String::from_utf8_lossy(&body)
+        ));
+        return;
+    }
+    assert_eq!(headers["content-type"], "text/vtt; charset=utf-8");
+    assert!(headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    let cues = parse_vtt(std::str::from_utf8(&body).unwrap());
+    if cues.len() != expected_tiles {
+        failures.push(format!(
+            "{path}: {} cues, expected {expected_tiles}",
+            cues.len()
+        ));
+    }
+    let url = &cues[0].url;
+    assert!(cues.iter().all(|c| &c.url == url), "one sprite");
+    let (status, headers, sprite) = get(url).await;
+    assert_eq!(status, 200, "{url}");
+    assert_eq!(headers["content-type"], "image/png");
+    let img = image::load_from_memory(&sprite).unwrap();
+    let (sw, sh) = (img.width(), img.height());
+    let mut previous_end = 0.0;
+    for cue in &cues {
+        let [x, y, w, h] = cue.xywh;
+        if x + w > sw || y + h > sh || w == 0 || h == 0 {
+            failures.push(format!("{path}: cue {cue:?} outside the {sw}x{sh} sprite"));
+            continue;
+        }
+        if (cue.start - previous_end).abs() > 1e-3 || cue.end <= cue.start {
+            failures.push(format!(
+                "{path}: cue {cue:?} does not follow {previous_end}"
+            ));
+        }
+        previous_end = cue.end;
+        // (The pattern counts frames modulo 1024.)
+        let (shown, want) = (frame_in(&img, cue.xywh), expected(cue.start) % 1024);
+        if shown != want {
+            failures.push(format!(
+                "{path}: the tile at {} s shows frame {shown}, expected {want}",
+                cue.start
+            ));
+        }
+    }
+    if (previous_end - 60.0).abs() > 0.1 {
+        failures.push(format!(
+            "{path}: the cues end at {previous_end}, not at 60 s"
+        ));
+    }
+}
+
+#[tokio::test]
+async fn storyboards_show_the_keyframe_at_each_cue() {
+    let source = SourceServer::start(picture_fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    let mut failures = Vec::new();
+    // 25 fps, a keyframe every 50 frames (2 s): each tile is the keyframe
+    // at or before its cue's start.
+    let keyframe = |start: f64| ((start * 25.0).round() as u32) / 50 * 50;
+    for file in ["story.mp4", "story.webm", "story.ts"] {
+        // By default one tile per keyframe interval where the index says
+        // (30), else one per duration/100 (MPEG-TS has no index).
+        let tiles = if file == "story.ts" { 100 } else { 30 };
+        let path = format!("/v1/storyboard/demo/http/{file}.vtt?format=png");
+        check_storyboard(&thumbd, &path, tiles, keyframe, &mut failures).await;
+    }
+    // Exact frames, every 5 s, 4 columns.
+    let exact = |start: f64| (start * 25.0).round() as u32;
+    check_storyboard(
+        &thumbd,
+        "/v1/storyboard/demo/http/story.mp4.vtt?format=png&exact=1&interval=5&columns=4&width=120",
+        12,
+        exact,
+        &mut failures,
+    )
+    .await;
+    common::assert_no_failures(&failures);
+}
+
+#[tokio::test]
+async fn a_storyboard_fetches_only_the_keyframes_it_shows() {
+    let source = SourceServer::start(picture_fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    let (status, _, body) = get(&thumbd.url("/v1/storyboard/demo/http/story.mp4.jpg")).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // What the tiles need: the 30 keyframes' packets, plus the header and
+    // index (faststart: everything before the first video packet).
+    let packets = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=pos,size,flags",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(picture_fixtures().join("story.mp4"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(packets.stdout).unwrap();
+    let rows: Vec<(u64, u64, bool)> = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[1].parse().unwrap(),
+                f[0].parse().unwrap(),
+                f[2].starts_with('K'),
+            )
+        })
+        .collect();
+    let first_packet = rows.iter().map(|r| r.0).min().unwrap();
+    let keyframes: u64 = rows.iter().filter(|r| r.2).map(|r| r.1).sum();
+    let needed = first_packet + keyframes;
+    let fetched = source.traffic("/story.mp4");
+    assert!(
+        (fetched.bytes as f64) <= needed as f64 * 1.5,
+        "fetched {fetched:?} for {needed} bytes of index and keyframes"
+    );
+    // Adjacent keyframes are one request; the rest go several at a time,
+    // so the count is bounded by the keyframes, not by the file's blocks.
+    assert!(fetched.requests <= 32, "{fetched:?}");
+}
+
+#[tokio::test]
+async fn storyboard_json_and_errors() {
+    let source = SourceServer::start(picture_fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    let (status, headers, body) =
+        get(&thumbd.url("/v1/storyboard/demo/http/story.mp4.json?tiles=12&width=100")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/json");
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["tiles"].as_array().unwrap().len(), 12);
+    assert_eq!(
+        (doc["tile_width"].as_u64(), doc["tile_height"].as_u64()),
+        (Some(100), Some(56))
+    );
+    assert_eq!(doc["duration"].as_f64(), Some(60.0));
+    let url = doc["url"].as_str().unwrap();
+    assert!(
+        url.contains("/v1/storyboard/demo/http/story.mp4.webp?width=100&tiles=12"),
+        "{url}"
+    );
+    let (status, headers, _) = get(url).await;
+    assert_eq!(
+        (status.as_u16(), &headers["content-type"]),
+        (200, &"image/webp".parse::<http::HeaderValue>().unwrap())
+    );
+    for (path, status, at) in [
+        (
+            "/v1/storyboard/demo/http/story.mp4.vtt?width=0",
+            400,
+            "query.width",
+        ),
+        (
+            "/v1/storyboard/demo/http/story.mp4.vtt?tiles=1&interval=2",
+            400,
+            "query.interval",
+        ),
+        ("/v1/storyboard/demo/http/story.mp4.gif", 400, "path.format"),
+        ("/v1/storyboard/demo/http/missing.mp4.vtt", 404, ""),
+        ("/v1/storyboard/demo/nope/story.mp4.vtt", 404, ""),
+    ] {
+        let (s, headers, body) = get(&thumbd.url(path)).await;
+        assert_eq!(
+            s.as_u16(),
+            status,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(
+            headers["content-type"], "application/problem+json",
+            "{path}"
+        );
+        if !at.is_empty() {
+            let p = common::problem(&body);
+            assert_eq!(p["errors"][0]["location"], at, "{path}: {p}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_best_frame_is_from_the_content() {
+    let source = SourceServer::start(picture_fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    let mut failures = Vec::new();
+    // The first 4 s are black, a fade in from black, or blurred.
+    for file in ["intro_black.mp4", "intro_fade.mp4", "intro_blur.mp4"] {
+        let url = thumbd.url(&format!(
+            "/v1/thumbnail/demo/http/{file}.png?timeStamp=auto"
+        ));
+        let (status, headers, body) = get(&url).await;
+        assert_eq!(status, 200, "{file}: {}", String::from_utf8_lossy(&body));
+        let time: f64 = headers["x-thumbnail-time"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let r = read_pattern(&body);
+        if time < 4.0 || r.frame != (time * 25.0).round() as u32 {
+            failures.push(format!("{file}: chose {time} s showing frame {}", r.frame));
+        }
+        // The same picture as the ffmpeg CLI's frame at the chosen time.
+        let cli = read_pattern(&common::ffmpeg_cli_frame(
+            &picture_fixtures().join(file),
+            time,
+        ));
+        if cli.frame != r.frame {
+            failures.push(format!(
+                "{file}: the CLI shows frame {} at {time}",
+                cli.frame
+            ));
+        }
+        // Deterministic, so cached: the second request is a hit.
+        let (_, again, body2) = get(&url).await;
+        assert_eq!(again["x-thumbnail-cache"], "hit");
+        assert_eq!(body, body2);
+    }
+    common::assert_no_failures(&failures);
+}

@@ -551,10 +551,11 @@ impl Config {
             return invalid("render.queue must be at least 1".into());
         }
         let p = &self.pictures;
-        if !(p.animated_max_secs > 0.0 && p.animated_max_secs <= 60.0)
-            || !(1..=60).contains(&p.animated_max_fps)
-            || !(1..=crate::media::MAX_DIMENSION).contains(&p.animated_max_width)
-        {
+        let pictures_ok = p.animated_max_secs > 0.0
+            && p.animated_max_secs <= 60.0
+            && (1..=60).contains(&p.animated_max_fps)
+            && (1..=crate::media::MAX_DIMENSION).contains(&p.animated_max_width);
+        if !pictures_ok {
             return invalid(
                 "pictures.animated_max_secs must be in (0, 60], animated_max_fps in 1-60 and \
                  animated_max_width in 1-4096"

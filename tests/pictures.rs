@@ -311,3 +311,87 @@ async fn the_best_frame_is_from_the_content() {
     }
     common::assert_no_failures(&failures);
 }
+
+/// The frames of an animated WebP or GIF and each one's delay in ms.
+fn animation_frames(bytes: &[u8], gif: bool) -> Vec<(image::RgbaImage, u32)> {
+    use image::AnimationDecoder;
+    let cursor = std::io::Cursor::new(bytes);
+    let frames = if gif {
+        image::codecs::gif::GifDecoder::new(cursor)
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+    } else {
+        image::codecs::webp::WebPDecoder::new(cursor)
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+    }
+    .expect("decodable frames");
+    frames
+        .into_iter()
+        .map(|f| {
+            let (n, d) = f.delay().numer_denom_ms();
+            (f.into_buffer(), n / d.max(1))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn animated_previews_show_each_tick() {
+    let source = SourceServer::start(picture_fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    let mut failures = Vec::new();
+    for ext in ["webp", "gif"] {
+        // 2 s at 10 fps from 1 s: 20 frames of 100 ms, frame k showing the
+        // video's frame at 1 + k/10 s (25 fps: frame 25 + 2.5k, rounded down).
+        let url = thumbd.url(&format!(
+            "/v1/animated/demo/http/story.mp4.{ext}?start=1&end=3&fps=10&width=160"
+        ));
+        let (status, headers, body) = get(&url).await;
+        assert_eq!(status, 200, "{ext}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(headers["content-type"], format!("image/{ext}").as_str());
+        assert_eq!(headers["x-animation-frames"], "20");
+        let frames = animation_frames(&body, ext == "gif");
+        if frames.len() != 20 {
+            failures.push(format!("{ext}: {} frames", frames.len()));
+        }
+        let total: u32 = frames.iter().map(|f| f.1).sum();
+        if total != 2000 {
+            failures.push(format!("{ext}: {total} ms in all"));
+        }
+        for (k, (img, delay)) in frames.iter().enumerate() {
+            if *delay != 100 {
+                failures.push(format!("{ext}: frame {k} lasts {delay} ms"));
+            }
+            let mut png = Vec::new();
+            image::DynamicImage::ImageRgba8(img.clone())
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .unwrap();
+            let r = read_pattern(&png);
+            let want = (25.0 + 2.5 * k as f64).floor() as u32;
+            if r.frame != want || (r.width, r.height) != (160, 90) {
+                failures.push(format!(
+                    "{ext}: frame {k} shows {r:?}, expected frame {want}"
+                ));
+            }
+        }
+        let (_, again, _) = get(&url).await;
+        assert_eq!(again["x-thumbnail-cache"], "hit");
+    }
+    for (query, at) in [
+        ("start=1&end=20", "query.end"),
+        ("fps=31", "query.fps"),
+        ("width=641", "query.width"),
+    ] {
+        let (s, _, body) =
+            get(&thumbd.url(&format!("/v1/animated/demo/http/story.mp4.gif?{query}"))).await;
+        assert_eq!(s, 400, "{query}");
+        assert_eq!(
+            common::problem(&body)["errors"][0]["location"],
+            at,
+            "{query}"
+        );
+    }
+    common::assert_no_failures(&failures);
+}

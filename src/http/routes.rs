@@ -421,7 +421,12 @@ impl App {
         headers: &HeaderMap,
         head: bool,
     ) -> Result<Response<Body>, Problem> {
-        let parsed = request::parse(tail, query).map_err(Problem::invalid_request)?;
+        let mut parsed = request::parse(tail, query).map_err(Problem::invalid_request)?;
+        if parsed.auto {
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            parsed.format = request::negotiate(accept);
+        }
+        let negotiated = parsed.auto;
         let Some(access) = self.renderer.access(&parsed.org, &parsed.env) else {
             return Err(Problem::not_found(format!(
                 "there is no environment {:?} in org {:?}",
@@ -457,7 +462,14 @@ impl App {
                 HeaderValue::from_str(&format!("public, max-age={left}")).expect("ascii")
             }
         };
-        Ok(self.thumbnail_response(&thumbnail, cache, cache_control, headers, head))
+        let mut response = self.thumbnail_response(&thumbnail, cache, cache_control, headers, head);
+        if negotiated {
+            // Caches keep one answer per Accept (thumbd: per format, three).
+            response
+                .headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Accept"));
+        }
+        Ok(response)
     }
 
     /// Verifies the token of a request to a signed environment and applies

@@ -219,7 +219,7 @@ pub fn parse(path_tail: &str, query: Option<&str>) -> Result<ParsedRequest, Vec<
 }
 
 /// The extensions a thumbnail URL may end in, for messages.
-const FORMATS: &str = "webp, jpg, jpeg, png, avif or auto";
+const FORMATS: &str = "webp, jpg, jpeg, png or auto";
 
 /// `{org}/{env}/{key}.{ext}` split and checked; `ext` as written.
 pub(crate) struct Path<'a> {
@@ -423,6 +423,33 @@ fn parse_query(query: &str, errors: &mut Vec<FieldError>) -> (Params, Option<Str
     (params, token)
 }
 
+/// The format a `.auto` URL answers with, from the request's `Accept`:
+/// AVIF if the client names `image/avif`, else WebP if it names
+/// `image/webp`, else JPEG (what every client shows). Wildcards do not
+/// count: `image/*` says nothing about which formats a browser decodes.
+pub fn negotiate(accept: Option<&str>) -> Format {
+    let names = |mime: &str| {
+        accept.is_some_and(|a| {
+            a.split(',').any(|range| {
+                let mut parts = range.split(';');
+                let kind = parts.next().unwrap_or_default().trim();
+                let refused = parts.any(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.trim().parse::<f64>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
+                kind.eq_ignore_ascii_case(mime) && !refused
+            })
+        })
+    };
+    if names("image/webp") {
+        Format::Webp
+    } else {
+        Format::Jpeg
+    }
+}
+
 /// A `timeStamp` value: seconds, or `auto` for the best frame.
 pub fn parse_time(value: &str) -> Option<TimeSpec> {
     if value == "auto" {
@@ -587,6 +614,19 @@ mod tests {
         assert_eq!(e, f);
         assert_ne!(a, ok("o/e/a.webp", "width=320&timeStamp=12.5").render_key());
         assert_eq!(ok("o/e/a.webp", "").spec.time, TimeSpec::Middle);
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+        assert_eq!(negotiate(Some(chrome)), Format::Webp);
+        assert_eq!(negotiate(Some("image/webp,*/*")), Format::Webp);
+        assert_eq!(negotiate(Some("image/avif;q=0, image/webp")), Format::Webp);
+        assert_eq!(negotiate(Some("IMAGE/WEBP")), Format::Webp);
+        assert_eq!(negotiate(Some("image/*,*/*;q=0.8")), Format::Jpeg);
+        assert_eq!(negotiate(None), Format::Jpeg);
+        let p = parse("o/e/a.mp4.auto", None).unwrap();
+        assert!(p.auto);
     }
 
     #[test]

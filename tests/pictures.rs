@@ -395,3 +395,36 @@ async fn animated_previews_show_each_tick() {
     }
     common::assert_no_failures(&failures);
 }
+
+#[tokio::test]
+async fn auto_follows_accept_with_few_variants() {
+    let source = SourceServer::start(picture_fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    let client = common::client();
+    let url = thumbd.url("/v1/thumbnail/demo/http/story.mp4.auto?width=160&timeStamp=2");
+    for (accept, want) in [
+        ("image/avif,image/webp,image/apng,image/*,*/*;q=0.8", "image/webp"),
+        ("image/webp,*/*", "image/webp"),
+        ("image/webp;q=0, image/png", "image/jpeg"),
+        ("image/*,*/*;q=0.8", "image/jpeg"),
+        ("", "image/jpeg"),
+        ("text/html, image/WEBP;q=0.5", "image/webp"),
+    ] {
+        let mut req = client.get(&url);
+        if !accept.is_empty() {
+            req = req.header("accept", accept);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{accept}");
+        assert_eq!(resp.headers()["content-type"], want, "{accept}");
+        assert_eq!(resp.headers()["vary"], "Accept", "{accept}");
+        let body = resp.bytes().await.unwrap();
+        assert_eq!(read_pattern(&body).frame, 50, "{accept}");
+    }
+    // However the Accept headers were written: one render per format.
+    let metrics = client.get(thumbd.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(common::metric(&metrics, "thumbd_renders_total"), 2.0, "{metrics}");
+    // A fixed format says nothing about Accept.
+    let (_, headers, _) = get(&thumbd.url("/v1/thumbnail/demo/http/story.mp4.webp")).await;
+    assert!(headers.get("vary").is_none());
+}

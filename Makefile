@@ -23,7 +23,7 @@ BENCH_PACKAGES := ffmpeg nginx-light wrk python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run test test-cdn bench bench-hits bench-upload fuzz soak build release deps test-deps browser-deps contract-venv check-rust lint fmt samples clean-fixtures
+.PHONY: run test test-cdn bench bench-hits bench-storyboard bench-upload fuzz soak build release deps test-deps browser-deps contract-venv check-rust lint fmt samples clean-fixtures
 
 ## run: install what is missing, build, and serve the embedded default config
 run: deps check-rust
@@ -45,6 +45,12 @@ bench-hits: deps check-rust
 	@$(call install,$(BENCH_PACKAGES))
 	$(CARGO) build --release --locked
 	/usr/bin/python3 bench/hits.py $(ARGS)
+
+## bench-storyboard: a 10-minute 1080p storyboard, thumbd against the ffmpeg CLI over the same URL, cold
+bench-storyboard: deps check-rust
+	@$(call install,$(BENCH_PACKAGES))
+	$(CARGO) build --release --locked
+	/usr/bin/python3 bench/storyboard.py $(ARGS)
 
 ## bench-upload: time to accept 10 MB and 100 MB uploads, and thumbd's peak RSS for each
 bench-upload: deps check-rust

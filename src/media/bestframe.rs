@@ -6,7 +6,8 @@
 //! for, and around its middle. Each is scored on a small grey copy: edge
 //! strength above all (a blurred or faded frame has weak edges), spread of
 //! brightness (a black or near-uniform frame has none) and, a little, the
-//! entropy of its histogram, with dark and blown-out frames marked down. The highest score wins, the earliest on a tie: the choice
+//! entropy of its histogram, with dark and blown-out frames marked down.
+//! The highest score wins, the earliest on a tie: the choice
 //! depends only on the video's bytes, so it is cached like any thumbnail.
 //!
 //! [`frames`]: super::frames

@@ -15,6 +15,11 @@
 //!   rotate, pad.
 //! - [`tonemap`]: PQ/HLG HDR to SDR.
 //! - [`encode`]: WebP, JPEG, PNG.
+//! - [`frames`]: many frames of one open video: keyframes decoded alone
+//!   (their packets fetched together), exact frames, a sequence at a rate.
+//! - [`bestframe`]: `timeStamp=auto`, the most representative keyframe.
+//! - [`storyboard`]: a sprite of tiles and its layout.
+//! - [`animated`]: animated WebP and GIF previews.
 
 pub mod animated;
 pub mod avio;

@@ -19,8 +19,9 @@ const FORMATS: &[(&str, (u32, u32))] = &[
     ("av1.mp4", (160, 96)),
     ("mpeg2.mpg", (160, 96)),
     ("mpeg4.avi", (160, 96)),
-    // H.263 CIF-family pixels are 12:11.
-    ("h263.3gp", (192, 144)),
+    // The codec says 12:11 (H.263's CIF-family default), the container
+    // 1:1; the container wins, as in players.
+    ("h263.3gp", (176, 144)),
     ("flv1.flv", (160, 96)),
     ("prores.mov", (160, 96)),
     ("png.mov", (160, 96)),
@@ -144,6 +145,40 @@ async fn same_frame_as_the_ffmpeg_cli() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_containers_pixel_aspect_ratio_wins() {
+    // As players and av_guess_sample_aspect_ratio decide: the container's
+    // sample aspect ratio when it has one, else the codec's. The CLI's
+    // `scale=iw*sar:ih` shows the size a player does.
+    let thumbd = Thumbd::start(&common::config(None, "")).await;
+    let mut failures = Vec::new();
+    for (file, size) in [
+        // Container 1:1, codec 12:11.
+        ("h263.3gp", (176, 144)),
+        // No container field (MPEG-TS), codec 4:3.
+        ("sar_codec.ts", (213, 96)),
+        // Container (MP4 pasp) 2:1, codec 4:3.
+        ("sar_both.mp4", (320, 96)),
+    ] {
+        let cli = read_pattern(&common::ffmpeg_cli_frame_with(
+            &fixtures().join(file),
+            1.0,
+            "scale=iw*sar:ih",
+        ));
+        assert_eq!((cli.width, cli.height), size, "{file}: the CLI's size");
+        let (status, _, body) =
+            get(&thumbd.url(&format!("/v1/thumbnail/demo/files/{file}.png?timeStamp=1"))).await;
+        assert_eq!(status, 200, "{file}");
+        let r = read_pattern(&body);
+        if (r.width, r.height) != size || r.frame != 25 || !r.upright {
+            failures.push(format!(
+                "{file}: expected frame 25 upright at {size:?}, got {r:?}"
+            ));
+        }
+    }
+    common::assert_no_failures(&failures);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,8 @@ pub(super) struct StreamInfo {
     pub(super) duration_us: Option<i64>,
     pub(super) orientation: Orientation,
     pub(super) container: Container,
+    /// The container's sample aspect ratio, 0/1 when it gives none.
+    pub(super) sar: Rational,
 }
 
 /// What the container says about a video, without decoding it.
@@ -392,12 +394,7 @@ pub(super) struct Found {
 }
 
 pub(super) fn finish(found: Found, info: &StreamInfo, packets_decoded: usize) -> DecodedFrame {
-    let sar = found.frame.aspect_ratio();
-    let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
-        (sar.numerator() as u32, sar.denominator() as u32)
-    } else {
-        (1, 1)
-    };
+    let sar = pixel_aspect(info.sar, found.frame.aspect_ratio());
     let transfer = Transfer::of(&found.frame);
     let secs = found.pts.saturating_sub(info.start).max(0) as f64 * f64::from(info.time_base);
     DecodedFrame {
@@ -408,6 +405,18 @@ pub(super) fn finish(found: Found, info: &StreamInfo, packets_decoded: usize) ->
         time_secs: secs,
         packets_decoded,
     }
+}
+
+/// The sample aspect ratio a frame is shown with, as players and
+/// `av_guess_sample_aspect_ratio` decide: the container's when it gives one
+/// (an MP4 `pasp` box, Matroska's display size), else the codec's (the
+/// frame's), else square. A 3GP's H.263 says 12:11 whatever its container
+/// declares.
+fn pixel_aspect(container: Rational, codec: Rational) -> (u32, u32) {
+    [container, codec]
+        .into_iter()
+        .find(|r| r.numerator() > 0 && r.denominator() > 0)
+        .map_or((1, 1), |r| (r.numerator() as u32, r.denominator() as u32))
 }
 
 /// Whether the container header lacks what we need (stream list, picture
@@ -486,6 +495,8 @@ pub(super) fn stream_info(input: &Input) -> Result<StreamInfo, MediaError> {
         duration_us,
         orientation,
         container: Container::of(input),
+        // SAFETY: a plain field of a live stream.
+        sar: unsafe { (*stream.as_ptr()).sample_aspect_ratio }.into(),
     })
 }
 

@@ -312,6 +312,73 @@ async fn colours_follow_the_tagged_matrix() {
     common::assert_no_failures(&failures);
 }
 
+/// Mean saturation (max - min channel) of a picture.
+fn saturation(img: &image::RgbImage) -> f64 {
+    let sum: f64 = img
+        .pixels()
+        .map(|p| (p.0.iter().max().unwrap() - p.0.iter().min().unwrap()) as f64)
+        .sum();
+    sum / (img.width() * img.height()) as f64
+}
+
+/// Mean difference `a - b` of each channel, in 8-bit levels.
+fn mean_difference(a: &image::RgbImage, b: &image::RgbImage) -> [f64; 3] {
+    let mut sum = [0.0; 3];
+    for (p, q) in a.pixels().zip(b.pixels()) {
+        (0..3).for_each(|c| sum[c] += p[c] as f64 - q[c] as f64);
+    }
+    sum.map(|v| v / (a.width() * a.height()) as f64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hdr_looks_like_its_sdr_master() {
+    // PQ and HLG made from an SDR master as BT.2408 says (its white at
+    // reference white): tone-mapped, colours at or below reference white
+    // must come back as the master shows them. Washed out (lifted,
+    // desaturated) or darker shows in the block colours, in the mean level
+    // and in the saturation. Blocks (8x8 means), because 4:2:0 chroma in
+    // PQ or HLG smears testsrc2's sharp colour edges whatever the tone
+    // mapping does: zscale's own conversion back to SDR scores 35.0 dB on
+    // the PQ file; the sRGB curve and a knee at 0.75 scored 28.5, 7 to 8
+    // levels darker.
+    let thumbd = Thumbd::start(&common::config(None, "")).await;
+    let master =
+        image::load_from_memory(&ffmpeg_cli_frame(&fixtures().join("master_sdr.mov"), 1.0))
+            .unwrap()
+            .to_rgb8();
+    let mut failures = Vec::new();
+    for file in ["master_pq.mp4", "master_hlg.mp4", "master_hlg_zimg.mp4"] {
+        let (status, _, body) =
+            get(&thumbd.url(&format!("/v1/thumbnail/demo/files/{file}.png?timeStamp=1"))).await;
+        assert_eq!(status, 200, "{file}");
+        let ours = image::load_from_memory(&body).unwrap().to_rgb8();
+        let psnr = psnr(&block_colours(&ours), &block_colours(&master));
+        let diff = mean_difference(&ours, &master);
+        let saturation = saturation(&ours) / saturation(&master);
+        let measured = format!(
+            "block PSNR against the master {psnr:.1} dB, mean difference {diff:.1?}, \
+             saturation {saturation:.3} of the master's"
+        );
+        eprintln!("{file}: {measured}");
+        if file == "master_hlg_zimg.mp4" {
+            // zscale (zimg) applies HLG's OOTF to each channel, not to
+            // luminance as BT.2100 does: its HLG is less saturated than
+            // the master, and a BT.2100 display (and thumbd) shows that.
+            if saturation >= 0.9 {
+                failures.push(format!(
+                    "{file}: {measured}: the test cannot tell a per-channel OOTF"
+                ));
+            }
+        } else if psnr < 32.0
+            || diff.iter().any(|d| d.abs() > 2.0)
+            || !(0.95..=1.05).contains(&saturation)
+        {
+            failures.push(format!("{file}: {measured}"));
+        }
+    }
+    common::assert_no_failures(&failures);
+}
+
 /// The pipeline driven directly, without a server, as the CLI does.
 mod pipeline {
     use std::time::{Duration, Instant};

@@ -403,7 +403,10 @@ async fn auto_follows_accept_with_few_variants() {
     let client = common::client();
     let url = thumbd.url("/v1/thumbnail/demo/http/story.mp4.auto?width=160&timeStamp=2");
     for (accept, want) in [
-        ("image/avif,image/webp,image/apng,image/*,*/*;q=0.8", "image/webp"),
+        (
+            "image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
+            "image/webp",
+        ),
         ("image/webp,*/*", "image/webp"),
         ("image/webp;q=0, image/png", "image/jpeg"),
         ("image/*,*/*;q=0.8", "image/jpeg"),
@@ -422,8 +425,19 @@ async fn auto_follows_accept_with_few_variants() {
         assert_eq!(read_pattern(&body).frame, 50, "{accept}");
     }
     // However the Accept headers were written: one render per format.
-    let metrics = client.get(thumbd.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert_eq!(common::metric(&metrics, "thumbd_renders_total"), 2.0, "{metrics}");
+    let metrics = client
+        .get(thumbd.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        common::metric(&metrics, "thumbd_renders_total"),
+        2.0,
+        "{metrics}"
+    );
     // A fixed format says nothing about Accept.
     let (_, headers, _) = get(&thumbd.url("/v1/thumbnail/demo/http/story.mp4.webp")).await;
     assert!(headers.get("vary").is_none());

@@ -34,7 +34,7 @@ pub fn best_frame(
 ) -> Result<DecodedFrame, MediaError> {
     let mut frames = Frames::open(reader, limits)?;
     let times = candidate_times(frames.duration_us());
-    let mut set = frames.keyframes(&times)?;
+    let mut set = frames.keyframes(&times, false)?;
     let mut best: Option<(usize, f64)> = None;
     for (i, frame) in set.frames.iter().enumerate() {
         let s = score(&luma(frame)?);

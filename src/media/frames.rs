@@ -91,16 +91,24 @@ impl Frames {
 
     /// The keyframe at or before each time (`times_us` ascending), each
     /// decoded alone.
-    pub fn keyframes(&mut self, times_us: &[u64]) -> Result<FrameSet, MediaError> {
+    /// With `small`, the frames are only shown much reduced (tiles): the
+    /// deblocking filter is skipped, which no one sees at a tenth of the size
+    /// and which is a good part of an intra frame's decoding time.
+    pub fn keyframes(&mut self, times_us: &[u64], small: bool) -> Result<FrameSet, MediaError> {
         self.load_index()?;
         let targets: Vec<i64> = times_us.iter().map(|&t| self.ts_of(t)).collect();
         // The keyframe for each time, by index entry where there is an index.
+        // MP4's entries list decoding times and its seek takes presentation
+        // times: a keyframe is shown this much after it is decoded (the
+        // B-frame delay, as the first keyframe says), so the entry searched
+        // for a time and the keyframe the seek lands on are the same.
+        let delay = self.decode_delay();
         let entries: Option<Vec<_>> = {
             let index = StreamIndex::of(self.demuxer.input(), self.info.index);
             targets
                 .iter()
                 .map(|&ts| {
-                    let i = index.search(ts, false)?;
+                    let i = index.search(ts.saturating_sub(delay), false)?;
                     index.get(i).filter(|e| e.keyframe && e.pos >= 0)
                 })
                 .collect()
@@ -124,14 +132,20 @@ impl Frames {
                 ..self.limits.clone()
             },
         )?;
+        if small {
+            // SAFETY: a plain field of the open codec context, read per packet.
+            unsafe {
+                (*decoder.as_mut_ptr()).skip_loop_filter =
+                    ffmpeg_next::ffi::AVDiscard::AVDISCARD_ALL;
+            }
+        }
         let mut frames: Vec<DecodedFrame> = Vec::new();
         let mut pts_of: Vec<i64> = Vec::new();
         let mut of_time = Vec::with_capacity(targets.len());
-        for &target in &targets {
-            // Seeking by the time, not by the entry: MP4's entries list
-            // decoding times, its seek presentation times.
-            let found = if entries.is_some() {
-                self.keyframe_near(&mut decoder, target)?
+        for (n, &target) in targets.iter().enumerate() {
+            let found = if let Some(entries) = entries.as_ref() {
+                // (At or before `target`: the entry was searched for `target - delay`.)
+                self.keyframe_near(&mut decoder, entries[n].timestamp.saturating_add(delay))?
             } else {
                 self.keyframe_before(&mut decoder, target)?
             };
@@ -357,6 +371,18 @@ impl Frames {
                 return Ok(Found { frame, pts });
             }
         }
+    }
+
+    /// How long after its decoding time the first keyframe is shown (MP4
+    /// with B-frames), in stream ticks; 0 elsewhere.
+    fn decode_delay(&self) -> i64 {
+        if self.info.container != Container::Mp4 {
+            return 0;
+        }
+        let index = StreamIndex::of(self.demuxer.input(), self.info.index);
+        index
+            .get(0)
+            .map_or(0, |first| (self.info.start - first.timestamp).max(0))
     }
 
     /// Microseconds from the start to a stream timestamp (rounded down).

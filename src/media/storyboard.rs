@@ -33,6 +33,10 @@ pub enum TileCount {
     Interval(u64),
 }
 
+/// Tiles up to this wide are decoded without the deblocking filter (see
+/// [`Frames::keyframes`]).
+const SMALL_TILE: u32 = 320;
+
 /// Most tiles in one storyboard.
 pub const MAX_TILES: u32 = 100;
 
@@ -86,7 +90,7 @@ pub fn render(
     let set = if spec.exact {
         frames.exact(&times)?
     } else {
-        frames.keyframes(&times)?
+        frames.keyframes(&times, spec.tile_width <= SMALL_TILE)?
     };
     let first = set
         .frames

@@ -34,6 +34,24 @@ pub struct FrameSet {
     pub of_time: Vec<usize>,
 }
 
+impl FrameSet {
+    /// Adds a decoded frame unless the same one is there; its index.
+    fn add(&mut self, found: Found, info: &StreamInfo) -> usize {
+        let frame = decode::finish(found, info, 1);
+        match self
+            .frames
+            .iter()
+            .position(|f| f.time_secs == frame.time_secs)
+        {
+            Some(i) => i,
+            None => {
+                self.frames.push(frame);
+                self.frames.len() - 1
+            }
+        }
+    }
+}
+
 impl Frames {
     pub fn open(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Frames, MediaError> {
         let (demuxer, info) = decode::open_video(reader, limits)?;
@@ -123,41 +141,55 @@ impl Frames {
                 self.demuxer.prefetch_many(&merge(ranges))?;
             }
         }
-        let mut decoder = decode::open_decoder(
-            self.demuxer.input(),
-            &self.info,
-            &Limits {
-                // One packet at a time: frame threads would only add hand-overs.
-                decoder_threads: 1,
-                ..self.limits.clone()
-            },
-        )?;
-        if small {
-            // SAFETY: a plain field of the open codec context, read per packet.
-            unsafe {
-                (*decoder.as_mut_ptr()).skip_loop_filter =
-                    ffmpeg_next::ffi::AVDiscard::AVDISCARD_ALL;
+        let mut set = FrameSet {
+            frames: Vec::new(),
+            of_time: Vec::with_capacity(targets.len()),
+        };
+        if let Some(entries) = entries {
+            // Read every keyframe's packet (prefetched), then decode them
+            // on as many threads as a render alone may use.
+            let mut unique: Vec<i64> = entries.iter().map(|e| e.timestamp).collect();
+            unique.dedup();
+            let mut packets = Vec::with_capacity(unique.len());
+            for &ts in &unique {
+                // (At or before its target: entries were searched for `target - delay`.)
+                let at = ts.saturating_add(delay);
+                if !decode::seek_past_last_cue(&mut self.demuxer, &self.info, at)? {
+                    decode::seek(&mut self.demuxer, &self.info, at)?;
+                }
+                packets.push(self.next_keyframe_packet()?);
             }
-        }
-        let mut frames: Vec<DecodedFrame> = Vec::new();
-        let mut pts_of: Vec<i64> = Vec::new();
-        let mut of_time = Vec::with_capacity(targets.len());
-        for (n, &target) in targets.iter().enumerate() {
-            let found = if let Some(entries) = entries.as_ref() {
-                // (At or before `target`: the entry was searched for `target - delay`.)
-                self.keyframe_near(&mut decoder, entries[n].timestamp.saturating_add(delay))?
-            } else {
-                self.keyframe_before(&mut decoder, target)?
+            let threads = match self.limits.decoder_threads {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS)),
+                n => n,
             };
-            if let Some(i) = pts_of.iter().position(|&p| p == found.pts) {
-                of_time.push(i);
-                continue;
+            let mut index_of = Vec::with_capacity(unique.len());
+            for found in self.decode_all(&packets, threads, small)? {
+                let i = match found {
+                    Some(found) => set.add(found, &self.info),
+                    // A damaged keyframe: its tiles show the one before.
+                    None => *index_of
+                        .last()
+                        .ok_or_else(|| MediaError::NoFrame("a keyframe did not decode".into()))?,
+                };
+                index_of.push(i);
             }
-            pts_of.push(found.pts);
-            frames.push(decode::finish(found, &self.info, 1));
-            of_time.push(frames.len() - 1);
+            for e in &entries {
+                let u = unique
+                    .iter()
+                    .position(|&t| t == e.timestamp)
+                    .expect("listed");
+                set.of_time.push(index_of[u]);
+            }
+        } else {
+            let mut decoder = self.alone_decoder(small)?;
+            for &target in &targets {
+                let found = self.keyframe_before(&mut decoder, target)?;
+                let i = set.add(found, &self.info);
+                set.of_time.push(i);
+            }
         }
-        Ok(FrameSet { frames, of_time })
+        Ok(set)
     }
 
     /// The frames shown at `start_us + k / fps` for each `k` with that time
@@ -318,8 +350,18 @@ impl Frames {
         &mut self,
         decoder: &mut ffmpeg_next::decoder::Video,
     ) -> Result<Found, MediaError> {
+        loop {
+            let packet = self.next_keyframe_packet()?;
+            // A damaged keyframe: try the next one.
+            if let Some(found) = decode_alone(decoder, &packet, &self.limits)? {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Reads on to the next keyframe packet of the video stream.
+    fn next_keyframe_packet(&mut self) -> Result<Packet, MediaError> {
         let (demuxer, info) = (&mut self.demuxer, &self.info);
-        decoder.flush();
         let mut skipped = 0usize;
         loop {
             if std::time::Instant::now() >= self.limits.deadline {
@@ -342,35 +384,82 @@ impl Frames {
                     )));
                 }
             }
-            if packet.stream() != info.index || !packet.is_key() {
-                skipped += 1;
-                if skipped > MAX_SKIPPED_PACKETS {
-                    return Err(MediaError::NoFrame("no keyframe near the time".into()));
-                }
-                continue;
+            if packet.stream() == info.index && packet.is_key() {
+                return Ok(packet);
             }
-            let pts = packet.pts().or(packet.dts()).unwrap_or(i64::MIN);
-            if decoder.send_packet(&packet).is_err() {
-                // A damaged keyframe: try the next one.
-                continue;
-            }
-            let _ = decoder.send_eof();
-            let mut frame = frame::Video::empty();
-            let got = decoder.receive_frame(&mut frame).is_ok();
-            decoder.flush();
-            if got {
-                let pixels = frame.width() as u64 * frame.height() as u64;
-                if pixels > self.limits.max_frame_pixels {
-                    return Err(MediaError::FrameTooLarge {
-                        width: frame.width(),
-                        height: frame.height(),
-                        limit: self.limits.max_frame_pixels,
-                    });
-                }
-                let pts = frame.timestamp().or(frame.pts()).unwrap_or(pts);
-                return Ok(Found { frame, pts });
+            skipped += 1;
+            if skipped > MAX_SKIPPED_PACKETS {
+                return Err(MediaError::NoFrame("no keyframe near the time".into()));
             }
         }
+    }
+
+    /// Decodes keyframe packets, each alone, on up to `threads` threads
+    /// (one decoder each); `None` for a packet that did not decode.
+    fn decode_all(
+        &self,
+        packets: &[Packet],
+        threads: usize,
+        small: bool,
+    ) -> Result<Vec<Option<Found>>, MediaError> {
+        let threads = threads.clamp(1, packets.len().max(1));
+        let mut decoders = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            decoders.push(self.alone_decoder(small)?);
+        }
+        let limits = &self.limits;
+        let mut out: Vec<Option<Found>> = (0..packets.len()).map(|_| None).collect();
+        let results = std::thread::scope(|scope| {
+            let handles: Vec<_> = decoders
+                .into_iter()
+                .enumerate()
+                .map(|(t, mut decoder)| {
+                    scope.spawn(move || {
+                        let mut mine = Vec::new();
+                        for i in (t..packets.len()).step_by(threads) {
+                            mine.push((i, decode_alone(&mut decoder, &packets[i], limits)?));
+                        }
+                        Ok::<_, MediaError>(mine)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(MediaError::Internal("a decoder thread panicked".into()))
+                    })
+                })
+                .collect::<Vec<_>>()
+        });
+        for r in results {
+            for (i, found) in r? {
+                out[i] = found;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A single-threaded decoder for keyframes decoded alone (frame threads
+    /// would only add hand-overs); with `small`, without the deblocking
+    /// filter (see [`Frames::keyframes`]).
+    fn alone_decoder(&self, small: bool) -> Result<ffmpeg_next::decoder::Video, MediaError> {
+        let mut decoder = decode::open_decoder(
+            self.demuxer.input(),
+            &self.info,
+            &Limits {
+                decoder_threads: 1,
+                ..self.limits.clone()
+            },
+        )?;
+        if small {
+            // SAFETY: a plain field of the open codec context, read per packet.
+            unsafe {
+                (*decoder.as_mut_ptr()).skip_loop_filter =
+                    ffmpeg_next::ffi::AVDiscard::AVDISCARD_ALL;
+            }
+        }
+        Ok(decoder)
     }
 
     /// How long after its decoding time the first keyframe is shown (MP4
@@ -401,6 +490,43 @@ impl Frames {
         .max(0) as u64
     }
 }
+
+/// Decodes one keyframe packet alone and resets the decoder; `None` if it
+/// did not decode (damaged).
+fn decode_alone(
+    decoder: &mut ffmpeg_next::decoder::Video,
+    packet: &Packet,
+    limits: &Limits,
+) -> Result<Option<Found>, MediaError> {
+    if std::time::Instant::now() >= limits.deadline {
+        return Err(MediaError::Timeout);
+    }
+    let pts = packet.pts().or(packet.dts()).unwrap_or(i64::MIN);
+    decoder.flush();
+    if decoder.send_packet(packet).is_err() {
+        return Ok(None);
+    }
+    let _ = decoder.send_eof();
+    let mut frame = frame::Video::empty();
+    let got = decoder.receive_frame(&mut frame).is_ok();
+    decoder.flush();
+    if !got {
+        return Ok(None);
+    }
+    let pixels = frame.width() as u64 * frame.height() as u64;
+    if pixels > limits.max_frame_pixels {
+        return Err(MediaError::FrameTooLarge {
+            width: frame.width(),
+            height: frame.height(),
+            limit: limits.max_frame_pixels,
+        });
+    }
+    let pts = frame.timestamp().or(frame.pts()).unwrap_or(pts);
+    Ok(Some(Found { frame, pts }))
+}
+
+/// Most threads one render decodes keyframes on.
+const MAX_THREADS: usize = 4;
 
 /// Decode errors tolerated (corrupt packets are skipped) before giving up.
 const MAX_DECODE_ERRORS: usize = 64;

@@ -4,6 +4,8 @@
 //!
 //! [`animate`]: super::animate
 
+use std::rc::Rc;
+
 use bytes::Bytes;
 
 use super::frames::Frames;
@@ -28,14 +30,15 @@ pub fn render(
     limits: &Limits,
 ) -> Result<Animation, MediaError> {
     let mut frames = Frames::open(reader, limits)?;
-    let mut pictures: Vec<RgbImage> = Vec::new();
+    // A frame shown for several ticks is kept once.
+    let mut pictures: Vec<Rc<RgbImage>> = Vec::new();
     // Consecutive ticks showing the same frame are scaled once.
     let mut last: Option<(f64, usize)> = None;
     let mut size: Option<(u32, u32)> = None;
     frames.sequence(spec.start_us, spec.end_us, spec.fps, |frame| {
         if let Some((t, i)) = last {
             if t == frame.time_secs {
-                let again = pictures[i].clone();
+                let again = Rc::clone(&pictures[i]);
                 pictures.push(again);
                 return Ok(());
             }
@@ -50,7 +53,7 @@ pub fn render(
             Some((w, h)) => geometry::plan(&frame.shape(), Some(w), Some(h), Some(super::Fit::Pad)),
         };
         match picture::prepare(frame, &plan, Format::Png)? {
-            Picture::Rgb(img) => pictures.push(img),
+            Picture::Rgb(img) => pictures.push(Rc::new(img)),
             Picture::Yuv420(_) => {
                 return Err(MediaError::Internal("a frame was prepared as YUV".into()))
             }
@@ -71,7 +74,7 @@ pub fn render(
 }
 
 fn encode(
-    pictures: &[RgbImage],
+    pictures: &[Rc<RgbImage>],
     width: u32,
     height: u32,
     spec: &AnimatedSpec,
@@ -94,7 +97,7 @@ fn encode(
 /// Animated WebP through libwebp's animation encoder (lossy frames; it
 /// stores only what changed between frames and merges repeated ones).
 fn webp(
-    pictures: &[RgbImage],
+    pictures: &[Rc<RgbImage>],
     width: u32,
     height: u32,
     frame_ms: f64,
@@ -180,7 +183,7 @@ fn webp(
 
 /// GIF with a palette per frame from the `gif` crate's NeuQuant quantiser
 /// (colour_quant); delays in centiseconds, rounded so the total stays right.
-fn gif(pictures: &[RgbImage], width: u32, height: u32, frame_ms: f64) -> Result<Bytes, String> {
+fn gif(pictures: &[Rc<RgbImage>], width: u32, height: u32, frame_ms: f64) -> Result<Bytes, String> {
     let (w, h) = (
         u16::try_from(width).map_err(|e| e.to_string())?,
         u16::try_from(height).map_err(|e| e.to_string())?,

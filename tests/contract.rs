@@ -14,7 +14,11 @@
 //!   rate limit (429), a server shutting down (503), a 20 KiB header (431),
 //!   uploads into a store with a tiny size limit (413), a tiny quota (507)
 //!   and a body that stalls (408), a task for an uploaded video (201), and
-//!   video URLs, which the orgs here do not take (403).
+//!   video URLs, which the orgs here do not take (403). Thumbnails,
+//!   storyboards and animated previews (`EACH_STATUS`) produce each of
+//!   their statuses themselves, through the same fault sources and limits,
+//!   plus a sprite over `storyboard_max_pixels` (422) and a thumbnail's
+//!   token, the wrong audience for them (403).
 //!   tests/contract/check_responses.py checks each answer against the
 //!   response the description documents for it.
 //!
@@ -37,6 +41,8 @@ const API_KEY: &str = "contract-api-key-0123456789";
 const OTHER_KEY: &str = "contract-other-org-key-0123456789";
 
 const THUMBNAIL: &str = "/v1/thumbnail/{org}/{env}/{file}";
+const STORYBOARD: &str = "/v1/storyboard/{org}/{env}/{file}";
+const ANIMATED: &str = "/v1/animated/{org}/{env}/{file}";
 const SUBMIT: &str = "/v1/api/{org}/edge-ids/{key}/thumbnails";
 const BATCH: &str = "/v1/api/{org}/thumbnails/batch";
 const JOB: &str = "/v1/api/{org}/thumbnails/{jobId}";
@@ -47,6 +53,9 @@ const VIDEO_URL: &str = "/v1/video/thumbnail";
 const VIDEO_URL_RESULT: &str = "/v1/video/thumbnail/{jobId}";
 const TASK: &str = "/v2/thumbnail";
 const TASK_STATUS: &str = "/v2/tasks/{id}";
+/// Paths whose every documented status the table produces for that path
+/// itself (the others: each status somewhere).
+const EACH_STATUS: [&str; 3] = [THUMBNAIL, STORYBOARD, ANIMATED];
 /// Answers to methods a path does not list, and to paths the description
 /// does not list.
 const METHOD_NOT_ALLOWED: &str = "#/components/responses/MethodNotAllowed";
@@ -622,6 +631,18 @@ source = "http://{src}/fault/slow/{{key}}"
             "/v1/thumbnail/demo/local/demo.mp4.webp".to_owned(),
             "GET, HEAD",
         ),
+        (
+            STORYBOARD,
+            "POST",
+            "/v1/storyboard/demo/local/demo.mp4.vtt".to_owned(),
+            "GET, HEAD",
+        ),
+        (
+            ANIMATED,
+            "PUT",
+            "/v1/animated/demo/local/demo.mp4.gif".to_owned(),
+            "GET, HEAD",
+        ),
         (UPLOAD, "GET", "/v1/api/demo/uploads".to_owned(), "POST"),
         (VIDEO_URL, "PUT", VIDEO_URL.to_owned(), "POST"),
         (
@@ -656,15 +677,22 @@ source = "http://{src}/fault/slow/{{key}}"
         Some("not-found"),
     )
     .await;
-    t.check(
-        "a 20 KiB header",
-        &main,
-        "/healthz",
-        req("GET", "/healthz").header("X-Padding", "a".repeat(20 * 1024)),
-        431,
-        None,
-    )
-    .await;
+    for (operation, target) in [
+        ("/healthz", "/healthz"),
+        (THUMBNAIL, "/v1/thumbnail/demo/local/demo.mp4.webp"),
+        (STORYBOARD, "/v1/storyboard/demo/local/demo.mp4.vtt"),
+        (ANIMATED, "/v1/animated/demo/local/demo.mp4.gif"),
+    ] {
+        t.check(
+            "a 20 KiB header",
+            &main,
+            operation,
+            req("GET", target).header("X-Padding", "a".repeat(20 * 1024)),
+            431,
+            None,
+        )
+        .await;
+    }
     t.check(
         "demo page off",
         &frames,
@@ -891,6 +919,395 @@ source = "http://{src}/fault/slow/{{key}}"
     )
     .await;
 
+    // `.auto`: the format the request's Accept names, with Vary: Accept
+    // (also on 304); `timeStamp=auto`: the best frame.
+    let auto = thumb("demo/local/clip.webm.auto?width=64&timeStamp=auto");
+    let mut auto_etag = String::new();
+    for (accept, content_type) in [
+        ("image/avif,image/webp,*/*;q=0.8", "image/webp"),
+        ("image/*", "image/jpeg"),
+    ] {
+        let a = t
+            .check(
+                &format!(".auto, Accept: {accept}"),
+                &main,
+                THUMBNAIL,
+                req("GET", &auto).header("Accept", accept),
+                200,
+                None,
+            )
+            .await;
+        t.expect(
+            a.header("content-type") == Some(content_type)
+                && is_image(&a.body, a.header("content-type"))
+                && a.header("vary") == Some("Accept")
+                && a.header("x-thumbnail-time").is_some(),
+            || format!(".auto, Accept: {accept}: headers {:?}", a.headers),
+        );
+        if auto_etag.is_empty() {
+            auto_etag = a.header("etag").unwrap_or_default().to_owned();
+        }
+    }
+    let a = t
+        .check(
+            ".auto, If-None-Match",
+            &main,
+            THUMBNAIL,
+            req("GET", &auto)
+                .header("Accept", "image/webp")
+                .header("If-None-Match", auto_etag),
+            304,
+            None,
+        )
+        .await;
+    t.expect(a.header("vary") == Some("Accept"), || {
+        format!(".auto 304: headers {:?}", a.headers)
+    });
+
+    // Storyboards and animated previews: the same access, caching and
+    // problems as thumbnails, through the same render queue. Small tiles
+    // and few frames keep the renders of the debug build quick.
+    let board = |org_env_file: &str| format!("/v1/storyboard/{org_env_file}");
+    let anim = |org_env_file: &str| format!("/v1/animated/{org_env_file}");
+    let sprite = board("demo/local/clip.webm.webp?width=48&tiles=6&columns=3");
+    let a = t
+        .check(
+            "a sprite",
+            &main,
+            STORYBOARD,
+            req("GET", &sprite),
+            200,
+            None,
+        )
+        .await;
+    t.expect(is_image(&a.body, a.header("content-type")), || {
+        format!("sprite: not a WebP: {:?}", a.header("content-type"))
+    });
+    let sprite_etag = a.header("etag").unwrap_or_default().to_owned();
+    for (name, target) in [
+        (
+            "a JPEG sprite of exact frames",
+            board("demo/local/portrait.mp4.jpg?width=32&interval=2&exact=1&quality=60"),
+        ),
+        (
+            "a PNG sprite",
+            board("demo/local/clip.webm.png?width=24&tiles=2"),
+        ),
+    ] {
+        let a = t
+            .check(name, &main, STORYBOARD, req("GET", target), 200, None)
+            .await;
+        t.expect(is_image(&a.body, a.header("content-type")), || {
+            format!(
+                "{name}: not an image of its type: {:?}",
+                a.header("content-type")
+            )
+        });
+    }
+    // The descriptions point at the sprite above, absolute, with its
+    // canonical query.
+    let sprite_url =
+        main.url("/v1/storyboard/demo/local/clip.webm.webp?width=48&tiles=6&columns=3&quality=80");
+    let a = t
+        .check(
+            "WebVTT cues",
+            &main,
+            STORYBOARD,
+            req(
+                "GET",
+                board("demo/local/clip.webm.vtt?width=48&tiles=6&columns=3"),
+            ),
+            200,
+            None,
+        )
+        .await;
+    let vtt = String::from_utf8_lossy(&a.body).into_owned();
+    let cues = vtt.matches(" --> ").count();
+    t.expect(
+        a.header("content-type") == Some("text/vtt; charset=utf-8")
+            && a.header("x-thumbnail-cache") == Some("hit")
+            && vtt.starts_with("WEBVTT\n")
+            && cues == 6
+            && vtt.matches(&format!("{sprite_url}#xywh=")).count() == cues,
+        || format!("vtt: {:?}\n{vtt}", a.header("content-type")),
+    );
+    let vtt_etag = a.header("etag").unwrap_or_default().to_owned();
+    let a = t
+        .check(
+            "the JSON layout",
+            &main,
+            STORYBOARD,
+            req(
+                "GET",
+                board("demo/local/clip.webm.JSON?width=48&tiles=6&columns=3"),
+            ),
+            200,
+            None,
+        )
+        .await;
+    let layout = a.json();
+    t.expect(
+        layout["url"] == sprite_url.as_str()
+            && layout["tile_width"] == 48
+            && layout["columns"] == 3
+            && layout["rows"] == 2
+            && layout["tiles"].as_array().map(Vec::len) == Some(6),
+        || format!("layout: {layout}"),
+    );
+    t.expect(vtt_etag != sprite_etag, || {
+        "the VTT has the sprite's ETag".into()
+    });
+    let a = t
+        .check(
+            "HEAD of a cached storyboard",
+            &main,
+            STORYBOARD,
+            req("HEAD", &sprite),
+            200,
+            None,
+        )
+        .await;
+    t.expect(
+        a.header("x-thumbnail-cache") == Some("hit") && a.header("content-length").is_some(),
+        || format!("storyboard HEAD: headers {:?}", a.headers),
+    );
+    for (name, target, etag) in [
+        ("If-None-Match", &sprite, &sprite_etag),
+        (
+            "If-None-Match of the cues",
+            &board("demo/local/clip.webm.vtt?width=48&tiles=6&columns=3"),
+            &vtt_etag,
+        ),
+    ] {
+        t.check(
+            name,
+            &main,
+            STORYBOARD,
+            req("GET", target).header("If-None-Match", etag.as_str()),
+            304,
+            None,
+        )
+        .await;
+    }
+    let webp_anim = anim("demo/local/clip.webm.webp?start=1&end=2&fps=4&width=32");
+    let a = t
+        .check(
+            "an animated WebP",
+            &main,
+            ANIMATED,
+            req("GET", &webp_anim),
+            200,
+            None,
+        )
+        .await;
+    t.expect(
+        is_image(&a.body, a.header("content-type")) && a.header("x-animation-frames") == Some("4"),
+        || format!("animated WebP: headers {:?}", a.headers),
+    );
+    let anim_etag = a.header("etag").unwrap_or_default().to_owned();
+    let a = t
+        .check(
+            "a GIF",
+            &main,
+            ANIMATED,
+            req(
+                "GET",
+                anim("demo/local/portrait.mp4.GIF?start=0.5&end=1.5&fps=3&width=24"),
+            ),
+            200,
+            None,
+        )
+        .await;
+    t.expect(
+        a.header("content-type") == Some("image/gif")
+            && a.body.starts_with(b"GIF89a")
+            && a.header("x-animation-frames") == Some("3"),
+        || format!("GIF: headers {:?}", a.headers),
+    );
+    let a = t
+        .check(
+            "HEAD of a cached animation",
+            &main,
+            ANIMATED,
+            req("HEAD", &webp_anim),
+            200,
+            None,
+        )
+        .await;
+    t.expect(a.header("x-thumbnail-cache") == Some("hit"), || {
+        format!("animated HEAD: headers {:?}", a.headers)
+    });
+    t.check(
+        "If-None-Match",
+        &main,
+        ANIMATED,
+        req("GET", &webp_anim).header("If-None-Match", anim_etag),
+        304,
+        None,
+    )
+    .await;
+    for (name, method, operation, target) in [
+        (
+            "bad parameters",
+            "GET",
+            STORYBOARD,
+            board("demo/local/clip.webm.vtt?width=0&tiles=101&columns=x&exact=2&format=gif"),
+        ),
+        (
+            "tiles and interval",
+            "HEAD",
+            STORYBOARD,
+            board("demo/local/clip.webm.json?tiles=5&interval=2"),
+        ),
+        (
+            "a GIF storyboard",
+            "GET",
+            STORYBOARD,
+            board("demo/local/clip.webm.gif"),
+        ),
+        (
+            "past animated_max_secs",
+            "GET",
+            ANIMATED,
+            anim("demo/local/clip.webm.webp?start=1&end=12"),
+        ),
+        (
+            "bad parameters",
+            "HEAD",
+            ANIMATED,
+            anim("demo/local/clip.webm.gif?fps=31&width=641&quality=0"),
+        ),
+        (
+            "a PNG animation",
+            "GET",
+            ANIMATED,
+            anim("demo/local/clip.webm.png"),
+        ),
+    ] {
+        t.check(
+            name,
+            &main,
+            operation,
+            req(method, target),
+            400,
+            Some("invalid-request"),
+        )
+        .await;
+    }
+    // Tokens: none, and one for thumbnails (the preview token's audience).
+    for (operation, target) in [
+        (STORYBOARD, board("demo/private/demo.mp4.vtt")),
+        (ANIMATED, anim("demo/private/demo.mp4.webp?width=16&fps=1")),
+    ] {
+        let a = t
+            .check(
+                "no token",
+                &main,
+                operation,
+                req("GET", &target),
+                401,
+                Some("unauthorized"),
+            )
+            .await;
+        t.expect(a.header("www-authenticate").is_some(), || {
+            format!("{target}: 401 without WWW-Authenticate")
+        });
+        let sep = if target.contains('?') { '&' } else { '?' };
+        t.check(
+            "a thumbnail's token",
+            &main,
+            operation,
+            req("GET", format!("{target}{sep}token={token}")),
+            403,
+            Some("forbidden"),
+        )
+        .await;
+    }
+    // The other problems, each for both: (name, server, path after org/env,
+    // status, problem).
+    for (name, server, env_file, status, code) in [
+        (
+            "unknown org",
+            &main,
+            "nobody/local/demo.mp4",
+            404,
+            "not-found",
+        ),
+        (
+            "unknown video",
+            &main,
+            "demo/local/missing.mp4",
+            404,
+            "not-found",
+        ),
+        (
+            "source over max_source_bytes",
+            &small,
+            "demo/local/demo.mp4",
+            413,
+            "source-too-large",
+        ),
+        (
+            "not a video",
+            &main,
+            "demo/junk/notavideo.mp4",
+            415,
+            "unsupported-media",
+        ),
+        (
+            "frame over max_frame_pixels",
+            &frames,
+            "demo/local/clip.webm",
+            422,
+            "frame-too-large",
+        ),
+        (
+            "source answers 500",
+            &main,
+            "demo/broken/demo.mp4",
+            502,
+            "source-error",
+        ),
+        (
+            "source too slow",
+            &main,
+            "demo/slow/demo.mp4",
+            504,
+            "source-timeout",
+        ),
+    ] {
+        t.check(
+            name,
+            server,
+            STORYBOARD,
+            req("GET", board(&format!("{env_file}.vtt?width=16&tiles=2"))),
+            status,
+            Some(code),
+        )
+        .await;
+        t.check(
+            name,
+            server,
+            ANIMATED,
+            req("GET", anim(&format!("{env_file}.gif?end=1&fps=1&width=16"))),
+            status,
+            Some(code),
+        )
+        .await;
+    }
+    t.check(
+        "a sprite over storyboard_max_pixels",
+        &main,
+        STORYBOARD,
+        req(
+            "HEAD",
+            board("demo/local/clip.webm.png?width=640&tiles=100&columns=100"),
+        ),
+        422,
+        Some("frame-too-large"),
+    )
+    .await;
+
     // Jobs.
     let submit = |key: &str| format!("/v1/api/demo/edge-ids/{key}/thumbnails");
     let job = json!({"width": 64, "timestampMs": 1000, "id": "contract"});
@@ -919,6 +1336,24 @@ source = "http://{src}/fault/slow/{{key}}"
         None,
     )
     .await;
+    let a = t
+        .check(
+            "a job for the best frame",
+            &main,
+            SUBMIT,
+            req("POST", submit("portrait.mp4"))
+                .key(API_KEY)
+                .json(&json!({"width": 64, "timestampMs": "auto"})),
+            202,
+            None,
+        )
+        .await;
+    t.expect(
+        a.json()["body"]["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("timeStamp=auto")),
+        || format!("timestampMs auto: {}", a.json()),
+    );
     t.check(
         "a completed job again",
         &main,
@@ -1837,6 +2272,26 @@ source = "http://{src}/fault/slow/{{key}}"
         Some("busy"),
     )
     .await;
+    for (operation, target) in [
+        (
+            STORYBOARD,
+            "/v1/storyboard/demo/held/portrait.mp4.vtt?width=16&tiles=2",
+        ),
+        (
+            ANIMATED,
+            "/v1/animated/demo/held/portrait.mp4.gif?end=1&fps=1&width=16",
+        ),
+    ] {
+        t.check(
+            "a full render queue",
+            &queues,
+            operation,
+            req("GET", target),
+            503,
+            Some("busy"),
+        )
+        .await;
+    }
     // Calls 1 and 2 were the submissions; 3 passes; 4 is over the limit.
     let held_url = format!("/v1/api/demo/thumbnails/{held_id}");
     t.check(
@@ -1972,6 +2427,7 @@ source = "http://{src}/fault/slow/{{key}}"
         .arg(root().join("tests/contract/check_responses.py"))
         .arg(&spec)
         .arg(&observations)
+        .args(EACH_STATUS)
         .output()
         .expect("run tests/contract/check_responses.py");
     let report =

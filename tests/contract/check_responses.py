@@ -4,7 +4,7 @@ Used by tests/contract.rs, which makes the requests (some need special
 servers: a tiny byte budget, a full render queue, a server shutting down)
 and hands over what came back:
 
-    check_responses.py SPEC.json OBSERVATIONS.json
+    check_responses.py SPEC.json OBSERVATIONS.json [PATH ...]
 
 SPEC.json is the document as the server served it. OBSERVATIONS.json is a
 list of objects:
@@ -22,10 +22,12 @@ The document must be valid OpenAPI 3.1. For each observation: the status
 must be documented; every required header must be present and every
 documented header must match its schema; the Content-Type must be one the
 response documents (and there must be no body where it documents none;
-none for HEAD); JSON bodies must match their schema. Finally, every status code the document mentions anywhere must have
-been observed at least once, and so must every response kept under
-`components/responses`. Prints one line per failure; exit status 1 if
-there is any.
+none for HEAD); JSON bodies must match their schema. Finally, every
+status code the document mentions anywhere must have been observed at
+least once, every status code one of the PATHs given documents (for any
+of its methods) must have been observed for that path, and every response
+kept under `components/responses` must have been produced. Prints one
+line per failure; exit status 1 if there is any.
 """
 
 import json
@@ -82,12 +84,30 @@ class Spec:
         ]
 
 
-def documented_statuses(doc):
+def documented_statuses(path_item):
+    """The statuses any method of a path documents."""
     statuses = set()
-    for path_item in doc.get("paths", {}).values():
-        for method in HTTP_METHODS:
-            statuses.update(path_item.get(method, {}).get("responses", {}).keys())
+    for method in HTTP_METHODS:
+        statuses.update(path_item.get(method, {}).get("responses", {}).keys())
     return statuses
+
+
+def unproduced(doc, observations, strict_paths):
+    """Lines for documented statuses no observation produced."""
+    lines = []
+    seen = {str(o["status"]) for o in observations}
+    everywhere = set().union(*map(documented_statuses, doc.get("paths", {}).values()))
+    for status in sorted(everywhere - seen):
+        lines.append(f"status {status} is documented but no request in the table produced it")
+    for path in strict_paths:
+        path_item = doc.get("paths", {}).get(path)
+        if path_item is None:
+            lines.append(f"the document has no path {path}")
+            continue
+        seen = {str(o["status"]) for o in observations if o["operation"] == path}
+        for status in sorted(documented_statuses(path_item) - seen):
+            lines.append(f"{path}: status {status} is documented but no request in the table produced it")
+    return lines
 
 
 def header_value(value, schema):
@@ -175,7 +195,7 @@ def check(spec, obs):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) < 3:
         sys.exit(__doc__)
     with open(sys.argv[1]) as f:
         spec = Spec(json.load(f))
@@ -188,9 +208,7 @@ def main():
         failures.append(f"the document is not valid OpenAPI: {e}")
     for obs in observations:
         failures += check(spec, obs)
-    seen = {str(o["status"]) for o in observations}
-    for status in sorted(documented_statuses(spec.doc) - seen):
-        failures.append(f"status {status} is documented but no request in the table produced it")
+    failures += unproduced(spec.doc, observations, sys.argv[3:])
     for response in spec.doc.get("components", {}).get("responses", {}):
         if "#/components/responses/" + response not in spec.visited:
             failures.append(f"no request in the table produced #/components/responses/{response}")

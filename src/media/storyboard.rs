@@ -134,6 +134,9 @@ pub fn render(
             .map_or(duration_us as f64 / 1e6, |&t| t as f64 / 1e6)
     };
     for (i, &t) in times.iter().enumerate() {
+        if std::time::Instant::now() >= limits.deadline {
+            return Err(MediaError::Timeout);
+        }
         let f = set.of_time[i];
         let frame = &set.frames[f];
         if scaled[f].is_none() {
@@ -162,6 +165,9 @@ pub fn render(
             y,
             shown: frame.time_secs,
         });
+    }
+    if std::time::Instant::now() >= limits.deadline {
+        return Err(MediaError::Timeout);
     }
     let bytes = encode::encode(Picture::Rgb(sprite), spec.format, spec.quality)?;
     Ok(Storyboard {

@@ -75,8 +75,14 @@ pub fn parse(
                 None
             }
         });
-    let (mut start, mut end, mut fps, mut width, mut quality, mut token) =
-        (None, None, DEFAULT_FPS, DEFAULT_WIDTH, None, None);
+    let (mut start, mut end, mut fps, mut width, mut quality, mut token) = (
+        None,
+        None,
+        DEFAULT_FPS.min(limits.max_fps),
+        DEFAULT_WIDTH.min(limits.max_width),
+        None,
+        None,
+    );
     let mut seen: Vec<String> = Vec::new();
     for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if !matches!(
@@ -210,6 +216,17 @@ mod tests {
             &LIMITS,
         )
         .unwrap();
+        // Defaults stay within tighter configured limits.
+        let tight = AnimatedLimits {
+            max_secs: 2.0,
+            max_fps: 5,
+            max_width: 64,
+        };
+        let (r, _) = parse("o/e/a.gif", None, &tight).unwrap();
+        assert_eq!(
+            (r.spec.fps, r.spec.width, r.spec.end_us),
+            (5, 64, 2_000_000)
+        );
         assert_eq!(
             parse("o/e/a.mp4", None, &LIMITS).unwrap_err()[0].location,
             "path.format"

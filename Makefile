@@ -4,8 +4,9 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-# Build: FFmpeg's libraries and headers, and clang for the bindings.
-BUILD_PACKAGES := pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+# Build: FFmpeg's libraries and headers, and clang for the bindings; libavif
+# (with libaom) for AVIF, linked by hand-written bindings to its 0.11 series.
+BUILD_PACKAGES := pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavif-dev
 # Tests: the ffmpeg CLI generates fixtures and gives reference frames; PyJWT
 # (Debian's python3-jwt) signs tokens as an independent JWT implementation.
 # Deployment tests: varnish and nginx-light run the shipped cache configs

@@ -21,6 +21,7 @@
 //! - [`storyboard`]: a sprite of tiles and its layout.
 //! - [`animated`]: animated WebP and GIF previews.
 
+pub mod animate;
 pub mod animated;
 pub mod avio;
 pub mod bestframe;

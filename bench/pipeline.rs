@@ -13,10 +13,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{criterion_group, criterion_main, Criterion};
-use thumbd::media::decode::decode_frame;
-use thumbd::media::picture::{Picture, RgbImage};
-use thumbd::media::{self, encode, Format, Limits, RenderSpec, TimeSpec};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use thumbd::media::animate::{self, AnimFrame};
+use thumbd::media::decode::{decode_frame, DecodedFrame};
+use thumbd::media::picture::{self, Picture, RgbImage, YuvImage};
+use thumbd::media::{self, encode, geometry, Format, Limits, RenderSpec, TimeSpec};
 
 /// CPU time of the calling thread.
 struct ThreadCpu;
@@ -79,6 +80,41 @@ fn hd_sample() -> std::fs::File {
         assert!(ok, "the ffmpeg CLI could not make {}", path.display());
     }
     std::fs::File::open(path).expect("the 1080p clip")
+}
+
+/// A detailed 1080p picture (fractal edges and fine structure over smooth
+/// gradients, with grain), one losslessly coded H.264 frame generated once
+/// into target/ with the ffmpeg CLI: the samples' flat test patterns
+/// flatter any codec, and this is nearer a frame of real video.
+fn detailed_sample() -> std::fs::File {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-detailed.mp4");
+    if !path.exists() {
+        let ok = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(
+                "mandelbrot=s=1920x1080:start_scale=0.02:start_x=-0.7435:start_y=0.1314:\
+                 maxiter=400:inner=period",
+            )
+            .args(["-f", "lavfi", "-i", "gradients=s=1920x1080:n=5:seed=7"])
+            .arg("-filter_complex")
+            .arg("[0][1]blend=all_mode=overlay:all_opacity=0.6,noise=alls=10:allf=u")
+            .args([
+                "-frames:v",
+                "1",
+                "-c:v",
+                "libx264",
+                "-qp",
+                "0",
+                "-preset",
+                "ultrafast",
+            ])
+            .args(["-pix_fmt", "yuv420p"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "the ffmpeg CLI could not make {}", path.display());
+    }
+    std::fs::File::open(path).expect("the detailed clip")
 }
 
 fn limits() -> Limits {
@@ -147,7 +183,215 @@ fn scale_and_encode(c: &mut Criterion<ThreadCpu>) {
             b.iter(|| encode::encode(black_box(img.clone()), format, Some(80)).unwrap())
         });
     }
+    g.bench_function("avif", |b| {
+        b.iter(|| encode::avif(black_box(&img), 80).unwrap())
+    });
     g.finish();
+}
+
+/// WebP and AVIF at the default quality (80) from the same YUV picture, as
+/// the pipeline prepares it for either, 320 and 1280 wide; then bytes, PSNR
+/// and SSIM of each against that picture, printed once (bench/RESULTS.md,
+/// "AVIF against WebP").
+fn avif_against_webp(c: &mut Criterion<ThreadCpu>) {
+    thumbd::init_ffmpeg();
+    let detailed = decode_frame(Box::new(detailed_sample()), TimeSpec::At(0), &limits()).unwrap();
+    let flat = decode_frame(Box::new(sample()), TimeSpec::At(4_000_000), &limits()).unwrap();
+    let mut g = c.benchmark_group("avif against webp, q80");
+    let mut quality = Vec::new();
+    for (source, frame) in [("detailed 1080p", &detailed), ("640x360 sample", &flat)] {
+        for width in [320, 1280] {
+            let yuv = prepare_yuv(frame, width);
+            let pic = Picture::Yuv420(yuv.clone());
+            g.bench_function(format!("webp {width} ({source})"), |b| {
+                b.iter_batched(
+                    || pic.clone(),
+                    |p| encode::encode(p, Format::Webp, Some(80)).unwrap(),
+                    BatchSize::SmallInput,
+                )
+            });
+            g.bench_function(format!("avif {width} ({source})"), |b| {
+                b.iter(|| encode::avif(black_box(&pic), 80).unwrap())
+            });
+            let webp = encode::encode(pic.clone(), Format::Webp, Some(80)).unwrap();
+            let avif = encode::avif(&pic, 80).unwrap();
+            for (format, bytes) in [("webp", &webp[..]), ("avif", &avif[..])] {
+                let (psnr, ssim) = psnr_ssim(&yuv, bytes, format);
+                quality.push(format!(
+                    "| {source} | {width}x{} | {format} | {} | {psnr:.2} | {ssim:.4} |",
+                    yuv.height,
+                    bytes.len()
+                ));
+            }
+        }
+    }
+    g.finish();
+    eprintln!("\n| source | size | format | bytes | PSNR Y (dB) | SSIM (all) |");
+    eprintln!("|---|---|---|---:|---:|---:|");
+    for row in quality {
+        eprintln!("{row}");
+    }
+}
+
+/// The frame scaled `width` wide as the pipeline prepares it for WebP:
+/// BT.601 limited-range 4:2:0 planes.
+fn prepare_yuv(frame: &DecodedFrame, width: u32) -> YuvImage {
+    let plan = geometry::plan(&frame.shape(), Some(width), None, None);
+    match picture::prepare(frame, &plan, Format::Webp).unwrap() {
+        Picture::Yuv420(yuv) => yuv,
+        Picture::Rgb(_) => panic!("the frame was prepared as RGB"),
+    }
+}
+
+/// PSNR of the luma plane and SSIM of all planes of `encoded`, decoded by
+/// the ffmpeg CLI (FFmpeg's WebP decoder; its AVIF demuxer and dav1d),
+/// against the planes it was encoded from: no colour conversion on either
+/// side.
+fn psnr_ssim(source: &YuvImage, encoded: &[u8], format: &str) -> (f64, f64) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-avif");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, enc) = (
+        dir.join("source.yuv"),
+        dir.join(format!("encoded.{format}")),
+    );
+    std::fs::write(&src, [&source.y[..], &source.u, &source.v].concat()).unwrap();
+    std::fs::write(&enc, encoded).unwrap();
+    let size = format!("{}x{}", source.width, source.height);
+    let measure = |filter: &str, key: &str| -> f64 {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-i"])
+            .arg(&enc)
+            .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", &size, "-i"])
+            .arg(&src)
+            .args(["-lavfi", &format!("[0:v][1:v]{filter}"), "-f", "null", "-"])
+            .output()
+            .expect("the ffmpeg CLI");
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "ffmpeg {filter}: {log}");
+        let at = log
+            .rfind(key)
+            .unwrap_or_else(|| panic!("no {key} in {log}"))
+            + key.len();
+        let value: String = log[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        value.parse().unwrap()
+    };
+    (measure("psnr", " y:"), measure("ssim", " All:"))
+}
+
+/// Animated previews of a slow pan across the detailed picture (every
+/// frame differs, as in video): 50 frames (5 s at 10 fps) 320 wide, and
+/// 100 frames 640 wide, as animated WebP and GIF; sizes and PSNR printed.
+fn animations(c: &mut Criterion<ThreadCpu>) {
+    thumbd::init_ffmpeg();
+    let detailed = decode_frame(Box::new(detailed_sample()), TimeSpec::At(0), &limits()).unwrap();
+    let mut g = c.benchmark_group("animate");
+    for (width, count) in [(320u32, 50usize), (640, 100)] {
+        let height = width * 9 / 16;
+        let plan = geometry::plan(&detailed.shape(), Some(width * 2), None, None);
+        let Picture::Rgb(big) = picture::prepare(&detailed, &plan, Format::Png).unwrap() else {
+            panic!("the frame was prepared as YUV")
+        };
+        let frames: Vec<AnimFrame> = (0..count)
+            .map(|k| {
+                let (x0, y0) = (
+                    k * width as usize / 2 / count,
+                    k * height as usize / 2 / count,
+                );
+                let mut data = Vec::with_capacity((width * height * 3) as usize);
+                for y in y0..y0 + height as usize {
+                    let row = (y * big.width as usize + x0) * 3;
+                    data.extend_from_slice(&big.data[row..row + width as usize * 3]);
+                }
+                AnimFrame {
+                    picture: RgbImage {
+                        width,
+                        height,
+                        data,
+                    },
+                    duration_ms: 100,
+                }
+            })
+            .collect();
+        let webp = animate::encode_webp(&frames, width, height, 80).unwrap();
+        let gif = animate::encode_gif(&frames, width, height).unwrap();
+        eprintln!(
+            "\n{count} frames {width}x{height}: animated WebP {} bytes, RGB PSNR {:.2} dB; \
+             GIF {} bytes, RGB PSNR {:.2} dB",
+            webp.len(),
+            animation_psnr(&frames, &webp),
+            gif.len(),
+            animation_psnr(&frames, &gif),
+        );
+        g.bench_function(format!("webp {count} frames {width}x{height}"), |b| {
+            b.iter(|| animate::encode_webp(black_box(&frames), width, height, 80).unwrap())
+        });
+        g.bench_function(format!("gif {count} frames {width}x{height}"), |b| {
+            b.iter(|| animate::encode_gif(black_box(&frames), width, height).unwrap())
+        });
+        // The alternative not taken: a palette per frame (the gif crate's
+        // NeuQuant at its speed 10). Timed at 320 wide only (4.7 s at 640).
+        if width != 320 {
+            continue;
+        }
+        let per_frame = gif_per_frame_palettes(&frames, width, height);
+        eprintln!(
+            "GIF with a palette per frame: {} bytes, RGB PSNR {:.2} dB",
+            per_frame.len(),
+            animation_psnr(&frames, &per_frame)
+        );
+        g.bench_function(
+            format!("gif, palette per frame, {count} frames {width}x{height}"),
+            |b| b.iter(|| gif_per_frame_palettes(black_box(&frames), width, height)),
+        );
+    }
+    g.finish();
+}
+
+fn gif_per_frame_palettes(frames: &[AnimFrame], width: u32, height: u32) -> Vec<u8> {
+    let (w, h) = (width as u16, height as u16);
+    let mut out = Vec::new();
+    let mut encoder = gif::Encoder::new(&mut out, w, h, &[]).unwrap();
+    encoder.set_repeat(gif::Repeat::Infinite).unwrap();
+    for f in frames {
+        let mut frame = gif::Frame::from_rgb_speed(w, h, &f.picture.data, 10);
+        frame.delay = (f.duration_ms / 10) as u16;
+        encoder.write_frame(&frame).unwrap();
+    }
+    drop(encoder);
+    out
+}
+
+/// PSNR over all frames' RGB of an animation decoded by the `image` crate.
+fn animation_psnr(frames: &[AnimFrame], encoded: &[u8]) -> f64 {
+    use image::AnimationDecoder;
+    let cursor = std::io::Cursor::new(encoded);
+    let decoded: Vec<image::Frame> = if encoded.starts_with(b"GIF") {
+        image::codecs::gif::GifDecoder::new(cursor)
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+    } else {
+        image::codecs::webp::WebPDecoder::new(cursor)
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+    }
+    .unwrap();
+    assert_eq!(decoded.len(), frames.len(), "a frame was merged or lost");
+    let (mut sum, mut n) = (0f64, 0f64);
+    for (f, d) in frames.iter().zip(&decoded) {
+        for (px, got) in f.picture.data.chunks_exact(3).zip(d.buffer().pixels()) {
+            for (a, b) in px.iter().zip(got.0) {
+                let e = f64::from(*a) - f64::from(b);
+                sum += e * e;
+            }
+            n += 3.0;
+        }
+    }
+    10.0 * (255.0f64 * 255.0 / (sum / n)).log10()
 }
 
 fn image_from_png(bytes: &[u8]) -> Picture {
@@ -165,6 +409,6 @@ criterion_group! {
         .with_measurement(ThreadCpu)
         .sample_size(10)
         .measurement_time(Duration::from_secs(3));
-    targets = decode, scale_and_encode
+    targets = decode, scale_and_encode, avif_against_webp, animations
 }
 criterion_main!(benches);

@@ -1,23 +1,28 @@
-//! Encoding animations: animated WebP with libwebp's animation encoder, and
-//! GIF with one NeuQuant palette for the whole animation (`color_quant`,
-//! written by the `gif` crate). Encoders only: [`super::animated`] finds and
-//! scales the frames.
+//! Encoding animations, one frame at a time as frames are decoded:
+//! animated WebP with libwebp's animation encoder, and GIF with NeuQuant
+//! palettes (`color_quant`) written by the `gif` crate. Encoders only:
+//! [`super::animated`] finds and scales the frames.
 //!
-//! Both loop forever. Each keeps about one frame's worth of working memory
-//! besides its output, whatever the number of frames (libwebp: one ARGB
-//! picture and its own few canvases; GIF: four index planes, a 512 KiB
-//! colour cache and a palette sample of at most [`PALETTE_SAMPLE`] pixels).
+//! Both loop forever, and both keep about one frame's worth of working
+//! memory besides their output, whatever the number of frames (libwebp:
+//! one ARGB picture and its own few canvases; GIF: four index planes and a
+//! 512 KiB colour cache).
 //!
-//! Why one palette for the GIF: a palette per frame, trained on that frame
-//! alone, gives the same area slightly different colours in consecutive
-//! frames, which flickers in a video's flat areas; with one palette an
-//! unchanged area keeps its indices, so only the changed rectangle of each
-//! frame is stored. A preview spans a few seconds of one or two shots, which
-//! 256 colours trained across all frames cover; training once also costs
-//! less than training 300 times.
+//! GIF palettes are per shot, not per frame: one is trained on a frame and
+//! kept while later frames come out nearly as well under it
+//! (`RETRAIN_RATIO`), and a new one is trained on the first frame that
+//! does not (a cut, a fade, a pan to new colours). A palette trained on each
+//! frame alone gives an unchanged area slightly different colours from frame
+//! to frame, which flickers in a video's flat areas; under a kept palette the
+//! area keeps its indices, so only each frame's changed rectangle is stored.
+//! On a pan (bench/RESULTS.md) that took 4 palettes for 50 or 100 frames,
+//! and was 2.8-7.7x faster than a palette per frame, 1-2% smaller, with a
+//! PSNR 1.6 dB better at 320 wide and 0.55 dB worse at 640. One palette for
+//! all frames would need them all before writing the first.
 
 use std::borrow::Cow;
 use std::os::raw::c_int;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use color_quant::NeuQuant;
@@ -25,72 +30,73 @@ use libwebp_sys as sys;
 
 use super::picture::RgbImage;
 
-/// One frame of an animation: a picture of the animation's size, and how
-/// long it shows. A picture shown for several ticks is best given once with
-/// their total duration; consecutive identical pictures become one frame in
-/// either format anyway. Durations in whole milliseconds should come from
-/// rounded timestamps (`round((k + 1) * 1000 / fps) - round(k * 1000 / fps)`)
-/// so the total stays exact.
+/// One frame of an animation, for [`encode_webp`] and [`encode_gif`]: a
+/// picture of the animation's size, and how long it shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnimFrame {
     pub picture: RgbImage,
     pub duration_ms: u32,
 }
 
-/// Most pixels, over all frames, the GIF palette is trained on.
-pub const PALETTE_SAMPLE: usize = 1 << 18;
-
-/// About how many of them NeuQuant learns from.
-const LEARNING_STEPS: usize = PALETTE_SAMPLE / 3;
-
 /// Shortest GIF frame delay, in centiseconds: browsers show a delay of 0
 /// or 1 as 10. A frame due sooner after the previous one is not shown (its
 /// time goes to the previous frame).
 const MIN_GIF_DELAY_CS: u64 = 2;
 
-/// Checks the frames against the canvas; the total duration in ms.
-fn check(frames: &[AnimFrame], width: u32, height: u32, max_side: u32) -> Result<u64, String> {
-    if frames.is_empty() {
-        return Err("no frames".into());
-    }
+/// A GIF frame whose error under the current palette exceeds the error the
+/// palette had on the frame it was trained on by this factor (1.8 dB of
+/// PSNR), plus [`RETRAIN_FLOOR`], gets a palette of its own.
+const RETRAIN_RATIO: f64 = 1.5;
+
+/// Error (squared, summed over the channels, per pixel) any frame may add
+/// without a new palette, as when 1% of it is 8 levels off: a palette
+/// trained on a flat frame has no error of its own to compare with.
+const RETRAIN_FLOOR: f64 = 2.0;
+
+/// Most pixels of a frame a palette is trained on.
+const PALETTE_SAMPLE: usize = 1 << 17;
+
+/// About how many of them NeuQuant learns from (~20 ms; the `gif` crate's
+/// speed 10 on a 640x360 frame learns from 23,000).
+const LEARNING_STEPS: usize = 1 << 15;
+
+fn check_size(width: u32, height: u32, max_side: u32) -> Result<(), String> {
     if width == 0 || height == 0 || width > max_side || height > max_side {
         return Err(format!("a {width}x{height} animation cannot be encoded"));
     }
-    let mut total = 0u64;
-    for (i, f) in frames.iter().enumerate() {
-        let p = &f.picture;
-        if (p.width, p.height) != (width, height)
-            || p.data.len() != p.width as usize * p.height as usize * 3
-        {
-            return Err(format!(
-                "frame {i} is {}x{} ({} bytes), not the animation's {width}x{height}",
-                p.width,
-                p.height,
-                p.data.len()
-            ));
-        }
-        if f.duration_ms == 0 {
-            return Err(format!("frame {i} has no duration"));
-        }
-        total += u64::from(f.duration_ms);
-    }
-    Ok(total)
+    Ok(())
 }
 
-/// Encodes `frames` as a lossy animated WebP at `quality` (1-100), looping
-/// forever. libwebp stores each frame as the rectangle that changed, and
-/// lengthens the previous frame instead of repeating it.
+fn check_frame(
+    picture: &RgbImage,
+    duration_ms: u32,
+    width: u32,
+    height: u32,
+) -> Result<(), String> {
+    let p = picture;
+    if (p.width, p.height) != (width, height)
+        || p.data.len() != width as usize * height as usize * 3
+    {
+        return Err(format!(
+            "a {}x{} frame ({} bytes) in a {width}x{height} animation",
+            p.width,
+            p.height,
+            p.data.len()
+        ));
+    }
+    if duration_ms == 0 {
+        return Err("a frame without duration".into());
+    }
+    Ok(())
+}
+
+/// Encodes `frames` as a lossy animated WebP at `quality` (1-100).
 pub fn encode_webp(
     frames: &[AnimFrame],
     width: u32,
     height: u32,
     quality: u8,
 ) -> Result<Bytes, String> {
-    // WebP's largest canvas side.
-    let total = check(frames, width, height, 16383)?;
-    if total > i32::MAX as u64 {
-        return Err("the animation is too long".into());
-    }
     let mut encoder = WebpAnimation::new(width, height, quality)?;
     for f in frames {
         encoder.add(&f.picture, f.duration_ms)?;
@@ -98,15 +104,31 @@ pub fn encode_webp(
     encoder.finish()
 }
 
-/// libwebp's animation encoder fed one frame at a time.
-struct WebpAnimation {
+/// Encodes `frames` as a GIF ([`GifAnimation`]).
+pub fn encode_gif(frames: &[AnimFrame], width: u32, height: u32) -> Result<Bytes, String> {
+    let mut encoder = GifAnimation::new(width, height)?;
+    for f in frames {
+        encoder.add(&f.picture, f.duration_ms)?;
+    }
+    encoder.finish()
+}
+
+/// A lossy animated WebP being encoded, looping forever. libwebp stores each
+/// frame as the rectangle that changed, and lengthens the previous frame
+/// instead of repeating an identical one.
+pub struct WebpAnimation {
     encoder: *mut sys::WebPAnimEncoder,
     config: sys::WebPConfig,
     width: u32,
     height: u32,
     /// Where the next frame starts, in ms.
     at_ms: i32,
+    frames: usize,
 }
+
+// SAFETY: libwebp's encoder is plain memory with no tie to the thread that
+// made it; `&mut self` serialises its use.
+unsafe impl Send for WebpAnimation {}
 
 impl Drop for WebpAnimation {
     fn drop(&mut self) {
@@ -116,7 +138,10 @@ impl Drop for WebpAnimation {
 }
 
 impl WebpAnimation {
-    fn new(width: u32, height: u32, quality: u8) -> Result<WebpAnimation, String> {
+    /// A `width` x `height` animation at `quality` (1-100).
+    pub fn new(width: u32, height: u32, quality: u8) -> Result<WebpAnimation, String> {
+        // WebP's largest canvas side.
+        check_size(width, height, 16383)?;
         let abi = sys::WEBP_MUX_ABI_VERSION as c_int;
         // SAFETY: a plain C struct that libwebp initialises.
         let mut options: sys::WebPAnimEncoderOptions = unsafe { std::mem::zeroed() };
@@ -124,7 +149,7 @@ impl WebpAnimation {
             return Err("libwebp version mismatch".into());
         }
         options.anim_params.loop_count = 0; // forever
-                                            // SAFETY: the options are initialised; sizes were checked.
+                                            // SAFETY: the options are initialised; the size was checked.
         let encoder = unsafe {
             sys::WebPAnimEncoderNewInternal(width as c_int, height as c_int, &options, abi)
         };
@@ -140,6 +165,7 @@ impl WebpAnimation {
             width,
             height,
             at_ms: 0,
+            frames: 0,
         })
     }
 
@@ -156,7 +182,11 @@ impl WebpAnimation {
         }
     }
 
-    fn add(&mut self, picture: &RgbImage, duration_ms: u32) -> Result<(), String> {
+    /// Adds `picture`, shown for `duration_ms` after the frames before.
+    /// Durations from rounded start times (`round((k + 1) * 1000 / fps) -
+    /// round(k * 1000 / fps)`) keep the total exact.
+    pub fn add(&mut self, picture: &RgbImage, duration_ms: u32) -> Result<(), String> {
+        check_frame(picture, duration_ms, self.width, self.height)?;
         let end = i32::try_from(duration_ms)
             .ok()
             .and_then(|d| self.at_ms.checked_add(d))
@@ -166,9 +196,8 @@ impl WebpAnimation {
         pic.height = self.height as c_int;
         pic.use_argb = 1;
         // SAFETY: the picture holds `height` rows of `3 width` bytes
-        // (checked by `check`); libwebp copies them into its own ARGB
-        // buffer, freed below whatever happens. The encoder copies what it
-        // keeps of the frame.
+        // (checked); libwebp copies them into its own ARGB buffer, freed
+        // below whatever happens. The encoder copies what it keeps.
         let added = unsafe {
             if sys::WebPPictureImportRGB(&mut pic, picture.data.as_ptr(), (self.width * 3) as c_int)
                 == 0
@@ -184,10 +213,15 @@ impl WebpAnimation {
             return Err(self.error());
         }
         self.at_ms = end;
+        self.frames += 1;
         Ok(())
     }
 
-    fn finish(self) -> Result<Bytes, String> {
+    /// The animation's bytes.
+    pub fn finish(self) -> Result<Bytes, String> {
+        if self.frames == 0 {
+            return Err("no frames".into());
+        }
         // SAFETY: a null frame at the end of the last one closes the
         // animation; the assembled data is copied out, then freed.
         unsafe {
@@ -211,140 +245,224 @@ impl WebpAnimation {
     }
 }
 
-/// Encodes `frames` as a GIF looping forever, with one 256-colour palette
-/// trained on all of them (no dithering, which would shimmer from frame to
-/// frame). Delays are centiseconds rounded from each frame's start time, so
-/// the total stays right; a frame due less than [`MIN_GIF_DELAY_CS`] after
-/// the one before is not shown, and repeated pictures lengthen the frame
-/// before them. Each frame after the first stores only the rectangle that
-/// changed.
-pub fn encode_gif(frames: &[AnimFrame], width: u32, height: u32) -> Result<Bytes, String> {
-    let total_ms = check(frames, width, height, u16::MAX as u32)?;
-    let palette = Palette::train(frames);
-    let mut out = Vec::new();
-    {
-        let (w, h) = (width as u16, height as u16);
-        let mut encoder =
-            gif::Encoder::new(&mut out, w, h, &palette.rgb).map_err(|e| e.to_string())?;
-        encoder
-            .set_repeat(gif::Repeat::Infinite)
-            .map_err(|e| e.to_string())?;
-        let mut writer = GifWriter {
-            encoder,
-            w,
-            h,
-            canvas: None,
-            ready: None,
+/// A GIF being encoded, looping forever, without dithering (which would
+/// shimmer from frame to frame), with palettes per shot (module docs).
+/// Delays are centiseconds rounded from each frame's start time, so the
+/// total stays right; a frame due less than 2 cs after the one before is
+/// not shown, and an identical frame lengthens the one before instead.
+pub struct GifAnimation {
+    width: u16,
+    height: u16,
+    writer: GifWriter,
+    /// The palette in use, the error it had on the frame it was trained
+    /// on, and its colour cache.
+    palette: Option<(Arc<Palette>, f64)>,
+    cache: Vec<u16>,
+    /// The frame being added, as indices.
+    next: Vec<u8>,
+    /// The picture shown now, until a change says how long it shows.
+    pending: Option<Shown>,
+    /// Where the next frame starts, in ms.
+    start_ms: u64,
+}
+
+/// A picture as palette indices (the whole canvas), its palette, and when
+/// it starts showing or how long it shows (cs).
+struct Shown {
+    indices: Vec<u8>,
+    palette: Arc<Palette>,
+    cs: u64,
+}
+
+impl GifAnimation {
+    pub fn new(width: u32, height: u32) -> Result<GifAnimation, String> {
+        check_size(width, height, u16::MAX as u32)?;
+        Ok(GifAnimation {
+            width: width as u16,
+            height: height as u16,
+            writer: GifWriter {
+                encoder: None,
+                w: width as u16,
+                h: height as u16,
+                canvas: None,
+                ready: None,
+            },
+            palette: None,
+            cache: vec![UNCACHED; 1 << (3 * CACHE_BITS)],
+            next: vec![0; width as usize * height as usize],
+            pending: None,
+            start_ms: 0,
+        })
+    }
+
+    /// Adds `picture`, shown for `duration_ms` after the frames before.
+    /// Durations from rounded start times (`round((k + 1) * 1000 / fps) -
+    /// round(k * 1000 / fps)`) keep the total exact.
+    pub fn add(&mut self, picture: &RgbImage, duration_ms: u32) -> Result<(), String> {
+        check_frame(picture, duration_ms, self.width.into(), self.height.into())?;
+        let data = &picture.data;
+        let kept = match &self.palette {
+            Some((palette, trained)) => {
+                let error = palette.index(data, &mut self.cache, &mut self.next);
+                (error <= RETRAIN_RATIO * trained + RETRAIN_FLOOR).then(|| palette.clone())
+            }
+            None => None,
         };
-        // The picture shown now (palette indices) and since when (cs),
-        // until a change says how long it shows.
-        let mut pending: Option<(Vec<u8>, u64)> = None;
-        let mut next = vec![0u8; width as usize * height as usize];
-        let mut cache = palette.cache();
-        let mut start_ms = 0u64;
-        for f in frames {
-            palette.index(&f.picture.data, &mut cache, &mut next);
-            let start_cs = (start_ms + 5) / 10;
-            start_ms += u64::from(f.duration_ms);
-            match &mut pending {
-                None => pending = Some((next.clone(), start_cs)),
-                Some((shown, _)) if *shown == next => {}
-                Some((shown, since)) if start_cs - *since < MIN_GIF_DELAY_CS => {
-                    shown.copy_from_slice(&next);
-                }
-                Some((shown, since)) => {
-                    writer.shown(shown, start_cs - *since)?;
-                    shown.copy_from_slice(&next);
-                    *since = start_cs;
-                }
+        let palette = match kept {
+            Some(palette) => palette,
+            None => {
+                let palette = Arc::new(Palette::train(data));
+                self.cache.fill(UNCACHED);
+                let error = palette.index(data, &mut self.cache, &mut self.next);
+                self.palette = Some((palette.clone(), error));
+                palette
+            }
+        };
+        let start_cs = (self.start_ms + 5) / 10;
+        self.start_ms += u64::from(duration_ms);
+        match &mut self.pending {
+            None => {
+                self.pending = Some(Shown {
+                    indices: self.next.clone(),
+                    palette,
+                    cs: start_cs,
+                })
+            }
+            Some(p) if Arc::ptr_eq(&p.palette, &palette) && p.indices == self.next => {}
+            Some(p) if start_cs - p.cs < MIN_GIF_DELAY_CS => {
+                p.indices.copy_from_slice(&self.next);
+                p.palette = palette;
+            }
+            Some(p) => {
+                let delay = start_cs - p.cs;
+                self.writer.shown(p, delay)?;
+                p.indices.copy_from_slice(&self.next);
+                p.palette = palette;
+                p.cs = start_cs;
             }
         }
-        if let Some((shown, since)) = pending {
-            writer.finish(&shown, ((total_ms + 5) / 10).saturating_sub(since))?;
-        }
+        Ok(())
     }
-    Ok(Bytes::from(out))
+
+    /// The animation's bytes.
+    pub fn finish(self) -> Result<Bytes, String> {
+        let Some(mut last) = self.pending else {
+            return Err("no frames".into());
+        };
+        last.cs = ((self.start_ms + 5) / 10).saturating_sub(last.cs);
+        self.writer.finish(last)
+    }
 }
 
 /// Writes GIF frames one behind, so that a last picture too short to show
 /// can give its time to the one before.
-struct GifWriter<W: std::io::Write> {
-    encoder: gif::Encoder<W>,
+struct GifWriter {
+    /// Made at the first frame, with its palette as the global one.
+    encoder: Option<(gif::Encoder<Vec<u8>>, Arc<Palette>)>,
     w: u16,
     h: u16,
-    /// What the viewer shows after the frames written so far.
-    canvas: Option<Vec<u8>>,
+    /// What the viewer shows after the frames written so far, as indices
+    /// into the palette of the last one.
+    canvas: Option<(Vec<u8>, Arc<Palette>)>,
     /// A picture and its delay, decided but not yet written.
-    ready: Option<(Vec<u8>, u64)>,
+    ready: Option<Shown>,
 }
 
-impl<W: std::io::Write> GifWriter<W> {
-    /// `picture` shows for `delay_cs`.
-    fn shown(&mut self, picture: &[u8], delay_cs: u64) -> Result<(), String> {
-        let mut buffer = match self.ready.take() {
-            Some((ready, delay)) => {
-                self.write(&ready, delay)?;
-                ready
+impl GifWriter {
+    /// `shown` shows for `delay_cs`.
+    fn shown(&mut self, shown: &Shown, delay_cs: u64) -> Result<(), String> {
+        let mut indices = match self.ready.take() {
+            Some(ready) => {
+                self.write(&ready)?;
+                ready.indices
             }
-            None => Vec::with_capacity(picture.len()),
+            None => Vec::with_capacity(shown.indices.len()),
         };
-        buffer.clear();
-        buffer.extend_from_slice(picture);
-        self.ready = Some((buffer, delay_cs));
+        indices.clear();
+        indices.extend_from_slice(&shown.indices);
+        self.ready = Some(Shown {
+            indices,
+            palette: shown.palette.clone(),
+            cs: delay_cs,
+        });
         Ok(())
     }
 
-    /// The last picture, due to show for `delay_cs`.
-    fn finish(mut self, picture: &[u8], delay_cs: u64) -> Result<(), String> {
+    /// Writes what is left, `last` showing for its `cs`.
+    fn finish(mut self, mut last: Shown) -> Result<Bytes, String> {
         match self.ready.take() {
-            Some((ready, delay)) if delay_cs < MIN_GIF_DELAY_CS => {
-                self.write(&ready, delay + delay_cs)
+            Some(mut ready) if last.cs < MIN_GIF_DELAY_CS => {
+                ready.cs += last.cs;
+                self.write(&ready)?;
             }
-            Some((ready, delay)) => {
-                self.write(&ready, delay)?;
-                self.write(picture, delay_cs)
+            Some(ready) => {
+                self.write(&ready)?;
+                self.write(&last)?;
             }
-            None => self.write(picture, delay_cs.max(MIN_GIF_DELAY_CS)),
+            None => {
+                last.cs = last.cs.max(MIN_GIF_DELAY_CS);
+                self.write(&last)?;
+            }
         }
+        let (encoder, _) = self.encoder.ok_or("no frames")?;
+        Ok(Bytes::from(
+            encoder.into_inner().map_err(|e| e.to_string())?,
+        ))
     }
 
-    /// Writes `picture` (palette indices, the whole canvas) as the
-    /// rectangle in which it differs from the canvas, kept under later
-    /// frames.
-    fn write(&mut self, picture: &[u8], delay_cs: u64) -> Result<(), String> {
+    /// Writes `shown` (its `cs` the delay) as the rectangle in which it
+    /// differs from the canvas, kept under later frames; whole, with its
+    /// palette, when that is not the canvas's.
+    fn write(&mut self, shown: &Shown) -> Result<(), String> {
         let (w, h) = (self.w, self.h);
+        let (encoder, global) = match &mut self.encoder {
+            Some(e) => e,
+            None => {
+                // The first frame's palette is the global one.
+                let mut e = gif::Encoder::new(Vec::new(), w, h, &shown.palette.rgb)
+                    .map_err(|e| e.to_string())?;
+                e.set_repeat(gif::Repeat::Infinite)
+                    .map_err(|e| e.to_string())?;
+                self.encoder.insert((e, shown.palette.clone()))
+            }
+        };
         let (left, top, rw, rh) = match &self.canvas {
-            None => (0, 0, w, h),
-            // Unchanged (a picture back within one frame): one pixel as it
-            // was, to carry the delay.
-            Some(c) => changed_rect(c, picture, w, h).unwrap_or((0, 0, 1, 1)),
+            Some((c, p)) if Arc::ptr_eq(p, &shown.palette) => {
+                // Unchanged (a picture back within one frame): one pixel
+                // as it was, to carry the delay.
+                changed_rect(c, &shown.indices, w, h).unwrap_or((0, 0, 1, 1))
+            }
+            _ => (0, 0, w, h),
         };
         let mut buffer = Vec::with_capacity(rw as usize * rh as usize);
         for y in top..top + rh {
             let row = y as usize * w as usize;
-            buffer.extend_from_slice(&picture[row + left as usize..row + (left + rw) as usize]);
+            buffer
+                .extend_from_slice(&shown.indices[row + left as usize..row + (left + rw) as usize]);
         }
         let frame = gif::Frame {
             left,
             top,
             width: rw,
             height: rh,
-            delay: delay_cs.min(u16::MAX as u64) as u16,
+            delay: shown.cs.min(u16::MAX as u64) as u16,
             dispose: gif::DisposalMethod::Keep,
+            // Any palette but the global one goes with its frame.
+            palette: (!Arc::ptr_eq(global, &shown.palette)).then(|| shown.palette.rgb.clone()),
             buffer: Cow::Owned(buffer),
             ..gif::Frame::default()
         };
-        self.encoder
-            .write_frame(&frame)
-            .map_err(|e| e.to_string())?;
+        encoder.write_frame(&frame).map_err(|e| e.to_string())?;
         match &mut self.canvas {
-            Some(c) => c.copy_from_slice(picture),
-            None => self.canvas = Some(picture.to_vec()),
+            Some((c, p)) => {
+                c.copy_from_slice(&shown.indices);
+                *p = shown.palette.clone();
+            }
+            None => self.canvas = Some((shown.indices.clone(), shown.palette.clone())),
         }
         Ok(())
     }
 }
-
 /// The smallest rectangle (left, top, width, height) holding every pixel
 /// where `a` and `b` differ; `None` when they are the same.
 fn changed_rect(a: &[u8], b: &[u8], w: u16, h: u16) -> Option<(u16, u16, u16, u16)> {
@@ -372,6 +490,7 @@ fn changed_rect(a: &[u8], b: &[u8], w: u16, h: u16) -> Option<(u16, u16, u16, u1
 }
 
 /// A palette trained on all frames, and the way to index a picture by it.
+/// A palette trained on one frame, and the way to index pictures by it.
 struct Palette {
     quant: NeuQuant,
     /// 256 RGB triples.
@@ -384,37 +503,30 @@ const CACHE_BITS: u32 = 6;
 const UNCACHED: u16 = u16::MAX;
 
 impl Palette {
-    fn train(frames: &[AnimFrame]) -> Palette {
-        let per_frame = frames[0].picture.data.len() / 3;
-        let total = per_frame * frames.len();
+    /// 256 colours for the packed RGB `data`.
+    fn train(data: &[u8]) -> Palette {
+        let pixels = data.len() / 3;
         // An odd stride, so consecutive rows are sampled at other columns.
-        let step = total.div_ceil(PALETTE_SAMPLE) | 1;
-        let mut sample = Vec::with_capacity((total / step + 1) * 4);
-        let mut i = 0;
-        while i < total {
-            let (frame, at) = (i / per_frame, (i % per_frame) * 3);
-            sample.extend_from_slice(&frames[frame].picture.data[at..at + 3]);
+        let step = pixels.div_ceil(PALETTE_SAMPLE) | 1;
+        let mut sample = Vec::with_capacity((pixels / step + 1) * 4);
+        for px in data.chunks_exact(3).step_by(step) {
+            sample.extend_from_slice(px);
             sample.push(255);
-            i += step;
         }
-        // NeuQuant learns from one sample pixel in `factor` (1-30): about
-        // 87,000 steps, ~60 ms, whatever the animation's size (more cost
-        // more time for little: bench/RESULTS.md).
+        // NeuQuant learns from one sample pixel in `factor` (1-30).
         let factor = (sample.len() / 4 / LEARNING_STEPS).clamp(1, 30) as i32;
         let quant = NeuQuant::new(factor, 256, &sample);
         let rgb = quant.color_map_rgb();
         Palette { quant, rgb }
     }
 
-    /// An empty colour cache for [`Palette::index`].
-    fn cache(&self) -> Vec<u16> {
-        vec![UNCACHED; 1 << (3 * CACHE_BITS)]
-    }
-
-    /// Palette indices of the packed RGB `data` into `out`.
-    fn index(&self, data: &[u8], cache: &mut [u16], out: &mut [u8]) {
+    /// Palette indices of the packed RGB `data` into `out`, through `cache`
+    /// (this palette's); the error per pixel, squared and summed over the
+    /// channels.
+    fn index(&self, data: &[u8], cache: &mut [u16], out: &mut [u8]) -> f64 {
         let shift = 8 - CACHE_BITS;
         let centre = 1u8 << (shift - 1);
+        let mut error = 0u64;
         for (px, o) in data.chunks_exact(3).zip(out.iter_mut()) {
             let (r, g, b) = (px[0] >> shift, px[1] >> shift, px[2] >> shift);
             let key = (usize::from(r) << (2 * CACHE_BITS))
@@ -432,7 +544,13 @@ impl Palette {
                 cache[key] = index;
             }
             *o = index as u8;
+            let c = &self.rgb[index as usize * 3..index as usize * 3 + 3];
+            for (a, b) in px.iter().zip(c) {
+                let d = u64::from(a.abs_diff(*b));
+                error += d * d;
+            }
         }
+        error as f64 / (data.len() / 3).max(1) as f64
     }
 }
 
@@ -477,10 +595,10 @@ mod tests {
         match k {
             // Horizontal stripes 8 rows high of two colours.
             7 if (y / 8) % 2 == 1 => colours[2],
-            // The previous frame's stripes with a square of this colour.
-            8 if !(w / 4..w / 2).contains(&x) || !(h / 4..h / 2).contains(&y) => {
-                expected(7, x, y, w, h, colours)
-            }
+            // The previous frame's stripes with a square of one of their
+            // colours (so that its palette serves).
+            8 if (w / 4..w / 2).contains(&x) && (h / 4..h / 2).contains(&y) => colours[2],
+            8 => expected(7, x, y, w, h, colours),
             // A left-to-right grey ramp.
             9 => {
                 let v = (x * 255 / (w - 1)) as u8;
@@ -572,21 +690,25 @@ mod tests {
         assert_eq!(delays, DURATIONS.map(f64::from));
         // 256 colours for 9 flat ones and a 64-step ramp.
         check_pictures(&got, &frames, 6, "gif");
-        // Frame 8 is frame 7 with a square: only the square was stored.
-        let stored: Vec<(u16, u16)> = gif_frame_sizes(&bytes);
-        assert_eq!(stored[8], (16, 12));
-        assert_eq!(stored[0], (64, 48));
+        // Frame 8 is frame 7 with a blue square (x 16-31, y 12-23) over
+        // blue (rows 8-15) and cyan (16-23) stripes: only the part over
+        // cyan was stored. Frame 9 (new colours) has a palette of its own.
+        let stored = gif_frames(&bytes);
+        assert_eq!(stored[0], ((0, 0, 64, 48), false));
+        assert_eq!(stored[8], ((16, 16, 16, 8), true));
+        assert_eq!(stored[9], ((0, 0, 64, 48), true));
     }
 
-    fn gif_frame_sizes(bytes: &[u8]) -> Vec<(u16, u16)> {
+    /// Each stored GIF frame's rectangle, and whether it has a palette.
+    fn gif_frames(bytes: &[u8]) -> Vec<((u16, u16, u16, u16), bool)> {
         let mut options = gif::DecodeOptions::new();
         options.set_color_output(gif::ColorOutput::Indexed);
         let mut reader = options.read_info(bytes).unwrap();
-        let mut sizes = Vec::new();
-        while let Some(frame) = reader.read_next_frame().unwrap() {
-            sizes.push((frame.width, frame.height));
+        let mut frames = Vec::new();
+        while let Some(f) = reader.read_next_frame().unwrap() {
+            frames.push(((f.left, f.top, f.width, f.height), f.palette.is_some()));
         }
-        sizes
+        frames
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub fn avif(picture: &Picture, quality: u8) -> Result<Bytes, MediaError> {
         .map_err(|e| MediaError::Internal(format!("avif encoding failed: {e}")))
 }
 
-/// The AV1 quantizer for thumbd's `quality` ([`AVIF_QUANTIZERS`]).
+/// The AV1 quantizer for thumbd's `quality` (`AVIF_QUANTIZERS`).
 pub fn avif_quantizer(quality: u8) -> u8 {
     let q = quality.clamp(1, 100);
     let i = AVIF_QUANTIZERS.partition_point(|&(at, _)| at < q);

@@ -47,7 +47,7 @@ enum Command {
         /// crop, contain, fill or pad (with both width and height).
         #[arg(long)]
         fit: Option<String>,
-        /// webp, jpg or png; by default taken from the output file's extension.
+        /// webp, jpg, png or avif; by default taken from the output file's extension.
         #[arg(long)]
         format: Option<String>,
         /// 1-100 for webp and jpg.

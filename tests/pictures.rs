@@ -405,9 +405,10 @@ async fn auto_follows_accept_with_few_variants() {
     for (accept, want) in [
         (
             "image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
-            "image/webp",
+            "image/avif",
         ),
         ("image/webp,*/*", "image/webp"),
+        ("image/avif;q=0, image/webp", "image/webp"),
         ("image/webp;q=0, image/png", "image/jpeg"),
         ("image/*,*/*;q=0.8", "image/jpeg"),
         ("", "image/jpeg"),
@@ -422,6 +423,12 @@ async fn auto_follows_accept_with_few_variants() {
         assert_eq!(resp.headers()["content-type"], want, "{accept}");
         assert_eq!(resp.headers()["vary"], "Accept", "{accept}");
         let body = resp.bytes().await.unwrap();
+        // (The image crate reads no AVIF: ffmpeg's CLI does.)
+        let body = if want == "image/avif" {
+            avif_to_png(&body)
+        } else {
+            body.to_vec()
+        };
         assert_eq!(read_pattern(&body).frame, 50, "{accept}");
     }
     // However the Accept headers were written: one render per format.
@@ -435,10 +442,33 @@ async fn auto_follows_accept_with_few_variants() {
         .unwrap();
     assert_eq!(
         common::metric(&metrics, "thumbd_renders_total"),
-        2.0,
+        3.0,
         "{metrics}"
     );
+    // .avif itself.
+    let (status, headers, body) =
+        get(&thumbd.url("/v1/thumbnail/demo/http/story.mp4.avif?width=160&timeStamp=2")).await;
+    assert_eq!(
+        (status.as_u16(), &headers["content-type"]),
+        (200, &"image/avif".parse::<http::HeaderValue>().unwrap())
+    );
+    assert_eq!(read_pattern(&avif_to_png(&body)).frame, 50);
     // A fixed format says nothing about Accept.
     let (_, headers, _) = get(&thumbd.url("/v1/thumbnail/demo/http/story.mp4.webp")).await;
     assert!(headers.get("vary").is_none());
+}
+
+/// An AVIF decoded by the ffmpeg CLI (FFmpeg 5.1 reads AVIF stills), as PNG.
+fn avif_to_png(avif: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("a.avif"), dir.path().join("a.png"));
+    std::fs::write(&input, avif).unwrap();
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
+        .arg(&input)
+        .arg(&output)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg reads the AVIF");
+    std::fs::read(output).unwrap()
 }

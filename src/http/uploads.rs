@@ -100,7 +100,7 @@ fn parse_form(fields: &HashMap<String, String>) -> Result<Form, Problem> {
     let format = match get("format") {
         None => Some(Format::Webp),
         Some(f) => Format::from_ext(&f.to_ascii_lowercase()).or_else(|| {
-            bad("format", f, "format must be webp, jpg or png");
+            bad("format", f, "format must be webp, jpg, png or avif");
             None
         }),
     };

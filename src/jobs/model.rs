@@ -142,7 +142,7 @@ pub fn validate(
                 &mut errors,
                 "format",
                 &Value::String(f),
-                "format must be webp, jpg or png",
+                "format must be webp, jpg, png or avif",
             );
             None
         }),

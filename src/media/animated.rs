@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 
+use super::animate::{GifAnimation, WebpAnimation};
 use super::frames::Frames;
 use super::picture::{Picture, RgbImage};
 use super::{geometry, picture, Fit, Format, Limits, MediaError};
@@ -61,19 +62,19 @@ pub fn render(
         if encoder.is_none() {
             encoder = Some(Encoder::new(spec, img.width, img.height)?);
         }
-        let at = (count as f64 * frame_ms).round() as i32;
+        // Whole milliseconds from rounded start times: the total stays exact.
+        let duration = ((count + 1) as f64 * frame_ms).round() - (count as f64 * frame_ms).round();
         encoder
             .as_mut()
             .expect("made above")
-            .add(img, at, frame_ms)?;
+            .add(img, duration.max(1.0) as u32)?;
         count += 1;
         Ok(())
     })?;
     let encoder = encoder.ok_or_else(|| MediaError::NoFrame("no frame in the range".into()))?;
     let (width, height) = (encoder.width, encoder.height);
-    let end = (count as f64 * frame_ms).round() as i32;
     Ok(Animation {
-        bytes: encoder.finish(end)?,
+        bytes: encoder.finish()?,
         width,
         height,
         frames: count,
@@ -91,7 +92,7 @@ fn fit_box(frame: &super::decode::DecodedFrame, width: u32) -> geometry::Plan {
     }
 }
 
-/// An animation being encoded.
+/// An animation being encoded, frame by frame ([`animate`]).
 struct Encoder {
     width: u32,
     height: u32,
@@ -99,15 +100,8 @@ struct Encoder {
 }
 
 enum Kind {
-    Webp {
-        enc: webp::AnimEncoder,
-        quality: u8,
-    },
-    Gif {
-        enc: Box<::gif::Encoder<Vec<u8>>>,
-        /// Centiseconds written so far, so rounding does not drift.
-        shown_cs: i64,
-    },
+    Webp(WebpAnimation),
+    Gif(GifAnimation),
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> MediaError {
@@ -117,24 +111,16 @@ fn failed(what: &str, e: impl std::fmt::Display) -> MediaError {
 impl Encoder {
     fn new(spec: &AnimatedSpec, width: u32, height: u32) -> Result<Encoder, MediaError> {
         let kind = match spec.format {
-            AnimatedFormat::Webp => Kind::Webp {
-                enc: webp::AnimEncoder::new(width, height)
-                    .map_err(|e| failed("animated WebP", e))?,
-                quality: spec.quality.unwrap_or(crate::request::DEFAULT_QUALITY),
-            },
+            AnimatedFormat::Webp => Kind::Webp(
+                WebpAnimation::new(
+                    width,
+                    height,
+                    spec.quality.unwrap_or(crate::request::DEFAULT_QUALITY),
+                )
+                .map_err(|e| failed("animated WebP", e))?,
+            ),
             AnimatedFormat::Gif => {
-                let (w, h) = (
-                    u16::try_from(width).map_err(|e| failed("GIF", e))?,
-                    u16::try_from(height).map_err(|e| failed("GIF", e))?,
-                );
-                let mut enc =
-                    ::gif::Encoder::new(Vec::new(), w, h, &[]).map_err(|e| failed("GIF", e))?;
-                enc.set_repeat(::gif::Repeat::Infinite)
-                    .map_err(|e| failed("GIF", e))?;
-                Kind::Gif {
-                    enc: Box::new(enc),
-                    shown_cs: 0,
-                }
+                Kind::Gif(GifAnimation::new(width, height).map_err(|e| failed("GIF", e))?)
             }
         };
         Ok(Encoder {
@@ -144,146 +130,20 @@ impl Encoder {
         })
     }
 
-    /// Adds the frame shown from `at_ms` for `frame_ms`.
-    fn add(&mut self, img: &RgbImage, at_ms: i32, frame_ms: f64) -> Result<(), MediaError> {
+    /// Adds the picture shown for `duration_ms`.
+    fn add(&mut self, img: &RgbImage, duration_ms: u32) -> Result<(), MediaError> {
         match &mut self.kind {
-            Kind::Webp { enc, quality } => enc
-                .add(img, at_ms, *quality)
+            Kind::Webp(enc) => enc
+                .add(img, duration_ms)
                 .map_err(|e| failed("animated WebP", e)),
-            Kind::Gif { enc, shown_cs } => {
-                let (w, h) = (img.width as u16, img.height as u16);
-                // Speed 10 of 1-30: a good NeuQuant palette at a tenth of
-                // the slowest setting's cost.
-                let mut frame = ::gif::Frame::from_rgb_speed(w, h, &img.data, 10);
-                let until = ((at_ms as f64 + frame_ms) / 10.0).round() as i64;
-                frame.delay = (until - *shown_cs).clamp(1, u16::MAX as i64) as u16;
-                *shown_cs += frame.delay as i64;
-                enc.write_frame(&frame).map_err(|e| failed("GIF", e))
-            }
+            Kind::Gif(enc) => enc.add(img, duration_ms).map_err(|e| failed("GIF", e)),
         }
     }
 
-    fn finish(self, end_ms: i32) -> Result<Bytes, MediaError> {
+    fn finish(self) -> Result<Bytes, MediaError> {
         match self.kind {
-            Kind::Webp { enc, .. } => enc.finish(end_ms).map_err(|e| failed("animated WebP", e)),
-            Kind::Gif { enc, .. } => {
-                let out = enc.into_inner().map_err(|e| failed("GIF", e))?;
-                Ok(Bytes::from(out))
-            }
-        }
-    }
-}
-
-/// libwebp's animation encoder (lossy frames; it stores only what changed
-/// between frames and merges repeated ones).
-mod webp {
-    use std::mem::MaybeUninit;
-
-    use bytes::Bytes;
-    use libwebp_sys as sys;
-
-    use super::RgbImage;
-
-    pub struct AnimEncoder {
-        enc: *mut sys::WebPAnimEncoder,
-        width: u32,
-        height: u32,
-    }
-
-    impl Drop for AnimEncoder {
-        fn drop(&mut self) {
-            // SAFETY: made by WebPAnimEncoderNewInternal, deleted once.
-            unsafe { sys::WebPAnimEncoderDelete(self.enc) }
-        }
-    }
-
-    const ABI: i32 = sys::WEBP_MUX_ABI_VERSION as i32;
-
-    // SAFETY (all blocks below): libwebp's documented sequence. Options and
-    // configs are initialised by libwebp; each picture is imported from
-    // packed RGB of the stated size and freed after it is added; the result
-    // is copied out and freed with WebPFree.
-    impl AnimEncoder {
-        pub fn new(width: u32, height: u32) -> Result<AnimEncoder, String> {
-            unsafe {
-                let mut options = MaybeUninit::<sys::WebPAnimEncoderOptions>::zeroed();
-                if sys::WebPAnimEncoderOptionsInitInternal(options.as_mut_ptr(), ABI) == 0 {
-                    return Err("libwebp version mismatch".into());
-                }
-                let mut options = options.assume_init();
-                options.anim_params.loop_count = 0; // forever
-                let enc =
-                    sys::WebPAnimEncoderNewInternal(width as i32, height as i32, &options, ABI);
-                if enc.is_null() {
-                    return Err("cannot create the encoder".into());
-                }
-                Ok(AnimEncoder { enc, width, height })
-            }
-        }
-
-        fn error(&self) -> String {
-            unsafe {
-                let e = sys::WebPAnimEncoderGetError(self.enc);
-                if e.is_null() {
-                    "unknown error".to_owned()
-                } else {
-                    std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned()
-                }
-            }
-        }
-
-        pub fn add(&mut self, img: &RgbImage, at_ms: i32, quality: u8) -> Result<(), String> {
-            if (img.width, img.height) != (self.width, self.height) {
-                return Err("a frame of another size".into());
-            }
-            unsafe {
-                let mut config = MaybeUninit::<sys::WebPConfig>::zeroed();
-                if !sys::WebPInitConfig(config.as_mut_ptr()) {
-                    return Err("libwebp version mismatch".into());
-                }
-                let mut config = config.assume_init();
-                config.quality = quality as f32;
-                config.method = 2;
-                let mut pic = MaybeUninit::<sys::WebPPicture>::zeroed();
-                if !sys::WebPPictureInit(pic.as_mut_ptr()) {
-                    return Err("libwebp version mismatch".into());
-                }
-                let mut pic = pic.assume_init();
-                pic.width = img.width as i32;
-                pic.height = img.height as i32;
-                pic.use_argb = 1;
-                if sys::WebPPictureImportRGB(&mut pic, img.data.as_ptr(), (img.width * 3) as i32)
-                    == 0
-                {
-                    sys::WebPPictureFree(&mut pic);
-                    return Err("out of memory".into());
-                }
-                let added = sys::WebPAnimEncoderAdd(self.enc, &mut pic, at_ms, &config);
-                sys::WebPPictureFree(&mut pic);
-                if added == 0 {
-                    return Err(self.error());
-                }
-            }
-            Ok(())
-        }
-
-        /// Ends the last frame at `end_ms` and assembles the file.
-        pub fn finish(self, end_ms: i32) -> Result<Bytes, String> {
-            unsafe {
-                if sys::WebPAnimEncoderAdd(self.enc, std::ptr::null_mut(), end_ms, std::ptr::null())
-                    == 0
-                {
-                    return Err(self.error());
-                }
-                let mut data = MaybeUninit::<sys::WebPData>::zeroed().assume_init();
-                if sys::WebPAnimEncoderAssemble(self.enc, &mut data) == 0 {
-                    return Err(self.error());
-                }
-                let bytes =
-                    Bytes::copy_from_slice(std::slice::from_raw_parts(data.bytes, data.size));
-                sys::WebPFree(data.bytes as *mut std::ffi::c_void);
-                Ok(bytes)
-            }
+            Kind::Webp(enc) => enc.finish().map_err(|e| failed("animated WebP", e)),
+            Kind::Gif(enc) => enc.finish().map_err(|e| failed("GIF", e)),
         }
     }
 }

@@ -50,6 +50,7 @@ pub fn encode(picture: Picture, format: Format, quality: Option<u8>) -> Result<B
     };
     match format {
         Format::Webp => webp::encode(picture, quality).map_err(|e| fail(&e)),
+        Format::Avif => avif(&picture, quality),
         Format::Jpeg => {
             let img = rgb(picture)?;
             let (w, h) = match (u16::try_from(img.width), u16::try_from(img.height)) {

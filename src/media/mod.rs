@@ -51,6 +51,8 @@ pub enum Format {
     Webp,
     Jpeg,
     Png,
+    /// AV1 stills (libavif with libaom), for clients that ask for them.
+    Avif,
 }
 
 impl Format {
@@ -59,6 +61,7 @@ impl Format {
             "webp" => Some(Format::Webp),
             "jpg" | "jpeg" => Some(Format::Jpeg),
             "png" => Some(Format::Png),
+            "avif" => Some(Format::Avif),
             _ => None,
         }
     }
@@ -68,6 +71,7 @@ impl Format {
             Format::Webp => "webp",
             Format::Jpeg => "jpg",
             Format::Png => "png",
+            Format::Avif => "avif",
         }
     }
 
@@ -76,6 +80,7 @@ impl Format {
             Format::Webp => "image/webp",
             Format::Jpeg => "image/jpeg",
             Format::Png => "image/png",
+            Format::Avif => "image/avif",
         }
     }
 

@@ -103,7 +103,8 @@ impl Picture {
 pub fn prepare(decoded: &DecodedFrame, plan: &Plan, format: Format) -> Result<Picture, MediaError> {
     // Letterboxing stays RGB: with an odd size or offset, a chroma sample
     // would straddle the picture and the black bars.
-    if format == Format::Webp
+    // AVIF takes the same planes as WebP.
+    if matches!(format, Format::Webp | Format::Avif)
         && decoded.transfer == Transfer::Sdr
         && is_yuv(decoded)
         && !is_full_range(decoded)

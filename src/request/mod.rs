@@ -219,7 +219,7 @@ pub fn parse(path_tail: &str, query: Option<&str>) -> Result<ParsedRequest, Vec<
 }
 
 /// The extensions a thumbnail URL may end in, for messages.
-const FORMATS: &str = "webp, jpg, jpeg, png or auto";
+const FORMATS: &str = "webp, jpg, jpeg, png, avif or auto";
 
 /// `{org}/{env}/{key}.{ext}` split and checked; `ext` as written.
 pub(crate) struct Path<'a> {
@@ -443,7 +443,9 @@ pub fn negotiate(accept: Option<&str>) -> Format {
             })
         })
     };
-    if names("image/webp") {
+    if names("image/avif") {
+        Format::Avif
+    } else if names("image/webp") {
         Format::Webp
     } else {
         Format::Jpeg
@@ -619,7 +621,7 @@ mod tests {
     #[test]
     fn accept_negotiation() {
         let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
-        assert_eq!(negotiate(Some(chrome)), Format::Webp);
+        assert_eq!(negotiate(Some(chrome)), Format::Avif);
         assert_eq!(negotiate(Some("image/webp,*/*")), Format::Webp);
         assert_eq!(negotiate(Some("image/avif;q=0, image/webp")), Format::Webp);
         assert_eq!(negotiate(Some("IMAGE/WEBP")), Format::Webp);

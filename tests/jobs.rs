@@ -504,14 +504,7 @@ async fn webhooks_are_signed_and_retried() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(doc["webhook"], json!({"state": "delivered", "attempts": 2}));
-    let metrics = common::client()
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics().await;
     for (series, value) in [
         (r#"thumbd_webhook_deliveries_total{outcome="retried"}"#, 1.0),
         (

@@ -432,14 +432,7 @@ async fn auto_follows_accept_with_few_variants() {
         assert_eq!(read_pattern(&body).frame, 50, "{accept}");
     }
     // However the Accept headers were written: one render per format.
-    let metrics = client
-        .get(thumbd.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = thumbd.metrics().await;
     assert_eq!(
         common::metric(&metrics, "thumbd_renders_total"),
         3.0,

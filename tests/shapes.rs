@@ -156,19 +156,8 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-async fn metrics(t: &Thumbd) -> String {
-    client()
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 async fn jobs_total(t: &Thumbd) -> f64 {
-    let m = metrics(t).await;
+    let m = t.metrics().await;
     ["pending", "processing", "completed", "failed"]
         .iter()
         .map(|s| common::metric(&m, &format!("thumbd_jobs{{state=\"{s}\"}}")))

@@ -9,15 +9,15 @@ use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use sha2::{Digest, Sha256};
 
 use super::Body;
-use crate::auth::{self, AuthError, Target, ANIMATED_AUDIENCES, STORYBOARD_AUDIENCES};
+use crate::auth::{AuthError, Target, ANIMATED_AUDIENCES, STORYBOARD_AUDIENCES};
 use crate::config::Access;
 use crate::media::storyboard::Layout;
 use crate::problem::Problem;
-use crate::render::{CacheStatus, RenderError};
+use crate::render::CacheStatus;
 use crate::request::animated;
 use crate::request::storyboard::{self, Output, StoryboardRequest};
 
-use super::routes::App;
+use super::routes::{render_problem, App};
 
 impl App {
     /// `GET /v1/storyboard/{org}/{env}/{key}.{webp|jpg|png|vtt|json}`.
@@ -42,7 +42,7 @@ impl App {
             .renderer
             .storyboard(req)
             .await
-            .map_err(|e| refused(&e, &req.org, &req.env, &req.key))?;
+            .map_err(|e| render_problem(&e, &req.org, &req.env, &req.key))?;
         let (body, content_type, etag) = match parsed.output {
             Output::Sprite => (board.bytes.clone(), board.content_type, board.etag.clone()),
             Output::Vtt | Output::Json => {
@@ -84,7 +84,7 @@ impl App {
             .renderer
             .animated(&req)
             .await
-            .map_err(|e| refused(&e, &req.org, &req.env, &req.key))?;
+            .map_err(|e| render_problem(&e, &req.org, &req.env, &req.key))?;
         let mut response = self.picture_response(
             anim.bytes.clone(),
             anim.content_type,
@@ -117,20 +117,18 @@ impl App {
             ))),
             Some(Access::Public) => Ok(None),
             Some(Access::Signed) => {
-                let bearer = headers
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .map(str::trim);
-                let verified = token.or(bearer).ok_or(AuthError::Missing).and_then(|t| {
-                    let target = Target {
-                        org,
-                        env,
-                        key,
-                        audiences,
-                    };
-                    self.verifier.verify(t, &target)
-                });
+                let verified = token
+                    .or(super::routes::bearer_token(headers))
+                    .ok_or(AuthError::Missing)
+                    .and_then(|t| {
+                        let target = Target {
+                            org,
+                            env,
+                            key,
+                            audiences,
+                        };
+                        self.verifier.verify(t, &target)
+                    });
                 match verified {
                     Ok(grant) => Ok(Some(grant.expires_at)),
                     Err(e) => {
@@ -175,13 +173,7 @@ impl App {
             v.to_str()
                 .is_ok_and(|v| super::routes::etag_matches(v, etag))
         });
-        let cache_control = match expires_at {
-            None => self.cache_control.clone(),
-            Some(exp) => {
-                let left = exp.saturating_sub(auth::now_secs()).min(self.max_age_secs);
-                HeaderValue::from_str(&format!("public, max-age={left}")).expect("ascii")
-            }
-        };
+        let cache_control = self.cache_control_until(expires_at);
         let mut builder = Response::builder()
             .header(header::ETAG, etag)
             .header(header::CACHE_CONTROL, cache_control)
@@ -205,16 +197,6 @@ impl App {
 
 /// `X-Animation-Frames`: frames in an animated preview.
 const X_ANIMATION_FRAMES: http::HeaderName = http::HeaderName::from_static("x-animation-frames");
-
-fn refused(e: &RenderError, org: &str, env: &str, key: &str) -> Problem {
-    let problem = Problem::from(e);
-    if problem.status >= 500 {
-        tracing::error!(error = %e, org, env, key, "render failed");
-    } else {
-        tracing::info!(error = %e, org, env, key, "render refused");
-    }
-    problem
-}
 
 /// `HH:MM:SS.mmm`, as WebVTT writes times.
 fn vtt_time(secs: f64) -> String {

@@ -445,23 +445,12 @@ impl App {
                 (req, Some(grant.expires_at))
             }
         };
-        let (thumbnail, cache) = self.renderer.thumbnail(&req).await.map_err(|e| {
-            let problem = Problem::from(e.as_ref());
-            if problem.status >= 500 {
-                tracing::error!(error = %e, org = %req.org, env = %req.env, key = %req.key, "render failed");
-            } else {
-                tracing::info!(error = %e, org = %req.org, env = %req.env, key = %req.key, "render refused");
-            }
-            problem
-        })?;
-        let cache_control = match expires_at {
-            None => self.cache_control.clone(),
-            // No shared cache may keep a private thumbnail past its token.
-            Some(exp) => {
-                let left = exp.saturating_sub(auth::now_secs()).min(self.max_age_secs);
-                HeaderValue::from_str(&format!("public, max-age={left}")).expect("ascii")
-            }
-        };
+        let (thumbnail, cache) = self
+            .renderer
+            .thumbnail(&req)
+            .await
+            .map_err(|e| render_problem(&e, &req.org, &req.env, &req.key))?;
+        let cache_control = self.cache_control_until(expires_at);
         let mut response = self.thumbnail_response(&thumbnail, cache, cache_control, headers, head);
         if negotiated {
             // Caches keep one answer per Accept (thumbd: per format, three).
@@ -479,15 +468,10 @@ impl App {
         mut parsed: request::ParsedRequest,
         headers: &HeaderMap,
     ) -> Result<(ThumbnailRequest, auth::Grant), AuthError> {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
         let token = parsed
             .token
             .as_deref()
-            .or(bearer)
+            .or(bearer_token(headers))
             .ok_or(AuthError::Missing)?;
         let target = Target::thumbnail(&parsed.org, &parsed.env, &parsed.key);
         let grant = self.verifier.verify(token, &target)?;
@@ -565,6 +549,46 @@ impl App {
         }
         response
     }
+}
+
+impl App {
+    /// `Cache-Control` of a picture: immutable for public ones; no shared
+    /// cache may keep a private one past its token's expiry.
+    pub(super) fn cache_control_until(&self, expires_at: Option<u64>) -> HeaderValue {
+        match expires_at {
+            None => self.cache_control.clone(),
+            Some(exp) => {
+                let left = exp.saturating_sub(auth::now_secs()).min(self.max_age_secs);
+                HeaderValue::from_str(&format!("public, max-age={left}")).expect("ascii")
+            }
+        }
+    }
+}
+
+/// A token sent as `Authorization: Bearer ...`.
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// A render's failure as a problem, logged: an error when it is ours (5xx),
+/// information when the request or the video is at fault.
+pub(super) fn render_problem(
+    e: &crate::render::RenderError,
+    org: &str,
+    env: &str,
+    key: &str,
+) -> Problem {
+    let problem = Problem::from(e);
+    if problem.status >= 500 {
+        tracing::error!(error = %e, org, env, key, "render failed");
+    } else {
+        tracing::info!(error = %e, org, env, key, "render refused");
+    }
+    problem
 }
 
 /// A request body that records whether it was read to its end.

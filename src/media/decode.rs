@@ -708,31 +708,7 @@ fn decode_until(
     let mut skipping = false;
     let mut sent = 0usize;
     let mut errors = 0usize;
-    loop {
-        if Instant::now() >= limits.deadline {
-            return Err(MediaError::Timeout);
-        }
-        // A new packet each time: `av_read_frame` does not release what a
-        // packet it fills still holds, so reusing one leaked every packet
-        // read (the media mutation fuzzer's RSS found it).
-        let mut packet = Packet::empty();
-        match packet.read(demuxer.input_mut()) {
-            Ok(()) => {}
-            Err(ffmpeg_next::Error::Eof) => break,
-            Err(ffmpeg_next::Error::Other { errno })
-                if errno == ffmpeg_next::util::error::EAGAIN =>
-            {
-                continue
-            }
-            Err(e) => {
-                if let Some(failure) = demuxer.take_failure() {
-                    return Err(failure);
-                }
-                // A truncated or damaged file: use what was decoded so far.
-                tracing::debug!(error = %e, "demuxing stopped early");
-                break;
-            }
-        }
+    while let Some(packet) = read_packet(demuxer, limits)? {
         if packet.stream() != info.index {
             continue;
         }
@@ -798,6 +774,38 @@ fn decode_until(
         skipped,
         sent,
     })
+}
+
+/// The next packet, or `None` at the end of what can be read: the end of
+/// the file, or a truncated or damaged file (what was decoded so far is
+/// used). A failure of the source (its byte budget, a fetch) and the
+/// deadline are errors.
+pub(super) fn read_packet(
+    demuxer: &mut Demuxer,
+    limits: &Limits,
+) -> Result<Option<Packet>, MediaError> {
+    loop {
+        if Instant::now() >= limits.deadline {
+            return Err(MediaError::Timeout);
+        }
+        // A new packet each time: `av_read_frame` does not release what a
+        // packet it fills still holds, so reusing one leaked every packet
+        // read (the media mutation fuzzer's RSS found it).
+        let mut packet = Packet::empty();
+        match packet.read(demuxer.input_mut()) {
+            Ok(()) => return Ok(Some(packet)),
+            Err(ffmpeg_next::Error::Eof) => return Ok(None),
+            Err(ffmpeg_next::Error::Other { errno })
+                if errno == ffmpeg_next::util::error::EAGAIN => {}
+            Err(e) => {
+                if let Some(failure) = demuxer.take_failure() {
+                    return Err(failure);
+                }
+                tracing::debug!(error = %e, "demuxing stopped early");
+                return Ok(None);
+            }
+        }
+    }
 }
 
 /// Has the decoder drop frames no other frame refers to (B-frames, mostly)

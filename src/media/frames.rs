@@ -228,9 +228,8 @@ impl Frames {
                 return Err(MediaError::Timeout);
             }
             if !eof {
-                let mut packet = Packet::empty();
-                match packet.read(demuxer.input_mut()) {
-                    Ok(()) => {
+                match decode::read_packet(demuxer, &self.limits)? {
+                    Some(packet) => {
                         if packet.stream() != info.index || (sent == 0 && !packet.is_key()) {
                             continue;
                         }
@@ -244,15 +243,7 @@ impl Frames {
                         }
                         sent += 1;
                     }
-                    Err(ffmpeg_next::Error::Other { errno })
-                        if errno == ffmpeg_next::util::error::EAGAIN =>
-                    {
-                        continue
-                    }
-                    Err(_) => {
-                        if let Some(failure) = demuxer.take_failure() {
-                            return Err(failure);
-                        }
+                    None => {
                         eof = true;
                         let _ = decoder.send_eof();
                     }
@@ -364,26 +355,8 @@ impl Frames {
         let (demuxer, info) = (&mut self.demuxer, &self.info);
         let mut skipped = 0usize;
         loop {
-            if std::time::Instant::now() >= self.limits.deadline {
-                return Err(MediaError::Timeout);
-            }
-            let mut packet = Packet::empty();
-            match packet.read(demuxer.input_mut()) {
-                Ok(()) => {}
-                Err(ffmpeg_next::Error::Other { errno })
-                    if errno == ffmpeg_next::util::error::EAGAIN =>
-                {
-                    continue
-                }
-                Err(e) => {
-                    if let Some(failure) = demuxer.take_failure() {
-                        return Err(failure);
-                    }
-                    return Err(MediaError::NoFrame(format!(
-                        "no keyframe after the seek ({e})"
-                    )));
-                }
-            }
+            let packet = decode::read_packet(demuxer, &self.limits)?
+                .ok_or_else(|| MediaError::NoFrame("no keyframe after the seek".into()))?;
             if packet.stream() == info.index && packet.is_key() {
                 return Ok(packet);
             }

@@ -1,7 +1,9 @@
 //! Animated preview URLs: `/v1/animated/{org}/{env}/{key}.{webp|gif}`
 //! parsed and validated into an [`AnimatedRequest`]. Pure.
 
-use super::{parse_path, parse_quality, parse_seconds, seconds_to_us, FieldError};
+use super::{
+    known_params, parse_count, parse_path, parse_quality, parse_seconds, seconds_to_us, FieldError,
+};
 
 /// Animated output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,42 +85,30 @@ pub fn parse(
         None,
         None,
     );
-    let mut seen: Vec<String> = Vec::new();
-    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if !matches!(
-            name.as_ref(),
-            "start" | "end" | "fps" | "width" | "quality" | "token"
-        ) {
-            continue;
-        }
+    let params = known_params(
+        query,
+        &["start", "end", "fps", "width", "quality", "token"],
+        &mut errors,
+    );
+    for (name, value) in params {
         let loc = format!("query.{name}");
-        if seen.iter().any(|n| *n == name) {
-            errors.push(FieldError::new(
-                &loc,
-                &value,
-                format!("{name} is given twice"),
-            ));
-            continue;
-        }
-        seen.push(name.to_string());
         let mut invalid = |m: String| errors.push(FieldError::new(&loc, &value, m));
-        let digits = value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty();
         match name.as_ref() {
             "start" | "end" => match parse_seconds(&value) {
                 Some(s) if name == "start" => start = Some(seconds_to_us(s)),
                 Some(s) => end = Some(seconds_to_us(s)),
                 None => invalid(format!("{name} must be a non-negative number of seconds")),
             },
-            "fps" => match value.parse::<u32>() {
-                Ok(n) if digits && (1..=limits.max_fps).contains(&n) => fps = n,
-                _ => invalid(format!(
+            "fps" => match parse_count(&value, limits.max_fps) {
+                Some(n) => fps = n,
+                None => invalid(format!(
                     "fps must be an integer between 1 and {}",
                     limits.max_fps
                 )),
             },
-            "width" => match value.parse::<u32>() {
-                Ok(n) if digits && (1..=limits.max_width).contains(&n) => width = n,
-                _ => invalid(format!(
+            "width" => match parse_count(&value, limits.max_width) {
+                Some(n) => width = n,
+                None => invalid(format!(
                     "width must be an integer between 1 and {}",
                     limits.max_width
                 )),

@@ -475,13 +475,40 @@ pub(crate) fn parse_quality(value: &str) -> Option<u8> {
 
 /// 1 to MAX_DIMENSION, in plain digits.
 pub(crate) fn parse_dimension(value: &str) -> Option<u32> {
+    parse_count(value, MAX_DIMENSION)
+}
+
+/// 1 to `max`, in plain digits (at most 6 of them).
+pub(crate) fn parse_count(value: &str, max: u32) -> Option<u32> {
     if value.is_empty() || value.len() > 6 || !value.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    value
-        .parse::<u32>()
-        .ok()
-        .filter(|v| (1..=MAX_DIMENSION).contains(v))
+    value.parse::<u32>().ok().filter(|v| (1..=max).contains(v))
+}
+
+/// The parameters of `query` named in `known`, in order; others are
+/// ignored, and one given twice is reported (and taken once).
+pub(crate) fn known_params<'q>(
+    query: Option<&'q str>,
+    known: &[&str],
+    errors: &mut Vec<FieldError>,
+) -> Vec<(Cow<'q, str>, Cow<'q, str>)> {
+    let mut out: Vec<(Cow<str>, Cow<str>)> = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if !known.contains(&name.as_ref()) {
+            continue;
+        }
+        if out.iter().any(|(n, _)| *n == name) {
+            errors.push(FieldError::new(
+                &format!("query.{name}"),
+                &value,
+                format!("{name} is given twice"),
+            ));
+            continue;
+        }
+        out.push((name, value));
+    }
+    out
 }
 
 /// Seconds as a plain decimal: digits, an optional fraction. No sign, no

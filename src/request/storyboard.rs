@@ -1,7 +1,9 @@
 //! Storyboard URLs: `/v1/storyboard/{org}/{env}/{key}.{webp|jpg|png|vtt|json}`
 //! parsed and validated into a [`StoryboardRequest`]. Pure.
 
-use super::{parse_path, parse_quality, parse_seconds, seconds_to_us, FieldError};
+use super::{
+    known_params, parse_count, parse_path, parse_quality, parse_seconds, seconds_to_us, FieldError,
+};
 use crate::media::storyboard::{StoryboardSpec, TileCount, MAX_TILES};
 use crate::media::Format;
 
@@ -95,43 +97,31 @@ pub fn parse(path_tail: &str, query: Option<&str>) -> Result<ParsedStoryboard, V
     let mut quality = None;
     let mut sprite_format = None;
     let mut token = None;
-    let mut seen: Vec<String> = Vec::new();
-    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+    let params = known_params(
+        query,
+        &[
+            "width", "tiles", "interval", "columns", "exact", "quality", "format", "token",
+        ],
+        &mut errors,
+    );
+    for (name, value) in params {
         let loc = format!("query.{name}");
-        let known = matches!(
-            name.as_ref(),
-            "width" | "tiles" | "interval" | "columns" | "exact" | "quality" | "format" | "token"
-        );
-        if !known {
-            continue;
-        }
-        if seen.iter().any(|n| *n == name) {
-            errors.push(FieldError::new(
-                &loc,
-                &value,
-                format!("{name} is given twice"),
-            ));
-            continue;
-        }
-        seen.push(name.to_string());
         let mut invalid = |m: &str| errors.push(FieldError::new(&loc, &value, m));
         match name.as_ref() {
-            "width" => match value.parse::<u32>() {
-                Ok(w @ 1..=MAX_TILE_WIDTH) if value.bytes().all(|b| b.is_ascii_digit()) => {
-                    width = w
-                }
-                _ => invalid(&format!(
+            "width" => match parse_count(&value, MAX_TILE_WIDTH) {
+                Some(w) => width = w,
+                None => invalid(&format!(
                     "width (of a tile) must be an integer between 1 and {MAX_TILE_WIDTH}"
                 )),
             },
-            "tiles" => match value.parse::<u32>() {
-                Ok(n @ 1..=MAX_TILES) if value.bytes().all(|b| b.is_ascii_digit()) => {
+            "tiles" => match parse_count(&value, MAX_TILES) {
+                Some(n) => {
                     if matches!(tiles, TileCount::Interval(_)) {
                         invalid("give tiles or interval, not both");
                     }
                     tiles = TileCount::Tiles(n)
                 }
-                _ => invalid(&format!(
+                None => invalid(&format!(
                     "tiles must be an integer between 1 and {MAX_TILES}"
                 )),
             },
@@ -144,9 +134,9 @@ pub fn parse(path_tail: &str, query: Option<&str>) -> Result<ParsedStoryboard, V
                 }
                 None => invalid("interval must be a number of seconds of at least 0.001"),
             },
-            "columns" => match value.parse::<u32>() {
-                Ok(n @ 1..=MAX_TILES) if value.bytes().all(|b| b.is_ascii_digit()) => columns = n,
-                _ => invalid(&format!(
+            "columns" => match parse_count(&value, MAX_TILES) {
+                Some(n) => columns = n,
+                None => invalid(&format!(
                     "columns must be an integer between 1 and {MAX_TILES}"
                 )),
             },

@@ -479,6 +479,18 @@ impl Thumbd {
     pub fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{}", self.addr, path_and_query)
     }
+
+    /// Its `/metrics` exposition.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
 }
 
 /// A config with env `demo/files` reading the fixture folder and, given a

@@ -491,21 +491,26 @@ mod tests {
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     }
 
-    #[test]
-    fn yuv_pictures_encode_to_their_colour() {
-        // An odd-sized flat picture: BT.601 limited YUV of RGB (200, 80, 40).
+    /// An odd-sized flat picture: BT.601 limited YUV of RGB (200, 80, 40).
+    fn flat_orange_yuv() -> Picture {
         let (w, h) = (17u32, 9u32);
         let (cw, ch) = YuvImage::chroma_size(w, h);
-        let img = Picture::Yuv420(YuvImage {
+        Picture::Yuv420(YuvImage {
             width: w,
             height: h,
             y: vec![112; (w * h) as usize],
             u: vec![93; (cw * ch) as usize],
             v: vec![184; (cw * ch) as usize],
-        });
+        })
+    }
+
+    #[test]
+    fn yuv_pictures_encode_to_their_colour() {
+        // An odd-sized flat picture: BT.601 limited YUV of RGB (200, 80, 40).
+        let img = flat_orange_yuv();
         let webp = encode(img, Format::Webp, Some(90)).unwrap();
         let decoded = image::load_from_memory(&webp).unwrap().to_rgb8();
-        assert_eq!(decoded.dimensions(), (w, h));
+        assert_eq!(decoded.dimensions(), (17, 9));
         let [r, g, b] = decoded.get_pixel(8, 4).0;
         for (got, want) in [(r, 200), (g, 80), (b, 40)] {
             assert!(
@@ -575,19 +580,11 @@ mod tests {
     #[test]
     fn avif_from_yuv_keeps_its_colour_and_says_bt601_limited() {
         // The flat odd-sized picture of the WebP test: RGB (200, 80, 40).
-        let (w, h) = (17u32, 9u32);
-        let (cw, ch) = YuvImage::chroma_size(w, h);
-        let img = Picture::Yuv420(YuvImage {
-            width: w,
-            height: h,
-            y: vec![112; (w * h) as usize],
-            u: vec![93; (cw * ch) as usize],
-            v: vec![184; (cw * ch) as usize],
-        });
+        let img = flat_orange_yuv();
         let bytes = avif(&img, 80).unwrap();
         assert_eq!(&bytes[4..12], b"ftypavif");
         let decoded = decode_avif(&bytes);
-        assert_eq!(decoded.size, (w, h));
+        assert_eq!(decoded.size, (17, 9));
         assert_eq!(
             (decoded.depth, decoded.format),
             (8, avif::sys::PIXEL_FORMAT_YUV420)

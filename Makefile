@@ -13,7 +13,8 @@ BUILD_PACKAGES := pkg-config clang libclang-dev libavcodec-dev libavformat-dev l
 # (tests/cdn.rs); systemd-analyze, strace, python3-yaml and binutils check
 # deploy/ (tests/deploy.rs). python3-venv holds the contract test's
 # schemathesis (tests/contract.rs, pinned in tests/contract/requirements.txt).
-TEST_PACKAGES := ffmpeg python3-jwt python3-cryptography python3-venv varnish nginx-light systemd strace python3-yaml binutils
+# postgresql: a throwaway server per test of jobs shared by nodes (tests/jobs_postgres.rs).
+TEST_PACKAGES := ffmpeg python3-jwt python3-cryptography python3-venv varnish nginx-light systemd strace python3-yaml binutils postgresql
 CONTRACT_VENV := target/contract-venv
 # Browser test of the demo page (tests/browser.rs): Debian's Chromium driven by
 # playwright-core (from npm, pinned in tests/browser/package-lock.json) on
@@ -21,10 +22,15 @@ CONTRACT_VENV := target/contract-venv
 BROWSER_PACKAGES := chromium
 # Benchmarks: nginx as the video source and static-file baseline, wrk for load.
 BENCH_PACKAGES := ffmpeg nginx-light wrk python3
+# Object-storage tests (tests/objects.rs, tests/cluster.rs): s3s-fs, an
+# S3-compatible server over a folder that checks SigV4 signatures, from
+# crates.io (built once into Cargo's bin folder, a few minutes).
+S3S_VERSION := 0.14.1
+S3S_FS := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/s3s-fs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run test test-cdn bench bench-hits bench-storyboard bench-upload fuzz soak build release deps test-deps browser-deps contract-venv check-rust lint fmt samples clean-fixtures
+.PHONY: run test test-cdn s3-server bench bench-hits bench-storyboard bench-cluster bench-upload fuzz soak build release deps test-deps browser-deps contract-venv check-rust lint fmt samples clean-fixtures
 
 ## run: install what is missing, build, and serve the embedded default config
 run: deps check-rust
@@ -32,7 +38,7 @@ run: deps check-rust
 	./target/release/thumbd serve $(ARGS)
 
 ## test: install what is missing and run every test
-test: deps test-deps browser-deps contract-venv check-rust
+test: deps test-deps browser-deps contract-venv s3-server check-rust
 	$(CARGO) test --locked
 
 ## bench: thumbd against the ffmpeg CLI and nginx, side by side; writes bench/RESULTS.md
@@ -52,6 +58,12 @@ bench-storyboard: deps check-rust
 	@$(call install,$(BENCH_PACKAGES))
 	$(CARGO) build --release --locked
 	/usr/bin/python3 bench/storyboard.py $(ARGS)
+
+## bench-cluster: S3 against nginx as a source, shared-cache hits against renders, 3 nodes against 1
+bench-cluster: deps s3-server check-rust
+	@$(call install,$(BENCH_PACKAGES) curl)
+	$(CARGO) build --release --locked
+	/usr/bin/python3 bench/cluster.py $(ARGS)
 
 ## bench-upload: time to accept 10 MB and 100 MB uploads, and thumbd's peak RSS for each
 bench-upload: deps check-rust
@@ -110,6 +122,9 @@ test-deps:
 ## test-cdn: only the shipped Varnish and nginx configs in front of thumbd, and the deploy/ checks
 test-cdn: deps test-deps check-rust
 	$(CARGO) test --locked --test cdn --test deploy
+
+s3-server: check-rust
+	@[ -x $(S3S_FS) ] || $(CARGO) install s3s-fs@$(S3S_VERSION) --features binary --locked
 
 contract-venv: test-deps
 	@[ $(CONTRACT_VENV)/.installed -nt tests/contract/requirements.txt ] || { \

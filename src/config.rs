@@ -174,6 +174,130 @@ pub struct CacheConfig {
     pub frame_max_bytes: u64,
     /// A decoded frame unused this long is dropped, seconds.
     pub frame_ttl_secs: u64,
+    /// A second tier below memory, shared by every node (a bucket) or kept
+    /// across restarts (a folder): `[cache.shared]`.
+    pub shared: Option<SharedCacheConfig>,
+}
+
+/// The shared render cache: looked in on a memory miss before rendering,
+/// written after every render (after the answer has left).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedCacheConfig {
+    /// `s3://bucket/prefix/` (with the `[cache.shared.s3]` table) or
+    /// `file:dir` (relative to the config's folder).
+    pub url: String,
+    /// The bucket's endpoint, region and credentials, as an environment's.
+    #[serde(default)]
+    pub s3: S3Config,
+    /// Longest wait for a lookup before rendering instead, milliseconds.
+    #[serde(default = "default_shared_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Writes waiting at most; a render finding the queue full is not
+    /// written (and counted), so a slow bucket never holds memory.
+    #[serde(default = "default_shared_pending_writes")]
+    pub max_pending_writes: usize,
+    /// After a failed lookup or write, the shared cache is left alone this
+    /// long (renders go straight to the pipeline), seconds.
+    #[serde(default = "default_shared_backoff_secs")]
+    pub failure_backoff_secs: u64,
+}
+
+fn default_shared_timeout_ms() -> u64 {
+    1000
+}
+
+fn default_shared_pending_writes() -> usize {
+    64
+}
+
+fn default_shared_backoff_secs() -> u64 {
+    5
+}
+
+/// An S3-compatible bucket's settings: an environment's `s3` table (for a
+/// `source = "s3://bucket/{key}"`) or the shared cache's. Credentials are the
+/// table's (each as a value, an `_env` variable or a `_file`), else the
+/// standard AWS environment variables and provider chain (web identity,
+/// ECS task roles, EC2 instance metadata).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// The service's URL, e.g. `https://s3.eu-central-1.example.com` or
+    /// `http://127.0.0.1:9000`; default AWS for the region.
+    pub endpoint: Option<String>,
+    /// Default `AWS_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+    /// The bucket in the path (`endpoint/bucket/key`) instead of the host
+    /// name. Default: true when an endpoint is given (what self-hosted
+    /// servers expect), false for AWS.
+    pub path_style: Option<bool>,
+    pub access_key_id: Option<String>,
+    pub access_key_id_env: Option<String>,
+    pub access_key_id_file: Option<PathBuf>,
+    pub secret_access_key: Option<String>,
+    pub secret_access_key_env: Option<String>,
+    pub secret_access_key_file: Option<PathBuf>,
+}
+
+impl S3Config {
+    /// The configured key pair, if any (a half-given pair is an error).
+    pub fn credentials(
+        &self,
+        base_dir: &Path,
+        at: &str,
+    ) -> Result<Option<(String, String)>, String> {
+        let id = read_secret(
+            (
+                &self.access_key_id,
+                &self.access_key_id_env,
+                &self.access_key_id_file,
+            ),
+            base_dir,
+            &format!("{at}.access_key_id"),
+        )?;
+        let secret = read_secret(
+            (
+                &self.secret_access_key,
+                &self.secret_access_key_env,
+                &self.secret_access_key_file,
+            ),
+            base_dir,
+            &format!("{at}.secret_access_key"),
+        )?;
+        match (id, secret) {
+            (Some(id), Some(secret)) => Ok(Some((id, secret))),
+            (None, None) => Ok(None),
+            _ => Err(format!(
+                "{at}: give both access_key_id and secret_access_key (or neither, for the AWS environment variables)"
+            )),
+        }
+    }
+}
+
+/// A setting given as a value, an environment variable's name (`_env`) or
+/// a file (`_file`, its first line); at most one of them.
+pub fn read_secret(
+    (value, var, file): (&Option<String>, &Option<String>, &Option<PathBuf>),
+    base_dir: &Path,
+    at: &str,
+) -> Result<Option<String>, String> {
+    match (value, var, file) {
+        (None, None, None) => Ok(None),
+        (Some(v), None, None) => Ok(Some(v.clone())),
+        (None, Some(var), None) => std::env::var(var)
+            .map(Some)
+            .map_err(|_| format!("{at}_env: environment variable {var} is not set")),
+        (None, None, Some(file)) => {
+            let path = base_dir.join(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{at}_file: cannot read {}: {e}", path.display()))?;
+            Ok(Some(text.lines().next().unwrap_or("").trim().to_owned()))
+        }
+        _ => Err(format!(
+            "{at}: give at most one of the value, _env and _file"
+        )),
+    }
 }
 
 impl Default for CacheConfig {
@@ -184,6 +308,7 @@ impl Default for CacheConfig {
             source_ttl_secs: 300,
             frame_max_bytes: 128 * 1024 * 1024,
             frame_ttl_secs: 60,
+            shared: None,
         }
     }
 }
@@ -350,6 +475,24 @@ pub struct JobsConfig {
     pub max_wait_secs: u64,
     /// Calls an API key may make at once above the steady rate.
     pub rate_limit_burst: u32,
+    /// PostgreSQL shared by several nodes
+    /// (`postgres://user:password@host:port/database`) instead of SQLite
+    /// (`db_path` is then unused). At most one of this, `database_url_env`
+    /// (the name of an environment variable holding it) and
+    /// `database_url_file` (a file whose first line is it).
+    pub database_url: Option<String>,
+    pub database_url_env: Option<String>,
+    pub database_url_file: Option<PathBuf>,
+    /// PostgreSQL: how long a node's claim on a job holds without a
+    /// heartbeat (sent every third of it) before another node may take the
+    /// job over, seconds.
+    pub lease_secs: u64,
+    /// PostgreSQL: how often an idle node looks for claimable jobs,
+    /// milliseconds (a submission to the node itself starts at once).
+    pub poll_ms: u64,
+    /// PostgreSQL: this node's id, written on its claims; unique per node.
+    /// Default: host name and process id.
+    pub node_id: Option<String>,
 }
 
 impl Default for JobsConfig {
@@ -367,6 +510,12 @@ impl Default for JobsConfig {
             rate_limit_per_minute: 0,
             rate_limit_burst: 10,
             max_wait_secs: 30,
+            database_url: None,
+            database_url_env: None,
+            database_url_file: None,
+            lease_secs: 30,
+            poll_ms: 500,
+            node_id: None,
         }
     }
 }
@@ -477,6 +626,9 @@ pub struct EnvConfig {
     /// Limits of a `store:` environment.
     #[serde(default)]
     pub store: StoreConfig,
+    /// The bucket of an `s3://` source: endpoint, region, credentials.
+    #[serde(default)]
+    pub s3: S3Config,
 }
 
 impl EnvConfig {
@@ -576,6 +728,23 @@ impl Config {
         if self.render.timeout_secs == 0 {
             return invalid("render.timeout_secs must be at least 1".into());
         }
+        if let Some(shared) = &self.cache.shared {
+            let url = &shared.url;
+            let ok = match url.strip_prefix("file:") {
+                Some(dir) => !dir.trim_start_matches("//").is_empty(),
+                None => crate::objects::split_s3_url(url).is_ok(),
+            };
+            if !ok {
+                return invalid(format!(
+                    "cache.shared.url {url:?} must be s3://bucket/prefix/ or file:folder"
+                ));
+            }
+            if shared.timeout_ms == 0 || shared.max_pending_writes == 0 {
+                return invalid(
+                    "cache.shared.timeout_ms and max_pending_writes must be at least 1".into(),
+                );
+            }
+        }
         if self.fetch.initial_read_bytes == 0 || self.fetch.max_read_bytes == 0 {
             return invalid(
                 "fetch.initial_read_bytes and fetch.max_read_bytes must be positive".into(),
@@ -589,6 +758,27 @@ impl Config {
                 "jobs.per_org_concurrency, jobs.max_queue and jobs.max_attempts must be at least 1"
                     .into(),
             );
+        }
+        let j = &self.jobs;
+        let urls = [
+            j.database_url.is_some(),
+            j.database_url_env.is_some(),
+            j.database_url_file.is_some(),
+        ];
+        if urls.iter().filter(|given| **given).count() > 1 {
+            return invalid(
+                "jobs: give at most one of database_url, database_url_env and database_url_file"
+                    .into(),
+            );
+        }
+        if let Some(url) = &j.database_url {
+            crate::jobs::postgres::check_url(url).map_err(ConfigError::Invalid)?;
+        }
+        if j.lease_secs == 0 || j.poll_ms == 0 {
+            return invalid("jobs.lease_secs and jobs.poll_ms must be at least 1".into());
+        }
+        if j.node_id.as_ref().is_some_and(|n| n.trim().is_empty()) {
+            return invalid("jobs.node_id must not be empty".into());
         }
         for (org_id, org) in &self.orgs {
             check_id("org", org_id)?;
@@ -801,5 +991,48 @@ mod tests {
         }
         let text = "[orgs.\"a b\".envs.b]\nsource = \"file:x/{key}\"\n";
         assert!(Config::from_toml(text, Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn a_private_bucket_in_three_lines() {
+        // As README's "Running several nodes" shows it.
+        let text = "[orgs.acme.envs.prod]\nsource = \"s3://acme-videos/uploads/{key}\"\n\
+                    s3 = { region = \"eu-west-1\" }\n";
+        let c = Config::from_toml(text, Path::new(".")).unwrap();
+        let env = &c.orgs["acme"].envs["prod"];
+        assert_eq!(env.s3.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(env.s3.credentials(Path::new("."), "x").unwrap(), None);
+        // Half a key pair, two sources of one key, or an unknown key: refused.
+        let half = S3Config {
+            access_key_id: Some("AK".into()),
+            ..S3Config::default()
+        };
+        assert!(half
+            .credentials(Path::new("."), "x")
+            .unwrap_err()
+            .contains("both"));
+        let two = S3Config {
+            access_key_id: Some("AK".into()),
+            access_key_id_env: Some("AK_VAR".into()),
+            secret_access_key: Some("SK".into()),
+            ..S3Config::default()
+        };
+        assert!(two
+            .credentials(Path::new("."), "x")
+            .unwrap_err()
+            .contains("at most one"));
+        assert!(Config::from_toml(&text.replace("region", "regoin"), Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn a_shared_cache_is_a_bucket_or_a_folder() {
+        let text = "[cache.shared]\nurl = \"file:data/renders\"\n[orgs.a.envs.b]\nsource = \"file:x/{key}\"\n";
+        let c = Config::from_toml(text, Path::new(".")).unwrap();
+        let shared = c.cache.shared.unwrap();
+        assert_eq!((shared.timeout_ms, shared.max_pending_writes), (1000, 64));
+        for bad in ["ftp://x/", "file:", "s3://A/"] {
+            let text = text.replace("file:data/renders", bad);
+            assert!(Config::from_toml(&text, Path::new(".")).is_err(), "{bad}");
+        }
     }
 }

@@ -15,8 +15,9 @@
 //!   parameters), API keys and preview tokens.
 //! - [`render`]: the service behind the URL: thumbnail cache, one render for
 //!   concurrent identical requests, environment lookup.
-//! - [`jobs`]: the job API's engine: durable (SQLite) jobs that pre-render
-//!   exactly what dynamic URLs ask for, fair per-org scheduling, webhooks.
+//! - [`jobs`]: the job API's engine: durable jobs (SQLite, or PostgreSQL
+//!   shared by nodes, claimed under leases) that pre-render exactly what
+//!   dynamic URLs ask for, fair per-org scheduling, webhooks.
 //! - [`metrics`]: what `/metrics` exports (Prometheus text), one registry
 //!   per server.
 //! - [`pool`]: the bounded pool every FFmpeg and image task runs on, off the
@@ -24,9 +25,13 @@
 //! - [`media`]: the pipeline (custom I/O, seek and decode, geometry, scaling,
 //!   HDR tone mapping, encoding). Blocking; used by the server, the CLI and
 //!   tests alike.
-//! - [`source`]: where videos come from: `file:` paths, HTTP range reads
-//!   with a shared byte cache, and caller-named video URLs behind an
+//! - [`source`]: where videos come from: `file:` paths, HTTP and S3 range
+//!   reads with a shared byte cache, and caller-named video URLs behind an
 //!   address guard.
+//! - [`objects`]: clients for S3-compatible buckets and local folders
+//!   (videos in object storage, the shared render cache).
+//! - [`shared_cache`]: the second cache tier, shared by nodes and kept
+//!   across restarts: renders keyed by request and source version.
 //! - [`store`]: thumbd's own object store for uploaded videos (`store:`
 //!   environments): streamed to disk, content-addressed, quota, retention.
 //! - [`sqlite`]: how the job database (jobs, the URL book) is opened.
@@ -38,10 +43,12 @@ pub mod http;
 pub mod jobs;
 pub mod media;
 pub mod metrics;
+pub mod objects;
 pub mod pool;
 pub mod problem;
 pub mod render;
 pub mod request;
+pub mod shared_cache;
 pub mod source;
 pub mod sqlite;
 pub mod store;

@@ -110,6 +110,15 @@ pub struct Metrics {
     pub jobs_queue_length: Gauge,
     /// Webhook deliveries by outcome (`delivered`, `retried`, `failed`).
     pub webhook_deliveries: Family<OutcomeLabels, Counter>,
+
+    /// Shared-cache lookups by outcome: `hit`, `miss`, `error` (failed or
+    /// timed out: rendered instead), `skipped` (backing off after errors).
+    pub shared_lookups: Family<OutcomeLabels, Counter>,
+    /// Shared-cache writes by outcome: `written`, `error`, `dropped` (the
+    /// write queue was full, or backing off after errors).
+    pub shared_writes: Family<OutcomeLabels, Counter>,
+    /// Time of shared-cache lookups that answered (hit or miss).
+    pub shared_lookup_duration: Histogram,
 }
 
 /// The request counters and latency histogram of one route: handles to
@@ -174,12 +183,21 @@ impl Metrics {
             jobs: Family::default(),
             jobs_queue_length: Gauge::default(),
             webhook_deliveries: Family::default(),
+            shared_lookups: Family::default(),
+            shared_writes: Family::default(),
+            shared_lookup_duration: latency_histogram(),
         };
         // Series an operator alerts on exist from the start, at zero.
         for outcome in ["delivered", "retried", "failed"] {
             let _ = m
                 .webhook_deliveries
                 .get_or_create(&OutcomeLabels { outcome });
+        }
+        for outcome in ["hit", "miss", "error", "skipped"] {
+            let _ = m.shared_lookups.get_or_create(&OutcomeLabels { outcome });
+        }
+        for outcome in ["written", "error", "dropped"] {
+            let _ = m.shared_writes.get_or_create(&OutcomeLabels { outcome });
         }
         for kind in SourceMetrics::KINDS {
             let _ = m.source.errors.get_or_create(&KindLabels { kind });
@@ -284,6 +302,22 @@ impl Metrics {
             "Webhook delivery attempts, by outcome",
             m.webhook_deliveries.clone(),
         );
+        r.register(
+            "shared_cache_lookups",
+            "Shared render cache lookups, by outcome",
+            m.shared_lookups.clone(),
+        );
+        r.register(
+            "shared_cache_writes",
+            "Shared render cache writes, by outcome",
+            m.shared_writes.clone(),
+        );
+        r.register_with_unit(
+            "shared_cache_lookup_duration",
+            "Time of shared render cache lookups that answered",
+            Unit::Seconds,
+            m.shared_lookup_duration.clone(),
+        );
         m
     }
 
@@ -321,8 +355,9 @@ impl Metrics {
 
 impl SourceMetrics {
     /// Every error kind, as `SourceError::kind` names them.
-    pub const KINDS: [&'static str; 7] = [
+    pub const KINDS: [&'static str; 8] = [
         "not_found",
+        "denied",
         "timeout",
         "status",
         "bad_response",

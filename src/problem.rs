@@ -274,6 +274,9 @@ fn source(e: &SourceError) -> Problem {
             why.clone(),
         ),
         SourceError::Replaced => Problem::not_found(e.to_string()),
+        SourceError::Denied(_) => {
+            bad_gateway("the video storage refused thumbd's request; see thumbd's log".into())
+        }
     }
 }
 
@@ -323,7 +326,14 @@ impl From<&JobError> for Problem {
             )
             .with_header("retry-after", 5),
             JobError::Render(r) => Problem::from(r),
-            JobError::Store(_) => internal(),
+            // The cause (which may name the database) stays in the log.
+            JobError::Store(_) => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "job-storage-unavailable",
+                "Job storage unavailable",
+                "the job database is not available right now; retry".to_owned(),
+            )
+            .with_header("retry-after", 5),
         }
     }
 }

@@ -20,10 +20,12 @@ use crate::media::decode::DecodedFrame;
 use crate::media::storyboard::Layout;
 use crate::media::{self, Format, Limits, MediaError, RenderSpec, TimeSpec};
 use crate::metrics::Metrics;
+use crate::objects::Timeouts;
 use crate::pool::{PoolError, WorkPool};
 use crate::request::animated::AnimatedRequest;
 use crate::request::storyboard::StoryboardRequest;
 use crate::request::{RenderKey, ThumbnailRequest};
+use crate::shared_cache::SharedCache;
 use crate::source::urlbook::{self, UrlBook};
 use crate::source::{SourceError, SourceLocation, SourceRead, SourceTemplate, Sources};
 
@@ -58,14 +60,16 @@ pub struct RenderTimings {
     /// The decoded frame was reused from the frame cache (another size of
     /// the same frame), so nothing was fetched or decoded.
     pub frame_reused: bool,
+    /// Found in the shared cache: nothing was rendered.
+    pub from_shared: bool,
 }
 
 impl Thumbnail {
-    fn new(r: media::Rendered, timings: RenderTimings) -> Thumbnail {
+    fn new(r: &media::Rendered, timings: RenderTimings) -> Thumbnail {
         let digest = Sha256::digest(&r.bytes);
         let etag = format!("\"{}\"", hex::encode(&digest[..16]));
         Thumbnail {
-            bytes: r.bytes,
+            bytes: r.bytes.clone(),
             format: r.format,
             etag: Bytes::from(etag),
             width: r.width,
@@ -90,6 +94,9 @@ pub enum CacheStatus {
     Miss,
     /// Rendered for another request that asked first; this one waited.
     Coalesced,
+    /// Not in memory; found in the shared cache (by this request or one it
+    /// waited on).
+    Shared,
 }
 
 impl CacheStatus {
@@ -98,6 +105,7 @@ impl CacheStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             CacheStatus::Hit => "hit",
+            CacheStatus::Shared => "shared",
             CacheStatus::Miss | CacheStatus::Coalesced => "miss",
         }
     }
@@ -205,6 +213,8 @@ pub struct Renderer {
     timeout: Duration,
     limits: (u64, u64, usize),
     metrics: Arc<Metrics>,
+    /// The second tier, when `[cache.shared]` is set.
+    shared: Option<Arc<SharedCache>>,
 }
 
 impl Renderer {
@@ -216,7 +226,8 @@ impl Renderer {
                 .or_insert_with(HashMap::new);
             for (env_id, env) in &org.envs {
                 let template = SourceTemplate::parse(&env.source, &config.base_dir)
-                    .expect("templates are checked when the config is loaded");
+                    .expect("templates are checked when the config is loaded")
+                    .for_env(org_id, env_id);
                 let access = env.access;
                 envs.insert(
                     env_id.clone(),
@@ -275,7 +286,22 @@ impl Renderer {
             })
             .build();
         let r = &config.render;
+        let shared = match &config.cache.shared {
+            Some(settings) => {
+                let timeouts = Timeouts {
+                    connect: Duration::from_secs(config.fetch.connect_timeout_secs),
+                    request: Duration::from_secs(config.fetch.request_timeout_secs),
+                    retry: Duration::from_millis(settings.timeout_ms),
+                };
+                let cache = SharedCache::new(settings, &config.base_dir, timeouts, metrics.clone())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                tracing::info!(cache = %cache.location(), "shared render cache");
+                Some(Arc::new(cache))
+            }
+            None => None,
+        };
         Ok(Renderer {
+            shared,
             sequences,
             pictures: config.pictures.clone(),
             frames,
@@ -351,10 +377,28 @@ impl Renderer {
             .cache
             .try_get_with(req.render_key(), async {
                 rendered_here.store(true, Ordering::Relaxed);
-                self.render(&location, spec).await.map(Arc::new)
+                let Some(shared) = &self.shared else {
+                    return self.render(&location, spec).await.map(Arc::new);
+                };
+                // The source's current version names the entry, so a
+                // replaced video misses.
+                let version = self.sources.version(&location).await?;
+                let name = SharedCache::entry_name(&req.render_key().to_string(), &version);
+                if let Some(found) = shared.get(&name).await {
+                    let timings = RenderTimings {
+                        from_shared: true,
+                        ..RenderTimings::default()
+                    };
+                    return Ok(Arc::new(Thumbnail::new(&found, timings)));
+                }
+                let (thumbnail, rendered) = self.render_parts(&location, spec).await?;
+                shared.put(name, &rendered);
+                Ok(Arc::new(thumbnail))
             })
             .await?;
-        let status = if rendered_here.load(Ordering::Relaxed) {
+        let status = if thumbnail.timings.from_shared {
+            CacheStatus::Shared
+        } else if rendered_here.load(Ordering::Relaxed) {
             self.metrics.cache_misses.inc();
             CacheStatus::Miss
         } else {
@@ -557,6 +601,15 @@ impl Renderer {
         location: &SourceLocation,
         spec: RenderSpec,
     ) -> Result<Thumbnail, RenderError> {
+        self.render_parts(location, spec).await.map(|(t, _)| t)
+    }
+
+    /// A render, as served and as encoded.
+    async fn render_parts(
+        &self,
+        location: &SourceLocation,
+        spec: RenderSpec,
+    ) -> Result<(Thumbnail, media::Rendered), RenderError> {
         let started = Instant::now();
         let decoded_here = AtomicBool::new(false);
         let decoded = self
@@ -591,7 +644,7 @@ impl Renderer {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "rendered"
         );
-        Ok(Thumbnail::new(rendered, timings))
+        Ok((Thumbnail::new(&rendered, timings), rendered))
     }
 
     /// Finds and decodes the frame shown at `time`.

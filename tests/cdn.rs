@@ -12,10 +12,10 @@ mod common;
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::proxies::{repo, substitute, tool};
 use common::{free_port, samples, Proc, SourceServer};
 use reqwest::header::HeaderMap;
 
@@ -23,27 +23,6 @@ const SECRET: &str = "cdn-test-secret-that-is-long-enough-0123456789";
 /// thumbd's `server.error_max_age_secs` here: short, so a cached 404 expires
 /// within the test.
 const ERROR_MAX_AGE: u64 = 2;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A program from PATH or the sbin folders (varnishd and nginx live in
-/// /usr/sbin, which is not on a Debian user's PATH). Fails, naming the
-/// package, when it is not installed.
-fn tool(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name} is not installed: `make test` installs it \
-                 (Debian package {package}), or `apt-get install {package}`"
-            )
-        })
-}
 
 /// thumbd (the real binary) serving `demo/local` (the samples, public),
 /// `demo/private` (the samples, signed) and `demo/held` (the samples over
@@ -182,30 +161,6 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// `text` with `from` replaced by `to`, outside `#` comment lines, where
-/// `from` must occur exactly once (so the documented substitution is
-/// unambiguous).
-fn substitute(text: &str, from: &str, to: &str) -> String {
-    let is_code = |line: &&str| !line.trim_start().starts_with('#');
-    let found: usize = text
-        .lines()
-        .filter(is_code)
-        .map(|l| l.matches(from).count())
-        .sum();
-    assert_eq!(found, 1, "`{from}` should occur once outside comments");
-    text.lines()
-        .map(|l| {
-            if is_code(&l) {
-                l.replace(from, to)
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
-}
-
 /// Varnish with the shipped VCL, its backend pointed at thumbd.
 fn start_varnish(origin: &Origin, port: u16) -> Proc {
     let varnishd = tool("varnishd", "varnish");
@@ -233,7 +188,6 @@ fn start_varnish(origin: &Origin, port: u16) -> Proc {
 /// nginx with a minimal nginx.conf including the shipped file, its upstream,
 /// listen port and cache folder moved into the test's folder.
 fn start_nginx(origin: &Origin, port: u16) -> Proc {
-    let nginx = tool("nginx", "nginx-light");
     let dir = origin.dir.path().join("nginx");
     fs::create_dir_all(dir.join("logs")).unwrap();
     let shipped = fs::read_to_string(repo().join("deploy/nginx/thumbd-cache.conf")).unwrap();
@@ -249,40 +203,7 @@ fn start_nginx(origin: &Origin, port: u16) -> Proc {
         &dir.join("cache").display().to_string(),
     );
     fs::write(dir.join("thumbd-cache.conf"), conf).unwrap();
-    let d = dir.display();
-    fs::write(
-        dir.join("nginx.conf"),
-        format!(
-            r#"
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/logs/error.log;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    include {d}/thumbd-cache.conf;
-}}
-"#
-        ),
-    )
-    .unwrap();
-    Proc::spawn(
-        "nginx",
-        Command::new(nginx)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-e")
-            .arg(dir.join("logs/error.log"))
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .args(["-g", "daemon off;"]),
-        origin.dir.path().join("nginx.log"),
-    )
+    common::proxies::nginx(&dir, &["thumbd-cache.conf"])
 }
 
 struct Answer {

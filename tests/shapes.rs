@@ -925,9 +925,10 @@ async fn a_full_queue_is_429_with_the_shapes_message() {
         key: KEY_A.into(),
     };
     let hook_url = format!("http://{}/hook", hook.addr);
-    // The first job's reads past the index wait for the source.
+    // The first job's reads past the first 64 KiB (the index) wait for
+    // the source: it stays queued.
     let (status, v) = api
-        .thumbnail(json!({"video_url": source.url("fault/hold/h264_moov_end.mp4"), "second": 3, "webhook_url": hook_url}))
+        .thumbnail(json!({"video_url": source.url("fault/hold/story.mp4"), "second": 30, "webhook_url": hook_url}))
         .await;
     assert_eq!(status, 202, "{v}");
     let (status, v) = api

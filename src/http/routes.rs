@@ -530,6 +530,7 @@ impl App {
             SERVER_TIMING,
             match cache {
                 CacheStatus::Hit => HeaderValue::from_static("cache;desc=hit"),
+                CacheStatus::Shared => HeaderValue::from_static("cache;desc=shared"),
                 _ => server_timing(&t.timings),
             },
         );

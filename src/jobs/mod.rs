@@ -3,34 +3,45 @@
 //!
 //! A submission is validated into a [`ThumbnailRequest`], its id derived
 //! from the canonical render key, its video probed (so a time past the end
-//! is refused up front), and the job written to SQLite before it is
-//! acknowledged. A dispatcher runs pending jobs through the same
-//! [`Renderer`] the URLs use, at most `per_org_concurrency` per org, orgs
-//! taking turns. Transient source failures are retried with backoff; the
-//! final state is stored and, if asked, sent to a webhook. After a crash,
-//! unfinished jobs run again; on shutdown, running ones get a grace period.
+//! is refused up front), and the job written to the job database before it
+//! is acknowledged: SQLite on one machine, or PostgreSQL shared by several
+//! nodes (`jobs.database_url`). A dispatcher runs pending jobs through the
+//! same [`Renderer`] the URLs use, at most `per_org_concurrency` per org
+//! (per node), orgs taking turns; with PostgreSQL each node claims jobs
+//! under a lease, so each job runs once cluster-wide and a dead node's jobs
+//! are taken over. Transient source failures are retried with backoff; the
+//! final state is stored and, if asked, sent to a webhook by the node that
+//! finished it. After a crash, unfinished jobs run again; on shutdown,
+//! running ones get a grace period.
 //!
 //! - [`model`]: submission validation, job ids, URLs. Pure.
 //! - [`shapes`]: the job as each API shape shows it. Pure.
-//! - [`store`]: the SQLite records.
+//! - [`scheduler`]: per-org turns and limits on one node. Pure.
+//! - [`backend`]: the job database and the queue, SQLite or PostgreSQL.
+//! - [`store`]: the job records, and SQLite.
+//! - [`postgres`]: PostgreSQL, claims and leases.
 //! - [`webhook`]: signing and delivery.
 
+pub mod backend;
 pub mod model;
+pub mod postgres;
+pub mod scheduler;
 pub mod shapes;
 pub mod store;
 pub mod webhook;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use self::backend::{Backend, Lease};
 use self::model::{JobRequest, Status};
 use self::shapes::Shape;
-use self::store::{now_ms, Delivery, JobRecord, Store};
+use self::store::{now_ms, Delivery, JobRecord};
 use crate::config::{Config, JobsConfig};
 use crate::media::MediaError;
 use crate::metrics::{OutcomeLabels, StateLabels};
@@ -63,6 +74,10 @@ pub enum JobError {
     NotFound,
 }
 
+/// How often [`Jobs::wait_final`] reads a job again when other nodes may
+/// finish it.
+const LOOK_AGAIN: Duration = Duration::from_millis(200);
+
 fn store_err(e: impl std::fmt::Display) -> JobError {
     JobError::Store(e.to_string())
 }
@@ -75,66 +90,10 @@ struct OrgJobs {
     envs: HashSet<String>,
 }
 
-/// Which jobs wait, per org, and whose turn it is.
-#[derive(Default)]
-struct Scheduler {
-    waiting: BTreeMap<String, VecDeque<String>>,
-    running: HashMap<String, usize>,
-    /// Orgs in turn order: the org served last goes to the back.
-    turns: VecDeque<String>,
-    /// Every job queued or running, so a job is never run twice at once.
-    known: HashSet<String>,
-}
-
-impl Scheduler {
-    fn push(&mut self, org: &str, id: &str) -> bool {
-        if !self.known.insert(id.to_owned()) {
-            return false;
-        }
-        self.waiting
-            .entry(org.to_owned())
-            .or_default()
-            .push_back(id.to_owned());
-        if !self.turns.iter().any(|o| o == org) {
-            self.turns.push_back(org.to_owned());
-        }
-        true
-    }
-
-    /// The next job to start: from the first org in turn order with work
-    /// and a free slot.
-    fn next(&mut self, per_org: usize) -> Option<(String, String)> {
-        let pos = self.turns.iter().position(|org| {
-            self.waiting.get(org).is_some_and(|q| !q.is_empty())
-                && self.running.get(org).copied().unwrap_or(0) < per_org
-        })?;
-        let org = self.turns.remove(pos).expect("position is in range");
-        let id = self
-            .waiting
-            .get_mut(&org)
-            .and_then(VecDeque::pop_front)
-            .expect("non-empty");
-        *self.running.entry(org.clone()).or_default() += 1;
-        self.turns.push_back(org.clone());
-        Some((org, id))
-    }
-
-    fn done(&mut self, org: &str, id: &str) {
-        if let Some(n) = self.running.get_mut(org) {
-            *n = n.saturating_sub(1);
-        }
-        self.known.remove(id);
-    }
-
-    fn len(&self) -> usize {
-        self.known.len()
-    }
-}
-
 struct Inner {
-    store: Mutex<Store>,
+    backend: Backend,
     renderer: Arc<Renderer>,
-    scheduler: Mutex<Scheduler>,
+    /// Wakes the dispatcher: a job was submitted here, or one finished.
     wake: Notify,
     accepting: AtomicBool,
     running: AtomicUsize,
@@ -156,13 +115,7 @@ impl Jobs {
     /// Opens the job database, puts interrupted jobs back in the queue and
     /// starts the dispatcher.
     pub async fn start(config: &Config, renderer: Arc<Renderer>) -> anyhow::Result<Jobs> {
-        let path = config.jobs_db_path();
-        let store = tokio::task::spawn_blocking(move || {
-            Store::open(&path).map_err(|e| {
-                anyhow::anyhow!("cannot open the job database {}: {e}", path.display())
-            })
-        })
-        .await??;
+        let backend = Backend::open(config, config.orgs.keys().cloned().collect()).await?;
         let orgs = config
             .orgs
             .iter()
@@ -183,9 +136,8 @@ impl Jobs {
             .collect();
         let jobs = Jobs {
             inner: Arc::new(Inner {
-                store: Mutex::new(store),
+                backend,
                 renderer,
-                scheduler: Mutex::default(),
                 wake: Notify::new(),
                 accepting: AtomicBool::new(true),
                 running: AtomicUsize::new(0),
@@ -198,32 +150,16 @@ impl Jobs {
                 finished: tokio::sync::broadcast::channel(1024).0,
             }),
         };
-        let (pending, webhooks) = jobs.blocking(|s| s.recover()).await?;
-        if !pending.is_empty() {
-            tracing::info!(jobs = pending.len(), "resuming unfinished jobs");
-        }
-        {
-            let mut sched = jobs.inner.scheduler.lock().expect("not poisoned");
-            for r in &pending {
-                sched.push(&r.thumbnail.org, &r.id);
-            }
+        let (resumed, webhooks) = jobs.inner.backend.recover().await?;
+        if resumed > 0 {
+            tracing::info!(jobs = resumed, "resuming unfinished jobs");
         }
         for r in webhooks {
-            tokio::spawn(jobs.clone().send_webhook(r));
+            let lease = jobs.inner.backend.hold(&r.id);
+            tokio::spawn(jobs.clone().send_webhook(r, Some(lease)));
         }
         tokio::spawn(jobs.clone().dispatch());
         Ok(jobs)
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Store) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, JobError> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&inner.store.lock().expect("not poisoned")))
-            .await
-            .map_err(store_err)?
-            .map_err(store_err)
     }
 
     /// Submits a job for `key`. Returns the job and whether it was newly
@@ -258,10 +194,7 @@ impl Jobs {
             self.check_webhook(org, url)?;
         }
         let id = model::job_id(&req.thumbnail);
-        let existing = {
-            let id = id.clone();
-            self.blocking(move |s| s.get(&id)).await?
-        };
+        let existing = self.inner.backend.get(&id).await?;
         match existing {
             Some(r) if matches!(r.status, Status::Pending | Status::Processing) => {
                 return Ok((r, false))
@@ -278,7 +211,7 @@ impl Jobs {
         if !self.inner.accepting.load(Ordering::SeqCst) {
             return Err(JobError::ShuttingDown);
         }
-        let length = self.inner.scheduler.lock().expect("not poisoned").len();
+        let length = self.inner.backend.queue_length().await?;
         if length >= self.inner.settings.max_queue {
             return Err(JobError::QueueFull {
                 length,
@@ -304,15 +237,16 @@ impl Jobs {
             started_ms: None,
             ended_ms: None,
         };
-        {
-            let r = record.clone();
-            self.blocking(move |s| s.upsert_pending(&r)).await?;
+        if !self.inner.backend.submit(&record).await? {
+            // Accepted by another node meanwhile, and in flight there.
+            let current = self
+                .inner
+                .backend
+                .get(&id)
+                .await?
+                .ok_or(JobError::NotFound)?;
+            return Ok((current, false));
         }
-        self.inner
-            .scheduler
-            .lock()
-            .expect("not poisoned")
-            .push(org, &id);
         self.inner.wake.notify_one();
         Ok((record, true))
     }
@@ -347,6 +281,8 @@ impl Jobs {
     }
 
     /// Waits up to `limit` for the job to finish; returns it as it then is.
+    /// Jobs finished here are seen at once; with PostgreSQL the record is
+    /// also read every [`LOOK_AGAIN`], for jobs another node finishes.
     pub async fn wait_final(
         &self,
         org: &str,
@@ -356,14 +292,20 @@ impl Jobs {
         // Subscribed before looking, so a job finishing in between is seen.
         let mut finished = self.inner.finished.subscribe();
         let deadline = tokio::time::Instant::now() + limit;
+        let look_again = self.inner.backend.poll_interval().map(|_| LOOK_AGAIN);
         loop {
             let record = self.get(org, id).await?;
             if record.status.is_final() {
                 return Ok(record);
             }
+            let until = look_again.map_or(deadline, |every| {
+                deadline.min(tokio::time::Instant::now() + every)
+            });
             loop {
-                match tokio::time::timeout_at(deadline, finished.recv()).await {
-                    Err(_) => return self.get(org, id).await,
+                match tokio::time::timeout_at(until, finished.recv()).await {
+                    Err(_) if until >= deadline => return self.get(org, id).await,
+                    // Time to read the record again.
+                    Err(_) => break,
                     Ok(Ok(done)) if done != id => continue,
                     // Ours, or some were missed (lagged): look again.
                     Ok(_) => break,
@@ -372,9 +314,10 @@ impl Jobs {
         }
     }
 
-    /// Jobs queued or running now.
+    /// Jobs queued or running now (with PostgreSQL: cluster-wide, as last
+    /// counted).
     pub fn queue_length(&self) -> usize {
-        self.inner.scheduler.lock().expect("not poisoned").len()
+        self.inner.backend.queue_length_now()
     }
 
     pub fn max_queue(&self) -> usize {
@@ -387,8 +330,7 @@ impl Jobs {
     }
 
     pub async fn get(&self, org: &str, id: &str) -> Result<JobRecord, JobError> {
-        let id = id.to_owned();
-        match self.blocking(move |s| s.get(&id)).await? {
+        match self.inner.backend.get(id).await? {
             Some(r) if r.thumbnail.org == org => Ok(r),
             _ => Err(JobError::NotFound),
         }
@@ -401,8 +343,7 @@ impl Jobs {
         env: &str,
         key: &str,
     ) -> Result<Option<JobRecord>, JobError> {
-        let (org, env, key) = (org.to_owned(), env.to_owned(), key.to_owned());
-        self.blocking(move |s| s.best(&org, &env, &key)).await
+        self.inner.backend.best(org, env, key).await
     }
 
     pub fn default_env(&self, org: &str) -> Option<&str> {
@@ -413,59 +354,71 @@ impl Jobs {
         self.inner.settings.max_batch
     }
 
-    /// Starts pending jobs whenever there is room, until shutdown.
+    /// Starts pending jobs whenever there is room, until shutdown. Woken
+    /// by submissions here and finished jobs; with PostgreSQL also every
+    /// `poll_ms`, for jobs submitted elsewhere, jobs and webhooks whose
+    /// leases lapsed.
     async fn dispatch(self) {
+        let backend = &self.inner.backend;
+        let mut failing = false;
         loop {
             while self.inner.accepting.load(Ordering::SeqCst) {
-                let next = self
-                    .inner
-                    .scheduler
-                    .lock()
-                    .expect("not poisoned")
-                    .next(self.inner.settings.per_org_concurrency);
-                let Some((org, id)) = next else { break };
-                self.inner.running.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(self.clone().run(org, id));
+                let claimed = backend.claim(self.inner.settings.per_org_concurrency).await;
+                if claimed.is_ok() && std::mem::take(&mut failing) {
+                    tracing::info!("the job database answers again");
+                }
+                match claimed {
+                    Ok(Some(record)) => {
+                        self.inner.running.fetch_add(1, Ordering::SeqCst);
+                        tokio::spawn(self.clone().run(record));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        // Once per outage, not at every poll.
+                        if !std::mem::replace(&mut failing, true) {
+                            tracing::error!(error = %e, "cannot take jobs from the job database; trying again");
+                        }
+                        break;
+                    }
+                }
             }
             if !self.inner.accepting.load(Ordering::SeqCst) {
                 return;
             }
-            self.inner.wake.notified().await;
+            while let Ok(Some(record)) = backend.claim_webhook().await {
+                tracing::info!(job = %record.id, "delivering a webhook another node left undelivered");
+                let lease = backend.hold(&record.id);
+                tokio::spawn(self.clone().send_webhook(record, Some(lease)));
+            }
+            match backend.poll_interval() {
+                Some(every) => {
+                    let _ = tokio::time::timeout(every, self.inner.wake.notified()).await;
+                }
+                None => self.inner.wake.notified().await,
+            }
         }
     }
 
-    async fn run(self, org: String, id: String) {
-        if let Err(e) = self.run_job(&id).await {
-            tracing::error!(job = %id, error = %e, "job storage failed; the job stays queued for the next start");
+    async fn run(self, record: JobRecord) {
+        let (org, id) = (record.thumbnail.org.clone(), record.id.clone());
+        if let Err(e) = self.run_job(record).await {
+            tracing::error!(job = %id, error = %e, "job storage failed; the job runs again after a restart (or, with PostgreSQL, when its lease lapses)");
         }
-        self.inner
-            .scheduler
-            .lock()
-            .expect("not poisoned")
-            .done(&org, &id);
+        self.inner.backend.done(&org, &id);
         self.inner.running.fetch_sub(1, Ordering::SeqCst);
         self.inner.wake.notify_one();
     }
 
-    async fn run_job(&self, id: &str) -> Result<(), JobError> {
-        let Some(record) = ({
-            let id = id.to_owned();
-            self.blocking(move |s| s.get(&id)).await?
-        }) else {
-            return Ok(());
-        };
-        if record.status.is_final() {
-            return Ok(());
-        }
+    /// Runs a claimed job (already `processing`, its attempt counted),
+    /// retrying transient failures, and stores the outcome unless another
+    /// node took the job over meanwhile.
+    async fn run_job(&self, record: JobRecord) -> Result<(), JobError> {
+        let backend = &self.inner.backend;
+        let id = record.id.as_str();
+        let lease = backend.hold(id);
         let settings = &self.inner.settings;
         let mut attempt = record.attempts;
         let outcome = loop {
-            attempt += 1;
-            {
-                let id = id.to_owned();
-                self.blocking(move |s| s.set_processing(&id, attempt))
-                    .await?;
-            }
             let render = self.inner.renderer.thumbnail(&record.thumbnail);
             let result = match record.timeout_ms {
                 Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), render).await {
@@ -482,6 +435,11 @@ impl Jobs {
                         .saturating_mul(1 << (attempt - 1).min(10));
                     tracing::info!(job = %id, error = %e, attempt, "job failed, retrying");
                     tokio::time::sleep(Duration::from_millis(backoff)).await;
+                    attempt += 1;
+                    if !backend.retry(id, attempt).await? {
+                        tracing::warn!(job = %id, "another node took the job over; not retrying here");
+                        return Ok(());
+                    }
                 }
                 Err(e) => break Err(e),
             }
@@ -494,17 +452,15 @@ impl Jobs {
                 (Status::Failed, Some(problem), None)
             }
         };
-        {
-            let (id, error) = (id.to_owned(), error.clone());
-            self.blocking(move |s| s.finish(&id, status, error.as_ref(), size))
-                .await?;
+        if !backend.finish(id, status, error, size).await? {
+            tracing::warn!(job = %id, status = status.as_str(), "another node took the job over; this outcome is dropped");
+            return Ok(());
         }
         let _ = self.inner.finished.send(id.to_owned());
         if record.webhook_url.is_some() {
             // As stored, with its start and end times.
-            let id = id.to_owned();
-            if let Some(done) = self.blocking(move |s| s.get(&id)).await? {
-                tokio::spawn(self.clone().send_webhook(done));
+            if let Some(done) = backend.get(id).await? {
+                tokio::spawn(self.clone().send_webhook(done, Some(lease)));
             }
         }
         Ok(())
@@ -512,7 +468,9 @@ impl Jobs {
 
     /// Delivers a finished job's document to its webhook, retrying with
     /// exponential backoff and recording each try on the job, in order.
-    async fn send_webhook(self, record: JobRecord) {
+    /// With `lease` (the job's own webhook), each try is made only while
+    /// this node still holds the job, so two nodes never both send it.
+    async fn send_webhook(self, record: JobRecord, lease: Option<Lease>) {
         let (Some(url), Some(secret)) = (
             record.webhook_url.clone(),
             self.inner
@@ -530,6 +488,10 @@ impl Jobs {
         doc.as_object_mut().expect("an object").remove("webhook");
         let body = serde_json::to_vec(&doc).expect("serializes");
         for attempt in (record.webhook_attempts + 1)..=settings.webhook_attempts.max(1) {
+            if lease.is_some() && !self.inner.backend.still_held(&record.id).await {
+                tracing::info!(job = %record.id, "webhook left to the node that holds the job now");
+                return;
+            }
             let delivered =
                 webhook::send_once(&self.inner.client, &url, &secret, &body, timeout).await;
             let state = match (delivered, attempt >= settings.webhook_attempts) {
@@ -547,9 +509,10 @@ impl Jobs {
                 .webhook_deliveries
                 .get_or_create(&OutcomeLabels { outcome })
                 .inc();
-            let id = record.id.clone();
             if let Err(e) = self
-                .blocking(move |s| s.set_webhook(&id, state, attempt))
+                .inner
+                .backend
+                .set_webhook(&record.id, state, attempt)
                 .await
             {
                 tracing::error!(job = %record.id, error = %e, "could not record webhook delivery");
@@ -571,7 +534,7 @@ impl Jobs {
             webhook_attempts: 0,
             ..record.clone()
         };
-        tokio::spawn(self.clone().send_webhook(record));
+        tokio::spawn(self.clone().send_webhook(record, None));
     }
 
     /// Refuses new submissions (503 shutting-down) from now on; running
@@ -585,9 +548,13 @@ impl Jobs {
     /// exposition is encoded.
     pub async fn update_gauges(&self) {
         let metrics = self.inner.renderer.metrics().clone();
-        let queued = self.inner.scheduler.lock().expect("not poisoned").len();
-        metrics.jobs_queue_length.set(queued as i64);
-        match self.blocking(|s| s.count_by_status()).await {
+        match self.inner.backend.queue_length().await {
+            Ok(queued) => {
+                metrics.jobs_queue_length.set(queued as i64);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not count queued jobs for /metrics"),
+        };
+        match self.inner.backend.count_by_status().await {
             Ok(counts) => {
                 for status in [
                     Status::Pending,
@@ -612,7 +579,8 @@ impl Jobs {
     }
 
     /// Stops taking jobs and waits up to `grace` for running ones; the rest
-    /// stay pending in the database for the next start.
+    /// stay in the database for the next start (SQLite) or go back to
+    /// pending for the other nodes (PostgreSQL).
     pub async fn shutdown(&self, grace: Duration) {
         self.stop_accepting();
         let waited = tokio::time::timeout(grace, async {
@@ -622,7 +590,7 @@ impl Jobs {
         })
         .await;
         if waited.is_err() {
-            tracing::warn!("jobs still running at the end of the grace period; they will run again on the next start");
+            self.inner.backend.release_unfinished().await;
         }
     }
 }
@@ -644,37 +612,4 @@ fn is_transient(e: &RenderError) -> bool {
 /// The job as thumbd's job API shows it (and its webhooks receive it).
 pub fn document(r: &JobRecord) -> Value {
     shapes::thumbd(r)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn orgs_take_turns() {
-        let mut s = Scheduler::default();
-        for i in 0..5 {
-            s.push("big", &format!("b{i}"));
-        }
-        s.push("small", "s0");
-        s.push("small", "s1");
-        assert!(!s.push("small", "s1"), "a queued job is not queued twice");
-        let order: Vec<String> = std::iter::from_fn(|| s.next(10).map(|(_, id)| id)).collect();
-        assert_eq!(order, ["b0", "s0", "b1", "s1", "b2", "b3", "b4"]);
-    }
-
-    #[test]
-    fn per_org_limit() {
-        let mut s = Scheduler::default();
-        for i in 0..3 {
-            s.push("a", &format!("a{i}"));
-        }
-        s.push("b", "b0");
-        assert_eq!(s.next(1).unwrap().1, "a0");
-        assert_eq!(s.next(1).unwrap().1, "b0");
-        assert_eq!(s.next(1), None, "a has one running already");
-        s.done("a", "a0");
-        assert_eq!(s.next(1).unwrap().1, "a1");
-        assert_eq!(s.len(), 3);
-    }
 }

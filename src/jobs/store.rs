@@ -1,6 +1,8 @@
-//! Durable job records in an embedded SQLite database (WAL, synchronous
-//! commits): a job accepted with 202 is on disk before the answer leaves.
-//! Blocking; the service calls it from blocking threads.
+//! Job records, and their durable home on one machine: an embedded SQLite
+//! database (WAL, synchronous commits), so a job accepted with 202 is on
+//! disk before the answer leaves. Blocking; [`super::backend`] calls it from
+//! blocking threads. (Several nodes share PostgreSQL instead:
+//! [`super::postgres`], with the same records and columns.)
 
 use std::path::Path;
 
@@ -29,7 +31,7 @@ impl Delivery {
         }
     }
 
-    fn parse(s: &str) -> Option<Delivery> {
+    pub(super) fn parse(s: &str) -> Option<Delivery> {
         match s {
             "pending" => Some(Delivery::Pending),
             "delivered" => Some(Delivery::Delivered),
@@ -76,6 +78,11 @@ pub struct Store {
 }
 
 fn spec_to_json(s: &RenderSpec) -> String {
+    spec_value(s).to_string()
+}
+
+/// A render spec as stored (JSON text in SQLite, JSONB in PostgreSQL).
+pub(super) fn spec_value(s: &RenderSpec) -> Value {
     json!({
         "format": s.format.ext(),
         "width": s.width,
@@ -85,11 +92,14 @@ fn spec_to_json(s: &RenderSpec) -> String {
         "time_us": match s.time { TimeSpec::At(us) => Some(us), _ => None },
         "time": match s.time { TimeSpec::Auto => Some("auto"), _ => None },
     })
-    .to_string()
 }
 
 fn spec_from_json(text: &str) -> Option<RenderSpec> {
-    let v: Value = serde_json::from_str(text).ok()?;
+    spec_from_value(&serde_json::from_str(text).ok()?)
+}
+
+/// The render spec [`spec_value`] stored.
+pub(super) fn spec_from_value(v: &Value) -> Option<RenderSpec> {
     Some(RenderSpec {
         format: Format::from_ext(v["format"].as_str()?)?,
         width: v["width"].as_u64().map(|n| n as u32),
@@ -103,7 +113,9 @@ fn spec_from_json(text: &str) -> Option<RenderSpec> {
     })
 }
 
-const COLUMNS: &str =
+/// The columns [`JobRecord`]s are read from, in the order the row readers
+/// expect (the same in both databases).
+pub(super) const COLUMNS: &str =
     "id, org, env, key, spec, url, client_id, webhook_url, timeout_ms, status, error, attempts, \
                        width, height, webhook_state, webhook_attempts, shape, created_ms, started_ms, ended_ms";
 

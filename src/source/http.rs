@@ -9,6 +9,9 @@
 //! A read that misses fetches up to the next bytes held in one request, and
 //! the run doubles while reads stay sequential, so a thumbnail costs a few
 //! round trips, not one per buffer FFmpeg asks for.
+//!
+//! Objects in a bucket ([`Target::Object`]) are read by the same reader
+//! through [`super::object`]: the same cache, read-ahead and request counts.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -26,6 +29,28 @@ use crate::metrics::SourceMetrics;
 
 /// Granularity of the byte cache.
 pub const BLOCK_SIZE: u64 = 32 * 1024;
+
+/// What a reader reads.
+#[derive(Clone)]
+pub enum Target {
+    Url(String),
+    /// An object in a bucket; `name` (`s3:{env}:{path}`) is its identity in
+    /// the caches and logs.
+    Object {
+        store: Arc<dyn object_store::ObjectStore>,
+        path: object_store::path::Path,
+        name: String,
+    },
+}
+
+impl Target {
+    fn name(&self) -> &str {
+        match self {
+            Target::Url(url) => url,
+            Target::Object { name, .. } => name,
+        }
+    }
+}
 
 /// What is known of one source object without fetching it again.
 #[derive(Debug, Clone)]
@@ -159,19 +184,25 @@ impl HttpSources {
     /// Finds the object's size and validator (from the cache, or with a first
     /// range request whose bytes are kept) and returns a reader.
     pub async fn open(&self, url: &str) -> Result<RangeReader, SourceError> {
+        self.open_target(Target::Url(url.to_owned())).await
+    }
+
+    /// [`HttpSources::open`] for any target.
+    pub async fn open_target(&self, target: Target) -> Result<RangeReader, SourceError> {
         let ns = &self.shared.namespace;
-        let cache_key = format!("{ns}{url}");
+        let name = target.name();
+        let cache_key = format!("{ns}{name}");
         let info = match self.shared.objects.get(&cache_key) {
             Some(info) => info,
             None => {
-                let first = fetch(&self.shared, url, 0, self.shared.initial_read, None).await?;
+                let first = fetch(&self.shared, &target, 0, self.shared.initial_read, None).await?;
                 let info = ObjectInfo {
                     size: first.total,
-                    identity: format!("{ns}{url}\n{}", first.validator).into(),
+                    identity: format!("{ns}{name}\n{}", first.validator).into(),
                     validator: first.validator.into(),
                 };
                 self.shared.objects.insert(cache_key, info.clone());
-                let mut reader = self.reader(url, info);
+                let mut reader = self.reader(target, info);
                 reader.store(0, &first.data);
                 reader.requests = 1;
                 reader.fetched = first.data.len() as u64;
@@ -179,14 +210,14 @@ impl HttpSources {
                 return Ok(reader);
             }
         };
-        Ok(self.reader(url, info))
+        Ok(self.reader(target, info))
     }
 
-    fn reader(&self, url: &str, info: ObjectInfo) -> RangeReader {
+    fn reader(&self, target: Target, info: ObjectInfo) -> RangeReader {
         RangeReader {
             shared: self.shared.clone(),
             runtime: tokio::runtime::Handle::current(),
-            url: url.to_owned(),
+            target,
             info,
             pos: 0,
             local: HashMap::new(),
@@ -198,10 +229,12 @@ impl HttpSources {
     }
 }
 
-struct Fetched {
-    data: Bytes,
-    total: u64,
-    validator: String,
+/// One range read's answer.
+pub(super) struct Fetched {
+    pub data: Bytes,
+    /// The object's size.
+    pub total: u64,
+    pub validator: String,
 }
 
 fn classify(e: reqwest::Error) -> SourceError {
@@ -232,14 +265,19 @@ fn classify(e: reqwest::Error) -> SourceError {
 /// carry that validator.
 async fn fetch(
     shared: &Shared,
-    url: &str,
+    target: &Target,
     start: u64,
     len: u64,
     expect: Option<&str>,
 ) -> Result<Fetched, SourceError> {
     let m = &shared.metrics;
     m.requests.inc();
-    let result = fetch_range(&shared.client, url, start, len, expect).await;
+    let result = match target {
+        Target::Url(url) => fetch_range(&shared.client, url, start, len, expect).await,
+        Target::Object { store, path, .. } => {
+            super::object::fetch_range(store.as_ref(), path, start, len, expect).await
+        }
+    };
     match &result {
         Ok(f) => {
             m.bytes.inc_by(f.data.len() as u64);
@@ -334,7 +372,7 @@ async fn fetch_range(
 pub struct RangeReader {
     shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
-    url: String,
+    target: Target,
     info: ObjectInfo,
     pos: u64,
     /// Blocks this reader has used, so cache eviction under load cannot make
@@ -411,19 +449,19 @@ impl RangeReader {
 
     /// Fetches bytes `start..end` in one request and keeps them.
     fn fetch_run(&mut self, start: u64, end: u64) -> io::Result<()> {
-        tracing::trace!(url = %self.url, start, end, "range request");
+        tracing::trace!(source = %self.target.name(), start, end, "range request");
         let fetched = self
             .runtime
             .block_on(fetch(
                 &self.shared,
-                &self.url,
+                &self.target,
                 start,
                 end - start,
                 Some(&self.info.validator),
             ))
             .inspect_err(|e| {
                 if matches!(e, SourceError::Changed) {
-                    let key = format!("{}{}", self.shared.namespace, self.url);
+                    let key = format!("{}{}", self.shared.namespace, self.target.name());
                     self.shared.objects.invalidate(&key);
                 }
             })
@@ -514,15 +552,15 @@ impl SourceRead for RangeReader {
             let limit = Arc::new(tokio::sync::Semaphore::new(PREFETCH_IN_FLIGHT));
             let mut tasks = tokio::task::JoinSet::new();
             for (i, &(start, end)) in wanted.iter().enumerate() {
-                let (shared, url, validator) = (
+                let (shared, target, validator) = (
                     self.shared.clone(),
-                    self.url.clone(),
+                    self.target.clone(),
                     self.info.validator.clone(),
                 );
                 let limit = limit.clone();
                 tasks.spawn(async move {
                     let _slot = limit.acquire().await;
-                    let got = fetch(&shared, &url, start, end - start, Some(&validator)).await;
+                    let got = fetch(&shared, &target, start, end - start, Some(&validator)).await;
                     (i, got)
                 });
             }
@@ -535,7 +573,7 @@ impl SourceRead for RangeReader {
         });
         let fetched = fetched.map_err(|e| {
             if matches!(e, SourceError::Changed) {
-                let key = format!("{}{}", self.shared.namespace, self.url);
+                let key = format!("{}{}", self.shared.namespace, self.target.name());
                 self.shared.objects.invalidate(&key);
             }
             io::Error::other(e)
@@ -585,7 +623,7 @@ const MAX_PREFETCH: u64 = 64 * 1024 * 1024;
 
 impl Drop for RangeReader {
     fn drop(&mut self) {
-        tracing::debug!(url = %self.url, requests = self.requests, bytes = self.fetched, "source reads");
+        tracing::debug!(source = %self.target.name(), requests = self.requests, bytes = self.fetched, "source reads");
     }
 }
 

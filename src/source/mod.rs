@@ -1,7 +1,7 @@
 //! Sources: where videos come from, read as seekable byte streams.
 //!
-//! An environment's `source` template (`https://host/{key}` or
-//! `file:dir/{key}`) turns a validated key into a [`SourceLocation`]; thumbd
+//! An environment's `source` template (`https://host/{key}`,
+//! `s3://bucket/prefix/{key}` or `file:dir/{key}`) turns a validated key into a [`SourceLocation`]; thumbd
 //! never fetches a location a request supplies. [`Sources::open`] checks the
 //! video exists (async, so a 404 costs no render slot) and returns a blocking
 //! [`SourceRead`] for the media pipeline.
@@ -10,6 +10,8 @@
 //! exception: they are read only through an org's [`guard::UrlPolicy`].
 //!
 //! - [`http`]: HTTP range reads with a shared block cache.
+//! - [`object`]: the same reads of objects in a bucket (signed, ranged,
+//!   conditional GETs).
 //! - [`guard`]: which caller-named URLs may be read, and a client that
 //!   connects only to allowed addresses.
 //! - [`urlbook`]: the video URLs thumbd has been given, by key.
@@ -17,16 +19,19 @@
 
 pub mod guard;
 pub mod http;
+pub mod object;
 pub mod range;
 pub mod urlbook;
 
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use std::collections::HashMap;
 
 use crate::config::{CacheConfig, Config, FetchConfig};
 use crate::metrics::SourceMetrics;
+use crate::objects::Timeouts;
 
 /// A blocking, seekable view of one video's bytes.
 pub trait SourceRead: Read + Seek + Send {
@@ -87,6 +92,10 @@ pub enum SourceError {
     /// The object behind a video URL is not the one its key was made for.
     #[error("the video at this URL has changed since its key was made")]
     Replaced,
+    /// Object storage refused thumbd's credentials or its request: the
+    /// environment's `s3` settings or the bucket's policy are wrong.
+    #[error("object storage refused access ({0}): check the environment's s3 credentials, region and endpoint, and the bucket policy")]
+    Denied(String),
 }
 
 impl SourceError {
@@ -102,6 +111,7 @@ impl SourceError {
             SourceError::Io(_) => "io",
             SourceError::Forbidden(_) => "forbidden",
             SourceError::Replaced => "replaced",
+            SourceError::Denied(_) => "denied",
         }
     }
 }
@@ -116,6 +126,13 @@ pub enum SourceTemplate {
     /// thumbd's own store of uploads: the store's folder (objects are in
     /// its `objects/` folder, named by key).
     Store(PathBuf),
+    /// `s3://bucket/path-with-{key}`: `store` names the client
+    /// ([`SourceTemplate::for_env`]), `path` the object.
+    S3 {
+        store: String,
+        bucket: String,
+        path: String,
+    },
 }
 
 /// Where one video is.
@@ -131,11 +148,34 @@ pub enum SourceLocation {
         url: String,
         validator: String,
     },
+    /// An object in the bucket of the environment `store` names.
+    Object {
+        store: String,
+        path: String,
+    },
 }
 
 impl SourceTemplate {
     /// Parses a template; relative `file:` paths resolve against `base_dir`.
     pub fn parse(template: &str, base_dir: &Path) -> Result<SourceTemplate, String> {
+        if template.starts_with("s3://") {
+            let (bucket, path) = crate::objects::split_s3_url(template)?;
+            if !path.contains("{key}") {
+                return Err(format!(
+                    "{template:?}: {{key}} must be in the object's path, after the bucket"
+                ));
+            }
+            if path.starts_with('/') || path.contains("//") {
+                return Err(format!(
+                    "{template:?}: the object path has an empty segment"
+                ));
+            }
+            return Ok(SourceTemplate::S3 {
+                store: bucket.to_owned(),
+                bucket: bucket.to_owned(),
+                path: path.to_owned(),
+            });
+        }
         if template.starts_with("store:") {
             if template.contains("{key}") {
                 return Err(format!(
@@ -180,7 +220,7 @@ impl SourceTemplate {
             Ok(SourceTemplate::Store(base_dir.join(path)))
         } else {
             Err(format!(
-                "{template:?} must start with http://, https://, file: or store:"
+                "{template:?} must start with http://, https://, s3://, file: or store:"
             ))
         }
     }
@@ -193,8 +233,30 @@ impl SourceTemplate {
             SourceTemplate::Http(t) => SourceLocation::Http(t.replace("{key}", key)),
             SourceTemplate::File(t) => SourceLocation::File(PathBuf::from(t.replace("{key}", key))),
             SourceTemplate::Store(dir) => SourceLocation::File(dir.join("objects").join(key)),
+            SourceTemplate::S3 { store, path, .. } => SourceLocation::Object {
+                store: store.clone(),
+                path: path.replace("{key}", key),
+            },
         }
     }
+
+    /// The template as environment `org`/`env` uses it: an `s3://` one
+    /// reads through that environment's client.
+    pub fn for_env(self, org: &str, env: &str) -> SourceTemplate {
+        match self {
+            SourceTemplate::S3 { bucket, path, .. } => SourceTemplate::S3 {
+                store: store_name(org, env),
+                bucket,
+                path,
+            },
+            other => other,
+        }
+    }
+}
+
+/// The name of an environment's bucket client.
+fn store_name(org: &str, env: &str) -> String {
+    format!("{org}/{env}")
 }
 
 /// Opens sources; owns the HTTP clients and the cache of fetched bytes.
@@ -205,6 +267,8 @@ pub struct Sources {
     /// client that enforces it (sharing the byte cache, in the org's own
     /// part of it).
     guarded: HashMap<String, (guard::UrlPolicy, http::HttpSources)>,
+    /// Bucket clients of the `s3://` environments, by [`store_name`].
+    buckets: HashMap<String, std::sync::Arc<dyn object_store::ObjectStore>>,
 }
 
 impl Sources {
@@ -216,6 +280,7 @@ impl Sources {
         Ok(Sources {
             http: http::HttpSources::new(fetch, cache, metrics)?,
             guarded: HashMap::new(),
+            buckets: HashMap::new(),
         })
     }
 
@@ -223,6 +288,24 @@ impl Sources {
     /// video URLs.
     pub fn for_config(config: &Config, metrics: SourceMetrics) -> Result<Sources, SourceError> {
         let mut sources = Sources::new(&config.fetch, &config.cache, metrics)?;
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(config.fetch.connect_timeout_secs),
+            request: Duration::from_secs(config.fetch.request_timeout_secs),
+            retry: config.render.timeout(),
+        };
+        for (org_id, org) in &config.orgs {
+            for (env_id, env) in &org.envs {
+                let Ok(SourceTemplate::S3 { bucket, .. }) =
+                    SourceTemplate::parse(&env.source, &config.base_dir)
+                else {
+                    continue;
+                };
+                let at = format!("orgs.{org_id}.envs.{env_id}.s3");
+                let store = crate::objects::s3(&bucket, &env.s3, &config.base_dir, timeouts, &at)
+                    .map_err(SourceError::Connect)?;
+                sources.buckets.insert(store_name(org_id, env_id), store);
+            }
+        }
         for (org_id, org) in &config.orgs {
             if !org.takes_video_urls() {
                 continue;
@@ -276,7 +359,30 @@ impl Sources {
                     .map_err(|e| SourceError::Io(e.to_string()))??;
                 Ok(Box::new(file))
             }
-            SourceLocation::Http(url) => Ok(Box::new(self.http.open(url).await?)),
+            remote => Ok(Box::new(self.open_remote(remote).await?)),
+        }
+    }
+
+    /// A reader of a remote video (HTTP, a bucket, a video URL).
+    async fn open_remote(
+        &self,
+        location: &SourceLocation,
+    ) -> Result<http::RangeReader, SourceError> {
+        match location {
+            SourceLocation::File(_) => Err(SourceError::Io("a file is not remote".into())),
+            SourceLocation::Http(url) => self.http.open(url).await,
+            SourceLocation::Object { store, path } => {
+                let bucket = self
+                    .buckets
+                    .get(store)
+                    .ok_or_else(|| SourceError::Io(format!("no bucket client for {store}")))?;
+                let target = http::Target::Object {
+                    store: bucket.clone(),
+                    path: object_store::path::Path::from(path.as_str()),
+                    name: format!("s3:{store}:{path}"),
+                };
+                self.http.open_target(target).await
+            }
             SourceLocation::Url {
                 org,
                 url,
@@ -293,7 +399,36 @@ impl Sources {
                 if reader.validator() != validator {
                     return Err(SourceError::Replaced);
                 }
-                Ok(Box::new(reader))
+                Ok(reader)
+            }
+        }
+    }
+
+    /// The video's current version: what names its renders in the shared
+    /// cache. For remote objects their size and ETag (else Last-Modified),
+    /// as the byte cache knows them (trusted for `cache.source_ttl_secs`,
+    /// as for renders); for files their size and modification time.
+    pub async fn version(&self, location: &SourceLocation) -> Result<String, SourceError> {
+        match location {
+            SourceLocation::File(path) => {
+                let path = path.clone();
+                let meta = tokio::task::spawn_blocking(move || {
+                    open_file(&path)?
+                        .metadata()
+                        .map_err(|e| SourceError::Io(e.to_string()))
+                })
+                .await
+                .map_err(|e| SourceError::Io(e.to_string()))??;
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .unwrap_or_default();
+                Ok(format!("file {} {}", meta.len(), modified.as_nanos()))
+            }
+            remote => {
+                let reader = self.open_remote(remote).await?;
+                Ok(format!("{} {}", reader.size(), reader.validator()))
             }
         }
     }
@@ -355,8 +490,20 @@ mod tests {
                 .locate("a.mp4"),
             SourceLocation::Http("https://cdn.example.com/v/a.mp4?x=1".into())
         );
+        assert_eq!(
+            SourceTemplate::parse("s3://videos/in/{key}", base)
+                .unwrap()
+                .for_env("acme", "prod")
+                .locate("a/b.mp4"),
+            SourceLocation::Object {
+                store: "acme/prod".into(),
+                path: "in/a/b.mp4".into()
+            }
+        );
         for bad in [
             "s3://b/{key}",
+            "s3://videos/fixed.mp4",
+            "s3://videos//{key}",
             "https://{key}",
             "file:x",
             "https://h/{key}/{key}",

@@ -21,6 +21,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub mod postgres;
+pub mod proxies;
+pub mod s3;
+
 /// The repository's sample videos (what `make run` serves).
 pub fn samples() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"))

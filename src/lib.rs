@@ -34,7 +34,9 @@
 //!   across restarts: renders keyed by request and source version.
 //! - [`store`]: thumbd's own object store for uploaded videos (`store:`
 //!   environments): streamed to disk, content-addressed, quota, retention.
-//! - [`sqlite`]: how the job database (jobs, the URL book) is opened.
+//! - [`sqlite`]: how the SQLite job database (jobs, the URL book) is
+//!   opened; with several nodes both live in PostgreSQL instead
+//!   ([`jobs::postgres`]).
 //! - [`config`]: the TOML configuration and its defaults.
 
 pub mod auth;

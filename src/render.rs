@@ -248,10 +248,7 @@ impl Renderer {
             }
         }
         let urls = if config.orgs.values().any(|o| o.takes_video_urls()) {
-            let path = config.jobs_db_path();
-            Some(Arc::new(UrlBook::open(&path).map_err(|e| {
-                anyhow::anyhow!("cannot open the video URL book in {}: {e}", path.display())
-            })?))
+            Some(Arc::new(UrlBook::open(config)?))
         } else {
             None
         };
@@ -524,13 +521,8 @@ impl Renderer {
         match &env.locator {
             Locator::Template(t) => Ok(t.locate(key)),
             Locator::VideoUrls => {
-                let book = self.urls.clone().ok_or(RenderError::UnknownEnvironment)?;
-                let (o, k) = (org.to_owned(), key.to_owned());
-                let entry = tokio::task::spawn_blocking(move || book.get(&o, &k))
-                    .await
-                    .map_err(|e| SourceError::Io(e.to_string()))?
-                    .map_err(|e| SourceError::Io(format!("the video URL book: {e}")))?
-                    .ok_or(SourceError::NotFound)?;
+                let book = self.urls.as_ref().ok_or(RenderError::UnknownEnvironment)?;
+                let entry = book.get(org, key).await?.ok_or(SourceError::NotFound)?;
                 Ok(SourceLocation::Url {
                     org: org.to_owned(),
                     url: entry.url,
@@ -544,17 +536,13 @@ impl Renderer {
     /// org's policy, reads its first bytes (which stay cached for the
     /// render), records it in the URL book and returns its key.
     pub async fn register_url(&self, org: &str, raw: &str) -> Result<String, RenderError> {
-        let book = self.urls.clone().ok_or_else(|| {
+        let book = self.urls.as_ref().ok_or_else(|| {
             SourceError::Forbidden("this org does not take video URLs (video_url_prefixes)".into())
         })?;
         let (url, validator) = self.sources.identify_url(org, raw).await?;
         let key = urlbook::key_for(&url, &validator);
         let entry = urlbook::Entry { url, validator };
-        let (o, k) = (org.to_owned(), key.clone());
-        tokio::task::spawn_blocking(move || book.put(&o, &k, &entry))
-            .await
-            .map_err(|e| SourceError::Io(e.to_string()))?
-            .map_err(|e| SourceError::Io(format!("the video URL book: {e}")))?;
+        book.put(org, &key, &entry).await?;
         Ok(key)
     }
 

@@ -1,7 +1,8 @@
-//! The one way thumbd opens its SQLite database (jobs, the URL book): the
-//! folder made if needed, WAL with synchronous commits (what is answered
-//! as accepted is on disk), and a busy timeout so the connections sharing
-//! the file wait for each other instead of failing. Blocking.
+//! The one way thumbd opens its SQLite database (jobs, the URL book, when
+//! they are not in PostgreSQL): the folder made if needed, WAL with
+//! synchronous commits (what is answered as accepted is on disk), and a
+//! busy timeout so the connections sharing the file wait for each other
+//! instead of failing. Blocking.
 
 use std::path::Path;
 use std::time::Duration;

@@ -4,7 +4,9 @@
 //! some; a node killed with -9 has its running jobs (and their webhooks)
 //! taken over once their leases lapse; the queue bound counts every node's
 //! jobs; a bad database URL stops the start with a clear message and no
-//! password; a webhook is sent by one node only.
+//! password; a webhook is sent by one node only, and once by it even when
+//! its lease lapses mid-delivery; a video URL registered on one node has
+//! its thumbnails served by another (the URL book is shared).
 
 mod common;
 
@@ -566,4 +568,102 @@ async fn a_webhook_is_sent_by_one_node_only() {
         let sent: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(sent["jobId"], id.as_str());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_whose_lease_lapses_mid_delivery_is_sent_once_by_its_node() {
+    let pg = Postgres::start().await;
+    let source = SourceServer::start(samples()).await;
+    // Slower than the lease (2 s): each call is answered 3 s after it came.
+    let hook = WebhookReceiver::start_with(false, Duration::from_secs(3)).await;
+    let a = Thumbd::start(&node(&pg, &source, "node-a", "", Some(hook.addr))).await;
+    let webhook_url = format!("http://{}/hook", hook.addr);
+    let id = accepted(
+        &base(&a),
+        json!({"width": 112, "timestampMs": 2500, "webhookUrl": webhook_url}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hook.calls.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the webhook never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // While A waits for the answer, its lease on the job lapses, as it
+    // would if its heartbeat could not reach the database; A polls every
+    // 100 ms, and must not claim the webhook it is sending itself.
+    let db = pg.client().await;
+    let lapsing = Instant::now();
+    while lapsing.elapsed() < Duration::from_millis(2500) {
+        db.execute(
+            "UPDATE jobs SET lease_until = now() - interval '1 second'
+             WHERE id = $1 AND webhook_state = 'pending'",
+            &[&id],
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let doc = until(&base(&a), &id, "delivered", |j| {
+        j["webhook"]["state"] == "delivered"
+    })
+    .await;
+    assert_eq!(doc["webhook"], json!({"state": "delivered", "attempts": 1}));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(webhook_jobs(&hook), [id], "sent once");
+}
+
+/// `config` with org `a` taking video URLs from `source` (on loopback).
+fn with_video_urls(config: &str, source: &SourceServer) -> String {
+    config.replacen(
+        "[orgs.a]\n",
+        &format!(
+            "[orgs.a]\nvideo_url_prefixes = [\"http://{}/\"]\nvideo_url_private_hosts = [\"127.0.0.1\"]\n",
+            source.addr
+        ),
+        1,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_url_registered_on_one_node_is_served_by_another() {
+    let pg = Postgres::start().await;
+    let source = SourceServer::start(samples()).await;
+    let a = Thumbd::start(&with_video_urls(
+        &node(&pg, &source, "node-a", "", None),
+        &source,
+    ))
+    .await;
+    let b = Thumbd::start(&with_video_urls(
+        &node(&pg, &source, "node-b", "", None),
+        &source,
+    ))
+    .await;
+    let (status, v) = call(
+        &base(&a),
+        "/v1/video/thumbnail",
+        Some(
+            json!({"video_url": source.url("demo.mp4"), "second": 2, "width": 320, "height": 180}),
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let url = v["response"].as_str().unwrap();
+    let path = url.strip_prefix(&base(&a)).expect("a URL on A");
+    assert!(path.starts_with("/v1/thumbnail/a/url/"), "{path}");
+    // As nginx hashing the path onto the other node would send it.
+    for (on, t) in [("B", &b), ("A", &a)] {
+        let (status, _, bytes) = common::get(&t.url(path)).await;
+        assert_eq!(status, 200, "{path} on {on}");
+        let picture = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((picture.width(), picture.height()), (320, 180), "on {on}");
+    }
+    // In the shared book, once.
+    let db = pg.client().await;
+    let n: i64 = db
+        .query_one("SELECT COUNT(*) FROM url_book WHERE org = 'a'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
 }

@@ -10,6 +10,7 @@
 //!   them, and polls for work every `jobs.poll_ms` when idle. Its scheduler
 //!   only keeps the org turn order and counts what runs here.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,7 +40,49 @@ pub enum Backend {
         poll: Duration,
         /// Jobs pending or running cluster-wide, as last counted.
         queued: AtomicUsize,
+        /// What this node holds a [`Lease`] on now: webhook claims leave
+        /// these out.
+        held: Held,
     },
+}
+
+/// The jobs this node works on under a [`Lease`] (running them, then
+/// delivering their webhooks), with how many leases each: a webhook this
+/// node is delivering is never claimed by it again, even when its lease
+/// lapsed meanwhile (a heartbeat that could not reach the database, a
+/// pause), so it is not sent twice from here.
+#[derive(Clone, Default)]
+pub struct Held(Arc<Mutex<HashMap<String, usize>>>);
+
+impl Held {
+    fn add(&self, id: &str) {
+        *self
+            .0
+            .lock()
+            .expect("not poisoned")
+            .entry(id.to_owned())
+            .or_default() += 1;
+    }
+
+    fn remove(&self, id: &str) {
+        let mut held = self.0.lock().expect("not poisoned");
+        if let Some(n) = held.get_mut(id) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(id);
+            }
+        }
+    }
+
+    /// The ids held now.
+    pub fn ids(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .keys()
+            .cloned()
+            .collect()
+    }
 }
 
 /// The database URL of `[jobs]` (`database_url`, `_env` or `_file`), if
@@ -78,16 +121,22 @@ fn default_node_id() -> String {
 }
 
 /// A job this node runs (or whose webhook it delivers). With PostgreSQL, a
-/// heartbeat extends the job's lease every third of `jobs.lease_secs`
-/// until this is dropped; with SQLite it holds nothing.
+/// heartbeat extends the job's lease every third of `jobs.lease_secs`, and
+/// the job is in this node's [`Held`] set, until this is dropped; with
+/// SQLite it holds nothing.
 pub struct Lease {
     heartbeat: Option<tokio::task::JoinHandle<()>>,
+    /// The set the job is in, and its id.
+    held: Option<(Held, String)>,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(h) = self.heartbeat.take() {
             h.abort();
+        }
+        if let Some((held, id)) = self.held.take() {
+            held.remove(&id);
         }
     }
 }
@@ -123,6 +172,7 @@ impl Backend {
                     scheduler: Mutex::new(Scheduler::with_orgs(orgs)),
                     poll: Duration::from_millis(config.jobs.poll_ms),
                     queued: AtomicUsize::new(0),
+                    held: Held::default(),
                 })
             }
             None => {
@@ -276,11 +326,14 @@ impl Backend {
                 }
             },
             Backend::Postgres { db, scheduler, .. } => {
-                let orgs = scheduler.lock().expect("not poisoned").eligible(per_org);
+                let (orgs, running) = {
+                    let sched = scheduler.lock().expect("not poisoned");
+                    (sched.eligible(per_org), sched.ids())
+                };
                 if orgs.is_empty() {
                     return Ok(None);
                 }
-                let Some(r) = db.claim(&orgs).await.map_err(store_err)? else {
+                let Some(r) = db.claim(&orgs, &running).await.map_err(store_err)? else {
                     return Ok(None);
                 };
                 let fresh = scheduler
@@ -288,9 +341,8 @@ impl Backend {
                     .expect("not poisoned")
                     .started(&r.thumbnail.org, &r.id);
                 if !fresh {
-                    // Its lease lapsed while it runs here (the heartbeat
-                    // could not reach the database); the run under way,
-                    // ours again, finishes it.
+                    // A guard: the claim leaves out what runs here, so
+                    // this is not expected; the run under way finishes it.
                     tracing::warn!(job = %r.id, "claimed a job this node is already running");
                     return Ok(None);
                 }
@@ -308,9 +360,14 @@ impl Backend {
     /// Holds this node's claim on a job while it runs or its webhook is
     /// sent (the heartbeat).
     pub fn hold(&self, id: &str) -> Lease {
-        let Backend::Postgres { db, .. } = self else {
-            return Lease { heartbeat: None };
+        let Backend::Postgres { db, held, .. } = self else {
+            return Lease {
+                heartbeat: None,
+                held: None,
+            };
         };
+        held.add(id);
+        let held = Some((held.clone(), id.to_owned()));
         let (db, id) = (db.clone(), id.to_owned());
         let every = (db.lease() / 3).max(Duration::from_millis(100));
         let heartbeat = tokio::spawn(async move {
@@ -330,6 +387,7 @@ impl Backend {
         });
         Lease {
             heartbeat: Some(heartbeat),
+            held,
         }
     }
 
@@ -402,15 +460,24 @@ impl Backend {
     }
 
     /// A finished job whose webhook another node left undelivered (it
-    /// died), now this node's to deliver. Never with SQLite: there the
-    /// start-up [`recover`](Self::recover) finds them.
+    /// died), now this node's to deliver; never one this node holds (it
+    /// delivers it already). Never with SQLite: there the start-up
+    /// [`recover`](Self::recover) finds them. Hold the job
+    /// ([`hold`](Self::hold)) before claiming the next.
     pub async fn claim_webhook(&self) -> Result<Option<JobRecord>, JobError> {
         match self {
             Backend::Sqlite { .. } => Ok(None),
-            Backend::Postgres { db, scheduler, .. } => {
+            Backend::Postgres {
+                db,
+                scheduler,
+                held,
+                ..
+            } => {
                 // Any org this node serves, at its limit or not.
                 let orgs = scheduler.lock().expect("not poisoned").eligible(usize::MAX);
-                db.claim_webhook(&orgs).await.map_err(store_err)
+                db.claim_webhook(&orgs, &held.ids())
+                    .await
+                    .map_err(store_err)
             }
         }
     }

@@ -8,7 +8,10 @@
 //! outcome is written only while this node still holds the lease. A finished
 //! job whose webhook is still to be delivered keeps its lease until the
 //! delivery ends, so one live node sends it; the jobs and webhooks of a
-//! node that died are taken over once their leases lapse. Async
+//! node that died are taken over once their leases lapse, and a node never
+//! claims a job or webhook it works on itself (its lease may have lapsed
+//! meanwhile). The video URL book shares the pool code and the schema lock
+//! (its own table, [`crate::source::urlbook`]). Async
 //! (tokio-postgres through a small deadpool pool); no TLS.
 
 use std::sync::Arc;
@@ -84,7 +87,8 @@ pub enum PgError {
     Row(String),
 }
 
-type Result<T> = std::result::Result<T, PgError>;
+/// A call to the job database.
+pub type Result<T> = std::result::Result<T, PgError>;
 
 /// An error and its sources, each said once (`db error: FATAL: password
 /// authentication failed for user "thumbd"`).
@@ -143,6 +147,52 @@ fn describe(pg: &tokio_postgres::Config) -> String {
     format!("{user}{}/{db}", hosts.join(","))
 }
 
+/// A pool of at most `size` connections to `url` (a `jobs.database_url`,
+/// checked by [`check_url`]), shown to the server as `application_name`
+/// unless the URL names one, and where it goes for messages
+/// (`user@host:port/database`, never the password). Connects lazily: the
+/// first call that needs a connection makes it, waiting at most a few
+/// seconds. Shared by the job store and the video URL book.
+pub fn pool(url: &str, application_name: &str, size: usize) -> anyhow::Result<(Pool, String)> {
+    check_url(url).map_err(anyhow::Error::msg)?;
+    let mut pg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("jobs.database_url is not a valid PostgreSQL URL: {e}"))?;
+    pg.connect_timeout(CONNECT_TIMEOUT);
+    if pg.get_application_name().is_none() {
+        pg.application_name(application_name);
+    }
+    let target = describe(&pg);
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .build()?;
+    Ok((pool, target))
+}
+
+/// Runs `schema` (`CREATE ... IF NOT EXISTS` statements) in one
+/// transaction under [`SCHEMA_LOCK`], so nodes starting at once do not
+/// race. For the jobs table and the video URL book's.
+pub async fn create_schema(pool: &Pool, schema: &str) -> Result<()> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .await?;
+    tx.batch_execute(schema).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The SQL a store runs, with its lease length in it.
 struct Statements {
     claim: String,
@@ -157,7 +207,8 @@ impl Statements {
         let until = format!("now() + interval '{} milliseconds'", lease.as_millis());
         Statements {
             // The oldest job of the first org in turn order ($1) that is
-            // pending, or running on a node whose lease lapsed.
+            // pending, or running on a node whose lease lapsed, and that
+            // this node does not run already ($4).
             claim: format!(
                 "UPDATE jobs SET status = 'processing', attempts = attempts + 1,
                    lease_node = $2, lease_until = {until},
@@ -166,19 +217,20 @@ impl Statements {
                    SELECT id FROM jobs
                    WHERE (status = 'pending'
                           OR (status = 'processing' AND (lease_until IS NULL OR lease_until < now())))
-                     AND org = ANY($1)
+                     AND org = ANY($1) AND id <> ALL($4)
                    ORDER BY array_position($1, org), seq
                    LIMIT 1 FOR UPDATE SKIP LOCKED)
                  RETURNING {COLUMNS}"
             ),
             // A finished job whose webhook a node that stopped renewing
-            // its lease left undelivered.
+            // its lease left undelivered, and that this node is not
+            // delivering already ($3).
             claim_webhook: format!(
                 "UPDATE jobs SET lease_node = $2, lease_until = {until}, updated_at = {EPOCH}
                  WHERE id = (
                    SELECT id FROM jobs
                    WHERE webhook_state = 'pending' AND status IN ('completed', 'failed')
-                     AND lease_until < now() AND org = ANY($1)
+                     AND lease_until < now() AND org = ANY($1) AND id <> ALL($3)
                    ORDER BY seq
                    LIMIT 1 FOR UPDATE SKIP LOCKED)
                  RETURNING {COLUMNS}"
@@ -218,50 +270,16 @@ impl PgStore {
     /// seconds, and creates the schema if it is missing. Errors name the
     /// server and the database, never the password.
     pub async fn open(url: &str, node: &str, lease: Duration) -> anyhow::Result<PgStore> {
-        check_url(url).map_err(anyhow::Error::msg)?;
-        let mut pg: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| anyhow::anyhow!("jobs.database_url is not a valid PostgreSQL URL: {e}"))?;
-        pg.connect_timeout(CONNECT_TIMEOUT);
-        if pg.get_application_name().is_none() {
-            pg.application_name(format!("thumbd {node}"));
-        }
-        let target = describe(&pg);
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
-            .build()?;
-        let store = PgStore {
+        let (pool, target) = pool(url, &format!("thumbd {node}"), POOL_SIZE)?;
+        create_schema(&pool, SCHEMA)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot use the job database at {target}: {e}"))?;
+        Ok(PgStore {
             pool,
             node: node.into(),
             lease,
             sql: Arc::new(Statements::new(lease)),
-        };
-        store
-            .create_schema()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot use the job database at {target}: {e}"))?;
-        Ok(store)
-    }
-
-    async fn create_schema(&self) -> Result<()> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-            .await?;
-        tx.batch_execute(SCHEMA).await?;
-        tx.commit().await?;
-        Ok(())
+        })
     }
 
     /// This node's id, as written on its claims.
@@ -356,18 +374,27 @@ impl PgStore {
     }
 
     /// Claims the next job for this node: the oldest claimable job of the
-    /// first of `orgs` (turn order) that has one. It is `processing`, this
-    /// node's, with one more attempt counted.
-    pub async fn claim(&self, orgs: &[String]) -> Result<Option<JobRecord>> {
+    /// first of `orgs` (turn order) that has one, other than those of
+    /// `running` (the jobs this node runs: their leases may have lapsed
+    /// while the heartbeat could not reach the database, but they are not
+    /// to run twice here). It is `processing`, this node's, with one more
+    /// attempt counted.
+    pub async fn claim(&self, orgs: &[String], running: &[String]) -> Result<Option<JobRecord>> {
         let now = now_ms() as i64;
-        self.query_opt(&self.sql.claim, &[&orgs, &&*self.node, &now])
+        self.query_opt(&self.sql.claim, &[&orgs, &&*self.node, &now, &running])
             .await
     }
 
     /// Claims a finished job of `orgs` whose webhook is pending under a
-    /// lapsed lease (its node died while delivering), to deliver it here.
-    pub async fn claim_webhook(&self, orgs: &[String]) -> Result<Option<JobRecord>> {
-        self.query_opt(&self.sql.claim_webhook, &[&orgs, &&*self.node])
+    /// lapsed lease (its node died while delivering), to deliver it here;
+    /// never one of `delivering` (the webhooks this node sends now, whose
+    /// own leases may have lapsed meanwhile: sent once, not twice).
+    pub async fn claim_webhook(
+        &self,
+        orgs: &[String],
+        delivering: &[String],
+    ) -> Result<Option<JobRecord>> {
+        self.query_opt(&self.sql.claim_webhook, &[&orgs, &&*self.node, &delivering])
             .await
     }
 
@@ -552,5 +579,8 @@ mod tests {
         assert!(sql.claim.contains("interval '2000 milliseconds'"));
         assert!(sql.claim.contains("FOR UPDATE SKIP LOCKED"));
         assert!(sql.finish.contains("lease_node = $2"));
+        // What this node works on already is never claimed again.
+        assert!(sql.claim.contains("id <> ALL($4)"));
+        assert!(sql.claim_webhook.contains("id <> ALL($3)"));
     }
 }

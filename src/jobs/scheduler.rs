@@ -89,6 +89,12 @@ impl Scheduler {
         self.known.remove(id);
     }
 
+    /// The ids of the jobs queued or running here (with a shared queue:
+    /// running here), for claims to leave out.
+    pub fn ids(&self) -> Vec<String> {
+        self.known.iter().cloned().collect()
+    }
+
     /// Jobs queued or running here.
     pub fn len(&self) -> usize {
         self.known.len()
@@ -159,6 +165,9 @@ mod tests {
         s.done("a", "a0");
         assert_eq!(s.eligible(2), ["b", "a", "c"]);
         assert_eq!(s.len(), 2);
+        let mut ids = s.ids();
+        ids.sort();
+        assert_eq!(ids, ["a1", "c0"]);
         assert!(!s.is_empty());
         // An org seen only in a claim joins the turns.
         assert!(s.started("d", "d0"));

@@ -675,6 +675,12 @@ pub struct WebhookReceiver {
 
 impl WebhookReceiver {
     pub async fn start(fail_first: bool) -> WebhookReceiver {
+        WebhookReceiver::start_with(fail_first, Duration::ZERO).await
+    }
+
+    /// As [`start`](Self::start), answering each call only `delay` after
+    /// it arrived (recorded at once): a slow receiver.
+    pub async fn start_with(fail_first: bool, delay: Duration) -> WebhookReceiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let calls: Arc<Mutex<Vec<(String, Bytes)>>> = Default::default();
@@ -694,13 +700,18 @@ impl WebhookReceiver {
                                     .map(|v| v.to_str().unwrap().to_owned())
                                     .unwrap_or_default();
                                 let body = req.into_body().collect().await.unwrap().to_bytes();
-                                let mut calls = c.lock().unwrap();
-                                calls.push((sig, body));
-                                let status = if fail_first && calls.len() == 1 {
-                                    500
-                                } else {
-                                    200
+                                let status = {
+                                    let mut calls = c.lock().unwrap();
+                                    calls.push((sig, body));
+                                    if fail_first && calls.len() == 1 {
+                                        500
+                                    } else {
+                                        200
+                                    }
                                 };
+                                if !delay.is_zero() {
+                                    tokio::time::sleep(delay).await;
+                                }
                                 Ok::<_, Infallible>(
                                     Response::builder()
                                         .status(status)

@@ -74,6 +74,18 @@ pub fn s3(
         builder = builder
             .with_access_key_id(id)
             .with_secret_access_key(secret);
+    } else if ![
+        "AWS_ACCESS_KEY_ID",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ]
+    .iter()
+    .any(|var| std::env::var_os(var).is_some())
+    {
+        tracing::info!(
+            bucket,
+            "{at}: no credentials in the config or the environment; asking the instance metadata service"
+        );
     }
     // (The client options replace the builder's: allow_http belongs here.)
     let options = ClientOptions::new()

@@ -101,6 +101,13 @@ pub fn classify(e: object_store::Error) -> SourceError {
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
             SourceError::Denied(crate::objects::summary(&e))
         }
+        // No keys in the config or the environment, and no instance
+        // metadata service to ask for them.
+        _ if e.to_string().contains("169.254.169.254") => SourceError::Denied(format!(
+            "no credentials: none in the s3 table or the AWS_* environment variables, and the \
+             instance metadata service failed ({})",
+            crate::objects::summary(&e)
+        )),
         _ => {
             let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
             while let Some(c) = cause {

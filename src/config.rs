@@ -744,6 +744,13 @@ impl Config {
                     "cache.shared.timeout_ms and max_pending_writes must be at least 1".into(),
                 );
             }
+            if shared.failure_backoff_secs > 3600 {
+                return invalid("cache.shared.failure_backoff_secs must be at most 3600".into());
+            }
+            if url.starts_with("s3://") {
+                crate::objects::check_s3(&shared.s3, &self.base_dir, "cache.shared.s3")
+                    .map_err(ConfigError::Invalid)?;
+            }
         }
         if self.fetch.initial_read_bytes == 0 || self.fetch.max_read_bytes == 0 {
             return invalid(
@@ -819,8 +826,12 @@ impl Config {
                         "{at}.store.max_upload_bytes and quota_bytes must be positive"
                     ));
                 }
-                crate::source::SourceTemplate::parse(&env.source, &self.base_dir)
+                let template = crate::source::SourceTemplate::parse(&env.source, &self.base_dir)
                     .map_err(|e| ConfigError::Invalid(format!("{at}.source: {e}")))?;
+                if matches!(template, crate::source::SourceTemplate::S3 { .. }) {
+                    crate::objects::check_s3(&env.s3, &self.base_dir, &format!("{at}.s3"))
+                        .map_err(ConfigError::Invalid)?;
+                }
                 if env.access == Access::Signed
                     && org.signing_keys.is_empty()
                     && org.api_keys.is_empty()
@@ -1022,6 +1033,15 @@ mod tests {
             .unwrap_err()
             .contains("at most one"));
         assert!(Config::from_toml(&text.replace("region", "regoin"), Path::new(".")).is_err());
+        // check-config reads the credentials and the endpoint as start-up would.
+        for bad in [
+            "s3 = { access_key_id = \"AK\" }",
+            "s3 = { access_key_id = \"AK\", secret_access_key_env = \"THUMBD_TEST_UNSET_VAR\" }",
+            "s3 = { endpoint = \"ftp://x\" }",
+        ] {
+            let text = text.replace("s3 = { region = \"eu-west-1\" }", bad);
+            assert!(Config::from_toml(&text, Path::new(".")).is_err(), "{bad}");
+        }
     }
 
     #[test]

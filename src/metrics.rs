@@ -81,8 +81,12 @@ pub struct Metrics {
     pub cache_hits: Counter,
     /// Thumbnails rendered for the request that asked.
     pub cache_misses: Counter,
-    /// Requests that waited for a render another request had started.
+    /// Requests that waited for a render (or shared-cache lookup) another
+    /// request had started.
     pub cache_coalesced: Counter,
+    /// Thumbnails found in the shared cache after a memory miss, for the
+    /// request that looked.
+    pub cache_shared: Counter,
     /// Thumbnails dropped to make room.
     pub cache_evictions: Counter,
     pub cache_entries: Gauge,
@@ -169,6 +173,7 @@ impl Metrics {
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
             cache_coalesced: Counter::default(),
+            cache_shared: Counter::default(),
             cache_evictions: Counter::default(),
             cache_entries: Gauge::default(),
             cache_bytes: Gauge::default(),
@@ -231,6 +236,11 @@ impl Metrics {
             "cache_coalesced",
             "Requests that waited for a render already under way",
             m.cache_coalesced.clone(),
+        );
+        r.register(
+            "cache_shared",
+            "Thumbnails found in the shared cache after a memory miss",
+            m.cache_shared.clone(),
         );
         r.register(
             "cache_evictions",

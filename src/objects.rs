@@ -56,20 +56,28 @@ pub fn s3(
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .unwrap_or_else(|| "us-east-1".to_owned());
     builder = builder.with_region(region);
+    // The table's endpoint, else the standard variables'.
+    let endpoint = settings.endpoint.clone().or_else(|| {
+        ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+            .iter()
+            .find_map(|var| std::env::var(var).ok())
+    });
     let mut allow_http = false;
-    if let Some(endpoint) = &settings.endpoint {
-        let parsed = url::Url::parse(endpoint)
-            .map_err(|e| format!("{at}.endpoint {endpoint:?} is not a URL: {e}"))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(format!(
-                "{at}.endpoint {endpoint:?} must be an http:// or https:// URL"
-            ));
-        }
-        builder = builder.with_endpoint(endpoint.trim_end_matches('/'));
-        allow_http = parsed.scheme() == "http";
-    }
-    let path_style = settings.path_style.unwrap_or(settings.endpoint.is_some());
+    let path_style = settings.path_style.unwrap_or(endpoint.is_some());
     builder = builder.with_virtual_hosted_style_request(!path_style);
+    if let Some(endpoint) = &endpoint {
+        let mut parsed = check_endpoint(endpoint, at)?;
+        allow_http = parsed.scheme() == "http";
+        if !path_style {
+            // object_store takes a virtual-hosted endpoint as it is: the
+            // bucket goes in front of the host here.
+            let host = format!("{bucket}.{}", parsed.host_str().unwrap_or_default());
+            parsed
+                .set_host(Some(&host))
+                .map_err(|e| format!("{at}.endpoint {endpoint:?}: {e}"))?;
+        }
+        builder = builder.with_endpoint(parsed.as_str().trim_end_matches('/'));
+    }
     if let Some((id, secret)) = settings.credentials(base_dir, at)? {
         builder = builder
             .with_access_key_id(id)
@@ -112,6 +120,27 @@ pub fn s3(
         .build()
         .map_err(|e| format!("{at}: {e}"))?;
     Ok(Arc::new(store))
+}
+
+/// An endpoint setting, parsed: an http(s) URL with a host.
+fn check_endpoint(endpoint: &str, at: &str) -> Result<url::Url, String> {
+    let parsed = url::Url::parse(endpoint)
+        .map_err(|e| format!("{at}.endpoint {endpoint:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "{at}.endpoint {endpoint:?} must be an http:// or https:// URL"
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Checks an `s3` table without building a client (for `check-config`):
+/// its endpoint and that its credentials can be read.
+pub fn check_s3(settings: &S3Config, base_dir: &Path, at: &str) -> Result<(), String> {
+    if let Some(endpoint) = &settings.endpoint {
+        check_endpoint(endpoint, at)?;
+    }
+    settings.credentials(base_dir, at).map(|_| ())
 }
 
 /// A folder as a store (created if missing).

@@ -184,8 +184,10 @@ enum Locator {
     VideoUrls,
 }
 
-/// A decoded frame's identity: which video, which moment.
-type FrameKey = (SourceLocation, TimeSpec);
+/// A decoded frame's identity: which video (and, with the shared cache,
+/// which version of it: a render stored under a version must come from
+/// that version's frames), which moment.
+type FrameKey = (SourceLocation, String, TimeSpec);
 
 /// A decoded frame with what it cost to get it.
 struct Decoded {
@@ -388,19 +390,26 @@ impl Renderer {
                     };
                     return Ok(Arc::new(Thumbnail::new(&found, timings)));
                 }
-                let (thumbnail, rendered) = self.render_parts(&location, spec).await?;
+                let (thumbnail, rendered) = self.render_parts(&location, version, spec).await?;
                 shared.put(name, &rendered);
                 Ok(Arc::new(thumbnail))
             })
             .await?;
-        let status = if thumbnail.timings.from_shared {
+        let from_shared = thumbnail.timings.from_shared;
+        let status = if !rendered_here.load(Ordering::Relaxed) {
+            // Waited for another request's render or shared-cache lookup.
+            self.metrics.cache_coalesced.inc();
+            if from_shared {
+                CacheStatus::Shared
+            } else {
+                CacheStatus::Coalesced
+            }
+        } else if from_shared {
+            self.metrics.cache_shared.inc();
             CacheStatus::Shared
-        } else if rendered_here.load(Ordering::Relaxed) {
+        } else {
             self.metrics.cache_misses.inc();
             CacheStatus::Miss
-        } else {
-            self.metrics.cache_coalesced.inc();
-            CacheStatus::Coalesced
         };
         Ok((thumbnail, status))
     }
@@ -589,20 +598,24 @@ impl Renderer {
         location: &SourceLocation,
         spec: RenderSpec,
     ) -> Result<Thumbnail, RenderError> {
-        self.render_parts(location, spec).await.map(|(t, _)| t)
+        self.render_parts(location, String::new(), spec)
+            .await
+            .map(|(t, _)| t)
     }
 
-    /// A render, as served and as encoded.
+    /// A render, as served and as encoded, from frames of the source at
+    /// `version` (empty: whatever version the frame cache has).
     async fn render_parts(
         &self,
         location: &SourceLocation,
+        version: String,
         spec: RenderSpec,
     ) -> Result<(Thumbnail, media::Rendered), RenderError> {
         let started = Instant::now();
         let decoded_here = AtomicBool::new(false);
         let decoded = self
             .frames
-            .try_get_with((location.clone(), spec.time), async {
+            .try_get_with((location.clone(), version, spec.time), async {
                 decoded_here.store(true, Ordering::Relaxed);
                 self.decode(location, spec.time).await
             })

@@ -140,7 +140,7 @@ impl SharedCache {
     /// Leaves the tier alone for the backoff, after an error.
     fn failed(&self, what: &str, error: &str) {
         let until = (self.epoch.elapsed() + self.backoff).as_millis() as u64;
-        let before = self.down_until_ms.swap(until, Ordering::Relaxed);
+        let before = self.down_until_ms.fetch_max(until, Ordering::Relaxed);
         // One warning per outage, not one per request.
         if (self.epoch.elapsed().as_millis() as u64) > before {
             tracing::warn!(

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use common::postgres::Postgres;
 use common::proxies::{repo, substitute, tool};
 use common::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
-use common::{fixtures, free_port, metric, read_pattern, Proc, SourceServer};
+use common::{fixtures, free_port, metric, picture_fixtures, read_pattern, Proc, SourceServer};
 use serde_json::{json, Value};
 
 const API_KEY: &str = "cluster-test-api-key-0123456789";
@@ -48,7 +48,7 @@ impl Cluster {
         let s3 = S3Server::start().await;
         s3.bucket("videos");
         s3.bucket("thumbs");
-        let story = fs::read(fixtures().join("story.mp4")).unwrap();
+        let story = fs::read(picture_fixtures().join("story.mp4")).unwrap();
         for i in 0..VIDEOS {
             s3.put("videos", &format!("v/c{i:02}.mp4"), &story);
         }

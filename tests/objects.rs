@@ -12,7 +12,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
-use common::{fixtures, get, metric, problem, read_pattern, SourceServer, Thumbd};
+use common::{
+    fixtures, get, metric, picture_fixtures, problem, read_pattern, SourceServer, Thumbd,
+};
 
 /// An org `demo` with env `s3` reading bucket `videos` through the proxy
 /// (with `secret` as its secret key) and env `http` reading the fixture
@@ -60,7 +62,7 @@ async fn setup() -> (S3Server, SourceServer) {
     s3.bucket("videos");
     s3.bucket("thumbs");
     for name in ["story.mp4", "h264_moov_end.mp4", "h264_faststart.mp4"] {
-        let bytes = std::fs::read(fixtures().join(name)).unwrap();
+        let bytes = std::fs::read(picture_fixtures().join(name)).unwrap();
         s3.put("videos", &format!("in/{name}"), &bytes);
     }
     let http = SourceServer::start(fixtures()).await;
@@ -323,7 +325,7 @@ async fn an_outage_of_the_shared_cache_only_costs_renders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_cache_keeps_renders_across_a_restart() {
-    let http = SourceServer::start(fixtures()).await;
+    let http = SourceServer::start(picture_fixtures()).await;
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
         "[cache.shared]\nurl = \"file:{}\"\n[orgs.demo.envs.http]\nsource = \"http://{}/{{key}}\"\n",
@@ -354,4 +356,40 @@ async fn a_folder_cache_keeps_renders_across_a_restart() {
     );
     assert_eq!(body, first);
     assert_eq!(metric(&b.metrics().await, "thumbd_renders_total"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_video_is_rendered_from_its_new_frames() {
+    // The decoded-frame cache keeps the old video's frame for a while; a
+    // render stored in the shared cache under the new version must not be
+    // made from it.
+    let videos = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let video = videos.path().join("v.mp4");
+    std::fs::copy(picture_fixtures().join("story.mp4"), &video).unwrap();
+    let toml = format!(
+        "[cache.shared]\nurl = \"file:{}\"\n[orgs.demo.envs.files]\nsource = \"file:{}/{{key}}\"\n",
+        cache.path().display(),
+        videos.path().display()
+    );
+    let t = Thumbd::start(&toml).await;
+    let (status, _, body) =
+        get(&t.url("/v1/thumbnail/demo/files/v.mp4.png?width=320&timeStamp=2")).await;
+    assert_eq!(status, 200);
+    assert_eq!(image::load_from_memory(&body).unwrap().height(), 180);
+    // Another video under the same name (160x96).
+    std::fs::copy(fixtures().join("h264_faststart.mp4"), &video).unwrap();
+    let (status, headers, body) =
+        get(&t.url("/v1/thumbnail/demo/files/v.mp4.png?width=160&timeStamp=2")).await;
+    assert_eq!(
+        (status.as_u16(), header(&headers, "x-thumbnail-cache")),
+        (200, "miss")
+    );
+    let picture = image::load_from_memory(&body).unwrap();
+    assert_eq!(
+        (picture.width(), picture.height()),
+        (160, 96),
+        "the new video, not the old frame rescaled"
+    );
+    assert_eq!(read_pattern(&body).frame, 50);
 }

@@ -5,27 +5,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::{fixtures, get, read_pattern, SourceServer, Thumbd};
-
-/// Makes the multi-frame fixtures (tests/fixtures/pictures.sh), once.
-fn picture_fixtures() -> &'static Path {
-    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    DONE.get_or_init(|| {
-        let status = Command::new("bash")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/pictures.sh"
-            ))
-            .arg(fixtures())
-            .status()
-            .expect("run tests/fixtures/pictures.sh");
-        assert!(status.success(), "fixture generation failed");
-    });
-    fixtures()
-}
+use common::{get, picture_fixtures, read_pattern, SourceServer, Thumbd};
 
 /// A WebVTT cue: its time range and what its text points at.
 #[derive(Debug)]

@@ -165,9 +165,18 @@ impl SourceTemplate {
                     "{template:?}: {{key}} must be in the object's path, after the bucket"
                 ));
             }
-            if path.starts_with('/') || path.contains("//") {
+            // Object names are taken as written: no character the object
+            // store would encode, no empty, `.` or `..` segment.
+            let fixed = path.replace("{key}", "k");
+            let plain = |c: char| c.is_ascii_alphanumeric() || "/.-_".contains(c);
+            if !fixed.chars().all(plain)
+                || fixed
+                    .split('/')
+                    .any(|s| s.is_empty() || s == "." || s == "..")
+            {
                 return Err(format!(
-                    "{template:?}: the object path has an empty segment"
+                    "{template:?}: the object path may hold only letters, digits, '/', '.', '-' and '_', \
+                     with no empty, '.' or '..' segment"
                 ));
             }
             return Ok(SourceTemplate::S3 {
@@ -504,6 +513,8 @@ mod tests {
             "s3://b/{key}",
             "s3://videos/fixed.mp4",
             "s3://videos//{key}",
+            "s3://videos/~team/{key}",
+            "s3://videos/../{key}",
             "https://{key}",
             "file:x",
             "https://h/{key}/{key}",

@@ -27,24 +27,28 @@ pub(super) async fn fetch_range(
     };
     let got = match store.get_opts(path, options).await {
         Ok(got) => got,
-        // Only an empty object has no byte 0 to give.
-        Err(e) if start == 0 && !is_final(&e) => match store.head(path).await {
-            Ok(meta) if meta.size == 0 => {
-                return Ok(Fetched {
-                    data: bytes::Bytes::new(),
-                    total: 0,
-                    validator: meta.e_tag.unwrap_or_default(),
-                })
+        Err(e) => {
+            let error = classify(e);
+            // A refused range (not a failing server) may mean an empty
+            // object (no byte 0 to give) or, when a server judges the range
+            // before If-Match, a shorter new object: ask what it is now.
+            if matches!(error, SourceError::Io(_)) {
+                match head_briefly(store, path).await {
+                    Some(meta) if start == 0 && meta.size == 0 => {
+                        return Ok(Fetched {
+                            data: bytes::Bytes::new(),
+                            total: 0,
+                            validator: meta.e_tag.unwrap_or_default(),
+                        })
+                    }
+                    Some(meta) if expect.is_some() && meta.e_tag.as_deref() != expect => {
+                        return Err(SourceError::Changed)
+                    }
+                    _ => {}
+                }
             }
-            _ => return Err(classify(e)),
-        },
-        // A server may judge the range before If-Match (a range past the
-        // end of a shorter new object): ask what the object is now.
-        Err(e) if expect.is_some() && !is_final(&e) => match store.head(path).await {
-            Ok(meta) if meta.e_tag.as_deref() != expect => return Err(SourceError::Changed),
-            _ => return Err(classify(e)),
-        },
-        Err(e) => return Err(classify(e)),
+            return Err(error);
+        }
     };
     let validator = got.meta.e_tag.clone().unwrap_or_default();
     if let Some(expected) = expect {
@@ -77,16 +81,13 @@ pub(super) async fn fetch_range(
     })
 }
 
-/// Errors that say all there is to say about the object.
-fn is_final(e: &object_store::Error) -> bool {
-    use object_store::Error as E;
-    matches!(
-        e,
-        E::NotFound { .. }
-            | E::Precondition { .. }
-            | E::PermissionDenied { .. }
-            | E::Unauthenticated { .. }
-    )
+/// The object's metadata, if a HEAD answers within a moment (it only
+/// explains an error already in hand, so it must not add a retry budget).
+async fn head_briefly(store: &dyn ObjectStore, path: &Path) -> Option<object_store::ObjectMeta> {
+    tokio::time::timeout(std::time::Duration::from_secs(2), store.head(path))
+        .await
+        .ok()?
+        .ok()
 }
 
 /// A storage error as a source error: missing is 404, a refusal is a

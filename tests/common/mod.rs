@@ -191,6 +191,25 @@ pub fn fixtures() -> &'static Path {
     })
 }
 
+/// Makes the multi-frame fixtures (tests/fixtures/pictures.sh: `story.mp4`,
+/// `.webm` and `.ts`, 60 s with 2 s GOPs, and the intros) in the fixture
+/// folder, once; returns the folder.
+pub fn picture_fixtures() -> &'static Path {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/pictures.sh"
+            ))
+            .arg(fixtures())
+            .status()
+            .expect("run tests/fixtures/pictures.sh");
+        assert!(status.success(), "fixture generation failed");
+    });
+    fixtures()
+}
+
 /// Makes `large.mp4` and `large_moov_end.mp4` (60 s of 1080p, ~45 MB
 /// each) in the fixture folder, once.
 pub fn large_fixture() {

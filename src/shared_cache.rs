@@ -12,10 +12,11 @@
 //! The tier may fail without failing a request: a lookup that errs or
 //! takes longer than `timeout_ms` is a miss (counted as an error), writes
 //! are queued up to `max_pending_writes` and dropped past it, and after an
-//! error the tier is left alone for `failure_backoff_secs`.
+//! error the tier is left alone for `failure_backoff_secs`; then one request
+//! tries it (the others still skip it) until it answers again.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,8 +42,11 @@ pub struct SharedCache {
     timeout: Duration,
     writes: Arc<Semaphore>,
     backoff: Duration,
-    /// Until when (ms after `epoch`) the tier is left alone.
+    /// Until when (ms after `epoch`) the tier is left alone; 0 while it
+    /// answers.
     down_until_ms: AtomicU64,
+    /// After the backoff: one request is trying the tier.
+    probing: AtomicBool,
     epoch: Instant,
     metrics: Arc<Metrics>,
 }
@@ -89,6 +93,7 @@ impl SharedCache {
             writes: Arc::new(Semaphore::new(settings.max_pending_writes)),
             backoff: Duration::from_secs(settings.failure_backoff_secs),
             down_until_ms: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
             epoch: Instant::now(),
             metrics,
         })
@@ -133,21 +138,46 @@ impl SharedCache {
             .inc();
     }
 
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether this caller should leave the tier alone: during a backoff,
+    /// and after it unless this caller is the one trying it again.
     fn is_down(&self) -> bool {
-        (self.epoch.elapsed().as_millis() as u64) < self.down_until_ms.load(Ordering::Relaxed)
+        let until = self.down_until_ms.load(Ordering::Relaxed);
+        if until == 0 {
+            return false;
+        }
+        if self.now_ms() < until {
+            return true;
+        }
+        self.probing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+    }
+
+    /// The tier answered (a hit, a miss or a write).
+    fn answered(&self) {
+        if self.down_until_ms.swap(0, Ordering::Relaxed) != 0 {
+            tracing::info!(cache = %self.location, "shared cache answers again");
+        }
+        self.probing.store(false, Ordering::Release);
     }
 
     /// Leaves the tier alone for the backoff, after an error.
     fn failed(&self, what: &str, error: &str) {
-        let until = (self.epoch.elapsed() + self.backoff).as_millis() as u64;
+        // At least 1: 0 means the tier answers.
+        let until = (self.now_ms() + self.backoff.as_millis() as u64).max(1);
         let before = self.down_until_ms.fetch_max(until, Ordering::Relaxed);
-        // One warning per outage, not one per request.
-        if (self.epoch.elapsed().as_millis() as u64) > before {
+        self.probing.store(false, Ordering::Release);
+        // One warning per outage, not one per request or probe.
+        if before == 0 {
             tracing::warn!(
                 cache = %self.location,
                 error,
                 backoff_secs = self.backoff.as_secs(),
-                "shared cache {what} failed; rendering without it for a while"
+                "shared cache {what} failed; rendering without it, trying it again every backoff_secs"
             );
         }
     }
@@ -169,6 +199,7 @@ impl SharedCache {
         let bytes = match fetched {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(object_store::Error::NotFound { .. })) => {
+                self.answered();
                 self.metrics
                     .shared_lookup_duration
                     .observe(started.elapsed().as_secs_f64());
@@ -186,6 +217,7 @@ impl SharedCache {
                 return None;
             }
         };
+        self.answered();
         self.metrics
             .shared_lookup_duration
             .observe(started.elapsed().as_secs_f64());
@@ -208,7 +240,8 @@ impl SharedCache {
     /// counted) when too many writes are already waiting or the tier is
     /// backing off. Never waits.
     pub fn put(self: &Arc<Self>, name: String, rendered: &Rendered) {
-        if self.is_down() {
+        // Lookups find out when the tier is back; writes wait for that.
+        if self.down_until_ms.load(Ordering::Relaxed) != 0 {
             self.count_write("dropped");
             return;
         }
@@ -224,7 +257,10 @@ impl SharedCache {
             // Writes get more time than lookups: nobody waits on them.
             let limit = this.timeout * 10;
             match tokio::time::timeout(limit, this.store.put(&path, PutPayload::from(body))).await {
-                Ok(Ok(_)) => this.count_write("written"),
+                Ok(Ok(_)) => {
+                    this.answered();
+                    this.count_write("written");
+                }
                 Ok(Err(e)) => {
                     this.count_write("error");
                     this.failed("write", &crate::objects::summary(&e));
@@ -374,5 +410,65 @@ mod tests {
             text.contains(r#"thumbd_shared_cache_lookups_total{outcome="hit"} 1"#),
             "{text}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_the_backoff_one_lookup_tries_the_tier_again() {
+        // A bucket on a port nobody listens on: every lookup fails.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let s3 = crate::config::S3Config {
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            access_key_id: Some("AK".into()),
+            secret_access_key: Some("SK".into()),
+            ..Default::default()
+        };
+        let settings = SharedCacheConfig {
+            url: "s3://thumbs/cache/".into(),
+            s3,
+            timeout_ms: 300,
+            max_pending_writes: 4,
+            failure_backoff_secs: 1,
+        };
+        let timeouts = Timeouts {
+            connect: Duration::from_millis(100),
+            request: Duration::from_millis(100),
+            retry: Duration::from_millis(100),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let cache = Arc::new(
+            SharedCache::new(&settings, Path::new("."), timeouts, metrics.clone()).unwrap(),
+        );
+        let count = |outcome: &'static str| {
+            metrics
+                .shared_lookups
+                .get_or_create(&OutcomeLabels { outcome })
+                .get()
+        };
+        assert!(cache.get("00aa").await.is_none());
+        assert_eq!(count("error"), 1);
+        assert!(cache.get("00aa").await.is_none());
+        assert_eq!(count("skipped"), 1, "backing off");
+        cache.put("00aa".into(), &rendered());
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // Four at once after the backoff: one tries, three skip.
+        let lookups: Vec<_> = (0..4)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.get("00aa").await.is_none() })
+            })
+            .collect();
+        for l in lookups {
+            assert!(l.await.unwrap());
+        }
+        assert_eq!((count("error"), count("skipped")), (2, 4));
+        let dropped = metrics
+            .shared_writes
+            .get_or_create(&OutcomeLabels { outcome: "dropped" })
+            .get();
+        assert_eq!(dropped, 1, "no write while the tier is failing");
     }
 }

@@ -25,7 +25,7 @@ use crate::pool::{PoolError, WorkPool};
 use crate::request::animated::AnimatedRequest;
 use crate::request::storyboard::StoryboardRequest;
 use crate::request::{RenderKey, ThumbnailRequest};
-use crate::shared_cache::SharedCache;
+use crate::shared_cache::{SharedCache, StoredSequence};
 use crate::source::urlbook::{self, UrlBook};
 use crate::source::{SourceError, SourceLocation, SourceRead, SourceTemplate, Sources};
 
@@ -147,9 +147,39 @@ pub struct Sequence {
     pub layout: Option<Layout>,
     /// Frames in the animation (animations).
     pub frames: usize,
+    /// Found in the shared cache: nothing was rendered.
+    pub from_shared: bool,
 }
 
 impl Sequence {
+    /// As the shared cache keeps it.
+    fn stored(&self) -> StoredSequence {
+        StoredSequence {
+            bytes: self.bytes.clone(),
+            content_type: self.content_type.to_owned(),
+            width: self.width,
+            height: self.height,
+            layout: self.layout.clone(),
+            frames: self.frames,
+        }
+    }
+
+    /// From the shared cache; `None` for a content type thumbd does not make.
+    fn from_stored(s: StoredSequence) -> Option<Sequence> {
+        let content_type = ["image/webp", "image/jpeg", "image/png", "image/gif"]
+            .into_iter()
+            .find(|t| *t == s.content_type)?;
+        let mut sequence = Sequence::new(
+            s.bytes,
+            content_type,
+            (s.width, s.height),
+            s.layout,
+            s.frames,
+        );
+        sequence.from_shared = true;
+        Some(sequence)
+    }
+
     fn new(
         bytes: Bytes,
         content_type: &'static str,
@@ -166,6 +196,7 @@ impl Sequence {
             height,
             layout,
             frames,
+            from_shared: false,
         }
     }
 }
@@ -470,10 +501,23 @@ impl Renderer {
         }
         let location = self.locate(org, env, key).await.map_err(Arc::new)?;
         let made_here = AtomicBool::new(false);
+        // The key's Debug form names every field: stable within a version
+        // of thumbd (another form after an upgrade only means misses).
+        let key_text = format!("{cache_key:?}");
         let sequence = self
             .sequences
             .try_get_with(cache_key, async {
                 made_here.store(true, Ordering::Relaxed);
+                let mut entry = None;
+                if let Some(shared) = &self.shared {
+                    let version = self.sources.version(&location).await?;
+                    let name = SharedCache::entry_name(&key_text, &version);
+                    let found = shared.get_sequence(&name).await;
+                    if let Some(sequence) = found.and_then(Sequence::from_stored) {
+                        return Ok(Arc::new(sequence));
+                    }
+                    entry = Some((shared, name));
+                }
                 let reader = self.sources.open(&location).await?;
                 let limits = self.limits(Instant::now());
                 let timeout = self.timeout;
@@ -489,15 +533,25 @@ impl Renderer {
                     .await
                     .map_err(|e| self.busy(e))??;
                 self.metrics.renders.inc();
+                if let Some((shared, name)) = entry {
+                    shared.put_sequence(name, &made.stored());
+                }
                 Ok::<_, RenderError>(Arc::new(made))
             })
             .await?;
-        let status = if made_here.load(Ordering::Relaxed) {
+        let status = if !made_here.load(Ordering::Relaxed) {
+            self.metrics.cache_coalesced.inc();
+            if sequence.from_shared {
+                CacheStatus::Shared
+            } else {
+                CacheStatus::Coalesced
+            }
+        } else if sequence.from_shared {
+            self.metrics.cache_shared.inc();
+            CacheStatus::Shared
+        } else {
             self.metrics.cache_misses.inc();
             CacheStatus::Miss
-        } else {
-            self.metrics.cache_coalesced.inc();
-            CacheStatus::Coalesced
         };
         Ok((sequence, status))
     }

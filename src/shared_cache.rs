@@ -182,9 +182,31 @@ impl SharedCache {
         }
     }
 
-    /// The entry `name`, if the tier has it and answers in time. Every
-    /// failure is a miss to the caller.
+    /// The thumbnail entry `name`, if the tier has it and answers in time.
+    /// Every failure is a miss to the caller.
     pub async fn get(&self, name: &str) -> Option<Rendered> {
+        self.lookup(name, decode).await
+    }
+
+    /// The storyboard or animation entry `name`, as [`SharedCache::get`].
+    pub async fn get_sequence(&self, name: &str) -> Option<StoredSequence> {
+        self.lookup(name, decode_sequence).await
+    }
+
+    /// Writes `rendered` as entry `name` in the background; dropped (and
+    /// counted) when too many writes are already waiting or the tier is
+    /// failing. Never waits.
+    pub fn put(self: &Arc<Self>, name: String, rendered: &Rendered) {
+        self.write(name, || encode(rendered));
+    }
+
+    /// Writes a storyboard or animation, as [`SharedCache::put`].
+    pub fn put_sequence(self: &Arc<Self>, name: String, sequence: &StoredSequence) {
+        self.write(name, || encode_sequence(sequence));
+    }
+
+    /// Fetches entry `name` and reads it with `read`.
+    async fn lookup<T>(&self, name: &str, read: fn(&Bytes) -> Option<T>) -> Option<T> {
         if self.is_down() {
             self.count_lookup("skipped");
             return None;
@@ -221,10 +243,10 @@ impl SharedCache {
         self.metrics
             .shared_lookup_duration
             .observe(started.elapsed().as_secs_f64());
-        match decode(&bytes) {
-            Some(rendered) => {
+        match read(&bytes) {
+            Some(entry) => {
                 self.count_lookup("hit");
-                Some(rendered)
+                Some(entry)
             }
             None => {
                 // Not written by this version of thumbd, or cut short:
@@ -236,10 +258,8 @@ impl SharedCache {
         }
     }
 
-    /// Writes `rendered` as entry `name` in the background; dropped (and
-    /// counted) when too many writes are already waiting or the tier is
-    /// backing off. Never waits.
-    pub fn put(self: &Arc<Self>, name: String, rendered: &Rendered) {
+    /// Writes the entry `make` makes (only if it will be written).
+    fn write(self: &Arc<Self>, name: String, make: impl FnOnce() -> Bytes) {
         // Lookups find out when the tier is back; writes wait for that.
         if self.down_until_ms.load(Ordering::Relaxed) != 0 {
             self.count_write("dropped");
@@ -249,7 +269,7 @@ impl SharedCache {
             self.count_write("dropped");
             return;
         };
-        let body = encode(rendered);
+        let body = make();
         let this = self.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -272,6 +292,46 @@ impl SharedCache {
             }
         });
     }
+}
+
+/// A storyboard sprite or an animation as the shared cache keeps it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredSequence {
+    #[serde(skip)]
+    pub bytes: Bytes,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+    /// Where each tile is (storyboards).
+    pub layout: Option<crate::media::storyboard::Layout>,
+    /// Frames in the animation (animations).
+    pub frames: usize,
+}
+
+/// First word of a sequence entry, and its version.
+const SEQUENCE_MAGIC: &str = "thumbd-sequence 1";
+
+/// A sequence entry: the header line (its description in JSON), then the
+/// sprite or animation.
+fn encode_sequence(s: &StoredSequence) -> Bytes {
+    let head = serde_json::to_string(s).expect("serializes");
+    let mut out = Vec::with_capacity(SEQUENCE_MAGIC.len() + head.len() + 2 + s.bytes.len());
+    out.extend_from_slice(SEQUENCE_MAGIC.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(head.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&s.bytes);
+    Bytes::from(out)
+}
+
+fn decode_sequence(bytes: &Bytes) -> Option<StoredSequence> {
+    // A storyboard's layout has at most a few thousand tiles.
+    let end = bytes.iter().take(1 << 20).position(|&b| b == b'\n')?;
+    let head = std::str::from_utf8(&bytes[..end]).ok()?;
+    let json = head.strip_prefix(SEQUENCE_MAGIC)?.strip_prefix(' ')?;
+    let mut s: StoredSequence = serde_json::from_str(json).ok()?;
+    s.bytes = bytes.slice(end + 1..);
+    (!s.bytes.is_empty()).then_some(s)
 }
 
 /// An entry's bytes: the header line, then the picture.
@@ -341,6 +401,36 @@ mod tests {
             ),
             (Format::Webp, 320, 180, 12.04, &b"RIFF....WEBP"[..])
         );
+    }
+
+    #[test]
+    fn sequence_entries_round_trip_with_their_layout() {
+        use crate::media::storyboard::{Layout, Tile};
+        let s = StoredSequence {
+            bytes: Bytes::from_static(b"RIFF....WEBP"),
+            content_type: "image/webp".into(),
+            width: 400,
+            height: 90,
+            layout: Some(Layout {
+                tile_width: 160,
+                tile_height: 90,
+                columns: 10,
+                rows: 1,
+                duration: 60.0,
+                tiles: vec![Tile {
+                    start: 0.0,
+                    end: 6.0,
+                    x: 0,
+                    y: 0,
+                    shown: 0.04,
+                }],
+            }),
+            frames: 0,
+        };
+        assert_eq!(decode_sequence(&encode_sequence(&s)), Some(s.clone()));
+        // A thumbnail entry is not a sequence, nor the reverse.
+        assert!(decode_sequence(&encode(&rendered())).is_none());
+        assert!(decode(&encode_sequence(&s)).is_none());
     }
 
     #[test]

@@ -393,3 +393,62 @@ async fn a_replaced_video_is_rendered_from_its_new_frames() {
     );
     assert_eq!(read_pattern(&body).frame, 50);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storyboards_and_animations_are_shared_too() {
+    let http = SourceServer::start(picture_fixtures()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[cache.shared]\nurl = \"file:{}\"\n[orgs.demo.envs.http]\nsource = \"http://{}/{{key}}\"\n",
+        dir.path().display(),
+        http.addr
+    );
+    let a = Thumbd::start(&toml).await;
+    let b = Thumbd::start(&toml).await;
+    let sprite = "/v1/storyboard/demo/http/story.mp4.webp?tiles=12&width=100";
+    let layout = "/v1/storyboard/demo/http/story.mp4.json?tiles=12&width=100";
+    let animation = "/v1/animated/demo/http/story.mp4.gif?start=2&end=4&fps=5&width=120";
+    let mut made = Vec::new();
+    for path in [sprite, layout, animation] {
+        let (status, headers, body) = get(&a.url(path)).await;
+        // The JSON describes the sprite just made: a hit.
+        let expected = if path == layout { "hit" } else { "miss" };
+        assert_eq!(
+            (status.as_u16(), header(&headers, "x-thumbnail-cache")),
+            (200, expected),
+            "{path}"
+        );
+        made.push((headers, body));
+    }
+    // The JSON is made from the sprite's entry: two renders, two writes.
+    wait_metric(
+        &a,
+        r#"thumbd_shared_cache_writes_total{outcome="written"}"#,
+        2.0,
+    )
+    .await;
+    for (path, (made_headers, made_body)) in [sprite, layout, animation].into_iter().zip(&made) {
+        let (status, headers, body) = get(&b.url(path)).await;
+        assert_eq!(status, 200, "{path}");
+        if path != layout {
+            assert_eq!(header(&headers, "x-thumbnail-cache"), "shared", "{path}");
+        }
+        if path == layout {
+            // It names node b's own address; the tiles are the same.
+            let tiles = |body: &[u8]| {
+                serde_json::from_slice::<serde_json::Value>(body).unwrap()["tiles"].clone()
+            };
+            assert_eq!(tiles(&body), tiles(made_body), "{path}");
+        } else {
+            assert_eq!(&body, made_body, "{path}");
+        }
+        for name in ["x-animation-frames", "content-type"] {
+            assert_eq!(
+                header(&headers, name),
+                header(made_headers, name),
+                "{path}: {name}"
+            );
+        }
+    }
+    assert_eq!(metric(&b.metrics().await, "thumbd_renders_total"), 0.0);
+}

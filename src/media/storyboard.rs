@@ -41,7 +41,7 @@ const SMALL_TILE: u32 = 320;
 pub const MAX_TILES: u32 = 100;
 
 /// Where each tile is and what it covers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Layout {
     pub tile_width: u32,
     pub tile_height: u32,
@@ -52,7 +52,7 @@ pub struct Layout {
     pub tiles: Vec<Tile>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tile {
     /// The time range the tile stands for, seconds.
     pub start: f64,

@@ -29,40 +29,17 @@ import tempfile
 import time
 import urllib.request
 
+# The storyboard bench's video (10 minutes of 1080p H.264, 2 s GOPs), made
+# by its script if missing.
+from storyboard import VIDEO, VIDEOS, free_port, make_video  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VIDEOS = os.path.join(ROOT, "target", "bench-videos")
-VIDEO = "story_10min_1080p.mp4"
 THUMBD = os.path.join(ROOT, "target", "release", "thumbd")
 S3S_FS = shutil.which("s3s-fs") or os.path.join(
     os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")), "bin", "s3s-fs")
 AK, SK = "AKIABENCHCLUSTER0001", "bench-cluster-secret-key-0123456789abcdef"
 # Distinct moments of the video for cold renders (not keyframes only).
 TIMES = [17.3, 71.9, 133.1, 197.7, 251.3, 319.9, 377.1, 433.7, 491.3, 557.9]
-
-
-def ff(*args):
-    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
-
-
-def make_video():
-    """The storyboard bench's video: 10 minutes of 1080p H.264, 2 s GOPs."""
-    os.makedirs(VIDEOS, exist_ok=True)
-    out = os.path.join(VIDEOS, VIDEO)
-    if os.path.exists(out):
-        return out
-    seg = os.path.join(VIDEOS, ".seg_story.mp4")
-    ff("-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=25:d=20", "-f", "lavfi", "-i", "sine=f=440:d=20",
-       "-c:v", "libx264", "-preset", "veryfast", "-b:v", "4M", "-g", "50", "-keyint_min", "50",
-       "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", seg)
-    ff("-stream_loop", "29", "-i", seg, "-c", "copy", "-movflags", "+faststart", out)
-    os.remove(seg)
-    return out
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url, tries=400):

@@ -276,7 +276,9 @@ impl S3Config {
 }
 
 /// A setting given as a value, an environment variable's name (`_env`) or
-/// a file (`_file`, its first line); at most one of them.
+/// a file (`_file`: its contents, less a trailing newline); at most one of
+/// them. Secrets of every kind (signing keys, S3 keys, database URLs) are
+/// read through this.
 pub fn read_secret(
     (value, var, file): (&Option<String>, &Option<String>, &Option<PathBuf>),
     base_dir: &Path,
@@ -292,7 +294,7 @@ pub fn read_secret(
             let path = base_dir.join(file);
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("{at}_file: cannot read {}: {e}", path.display()))?;
-            Ok(Some(text.lines().next().unwrap_or("").trim().to_owned()))
+            Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()))
         }
         _ => Err(format!(
             "{at}: give at most one of the value, _env and _file"
@@ -479,7 +481,7 @@ pub struct JobsConfig {
     /// (`postgres://user:password@host:port/database`) instead of SQLite
     /// (`db_path` is then unused). At most one of this, `database_url_env`
     /// (the name of an environment variable holding it) and
-    /// `database_url_file` (a file whose first line is it).
+    /// `database_url_file` (a file holding it).
     pub database_url: Option<String>,
     pub database_url_env: Option<String>,
     pub database_url_file: Option<PathBuf>,
@@ -1042,6 +1044,44 @@ mod tests {
             let text = text.replace("s3 = { region = \"eu-west-1\" }", bad);
             assert!(Config::from_toml(&text, Path::new(".")).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn secrets_come_from_a_value_a_variable_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), "s3cr et\n").unwrap();
+        std::env::set_var("THUMBD_TEST_SECRET_VAR", "from-env");
+        let read = |v: Option<&str>, e: Option<&str>, f: Option<&str>| {
+            read_secret(
+                (
+                    &v.map(Into::into),
+                    &e.map(Into::into),
+                    &f.map(PathBuf::from),
+                ),
+                dir.path(),
+                "x",
+            )
+        };
+        assert_eq!(read(None, None, None), Ok(None));
+        assert_eq!(read(Some("v"), None, None), Ok(Some("v".into())));
+        assert_eq!(
+            read(None, Some("THUMBD_TEST_SECRET_VAR"), None),
+            Ok(Some("from-env".into()))
+        );
+        assert_eq!(
+            read(None, None, Some("key")),
+            Ok(Some("s3cr et".into())),
+            "less the newline only"
+        );
+        assert!(read(None, Some("THUMBD_TEST_UNSET_VAR"), None)
+            .unwrap_err()
+            .contains("not set"));
+        assert!(read(None, None, Some("missing"))
+            .unwrap_err()
+            .contains("cannot read"));
+        assert!(read(Some("v"), None, Some("key"))
+            .unwrap_err()
+            .contains("at most one"));
     }
 
     #[test]

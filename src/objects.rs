@@ -57,27 +57,17 @@ pub fn s3(
         .unwrap_or_else(|| "us-east-1".to_owned());
     builder = builder.with_region(region);
     // The table's endpoint, else the standard variables'.
-    let endpoint = settings.endpoint.clone().or_else(|| {
+    let configured = settings.endpoint.clone().or_else(|| {
         ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
             .iter()
             .find_map(|var| std::env::var(var).ok())
     });
-    let mut allow_http = false;
-    let path_style = settings.path_style.unwrap_or(endpoint.is_some());
-    builder = builder.with_virtual_hosted_style_request(!path_style);
-    if let Some(endpoint) = &endpoint {
-        let mut parsed = check_endpoint(endpoint, at)?;
-        allow_http = parsed.scheme() == "http";
-        if !path_style {
-            // object_store takes a virtual-hosted endpoint as it is: the
-            // bucket goes in front of the host here.
-            let host = format!("{bucket}.{}", parsed.host_str().unwrap_or_default());
-            parsed
-                .set_host(Some(&host))
-                .map_err(|e| format!("{at}.endpoint {endpoint:?}: {e}"))?;
-        }
-        builder = builder.with_endpoint(parsed.as_str().trim_end_matches('/'));
+    let endpoint = Endpoint::resolve(bucket, configured.as_deref(), settings.path_style, at)?;
+    builder = builder.with_virtual_hosted_style_request(!endpoint.path_style);
+    if let Some(url) = &endpoint.url {
+        builder = builder.with_endpoint(url);
     }
+    let allow_http = endpoint.allow_http;
     if let Some((id, secret)) = settings.credentials(base_dir, at)? {
         builder = builder
             .with_access_key_id(id)
@@ -120,6 +110,49 @@ pub fn s3(
         .build()
         .map_err(|e| format!("{at}: {e}"))?;
     Ok(Arc::new(store))
+}
+
+/// Where a client sends its requests, as object_store wants it told.
+#[derive(Debug, PartialEq)]
+struct Endpoint {
+    /// `None`: AWS for the region.
+    url: Option<String>,
+    /// The bucket in the path rather than the host.
+    path_style: bool,
+    allow_http: bool,
+}
+
+impl Endpoint {
+    /// From the configured endpoint (if any) and `path_style` (default:
+    /// true with an endpoint). object_store takes a virtual-hosted endpoint
+    /// as it is, so the bucket is put in front of its host here.
+    fn resolve(
+        bucket: &str,
+        configured: Option<&str>,
+        path_style: Option<bool>,
+        at: &str,
+    ) -> Result<Endpoint, String> {
+        let path_style = path_style.unwrap_or(configured.is_some());
+        let Some(configured) = configured else {
+            return Ok(Endpoint {
+                url: None,
+                path_style,
+                allow_http: false,
+            });
+        };
+        let mut parsed = check_endpoint(configured, at)?;
+        if !path_style {
+            let host = format!("{bucket}.{}", parsed.host_str().unwrap_or_default());
+            parsed
+                .set_host(Some(&host))
+                .map_err(|e| format!("{at}.endpoint {configured:?}: {e}"))?;
+        }
+        Ok(Endpoint {
+            url: Some(parsed.as_str().trim_end_matches('/').to_owned()),
+            path_style,
+            allow_http: parsed.scheme() == "http",
+        })
+    }
 }
 
 /// An endpoint setting, parsed: an http(s) URL with a host.
@@ -184,6 +217,41 @@ mod tests {
         for bad in ["https://b/k", "s3://", "s3://A_B/k", "s3://ab/k"] {
             assert!(split_s3_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn endpoints() {
+        let resolve =
+            |configured, path_style| Endpoint::resolve("vids", configured, path_style, "s3");
+        assert_eq!(
+            resolve(None, None).unwrap(),
+            Endpoint {
+                url: None,
+                path_style: false,
+                allow_http: false
+            },
+            "AWS: virtual-hosted"
+        );
+        assert_eq!(
+            resolve(Some("http://127.0.0.1:9000/"), None).unwrap(),
+            Endpoint {
+                url: Some("http://127.0.0.1:9000".into()),
+                path_style: true,
+                allow_http: true
+            },
+            "an endpoint: path style, plain http allowed for http://"
+        );
+        assert_eq!(
+            resolve(Some("https://s3.example.com"), Some(false)).unwrap(),
+            Endpoint {
+                url: Some("https://vids.s3.example.com".into()),
+                path_style: false,
+                allow_http: false
+            },
+            "virtual-hosted with an endpoint: the bucket in the host"
+        );
+        assert!(resolve(Some("ftp://x"), None).is_err());
+        assert!(resolve(Some("not a url"), None).is_err());
     }
 
     #[test]

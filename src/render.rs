@@ -66,8 +66,7 @@ pub struct RenderTimings {
 
 impl Thumbnail {
     fn new(r: &media::Rendered, timings: RenderTimings) -> Thumbnail {
-        let digest = Sha256::digest(&r.bytes);
-        let etag = format!("\"{}\"", hex::encode(&digest[..16]));
+        let etag = strong_etag(&r.bytes);
         Thumbnail {
             bytes: r.bytes.clone(),
             format: r.format,
@@ -84,6 +83,11 @@ impl Thumbnail {
     pub fn etag_str(&self) -> &str {
         std::str::from_utf8(&self.etag).expect("hex in quotes")
     }
+}
+
+/// A strong entity tag for these bytes, quoted: 128 bits of their SHA-256.
+pub fn strong_etag(bytes: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(&Sha256::digest(bytes)[..16]))
 }
 
 /// Whether a thumbnail came from the cache.
@@ -187,9 +191,8 @@ impl Sequence {
         layout: Option<Layout>,
         frames: usize,
     ) -> Sequence {
-        let digest = Sha256::digest(&bytes);
         Sequence {
-            etag: format!("\"{}\"", hex::encode(&digest[..16])),
+            etag: strong_etag(&bytes),
             bytes,
             content_type,
             width,
@@ -426,22 +429,10 @@ impl Renderer {
                 Ok(Arc::new(thumbnail))
             })
             .await?;
-        let from_shared = thumbnail.timings.from_shared;
-        let status = if !rendered_here.load(Ordering::Relaxed) {
-            // Waited for another request's render or shared-cache lookup.
-            self.metrics.cache_coalesced.inc();
-            if from_shared {
-                CacheStatus::Shared
-            } else {
-                CacheStatus::Coalesced
-            }
-        } else if from_shared {
-            self.metrics.cache_shared.inc();
-            CacheStatus::Shared
-        } else {
-            self.metrics.cache_misses.inc();
-            CacheStatus::Miss
-        };
+        let status = self.miss_status(
+            rendered_here.load(Ordering::Relaxed),
+            thumbnail.timings.from_shared,
+        );
         Ok((thumbnail, status))
     }
 
@@ -501,15 +492,19 @@ impl Renderer {
         }
         let location = self.locate(org, env, key).await.map_err(Arc::new)?;
         let made_here = AtomicBool::new(false);
-        // The key's Debug form names every field: stable within a version
-        // of thumbd (another form after an upgrade only means misses).
-        let key_text = format!("{cache_key:?}");
+        // The shared cache's name for it: the key's Debug form names every
+        // field, stable within a version of thumbd (another form after an
+        // upgrade only means misses).
+        let shared = self
+            .shared
+            .as_ref()
+            .map(|shared| (shared, format!("{cache_key:?}")));
         let sequence = self
             .sequences
             .try_get_with(cache_key, async {
                 made_here.store(true, Ordering::Relaxed);
                 let mut entry = None;
-                if let Some(shared) = &self.shared {
+                if let Some((shared, key_text)) = shared {
                     let version = self.sources.version(&location).await?;
                     let name = SharedCache::entry_name(&key_text, &version);
                     let found = shared.get_sequence(&name).await;
@@ -539,21 +534,33 @@ impl Renderer {
                 Ok::<_, RenderError>(Arc::new(made))
             })
             .await?;
-        let status = if !made_here.load(Ordering::Relaxed) {
-            self.metrics.cache_coalesced.inc();
-            if sequence.from_shared {
+        let status = self.miss_status(made_here.load(Ordering::Relaxed), sequence.from_shared);
+        Ok((sequence, status))
+    }
+
+    /// How a memory miss was answered, counted: made for this request
+    /// (`here`) or waited for, from the shared cache or rendered.
+    fn miss_status(&self, here: bool, from_shared: bool) -> CacheStatus {
+        let m = &self.metrics;
+        match (here, from_shared) {
+            // Waited for another request's render or shared-cache lookup.
+            (false, true) => {
+                m.cache_coalesced.inc();
                 CacheStatus::Shared
-            } else {
+            }
+            (false, false) => {
+                m.cache_coalesced.inc();
                 CacheStatus::Coalesced
             }
-        } else if sequence.from_shared {
-            self.metrics.cache_shared.inc();
-            CacheStatus::Shared
-        } else {
-            self.metrics.cache_misses.inc();
-            CacheStatus::Miss
-        };
-        Ok((sequence, status))
+            (true, true) => {
+                m.cache_shared.inc();
+                CacheStatus::Shared
+            }
+            (true, false) => {
+                m.cache_misses.inc();
+                CacheStatus::Miss
+            }
+        }
     }
 
     /// Whether the thumbnail for `req` is in the cache now.

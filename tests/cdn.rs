@@ -196,12 +196,7 @@ fn start_nginx(origin: &Origin, port: u16) -> Proc {
         "server 127.0.0.1:8080;",
         &format!("server 127.0.0.1:{};", origin.port),
     );
-    let conf = substitute(&conf, "listen 8081;", &format!("listen 127.0.0.1:{port};"));
-    let conf = substitute(
-        &conf,
-        "/var/cache/nginx/thumbd",
-        &dir.join("cache").display().to_string(),
-    );
+    let conf = common::proxies::cache_conf_at(&conf, port, &dir.join("cache"));
     fs::write(dir.join("thumbd-cache.conf"), conf).unwrap();
     common::proxies::nginx(&dir, &["thumbd-cache.conf"])
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
 use common::proxies::{repo, substitute, tool};
-use common::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
+use common::s3::S3Server;
 use common::{fixtures, free_port, metric, picture_fixtures, read_pattern, Proc, SourceServer};
 use serde_json::{json, Value};
 
@@ -80,10 +80,7 @@ request_timeout_secs = 60
 [cache.shared]
 url = "s3://thumbs/cache/"
 [cache.shared.s3]
-endpoint = "{endpoint}"
-access_key_id = "{ACCESS_KEY}"
-secret_access_key = "{SECRET_KEY}"
-[jobs]
+{table}[jobs]
 database_url = "{db}"
 node_id = "{name}"
 lease_secs = 2
@@ -97,13 +94,10 @@ default_env = "s3"
 [orgs.demo.envs.s3]
 source = "s3://videos/v/{{key}}"
 [orgs.demo.envs.s3.s3]
-endpoint = "{endpoint}"
-access_key_id = "{ACCESS_KEY}"
-secret_access_key = "{SECRET_KEY}"
-[orgs.demo.envs.held]
+{table}[orgs.demo.envs.held]
 source = "http://{src}/fault/hold/{{key}}"
 "#,
-            endpoint = self.s3.endpoint(),
+            table = self.s3.table(),
             db = self.pg.url(),
             src = self.source.addr,
         );
@@ -143,12 +137,7 @@ source = "http://{src}/fault/hold/{{key}}"
             "the upstream block, as the docs say"
         );
         let cache = cache.replace(block, "");
-        let cache = substitute(&cache, "listen 8081;", &format!("listen 127.0.0.1:{port};"));
-        let cache = substitute(
-            &cache,
-            "/var/cache/nginx/thumbd",
-            &dir.join("cache").display().to_string(),
-        );
+        let cache = common::proxies::cache_conf_at(&cache, port, &dir.join("cache"));
         fs::write(dir.join("thumbd-cache.conf"), cache).unwrap();
         common::proxies::nginx(&dir, &["thumbd-nodes.conf", "thumbd-cache.conf"])
     }
@@ -189,22 +178,9 @@ source = "http://{src}/fault/hold/{{key}}"
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self
-            .client
-            .request(method, format!("http://127.0.0.1:{port}{path}"))
-            .header("x-api-key", API_KEY);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let (status, _, value) = common::call(method, &url, Some(API_KEY), body).await;
+        (status, value)
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use std::time::Duration;
 
-use common::{fixtures, free_port, problem, samples, Proc, SourceServer, Thumbd};
+use common::{call, fixtures, free_port, problem, samples, Proc, SourceServer, Thumbd};
 use serde_json::{json, Value};
 
 const KEY_A: &str = "org-a-api-key-0123456789";
@@ -50,29 +50,6 @@ source = "http://{src}/{{key}}"
 "#,
         src = source.addr
     )
-}
-
-async fn call(
-    method: reqwest::Method,
-    url: &str,
-    key: Option<&str>,
-    body: Option<Value>,
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let mut req = common::client().request(method, url);
-    if let Some(k) = key {
-        req = req.header("x-api-key", k);
-    }
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.bytes().await.unwrap();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, headers, value)
 }
 
 async fn submit(t: &Thumbd, org_key: &str, video: &str, body: Value) -> (u16, Value) {

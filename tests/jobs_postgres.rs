@@ -62,27 +62,18 @@ source = "http://{src}/fault/hold/{{key}}"
     )
 }
 
-/// An API call to `base` (a node's `http://addr`); status and JSON body.
+/// An API call to `base` (a node's `http://addr`): a POST of `body`, else a
+/// GET; status and JSON body.
 async fn call(base: &str, path: &str, body: Option<Value>, prefer: Option<&str>) -> (u16, Value) {
-    let url = format!("{base}{path}");
-    let mut req = match &body {
-        Some(b) => common::client()
-            .post(url)
-            .header("content-type", "application/json")
-            .body(b.to_string()),
-        None => common::client().get(url),
+    let method = if body.is_some() {
+        reqwest::Method::POST
+    } else {
+        reqwest::Method::GET
     };
-    req = req.header("x-api-key", KEY);
-    if let Some(p) = prefer {
-        req = req.header("prefer", p);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let prefer: Vec<(&str, &str)> = prefer.map(|p| ("prefer", p)).into_iter().collect();
+    let url = format!("{base}{path}");
+    let (status, _, value) = common::call_with(method, &url, Some(KEY), body, &prefer).await;
+    (status, value)
 }
 
 fn base(t: &Thumbd) -> String {

@@ -28,14 +28,11 @@ initial_read_bytes = 4096
 [orgs.demo.envs.s3]
 source = "s3://videos/in/{{key}}"
 [orgs.demo.envs.s3.s3]
-endpoint = "{endpoint}"
 region = "us-east-1"
-access_key_id = "{ACCESS_KEY}"
-secret_access_key = "{secret}"
-[orgs.demo.envs.http]
+{table}[orgs.demo.envs.http]
 source = "http://{http}/{{key}}"
 "#,
-        endpoint = s3.endpoint(),
+        table = s3.table_with_secret(secret),
         http = http.addr,
     )
 }
@@ -49,11 +46,8 @@ url = "s3://thumbs/cache/"
 timeout_ms = {timeout_ms}
 failure_backoff_secs = 1
 [cache.shared.s3]
-endpoint = "{}"
-access_key_id = "{ACCESS_KEY}"
-secret_access_key = "{SECRET_KEY}"
-"#,
-        s3.endpoint()
+{}"#,
+        s3.table()
     )
 }
 

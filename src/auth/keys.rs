@@ -36,23 +36,13 @@ pub fn parse_alg(name: &str) -> Result<Algorithm, String> {
 /// Reads a signing key's HMAC secret (for HS* keys).
 pub fn load_secret(k: &SigningKeyConfig, base_dir: &Path) -> Result<Vec<u8>, String> {
     let at = format!("signing key {:?}", k.kid);
-    let secret = match (&k.secret, &k.secret_env, &k.secret_file) {
-        (Some(s), None, None) => s.clone().into_bytes(),
-        (None, Some(var), None) => std::env::var(var)
-            .map_err(|_| format!("{at}: environment variable {var} is not set"))?
-            .into_bytes(),
-        (None, None, Some(file)) => {
-            let path = base_dir.join(file);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("{at}: cannot read {}: {e}", path.display()))?;
-            text.trim_end_matches(['\n', '\r']).as_bytes().to_vec()
-        }
-        _ => {
-            return Err(format!(
-                "{at}: give exactly one of secret, secret_env, secret_file"
-            ))
-        }
-    };
+    let secret = crate::config::read_secret(
+        (&k.secret, &k.secret_env, &k.secret_file),
+        base_dir,
+        &format!("{at}: secret"),
+    )?
+    .ok_or_else(|| format!("{at}: give exactly one of secret, secret_env, secret_file"))?
+    .into_bytes();
     if secret.len() < MIN_SECRET_BYTES {
         return Err(format!(
             "{at}: the secret must be at least {MIN_SECRET_BYTES} bytes"

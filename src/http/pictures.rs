@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
-use sha2::{Digest, Sha256};
 
 use super::Body;
 use crate::auth::{AuthError, Target, ANIMATED_AUDIENCES, STORYBOARD_AUDIENCES};
@@ -54,8 +53,7 @@ impl App {
                     (json(layout, &url), "application/json")
                 };
                 // The description changes with the sprite and with its URL.
-                let digest = Sha256::digest(text.as_bytes());
-                let etag = format!("\"{}\"", hex::encode(&digest[..16]));
+                let etag = crate::render::strong_etag(text.as_bytes());
                 (Bytes::from(text), content_type, etag)
             }
         };

@@ -529,6 +529,45 @@ pub fn config(source: Option<&SourceServer>, extra: &str) -> String {
     toml + extra
 }
 
+/// A JSON API call: `body` as JSON if given, `key` as `X-API-Key`, and
+/// `headers`; the status, headers and JSON body (null if not JSON).
+pub async fn call_with(
+    method: reqwest::Method,
+    url: &str,
+    key: Option<&str>,
+    body: Option<serde_json::Value>,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let mut req = client().request(method, url);
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.unwrap();
+    let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, headers, value)
+}
+
+/// [`call_with`] without extra headers.
+pub async fn call(
+    method: reqwest::Method,
+    url: &str,
+    key: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    call_with(method, url, key, body, &[]).await
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

@@ -53,6 +53,18 @@ pub fn substitute(text: &str, from: &str, to: &str) -> String {
         + "\n"
 }
 
+/// deploy/nginx/thumbd-cache.conf's text `conf` listening on loopback
+/// `port`, its cache in `cache_dir`: the substitutions its header documents
+/// (the upstream is each test's own).
+pub fn cache_conf_at(conf: &str, port: u16, cache_dir: &Path) -> String {
+    let conf = substitute(conf, "listen 8081;", &format!("listen 127.0.0.1:{port};"));
+    substitute(
+        &conf,
+        "/var/cache/nginx/thumbd",
+        &cache_dir.display().to_string(),
+    )
+}
+
 /// nginx in the foreground with a minimal nginx.conf whose `http` block
 /// includes `includes` (files already written in `dir`), its temporary
 /// folders, pid and logs in `dir`.

@@ -132,6 +132,20 @@ impl S3Server {
         format!("http://{}", self.addr)
     }
 
+    /// The body of an `s3` table pointing thumbd here, signing with the
+    /// access key and `secret`.
+    pub fn table_with_secret(&self, secret: &str) -> String {
+        format!(
+            "endpoint = \"{}\"\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{secret}\"\n",
+            self.endpoint()
+        )
+    }
+
+    /// [`S3Server::table_with_secret`] with the right secret.
+    pub fn table(&self) -> String {
+        self.table_with_secret(SECRET_KEY)
+    }
+
     /// Creates a bucket (a folder).
     pub fn bucket(&self, name: &str) {
         std::fs::create_dir_all(self.root.path().join(name)).unwrap();

@@ -636,3 +636,53 @@ async fn pictures_one_or_two_pixels_wide_render() {
     let (status, _, _) = common::get(&t.url("/healthz")).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fragmented_video_is_read_through_its_fragments_index() {
+    // The 45 MB video fragmented (a moof/mdat pair per 10 s keyframe, a moov
+    // without samples). With a segment index (sidx) the demuxer goes
+    // straight to the fragment that holds the time: as few requests and
+    // bytes as the faststart file. Without one it walks the fragments'
+    // headers (six here), a small read each, never their media.
+    common::large_fixture();
+    let source = SourceServer::start(fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    for (file, max_requests, max_bytes) in [
+        ("large_frag_sidx.mp4", 4, 133_000),
+        ("large_frag.mp4", 2 + 6, 133_000 + 6 * 20_000),
+    ] {
+        let (status, headers, _) = get(&thumbd.url(&format!(
+            "/v1/thumbnail/demo/http/{file}.webp?width=320&timeStamp=30"
+        )))
+        .await;
+        assert_eq!(status, 200, "{file}");
+        assert_eq!(headers["x-thumbnail-time"], "30.000", "{file}");
+        let t = source.traffic(file);
+        assert!(t.bytes < max_bytes, "{file}: fetched {} bytes", t.bytes);
+        assert!(
+            t.requests <= max_requests,
+            "{file}: {} requests",
+            t.requests
+        );
+        // Mid-GOP: from the keyframe at 30 s to the frame at 35 s, in one
+        // range from the fragment's sample table.
+        let (status, headers, _) = get(&thumbd.url(&format!(
+            "/v1/thumbnail/demo/http/{file}.webp?width=320&timeStamp=35"
+        )))
+        .await;
+        assert_eq!(status, 200, "{file}");
+        assert_eq!(headers["x-thumbnail-time"], "35.000", "{file}");
+        let mid = source.traffic(file);
+        assert!(
+            mid.requests - t.requests <= 2,
+            "{file}: {} more requests",
+            mid.requests - t.requests
+        );
+        // The faststart file's mid-GOP range is 3.75 MB.
+        assert!(
+            mid.bytes - t.bytes < 3_900_000,
+            "{file}: {} more bytes",
+            mid.bytes - t.bytes
+        );
+    }
+}

@@ -38,17 +38,25 @@ const IO_BUFFER_SIZE: usize = 64 * 1024;
 const PROBE_SIZE: i64 = 1024 * 1024;
 const ANALYZE_DURATION_US: i64 = 2_000_000;
 
-/// The demuxers thumbd opens (FFmpeg's names): MP4/MOV/3GP, Matroska/WebM,
-/// MPEG-TS, MPEG-PS, FLV, AVI. Anything else (HLS and DASH playlists,
-/// concat lists, image sequences and single images, raw streams, ...) is
-/// refused as an unsupported container.
-pub const FORMATS: &CStr = c"mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,flv,avi";
+/// The demuxers thumbd opens (FFmpeg's names): MP4/MOV/3GP (also
+/// fragmented), Matroska/WebM, MPEG-TS, MPEG-PS, FLV, AVI, Ogg, ASF (WMV),
+/// DV and MXF. Each has a fixture and a test (tests/frames.rs). Anything
+/// else (HLS and DASH playlists, concat lists, image sequences and single
+/// images, raw streams, ...) is refused as an unsupported container.
+pub const FORMATS: &CStr =
+    c"mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,flv,avi,ogg,asf,dv,mxf";
 
 /// The decoders thumbd uses (FFmpeg's names): H.264, HEVC, VP8, VP9, AV1,
-/// MPEG-1/2, MPEG-4 part 2, H.263, Sorenson Spark, ProRes, PNG and Motion
-/// JPEG (intra-only codecs found in MOV and AVI), Theora.
+/// MPEG-1/2, MPEG-4 part 2 (Xvid, DivX 4/5), H.263, Sorenson Spark, ProRes,
+/// PNG and Motion JPEG (intra-only codecs found in MOV and AVI), Theora,
+/// MS-MPEG-4 v2 and v3 (DivX 3), Windows Media Video 7, 8 and 9 (WMV1-3),
+/// Cinepak and DV. Each has a fixture and a test. Left out on purpose,
+/// though FFmpeg decodes them: MS-MPEG-4 v1 and VC-1 advanced profile
+/// (WVC1), for which no encoder and no sample with a licence for tests
+/// exists here, so nothing would show they work.
 pub const DECODERS: &CStr = c"h264,hevc,vp8,libvpx,vp9,libvpx-vp9,av1,libdav1d,libaom-av1,\
-mpeg1video,mpeg2video,mpegvideo,mpeg4,h263,h263p,flv,prores,png,mjpeg,theora";
+mpeg1video,mpeg2video,mpegvideo,mpeg4,h263,h263p,flv,prores,png,mjpeg,theora,\
+msmpeg4v2,msmpeg4,wmv1,wmv2,wmv3,cinepak,dvvideo";
 
 /// A protocol whitelist no protocol is on, for contexts that bypass
 /// `io_open` (nested contexts copy it).
@@ -199,6 +207,15 @@ impl Demuxer {
         // SAFETY: as in `take_failure`: no FFmpeg call is running.
         let state = unsafe { &mut *self.state };
         state.reader.prefetch(start, end).map_err(io_to_media)
+    }
+
+    /// Lends the source to `f` between FFmpeg calls (to read a header FFmpeg
+    /// keeps to itself); `f` must leave the reader where it found it, since
+    /// FFmpeg's buffer goes on from there.
+    pub fn with_reader<T>(&mut self, f: impl FnOnce(&mut dyn SourceRead) -> T) -> T {
+        // SAFETY: as in `take_failure`: no FFmpeg call is running.
+        let state = unsafe { &mut *self.state };
+        f(state.reader.as_mut())
     }
 
     /// Passes several read-ahead hints at once (see [`SourceRead::prefetch_many`]).

@@ -52,6 +52,9 @@ pub(super) struct StreamInfo {
     pub(super) time_base: Rational,
     /// First timestamp, in `time_base` units.
     pub(super) start: i64,
+    /// Whether the container said where the stream starts (a fragmented
+    /// MP4's header does not: see [`settle_start`]).
+    pub(super) start_known: bool,
     /// Duration in microseconds, if known.
     pub(super) duration_us: Option<i64>,
     pub(super) orientation: Orientation,
@@ -70,11 +73,7 @@ pub struct Probe {
 /// Reads the container header (and index) only: cheap, and the bytes land
 /// in the source cache for the render that follows.
 pub fn probe(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Probe, MediaError> {
-    let mut demuxer = Demuxer::open(reader, limits)?;
-    if needs_stream_info(demuxer.input()) {
-        demuxer.find_stream_info()?;
-    }
-    let info = stream_info(demuxer.input())?;
+    let (_, info) = open_stream(reader, limits)?;
     Ok(Probe {
         duration_secs: info.duration_us.map(|us| us as f64 / 1e6),
     })
@@ -84,11 +83,7 @@ pub fn probe(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Probe, Medi
 /// short (MP4's sample table, Matroska's cues pointing past its end): an
 /// upload is checked so before it is kept.
 pub fn probe_complete(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Probe, MediaError> {
-    let mut demuxer = Demuxer::open(reader, limits)?;
-    if needs_stream_info(demuxer.input()) {
-        demuxer.find_stream_info()?;
-    }
-    let info = stream_info(demuxer.input())?;
+    let (demuxer, info) = open_stream(reader, limits)?;
     check_frame_size(demuxer.input(), &info, limits)?;
     if matches!(info.container, Container::Mp4 | Container::Matroska) {
         if let Some(size) = super::index::file_size(demuxer.input()) {
@@ -125,15 +120,105 @@ pub(super) fn open_video(
     reader: Box<dyn SourceRead>,
     limits: &Limits,
 ) -> Result<(Demuxer, StreamInfo), MediaError> {
-    let mut demuxer = Demuxer::open(reader, limits)?;
-    if needs_stream_info(demuxer.input()) {
-        demuxer.find_stream_info()?;
-    }
-    let info = stream_info(demuxer.input())?;
+    let (mut demuxer, info) = open_stream(reader, limits)?;
     check_frame_size(demuxer.input(), &info, limits)?;
     discard_other_streams(demuxer.input_mut(), info.index);
     Ok((demuxer, info))
 }
+
+/// Opens the container and reads what it says of its video stream,
+/// probing packets where the header lacks it.
+fn open_stream(
+    reader: Box<dyn SourceRead>,
+    limits: &Limits,
+) -> Result<(Demuxer, StreamInfo), MediaError> {
+    let mut demuxer = Demuxer::open(reader, limits)?;
+    if needs_stream_info(demuxer.input()) {
+        demuxer.find_stream_info()?;
+    }
+    let mut info = stream_info(demuxer.input())?;
+    if !info.start_known {
+        settle_start(&mut demuxer, &mut info, limits)?;
+    }
+    Ok((demuxer, info))
+}
+
+/// A fragmented MP4 (`moof` fragments after a `moov` without samples, as
+/// DASH/CMAF packagers and crash-safe recorders write it) gives no start
+/// time in its header, and its timeline may start anywhere (a recording
+/// that joined a live stream starts at 66 s): the video starts at its first
+/// frame, so the first packet's presentation time is read (it is the first
+/// keyframe, which the demuxer's index already located). Its stream
+/// duration is where the timeline ends, so it is made relative too.
+fn settle_start(
+    demuxer: &mut Demuxer,
+    info: &mut StreamInfo,
+    limits: &Limits,
+) -> Result<(), MediaError> {
+    // The first fragment's header says it (bytes the demuxer has read),
+    // when its decoding time is the one FFmpeg indexed: no edit list or
+    // negative offsets moved it.
+    let track_id = demuxer.input().stream(info.index).map_or(0, |s| s.id());
+    let header = demuxer
+        .with_reader(|r| super::mp4::first_fragment_start(r, track_id as u32))
+        .ok()
+        .flatten();
+    let indexed = StreamIndex::of(demuxer.input(), info.index)
+        .get(0)
+        .map(|e| e.timestamp);
+    if let Some(h) = header.filter(|h| Some(h.decode_time as i64) == indexed) {
+        let dts = h.decode_time as i64;
+        tracing::debug!(
+            dts,
+            offset = h.composition_offset,
+            "start from the first fragment's header"
+        );
+        set_start(demuxer, info, dts + h.composition_offset, dts);
+        return Ok(());
+    }
+    seek_to_start(demuxer, info)?;
+    let mut first = None;
+    for _ in 0..MAX_PACKETS_TO_START {
+        let Some(packet) = read_packet(demuxer, limits)? else {
+            break;
+        };
+        if packet.stream() == info.index {
+            first = packet
+                .pts()
+                .zip(packet.dts())
+                .or(packet.pts().map(|p| (p, p)));
+            break;
+        }
+    }
+    if let Some((pts, dts)) = first {
+        tracing::debug!(pts, dts, "start from the first packet");
+        set_start(demuxer, info, pts, dts);
+    }
+    info.start_known = true;
+    seek_to_start(demuxer, info)
+}
+
+/// The video starts at `pts`, its first packet decoded at `dts`.
+fn set_start(demuxer: &Demuxer, info: &mut StreamInfo, pts: i64, dts: i64) {
+    info.start = pts;
+    info.start_known = true;
+    // The stream's duration is the end of its last fragment in decoding
+    // time: less the first decoding time, it is the video's length.
+    let stream = demuxer
+        .input()
+        .stream(info.index)
+        .expect("index from stream_info");
+    if stream.duration() > dts {
+        info.duration_us = Some(rescale(
+            stream.duration() - dts,
+            info.time_base,
+            Rational(1, 1_000_000),
+        ));
+    }
+}
+
+/// Packets of other streams read before the video's first, at most.
+const MAX_PACKETS_TO_START: usize = 1000;
 
 /// Decodes the frame shown at `time` from an open video; the demuxer can
 /// be used again (for another time) afterwards.
@@ -154,9 +239,14 @@ pub(super) fn frame_in(
     let mut attempt = Seek::To(target);
     // Non-reference frames before the target are skipped until that proves
     // wrong (see `Decoded::skipped`); then the attempt runs again without.
-    let mut skip_nonref = true;
+    // Only where every packet carries its own presentation time: elsewhere
+    // (AVI, MPEG-PS, ...) a frame's time is FFmpeg's guess from the packets
+    // decoded around it, and skipping some moves the guesses (a packed
+    // B-frame Xvid AVI showed the next frame's picture under its time).
+    let mut skip_nonref = info.container.packets_carry_pts();
     let mut packets_decoded = 0;
     let ordering = Ordering::of(demuxer.input(), info);
+    let mut earliest: Option<Found> = None;
     loop {
         let mut decoder = open_decoder(demuxer.input(), info, limits)?;
         let mut plan = Plan {
@@ -164,6 +254,7 @@ pub(super) fn frame_in(
             stop_after_pos: None,
             skip_nonref,
             ordering,
+            exact_pts: info.container.packets_carry_pts(),
         };
         match attempt {
             Seek::To(ts) => {
@@ -199,13 +290,22 @@ pub(super) fn frame_in(
                 continue;
             }
         }
-        let landed_late = found.as_ref().is_none_or(|f| f.pts > target);
-        attempt = match (landed_late, attempt) {
-            (false, _) => return Ok(finish(found.expect("checked"), info, packets_decoded)),
-            // Landed after the target (byte-based seeking in MPEG-TS/PS) or
-            // found nothing: try again from further back.
-            (true, Seek::To(ts)) => {
-                let overshoot = found.as_ref().map_or(0, |f| f.pts - target);
+        if found.as_ref().is_some_and(|f| f.pts <= target) {
+            return Ok(finish(found.expect("checked"), info, packets_decoded));
+        }
+        // Landed after the target (byte-based seeking in MPEG-TS/PS) or
+        // found nothing: try again from further back. The earliest frame
+        // seen is kept: if nothing comes earlier it is the first frame (a
+        // seek to the first byte can restart an AVI's guessed timestamps
+        // later than a seek by time did).
+        let overshoot = found.as_ref().map_or(0, |f| f.pts - target);
+        if let Some(f) = found {
+            if earliest.as_ref().is_none_or(|e: &Found| f.pts < e.pts) {
+                earliest = Some(f);
+            }
+        }
+        attempt = match attempt {
+            Seek::To(ts) => {
                 let one_second = rescale(1_000_000, Rational(1, 1_000_000), info.time_base);
                 let earlier = ts - (2 * overshoot).max(one_second);
                 if ts > info.start && earlier > info.start {
@@ -214,11 +314,11 @@ pub(super) fn frame_in(
                     Seek::Start
                 }
             }
-            (true, Seek::Start) => Seek::FirstByte,
+            Seek::Start => Seek::FirstByte,
             // From the very first byte nothing comes earlier: the first frame
             // decoded is the one shown.
-            (true, Seek::FirstByte) => {
-                return found
+            Seek::FirstByte => {
+                return earliest
                     .map(|f| finish(f, info, packets_decoded))
                     .ok_or_else(|| {
                         MediaError::NoFrame("no frame of the video could be decoded".into())
@@ -240,6 +340,10 @@ struct Plan {
     skip_nonref: bool,
     /// What packet timestamps prove; see [`Ordering`].
     ordering: Ordering,
+    /// Whether a packet's presentation time is the file's own (see
+    /// [`Container::packets_carry_pts`]): AVI's are copies of its decoding
+    /// times, which a packed B-frame contradicts.
+    exact_pts: bool,
 }
 
 /// Which packet timestamps say that no later packet can be the frame shown.
@@ -459,9 +563,9 @@ pub(super) fn stream_info(input: &Input) -> Result<StreamInfo, MediaError> {
             "the video stream has no time base".into(),
         ));
     }
-    let start = match stream.start_time() {
-        ffi::AV_NOPTS_VALUE => 0,
-        s => s,
+    let (start, start_known) = match stream.start_time() {
+        ffi::AV_NOPTS_VALUE => (0, Container::of(input) != Container::Mp4),
+        s => (s, true),
     };
     let duration_us = if stream.duration() > 0 {
         Some(rescale(
@@ -492,6 +596,7 @@ pub(super) fn stream_info(input: &Input) -> Result<StreamInfo, MediaError> {
         index: stream.index(),
         time_base,
         start,
+        start_known,
         duration_us,
         orientation,
         container: Container::of(input),
@@ -708,6 +813,7 @@ fn decode_until(
     let mut skipping = false;
     let mut sent = 0usize;
     let mut errors = 0usize;
+    let mut last_dts: Option<i64> = None;
     while let Some(packet) = read_packet(demuxer, limits)? {
         if packet.stream() != info.index {
             continue;
@@ -747,7 +853,8 @@ fn decode_until(
             continue;
         }
         sent += 1;
-        if receive(decoder, &mut best, target, limits)? {
+        last_dts = last_dts.max(packet.dts());
+        if receive(decoder, &mut best, target, last_dts, limits)? {
             return Ok(Decoded {
                 found: best,
                 skipped,
@@ -756,7 +863,7 @@ fn decode_until(
         }
         // Shown exactly at the target (timestamps are unique), or the last
         // packet decoded no later than it: every candidate has been sent.
-        if packet.pts() == Some(target)
+        if (plan.exact_pts && packet.pts() == Some(target))
             || (plan.ordering == Ordering::Dts && packet.dts() == Some(target))
             || (plan.stop_after_pos.is_some()
                 && plan.stop_after_pos == Some(packet.position() as i64))
@@ -768,7 +875,7 @@ fn decode_until(
         return Err(failure);
     }
     let _ = decoder.send_eof();
-    receive(decoder, &mut best, target, limits)?;
+    receive(decoder, &mut best, target, last_dts, limits)?;
     Ok(Decoded {
         found: best,
         skipped,
@@ -828,6 +935,7 @@ fn receive(
     decoder: &mut ffmpeg_next::decoder::Video,
     best: &mut Option<Found>,
     target: i64,
+    last_dts: Option<i64>,
     limits: &Limits,
 ) -> Result<bool, MediaError> {
     let mut frame = frame::Video::empty();
@@ -841,8 +949,15 @@ fn receive(
         }
         let pts = match frame.timestamp().or(frame.pts()) {
             Some(pts) => pts,
-            // No timestamp at all: count it as just after the previous frame.
-            None => best.as_ref().map_or(i64::MIN, |b| b.pts + 1),
+            // No timestamp at all (FFmpeg guesses none for a frame left in
+            // the decoder at the end of an AVI): just after the frame
+            // before, and after every packet sent, since it came out after
+            // them.
+            None => best
+                .as_ref()
+                .map(|b| b.pts + 1)
+                .max(last_dts.map(|d| d + 1))
+                .unwrap_or(i64::MIN),
         };
         let after = pts > target;
         if !after || best.is_none() {

@@ -41,6 +41,17 @@ impl Container {
     pub fn stores_dts(self) -> bool {
         matches!(self, Container::Mp4 | Container::StoresDts)
     }
+
+    /// Whether every packet carries its own presentation time, so a
+    /// decoded frame's time does not depend on which frames were decoded
+    /// before it. AVI stores none (FFmpeg guesses them from the order of
+    /// packets, which skipping frames changes); MPEG-PS often leaves them out.
+    pub fn packets_carry_pts(self) -> bool {
+        matches!(
+            self,
+            Container::Mp4 | Container::Matroska | Container::StoresDts
+        )
+    }
 }
 
 /// One index entry, copied out of FFmpeg's.

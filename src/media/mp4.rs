@@ -100,6 +100,154 @@ pub fn prefetch_index(r: &mut dyn SourceRead) -> io::Result<()> {
     Ok(())
 }
 
+/// Where a fragmented file's first fragment starts, for one track: what
+/// the fragment's own header says, so the first frame's presentation time
+/// is known without reading (and fetching) the frame itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentStart {
+    /// The first sample's decoding time (`tfdt`), in the track's timescale.
+    pub decode_time: u64,
+    /// Its composition offset (`trun`): presentation = decoding + this.
+    pub composition_offset: i64,
+}
+
+/// Boxes read inside one `moof` at most.
+const MAX_CHILDREN: usize = 64;
+/// The largest `moof` header read whole (a fragment of thousands of samples
+/// is tens of KiB).
+const MAX_MOOF: u64 = 4 * 1024 * 1024;
+
+/// The first `moof` of a fragmented file, parsed for `track_id`'s first
+/// sample; `None` when the file has no fragment before its media data, the
+/// track is not in it, or anything is out of the ordinary (the caller then
+/// reads the first packet instead). Restores the reader's position.
+pub fn first_fragment_start(
+    r: &mut dyn SourceRead,
+    track_id: u32,
+) -> io::Result<Option<FragmentStart>> {
+    let pos = r.stream_position()?;
+    let found = find_first_fragment(r, track_id);
+    r.seek(SeekFrom::Start(pos))?;
+    found
+}
+
+fn find_first_fragment(r: &mut dyn SourceRead, track_id: u32) -> io::Result<Option<FragmentStart>> {
+    let file_size = r.size();
+    let mut at = 0;
+    for _ in 0..MAX_BOXES {
+        let Some(b) = read_header(r, at, file_size)? else {
+            return Ok(None);
+        };
+        match &b.kind {
+            b"moof" if b.size <= MAX_MOOF => {
+                let mut body = vec![0u8; b.size as usize];
+                r.seek(SeekFrom::Start(b.start))?;
+                r.read_exact(&mut body)?;
+                return Ok(parse_moof(&body, track_id));
+            }
+            b"mdat" | b"moof" => return Ok(None),
+            _ => {}
+        }
+        match b.start.checked_add(b.size) {
+            Some(next) if next < file_size => at = next,
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// The children of a box body: (type, body) pairs.
+fn children(body: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let head = body.get(at..at + 8)?;
+        let size = u32::from_be_bytes(head[..4].try_into().ok()?) as usize;
+        if size < 8 {
+            return None;
+        }
+        let kind = &body[at + 4..at + 8];
+        let inner = body.get(at + 8..at + size)?;
+        at += size;
+        Some((kind, inner))
+    })
+    .take(MAX_CHILDREN)
+}
+
+fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn be_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// `moof` body -> the `traf` of `track_id` -> its `tfdt` and its first
+/// `trun`'s first sample's composition offset.
+fn parse_moof(moof: &[u8], track_id: u32) -> Option<FragmentStart> {
+    // The moof's own header is part of `moof` as read: skip it.
+    let body = moof.get(8..)?;
+    for (kind, traf) in children(body) {
+        if kind != b"traf" {
+            continue;
+        }
+        let mut id = None;
+        let mut decode_time = None;
+        let mut offset = None;
+        for (kind, b) in children(traf) {
+            match kind {
+                b"tfhd" => id = be_u32(b, 4),
+                b"tfdt" => {
+                    decode_time = match b.first()? {
+                        1 => be_u64(b, 4),
+                        _ => be_u32(b, 4).map(u64::from),
+                    }
+                }
+                b"trun" if offset.is_none() => offset = Some(first_composition_offset(b)?),
+                _ => {}
+            }
+        }
+        if id == Some(track_id) {
+            return Some(FragmentStart {
+                decode_time: decode_time?,
+                composition_offset: offset?,
+            });
+        }
+    }
+    None
+}
+
+/// The first sample's composition offset in a `trun` body (0 when the
+/// box carries none).
+fn first_composition_offset(trun: &[u8]) -> Option<i64> {
+    let version = *trun.first()?;
+    let flags = be_u32(trun, 0)? & 0x00ff_ffff;
+    let count = be_u32(trun, 4)?;
+    if count == 0 {
+        return None;
+    }
+    let mut at = 8;
+    if flags & 0x1 != 0 {
+        at += 4; // data offset
+    }
+    if flags & 0x4 != 0 {
+        at += 4; // first sample's flags
+    }
+    for (flag, len) in [(0x100, 4), (0x200, 4), (0x400, 4)] {
+        if flags & flag != 0 {
+            at += len;
+        }
+    }
+    if flags & 0x800 == 0 {
+        return Some(0);
+    }
+    let raw = be_u32(trun, at)?;
+    Some(if version == 0 {
+        i64::from(raw)
+    } else {
+        i64::from(raw as i32)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -801,3 +801,105 @@ pub fn signed_with(secret: &str, sig: &str, body: &[u8]) -> bool {
     mac.update(body);
     v1 == format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
+
+/// What a player shows of a video: every frame FFmpeg decodes, in decoding
+/// output order, at its best-effort time (the time ffplay shows it at),
+/// counted from the stream's start as ffprobe reports it, each as a small
+/// grey picture. The oracle for files whose containers store no
+/// presentation times (AVI) and for real footage.
+pub struct PlayerFrames {
+    /// Seconds from the start of the video.
+    pub times: Vec<f64>,
+    /// Luma, `width` x `height`, row by row.
+    pub pictures: Vec<Vec<u8>>,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl PlayerFrames {
+    /// Decodes `file` whole with the ffmpeg CLI, scaled to `width` x `height`.
+    pub fn of(file: &Path, width: u32, height: u32) -> PlayerFrames {
+        let out = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "info", "-i"])
+            .arg(file)
+            .args(["-map", "0:v:0", "-fps_mode", "passthrough", "-vf"])
+            .arg(format!(
+                "showinfo,scale={width}:{height}:flags=area,format=gray"
+            ))
+            .args(["-f", "rawvideo", "-"])
+            .output()
+            .expect("run the ffmpeg CLI");
+        assert!(out.status.success(), "ffmpeg could not decode {file:?}");
+        let log = String::from_utf8_lossy(&out.stderr);
+        let pts: Vec<f64> = log
+            .split("pts_time:")
+            .skip(1)
+            .map(|rest| {
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                rest[..end].parse().expect("a pts_time")
+            })
+            .collect();
+        let size = (width * height) as usize;
+        let pictures: Vec<Vec<u8>> = out.stdout.chunks_exact(size).map(<[u8]>::to_vec).collect();
+        assert_eq!(pts.len(), pictures.len(), "{file:?}: one time per frame");
+        let start =
+            stream_start(file).unwrap_or_else(|| pts.iter().copied().fold(f64::MAX, f64::min));
+        PlayerFrames {
+            times: pts.iter().map(|t| t - start).collect(),
+            pictures,
+            width,
+            height,
+        }
+    }
+
+    /// The frame on screen at `secs`: the last one whose time is at or
+    /// before it (of two with the same time, the later decoded), or the
+    /// first frame before the video starts.
+    pub fn at(&self, secs: f64) -> usize {
+        (0..self.times.len())
+            .filter(|&i| self.times[i] <= secs + 1e-6)
+            .max_by(|&a, &b| self.times[a].total_cmp(&self.times[b]).then(a.cmp(&b)))
+            .unwrap_or(0)
+    }
+
+    /// Mean squared difference between frame `i` and a grey picture of the
+    /// same size.
+    pub fn distance(&self, i: usize, picture: &[u8]) -> f64 {
+        let p = &self.pictures[i];
+        assert_eq!(p.len(), picture.len(), "pictures of the same size");
+        p.iter()
+            .zip(picture)
+            .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+            .sum::<f64>()
+            / p.len() as f64
+    }
+
+    /// The frame number the test pattern in frame `i` spells (see
+    /// tests/fixtures/generate.sh).
+    pub fn pattern_frame(&self, i: usize) -> u32 {
+        let (w, h) = (self.width as usize, self.height as usize);
+        (0..10).fold(0, |n, bar| {
+            let x = (bar * 2 + 1) * w / 20;
+            n * 2 + u32::from(self.pictures[i][h * 3 / 8 * w + x] > 100)
+        })
+    }
+}
+
+/// The video stream's start time, as ffprobe reports it.
+pub fn stream_start(file: &Path) -> Option<f64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=start_time", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// A picture (any format `image` reads) as luma.
+pub fn grey(bytes: &[u8]) -> Vec<u8> {
+    image::load_from_memory(bytes)
+        .expect("a decodable image")
+        .to_luma8()
+        .into_raw()
+}

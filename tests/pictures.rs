@@ -56,13 +56,28 @@ fn frame_in(img: &image::DynamicImage, [x, y, w, h]: [u32; 4]) -> u32 {
     read_pattern(&png).frame
 }
 
-/// Checks one storyboard: every cue inside the sprite, the cues covering
-/// the video in order, each tile showing `expected(start)`.
+/// Checks one storyboard of a 60 s video: every cue inside the sprite, the
+/// cues covering the video in order, each tile showing `expected(start)`.
 async fn check_storyboard(
     thumbd: &Thumbd,
     path: &str,
     expected_tiles: usize,
     expected: impl Fn(f64) -> u32,
+    failures: &mut Vec<String>,
+) {
+    let accept = |cue: &Cue, shown: u32| shown == expected(cue.start) % 1024;
+    check_cues(thumbd, path, 60.0, Some(expected_tiles), accept, failures).await;
+}
+
+/// Checks one storyboard of a `duration` s video: every cue inside the
+/// sprite, non-empty, the cues covering the video from 0 to its end without
+/// gaps, and `accept(cue, frame its tile shows)` for each.
+async fn check_cues(
+    thumbd: &Thumbd,
+    path: &str,
+    duration: f64,
+    expected_tiles: Option<usize>,
+    accept: impl Fn(&Cue, u32) -> bool,
     failures: &mut Vec<String>,
 ) {
     let (status, headers, body) = get(&thumbd.url(path)).await;
@@ -79,7 +94,7 @@ async fn check_storyboard(
         .unwrap()
         .contains("immutable"));
     let cues = parse_vtt(std::str::from_utf8(&body).unwrap());
-    if cues.len() != expected_tiles {
+    if let Some(expected_tiles) = expected_tiles.filter(|&n| n != cues.len()) {
         failures.push(format!(
             "{path}: {} cues, expected {expected_tiles}",
             cues.len()
@@ -106,17 +121,17 @@ async fn check_storyboard(
         }
         previous_end = cue.end;
         // (The pattern counts frames modulo 1024.)
-        let (shown, want) = (frame_in(&img, cue.xywh), expected(cue.start) % 1024);
-        if shown != want {
+        let shown = frame_in(&img, cue.xywh);
+        if !accept(cue, shown) {
             failures.push(format!(
-                "{path}: the tile at {} s shows frame {shown}, expected {want}",
-                cue.start
+                "{path}: the tile at {}-{} s shows frame {shown}",
+                cue.start, cue.end
             ));
         }
     }
-    if (previous_end - 60.0).abs() > 0.1 {
+    if (previous_end - duration).abs() > 1e-3 {
         failures.push(format!(
-            "{path}: the cues end at {previous_end}, not at 60 s"
+            "{path}: the cues end at {previous_end}, not at {duration} s"
         ));
     }
 }
@@ -130,11 +145,10 @@ async fn storyboards_show_the_keyframe_at_each_cue() {
     // at or before its cue's start.
     let keyframe = |start: f64| ((start * 25.0).round() as u32) / 50 * 50;
     for file in ["story.mp4", "story.webm", "story.ts"] {
-        // By default one tile per keyframe interval where the index says
-        // (30), else one per duration/100 (MPEG-TS has no index).
-        let tiles = if file == "story.ts" { 100 } else { 30 };
+        // By default one tile per keyframe (30), from the index where
+        // there is one, else found by seeking (MPEG-TS).
         let path = format!("/v1/storyboard/demo/http/{file}.vtt?format=png");
-        check_storyboard(&thumbd, &path, tiles, keyframe, &mut failures).await;
+        check_storyboard(&thumbd, &path, 30, keyframe, &mut failures).await;
     }
     // Exact frames, every 5 s, 4 columns.
     let exact = |start: f64| (start * 25.0).round() as u32;
@@ -146,6 +160,72 @@ async fn storyboards_show_the_keyframe_at_each_cue() {
         &mut failures,
     )
     .await;
+    common::assert_no_failures(&failures);
+}
+
+#[tokio::test]
+async fn storyboard_tiles_start_at_real_keyframes_for_any_duration() {
+    // 75 s with 2 s GOPs (the last 1 s), and 47.32 s with keyframes where
+    // scene cuts put them and a last GOP of 0.32 s. By default each tile
+    // starts where a keyframe is shown, so it shows the frame on screen at
+    // its cue's start; cues are contiguous, none empty, to the very end.
+    let source = SourceServer::start(picture_fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    let mut failures = Vec::new();
+    let at_start = |cue: &Cue, shown: u32| shown == (cue.start * 25.0).round() as u32 % 1024;
+    for (file, duration, tiles) in [
+        ("story75.mp4", 75.0, 38),
+        ("story75.webm", 75.0, 38),
+        // 14 keyframes, but 5.4 s is within duration/100 of 5 s: no tile.
+        ("story_cuts.mp4", 47.32, 13),
+        ("story_cuts.ts", 47.32, 13),
+    ] {
+        let path = format!("/v1/storyboard/demo/http/{file}.vtt?format=png");
+        check_cues(
+            &thumbd,
+            &path,
+            duration,
+            Some(tiles),
+            at_start,
+            &mut failures,
+        )
+        .await;
+    }
+    // A count closer than the keyframes: a tile whose keyframe is more
+    // than a tile before its time shows its exact frame, so every tile
+    // shows a frame from within one tile before its cue's start.
+    let within_one_tile = |cue: &Cue, shown: u32| {
+        let (start, len) = (
+            (cue.start * 25.0).round() as u32,
+            ((cue.end - cue.start) * 25.0).ceil() as u32,
+        );
+        shown <= start % 1024 && shown + len >= start % 1024
+    };
+    for (file, duration) in [("story75.mp4", 75.0), ("story_cuts.ts", 47.32)] {
+        let path = format!("/v1/storyboard/demo/http/{file}.vtt?format=png&tiles=100");
+        check_cues(
+            &thumbd,
+            &path,
+            duration,
+            Some(100),
+            within_one_tile,
+            &mut failures,
+        )
+        .await;
+    }
+    // The JSON says the same, as `application/json` with no parameters.
+    let (status, headers, body) =
+        get(&thumbd.url("/v1/storyboard/demo/http/story75.mp4.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/json");
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let tiles = doc["tiles"].as_array().unwrap();
+    assert_eq!(tiles.len(), 38);
+    for (i, t) in tiles.iter().enumerate() {
+        assert_eq!(t["start"].as_f64(), Some(i as f64 * 2.0), "{t}");
+        assert_eq!(t["time"].as_f64(), t["start"].as_f64(), "{t}");
+    }
+    assert_eq!(tiles[37]["end"].as_f64(), Some(75.0));
     common::assert_no_failures(&failures);
 }
 

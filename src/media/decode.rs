@@ -976,6 +976,11 @@ pub(super) fn rescale(v: i64, from: Rational, to: Rational) -> i64 {
     unsafe { ffi::av_rescale_q(v, from.into(), to.into()) }
 }
 
+pub(super) fn rescale_up(v: i64, from: Rational, to: Rational) -> i64 {
+    // SAFETY: pure arithmetic.
+    unsafe { ffi::av_rescale_q_rnd(v, from.into(), to.into(), ffi::AVRounding::AV_ROUND_UP) }
+}
+
 pub(super) fn rescale_down(v: i64, from: Rational, to: Rational) -> i64 {
     // SAFETY: pure arithmetic.
     unsafe { ffi::av_rescale_q_rnd(v, from.into(), to.into(), ffi::AVRounding::AV_ROUND_DOWN) }

@@ -67,16 +67,24 @@ impl Frames {
         self.info.duration_us.map(|d| d.max(0) as u64)
     }
 
-    /// Keyframe times (microseconds from the start) the index lists, in
-    /// order; empty where the container has no index.
+    /// Keyframe times (microseconds from the start, when each is shown,
+    /// rounded up so that the keyframe at or before each is itself) the
+    /// index lists, in order; empty where the container has no index.
     pub fn indexed_keyframes(&mut self) -> Result<Vec<u64>, MediaError> {
         self.load_index()?;
+        // MP4 lists decoding times: a keyframe is shown this much later.
+        let delay = self.decode_delay();
         let index = StreamIndex::of(self.demuxer.input(), self.info.index);
         let mut times: Vec<u64> = (0..index.entries())
             .filter_map(|i| index.get(i))
             .filter(|e| e.keyframe)
-            .map(|e| self.us_of(e.timestamp))
+            .map(|e| {
+                let from_start = e.timestamp.saturating_add(delay) - self.info.start;
+                decode::rescale_up(from_start, self.info.time_base, Rational(1, 1_000_000)).max(0)
+                    as u64
+            })
             .collect();
+        times.sort_unstable();
         times.dedup();
         Ok(times)
     }
@@ -157,7 +165,16 @@ impl Frames {
                 if !decode::seek_past_last_cue(&mut self.demuxer, &self.info, at)? {
                     decode::seek(&mut self.demuxer, &self.info, at)?;
                 }
-                packets.push(self.next_keyframe_packet()?);
+                let mut packet = self.next_keyframe_packet()?;
+                // A Matroska cue points at its cluster, which can hold an
+                // earlier keyframe than the one it lists.
+                while packet.pts().is_some_and(|p| p < at) {
+                    match self.next_keyframe_packet() {
+                        Ok(next) if next.pts().is_some_and(|p| p <= at) => packet = next,
+                        _ => break,
+                    }
+                }
+                packets.push(packet);
             }
             let threads = match self.limits.decoder_threads {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS)),
@@ -451,16 +468,6 @@ impl Frames {
     fn ts_of(&self, us: u64) -> i64 {
         let us = us.min(i64::MAX as u64 / 2) as i64;
         self.info.start + decode::rescale_down(us, Rational(1, 1_000_000), self.info.time_base)
-    }
-
-    /// A stream timestamp to microseconds from the start.
-    fn us_of(&self, ts: i64) -> u64 {
-        decode::rescale(
-            ts.saturating_sub(self.info.start),
-            self.info.time_base,
-            Rational(1, 1_000_000),
-        )
-        .max(0) as u64
     }
 }
 

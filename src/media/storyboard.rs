@@ -3,7 +3,8 @@
 //! previews. The layout (which time each tile covers, where it sits) comes
 //! with the image, for the WebVTT and JSON descriptions.
 
-use super::frames::Frames;
+use super::decode::DecodedFrame;
+use super::frames::{FrameSet, Frames};
 use super::picture::{Picture, RgbImage};
 use super::{encode, geometry, picture, Fit, Format, Limits, MediaError};
 use crate::source::SourceRead;
@@ -85,12 +86,26 @@ pub fn render(
         .duration_us()
         .filter(|&d| d > 0)
         .ok_or_else(|| MediaError::Unreadable("the video's duration is unknown".into()))?;
-    let keyframes = frames.indexed_keyframes()?.len();
-    let times = tile_times(duration_us, spec.tiles, keyframes);
-    let set = if spec.exact {
-        frames.exact(&times)?
+    let keyframes = frames.indexed_keyframes()?;
+    let planned = tile_times(duration_us, spec.tiles, &keyframes);
+    let (times, set) = if spec.exact {
+        let set = frames.exact(&planned)?;
+        (planned, set)
     } else {
-        frames.keyframes(&times, spec.tile_width <= SMALL_TILE)?
+        let set = frames.keyframes(&planned, spec.tile_width <= SMALL_TILE)?;
+        match spec.tiles {
+            // Each tile starts where its keyframe is shown, so it shows the
+            // frame on screen at its cue's start; tiles whose times found
+            // the same keyframe (no index said where they are) are one.
+            TileCount::Auto => at_keyframes(set, duration_us),
+            // The count asked for: a tile whose keyframe is more than a
+            // tile before its time shows its exact frame instead.
+            TileCount::Tiles(_) | TileCount::Interval(_) => {
+                let step = planned.get(1).map_or(duration_us, |&t| t);
+                let set = exact_where_far(&mut frames, &planned, set, step)?;
+                (planned, set)
+            }
+        }
     };
     let first = set
         .frames
@@ -185,24 +200,93 @@ pub fn render(
     })
 }
 
-/// The start of each tile's range, microseconds, ascending.
-fn tile_times(duration_us: u64, tiles: TileCount, keyframes: usize) -> Vec<u64> {
+/// Shortest tile: WebVTT times are whole milliseconds, and a cue must
+/// end after it starts.
+const MIN_TILE_US: u64 = 1000;
+
+/// The start of each tile's range, microseconds, ascending, each at least
+/// [`MIN_TILE_US`] before the next and before the end. `keyframes` are the
+/// times the container's index lists (empty without one).
+fn tile_times(duration_us: u64, tiles: TileCount, keyframes: &[u64]) -> Vec<u64> {
+    let even = duration_us.div_ceil(MAX_TILES as u64).max(MIN_TILE_US);
     let interval = match tiles {
         TileCount::Tiles(n) => duration_us.div_ceil(n.clamp(1, MAX_TILES) as u64),
-        TileCount::Interval(us) => us.max(duration_us.div_ceil(MAX_TILES as u64)),
-        TileCount::Auto => {
-            let even = duration_us.div_ceil(MAX_TILES as u64);
-            // No closer than the keyframes: closer tiles would repeat them.
-            // (Unknown without an index: then evenly.)
-            let keyframe_interval = duration_us.checked_div(keyframes as u64).unwrap_or(0);
-            even.max(keyframe_interval)
+        TileCount::Interval(us) => us.max(even),
+        // Keyframes at least `even` apart: no closer than the keyframes
+        // (closer tiles would repeat them) and never more than MAX_TILES.
+        TileCount::Auto if !keyframes.is_empty() => {
+            let mut times = vec![0];
+            for &k in keyframes {
+                let last = *times.last().expect("one time");
+                if k >= last + even && k + MIN_TILE_US <= duration_us {
+                    times.push(k);
+                }
+            }
+            return times;
         }
+        // No index (MPEG-TS): evenly, then one tile per keyframe found.
+        TileCount::Auto => even,
     }
-    .max(1);
+    .max(MIN_TILE_US);
     (0..MAX_TILES as u64)
         .map(|i| i * interval)
-        .take_while(|&t| t < duration_us)
+        .take_while(|&t| t == 0 || t + MIN_TILE_US <= duration_us)
         .collect()
+}
+
+/// One tile per distinct keyframe in `set`, starting when it is shown (the
+/// first at 0), in order; tiles closer than [`MIN_TILE_US`] merged.
+fn at_keyframes(set: FrameSet, duration_us: u64) -> (Vec<u64>, FrameSet) {
+    let FrameSet { frames, of_time } = set;
+    let mut order: Vec<usize> = of_time;
+    order.dedup();
+    let mut times: Vec<u64> = Vec::with_capacity(order.len());
+    let mut kept: Vec<usize> = Vec::with_capacity(order.len());
+    for f in order {
+        let shown = (frames[f].time_secs * 1e6).round().max(0.0) as u64;
+        let start = if times.is_empty() { 0 } else { shown };
+        let last = times.last().copied();
+        if last.is_some_and(|l| start < l + MIN_TILE_US) || start + MIN_TILE_US > duration_us {
+            continue;
+        }
+        times.push(start);
+        kept.push(f);
+    }
+    let of_time = (0..kept.len()).collect();
+    let mut frames: Vec<Option<DecodedFrame>> = frames.into_iter().map(Some).collect();
+    let frames = kept
+        .into_iter()
+        .map(|f| frames[f].take().expect("each frame kept once"))
+        .collect();
+    (times, FrameSet { frames, of_time })
+}
+
+/// Replaces, for each time whose keyframe is shown more than `step` before
+/// it, the keyframe by the exact frame at that time.
+fn exact_where_far(
+    frames: &mut Frames,
+    times: &[u64],
+    mut set: FrameSet,
+    step: u64,
+) -> Result<FrameSet, MediaError> {
+    let far: Vec<usize> = (0..times.len())
+        .filter(|&i| {
+            let shown = (set.frames[set.of_time[i]].time_secs * 1e6)
+                .round()
+                .max(0.0) as u64;
+            times[i].saturating_sub(shown) > step
+        })
+        .collect();
+    if far.is_empty() {
+        return Ok(set);
+    }
+    let exact = frames.exact(&far.iter().map(|&i| times[i]).collect::<Vec<_>>())?;
+    let base = set.frames.len();
+    set.frames.extend(exact.frames);
+    for (k, &i) in far.iter().enumerate() {
+        set.of_time[i] = base + exact.of_time[k];
+    }
+    Ok(set)
 }
 
 /// Copies `tile` into `sprite` with its top-left corner at (`x`, `y`).
@@ -223,27 +307,64 @@ fn blit(sprite: &mut RgbImage, tile: &RgbImage, x: u32, y: u32) {
 mod tests {
     use super::*;
 
+    /// Keyframes every `gop` microseconds over `duration`.
+    fn every(gop: u64, duration: u64) -> Vec<u64> {
+        (0..duration).step_by(gop as usize).collect()
+    }
+
     #[test]
     fn tiles_divide_the_video() {
-        // A minute with 2 s keyframes: one tile per keyframe interval.
-        let t = tile_times(60_000_000, TileCount::Auto, 30);
+        // A minute with 2 s keyframes: one tile per keyframe.
+        let t = tile_times(60_000_000, TileCount::Auto, &every(2_000_000, 60_000_000));
         assert_eq!(t.len(), 30);
         assert_eq!(t[1], 2_000_000);
         // Ten minutes with 2 s keyframes: 100 tiles of 6 s.
-        let t = tile_times(600_000_000, TileCount::Auto, 300);
+        let t = tile_times(600_000_000, TileCount::Auto, &every(2_000_000, 600_000_000));
         assert_eq!((t.len(), t[1]), (100, 6_000_000));
-        assert_eq!(tile_times(60_000_000, TileCount::Tiles(12), 0).len(), 12);
-        let t = tile_times(60_000_000, TileCount::Interval(5_000_000), 0);
+        assert_eq!(tile_times(60_000_000, TileCount::Tiles(12), &[]).len(), 12);
+        let t = tile_times(60_000_000, TileCount::Interval(5_000_000), &[]);
         assert_eq!((t.len(), t[11]), (12, 55_000_000));
         // Never more than MAX_TILES: the interval grows.
         assert_eq!(
-            tile_times(60_000_000, TileCount::Interval(1_000), 0).len(),
+            tile_times(60_000_000, TileCount::Interval(1_000), &[]).len(),
             100
         );
-        assert_eq!(tile_times(60_000_000, TileCount::Tiles(5000), 0).len(), 100);
-        assert_eq!(tile_times(1, TileCount::Auto, 0), [0]);
-        // No index (MPEG-TS): evenly.
-        assert_eq!(tile_times(60_000_000, TileCount::Auto, 0).len(), 100);
+        assert_eq!(
+            tile_times(60_000_000, TileCount::Tiles(5000), &[]).len(),
+            100
+        );
+        assert_eq!(tile_times(1, TileCount::Auto, &[]), [0]);
+        assert_eq!(tile_times(1, TileCount::Auto, &[0]), [0]);
+        // No index (MPEG-TS): evenly (then one tile per keyframe found).
+        assert_eq!(tile_times(60_000_000, TileCount::Auto, &[]).len(), 100);
+    }
+
+    #[test]
+    fn tiles_start_at_keyframes_for_any_duration() {
+        // 75 s with 2 s keyframes: 38 tiles at the keyframes themselves
+        // (not 75/38 s apart), the last one from 74 s, none empty.
+        let t = tile_times(75_000_000, TileCount::Auto, &every(2_000_000, 75_000_000));
+        assert_eq!(t.len(), 38);
+        assert!(t
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == i as u64 * 2_000_000));
+        // Keyframes at irregular times (scene cuts), a short last GOP.
+        let k = [0, 1_500_000, 2_000_000, 5_000_000, 5_400_000, 9_900_000];
+        assert_eq!(
+            tile_times(10_000_000, TileCount::Auto, &k),
+            [0, 1_500_000, 2_000_000, 5_000_000, 5_400_000, 9_900_000]
+        );
+        // Keyframes closer than duration/100 are thinned out, and one less
+        // than a millisecond before the end starts no tile.
+        let dense = every(100_000, 100_000_000);
+        let t = tile_times(100_000_000, TileCount::Auto, &dense);
+        assert_eq!((t.len(), t[1]), (100, 1_000_000));
+        assert_eq!(tile_times(2_000_500, TileCount::Auto, &[0, 2_000_000]), [0]);
+        // Even spacing never ends on an empty last tile either.
+        let t = tile_times(75_000_000, TileCount::Tiles(38), &[]);
+        assert!(t.iter().all(|&x| x + MIN_TILE_US <= 75_000_000));
+        assert_eq!(t.len(), 38);
     }
 
     #[test]

@@ -123,6 +123,7 @@ fn limits() -> Limits {
         max_source_bytes: 1 << 30,
         deadline: Instant::now() + Duration::from_secs(3600),
         decoder_threads: 1,
+        best_frame_scan_frames: thumbd::media::bestframe::DEFAULT_SCAN_FRAMES,
     }
 }
 

@@ -263,6 +263,7 @@ fn worker(seeds: &[(String, Vec<u8>)], seed: u64, start: u64, until: Instant) {
             max_source_bytes: 512 * 1024 * 1024,
             deadline: Instant::now() + Duration::from_secs(20),
             decoder_threads: 1,
+            best_frame_scan_frames: thumbd::media::bestframe::DEFAULT_SCAN_FRAMES,
         };
         let started = Instant::now();
         let result = thumbd::media::render(Box::new(Cursor::new(data)), &spec, &limits);

@@ -362,6 +362,9 @@ pub struct PicturesConfig {
     /// Memory for cached storyboards and animations (apart from
     /// `cache.max_bytes`), bytes.
     pub cache_max_bytes: u64,
+    /// Frames `timeStamp=auto` may decode beyond keyframes when those are
+    /// few or all dark or flat; 0: keyframes only.
+    pub best_frame_scan_frames: u32,
 }
 
 impl Default for PicturesConfig {
@@ -372,6 +375,7 @@ impl Default for PicturesConfig {
             animated_max_fps: 30,
             animated_max_width: 640,
             cache_max_bytes: 64 * 1024 * 1024,
+            best_frame_scan_frames: crate::media::bestframe::DEFAULT_SCAN_FRAMES,
         }
     }
 }

@@ -648,6 +648,7 @@ impl Renderer {
             max_frame_pixels: self.limits.0,
             max_source_bytes: self.limits.1,
             decoder_threads: self.limits.2,
+            best_frame_scan_frames: self.pictures.best_frame_scan_frames,
             deadline,
         }
     }

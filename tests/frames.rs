@@ -428,6 +428,7 @@ mod pipeline {
             max_source_bytes: 1 << 30,
             deadline: Instant::now() + Duration::from_secs(30),
             decoder_threads: 0,
+            best_frame_scan_frames: thumbd::media::bestframe::DEFAULT_SCAN_FRAMES,
         }
     }
 

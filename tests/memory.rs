@@ -43,6 +43,7 @@ fn renders_do_not_keep_what_they_read() {
             max_source_bytes: 512 * 1024 * 1024,
             deadline: Instant::now() + Duration::from_secs(60),
             decoder_threads: 1,
+            best_frame_scan_frames: thumbd::media::bestframe::DEFAULT_SCAN_FRAMES,
         };
         let file = std::fs::File::open(&path).unwrap();
         thumbd::media::render(Box::new(file), &spec, &limits).expect("renders");

@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         max_source_bytes: 512 * 1024 * 1024,
         deadline: Instant::now() + Duration::from_secs(20),
         decoder_threads: 1,
+        best_frame_scan_frames: thumbd::media::bestframe::DEFAULT_SCAN_FRAMES,
     };
     let spec = RenderSpec {
         format: Format::Webp,
@@ -32,5 +33,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let started = Instant::now();
     let _ = thumbd::media::render(Box::new(Cursor::new(data)), &spec, &limits);
-    assert!(started.elapsed() < Duration::from_secs(25), "past the deadline");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "past the deadline"
+    );
 });

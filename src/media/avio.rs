@@ -385,6 +385,7 @@ mod tests {
             max_source_bytes: 1 << 20,
             deadline: Instant::now() + Duration::from_secs(10),
             decoder_threads: 1,
+            best_frame_scan_frames: crate::media::bestframe::DEFAULT_SCAN_FRAMES,
         }
     }
 

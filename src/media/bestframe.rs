@@ -33,18 +33,88 @@ pub fn best_frame(
     limits: &Limits,
 ) -> Result<DecodedFrame, MediaError> {
     let mut frames = Frames::open(reader, limits)?;
-    let times = candidate_times(frames.duration_us());
+    let duration_us = frames.duration_us();
+    let times = candidate_times(duration_us);
     let mut set = frames.keyframes(&times, false)?;
-    let mut best: Option<(usize, f64)> = None;
+    let mut best: Option<(usize, f64, Grey)> = None;
     for (i, frame) in set.frames.iter().enumerate() {
-        let s = score(&luma(frame)?);
+        let grey = luma(frame)?;
+        let s = score(&grey);
         tracing::debug!(time = frame.time_secs, score = s, "best-frame candidate");
-        if best.is_none_or(|(_, b)| s > b) {
-            best = Some((i, s));
+        if best.as_ref().is_none_or(|(_, b, _)| s > *b) {
+            best = Some((i, s, grey));
         }
     }
-    let (i, _) = best.ok_or_else(|| MediaError::NoFrame("no keyframe could be decoded".into()))?;
-    Ok(set.frames.swap_remove(i))
+    let (i, best_score, grey) =
+        best.ok_or_else(|| MediaError::NoFrame("no keyframe could be decoded".into()))?;
+    let distinct = set.frames.len();
+    let keyframe = set.frames.swap_remove(i);
+    if !(poor(&grey) || distinct < 2) || limits.best_frame_scan_frames == 0 {
+        return Ok(keyframe);
+    }
+    // Keyframes are few or all dark or flat (a film's black opening and
+    // titles before its first scene, with a keyframe every 10 s): look
+    // between them too.
+    let scanned = scan(&mut frames, duration_us, limits)?;
+    Ok(match scanned {
+        Some((frame, s)) if s > best_score => frame,
+        _ => keyframe,
+    })
+}
+
+/// The best frame of a sequential decode from the keyframe before the
+/// middle candidates (45% of the video) on, scored [`SCAN_FPS`] times a
+/// second, for at most `limits.best_frame_scan_frames` frames' worth of the
+/// video (at its frame rate, or 30 fps); with its score. What it decodes
+/// is bounded like any render's by the deadline.
+fn scan(
+    frames: &mut Frames,
+    duration_us: Option<u64>,
+    limits: &Limits,
+) -> Result<Option<(DecodedFrame, f64)>, MediaError> {
+    let Some(d) = duration_us.filter(|&d| d > 0) else {
+        return Ok(None);
+    };
+    let middle = (d as f64 * MIDDLE_SHARES[0]) as u64;
+    // From the keyframe before the window: the frames before it are
+    // decoded anyway, so they are looked at too.
+    let start = frames
+        .indexed_keyframes()?
+        .into_iter()
+        .take_while(|&k| k <= middle)
+        .last()
+        .unwrap_or(middle);
+    let fps = frames.frame_rate().filter(|&f| f > 0.0).unwrap_or(30.0);
+    let budget_us = (limits.best_frame_scan_frames as f64 / fps * 1e6) as u64;
+    let end = (start + budget_us).min(d).max(start + 1);
+    let mut best: Option<(DecodedFrame, f64)> = None;
+    let mut last_time = f64::NAN;
+    frames.sequence(start, end, SCAN_FPS, |frame| {
+        if frame.time_secs == last_time {
+            return Ok(());
+        }
+        last_time = frame.time_secs;
+        let s = score(&luma(frame)?);
+        tracing::debug!(time = frame.time_secs, score = s, "best-frame scan");
+        if best.as_ref().is_none_or(|(_, b)| s > *b) {
+            best = Some((frame.clone(), s));
+        }
+        Ok(())
+    })?;
+    Ok(best)
+}
+
+/// Frames looked at per second of video in the scan.
+const SCAN_FPS: u32 = 4;
+
+/// Frames the scan may decode by default (`pictures.best_frame_scan_frames`).
+pub const DEFAULT_SCAN_FRAMES: u32 = 300;
+
+/// Whether the best keyframe is one no viewer would pick: dark, blown out
+/// or near-uniform.
+fn poor(g: &Grey) -> bool {
+    let (mean, spread) = g.mean_spread();
+    !(DARK..=255.0 - DARK).contains(&mean) || spread < 2.0 * NEAR_UNIFORM
 }
 
 /// Candidate times in microseconds, ascending, without repeats.
@@ -88,11 +158,20 @@ fn luma(frame: &DecodedFrame) -> Result<Grey, MediaError> {
     })
 }
 
+impl Grey {
+    /// Mean brightness and its standard deviation.
+    fn mean_spread(&self) -> (f64, f64) {
+        let n = self.luma.len().max(1) as f64;
+        let mean = self.luma.iter().sum::<f64>() / n;
+        let spread = (self.luma.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        (mean, spread)
+    }
+}
+
 /// How representative a picture looks; higher is better, 0 is hopeless.
 fn score(g: &Grey) -> f64 {
     let n = g.luma.len().max(1) as f64;
-    let mean = g.luma.iter().sum::<f64>() / n;
-    let spread = (g.luma.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let (mean, spread) = g.mean_spread();
     // Entropy of a 64-bin histogram, in bits (at most 6).
     let mut bins = [0u32; 64];
     for v in &g.luma {

@@ -21,6 +21,7 @@ use super::{Limits, MediaError, TimeSpec};
 use crate::source::SourceRead;
 
 /// A decoded frame and what is needed to show it as a player would.
+#[derive(Clone)]
 pub struct DecodedFrame {
     pub frame: frame::Video,
     pub sar: (u32, u32),

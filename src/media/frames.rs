@@ -62,6 +62,16 @@ impl Frames {
         })
     }
 
+    /// Frames per second, as the stream says (its average rate).
+    pub fn frame_rate(&self) -> Option<f64> {
+        let r = self
+            .demuxer
+            .input()
+            .stream(self.info.index)?
+            .avg_frame_rate();
+        (r.numerator() > 0 && r.denominator() > 0).then(|| f64::from(r))
+    }
+
     /// The video's duration in microseconds, if the container says.
     pub fn duration_us(&self) -> Option<u64> {
         self.info.duration_us.map(|d| d.max(0) as u64)
@@ -229,10 +239,8 @@ impl Frames {
             ((end_us.saturating_sub(start_us)) as u128 * fps as u128).div_ceil(1_000_000) as u64;
         let tick_ts = |k: u64| self.ts_of(start_us + k * 1_000_000 / fps.max(1) as u64);
         let ticks_ts: Vec<i64> = (0..ticks.max(1)).map(tick_ts).collect();
+        self.seek_to_keyframe_before(ticks_ts[0])?;
         let (demuxer, info) = (&mut self.demuxer, &self.info);
-        if !decode::seek_past_last_cue(demuxer, info, ticks_ts[0])? {
-            decode::seek(demuxer, info, ticks_ts[0])?;
-        }
         let mut decoder = decode::open_decoder(demuxer.input(), info, &self.limits)?;
         let mut shown: Option<DecodedFrame> = None;
         let mut k = 0usize;
@@ -302,6 +310,40 @@ impl Frames {
             }
         }
         Ok(k)
+    }
+
+    /// Seeks to the keyframe at or before `ts` as the container can.
+    fn seek_to(&mut self, ts: i64) -> Result<(), MediaError> {
+        if !decode::seek_past_last_cue(&mut self.demuxer, &self.info, ts)? {
+            decode::seek(&mut self.demuxer, &self.info, ts)?;
+        }
+        Ok(())
+    }
+
+    /// Positions the demuxer at a keyframe shown at or before `ts`. A seek
+    /// by bytes (MPEG-TS) can land after it, even past the last keyframe,
+    /// where nothing would decode: then it seeks further back, to the
+    /// first byte at the end.
+    fn seek_to_keyframe_before(&mut self, ts: i64) -> Result<(), MediaError> {
+        let one_second = decode::rescale(1_000_000, Rational(1, 1_000_000), self.info.time_base);
+        let mut back = 0i64;
+        for _ in 0..8 {
+            let at = ts.saturating_sub(back).max(self.info.start);
+            self.seek_to(at)?;
+            match self.next_keyframe_packet() {
+                Ok(p) if p.pts().or(p.dts()).is_none_or(|t| t <= ts) => {
+                    // Back to the same place for the caller to read from.
+                    return self.seek_to(at);
+                }
+                Ok(_) | Err(MediaError::NoFrame(_)) => {}
+                Err(e) => return Err(e),
+            }
+            if at == self.info.start {
+                break;
+            }
+            back = (back * 2).max(one_second);
+        }
+        decode::seek_to_first_byte(&mut self.demuxer)
     }
 
     /// Without an index (MPEG-TS seeks by bytes, so a seek can land after

@@ -161,6 +161,9 @@ pub struct Limits {
     pub deadline: Instant,
     /// Decoder threads; 0 lets FFmpeg choose.
     pub decoder_threads: usize,
+    /// Frames the best-frame search may decode beyond keyframes when those
+    /// are few or poor (see [`bestframe`]); 0: keyframes only.
+    pub best_frame_scan_frames: u32,
 }
 
 /// An encoded thumbnail and what was chosen to make it.

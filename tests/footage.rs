@@ -253,6 +253,20 @@ impl Player {
     }
 }
 
+/// Whether a grey picture is one no viewer would pick as a poster: dark,
+/// blown out or near-uniform (mean outside 40-215, or spread under 12).
+fn poor(picture: &[u8]) -> bool {
+    let n = picture.len().max(1) as f64;
+    let mean = picture.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let spread = (picture
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt();
+    !(40.0..=215.0).contains(&mean) || spread < 12.0
+}
+
 fn header_time(headers: &reqwest::header::HeaderMap) -> Option<f64> {
     headers.get("x-thumbnail-time")?.to_str().ok()?.parse().ok()
 }
@@ -403,6 +417,37 @@ async fn real_footage_shows_the_players_frame_at_each_moment() {
                 "{what}: status {status}: {}",
                 String::from_utf8_lossy(&body)
             ));
+        }
+
+        // The best frame: the player's picture at the time chosen, and not
+        // a dark, blown-out or flat one where the file has a better one.
+        let (status, headers, body) = get(&url("&timeStamp=auto")).await;
+        match header_time(&headers).filter(|_| status == 200) {
+            Some(chosen) => {
+                // (The header rounds to milliseconds.)
+                let pos = player.position(player.frames.at(chosen + 0.0005));
+                let what = format!("{file} timeStamp=auto (chose {chosen} s)");
+                judge(
+                    player,
+                    &what,
+                    pos,
+                    still,
+                    (w, h),
+                    &headers,
+                    &body,
+                    &mut failures,
+                );
+                let poor = |p: usize| poor(&player.frames.pictures[player.order[p]]);
+                if !still && poor(pos) && (0..player.len()).any(|p| !poor(p)) {
+                    failures.push(format!(
+                        "{what}: a dark or flat frame where better ones exist"
+                    ));
+                }
+            }
+            None => failures.push(format!(
+                "{file} timeStamp=auto: status {status}: {}",
+                String::from_utf8_lossy(&body)
+            )),
         }
 
         // No time: the middle, answered.

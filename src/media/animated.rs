@@ -69,7 +69,7 @@ pub fn render(
             .expect("made above")
             .add(img, duration.max(1.0) as u32)?;
         count += 1;
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     })?;
     let encoder = encoder.ok_or_else(|| MediaError::NoFrame("no frame in the range".into()))?;
     let (width, height) = (encoder.width, encoder.height);

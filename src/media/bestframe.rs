@@ -12,6 +12,8 @@
 //!
 //! [`frames`]: super::frames
 
+use std::ops::ControlFlow;
+
 use super::decode::DecodedFrame;
 use super::frames::Frames;
 use super::{geometry, picture, Format, Limits, MediaError};
@@ -84,23 +86,42 @@ fn scan(
     let end = (start + budget_us).min(d).max(start + 1);
     let mut best: Option<(DecodedFrame, f64)> = None;
     let mut last_time = f64::NAN;
+    // Once a frame worth showing is found, the scan goes on only while
+    // later ones keep beating it (a fade-in still brightening).
+    let mut since_best = 0u32;
+    let mut best_worth_showing = false;
     frames.sequence(start, end, SCAN_FPS, |frame| {
         if frame.time_secs == last_time {
-            return Ok(());
+            return Ok(ControlFlow::Continue(()));
         }
         last_time = frame.time_secs;
-        let s = score(&luma(frame)?);
+        let grey = luma(frame)?;
+        let s = score(&grey);
         tracing::debug!(time = frame.time_secs, score = s, "best-frame scan");
-        if best.as_ref().is_none_or(|(_, b)| s > *b) {
+        if best.as_ref().is_none_or(|(_, b)| s > *b * IMPROVEMENT) {
             best = Some((frame.clone(), s));
+            best_worth_showing = !poor(&grey);
+            since_best = 0;
+        } else if best_worth_showing {
+            since_best += 1;
         }
-        Ok(())
+        Ok(if since_best >= SCAN_PATIENCE {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
     })?;
     Ok(best)
 }
 
 /// Frames looked at per second of video in the scan.
 const SCAN_FPS: u32 = 4;
+/// Frames looked at after the best so far, once that one is worth showing,
+/// before the scan stops (a second of video).
+const SCAN_PATIENCE: u32 = SCAN_FPS;
+/// How much better a later frame must score to replace the best so far:
+/// within noise the earlier one stays, and the scan can end.
+const IMPROVEMENT: f64 = 1.02;
 
 /// Frames the scan may decode by default (`pictures.best_frame_scan_frames`).
 pub const DEFAULT_SCAN_FRAMES: u32 = 300;

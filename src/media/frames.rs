@@ -8,6 +8,8 @@
 //! and the rest several at a time; elsewhere (Matroska's cues, MPEG-TS)
 //! each seek reads what it needs as a thumbnail does.
 
+use std::ops::ControlFlow;
+
 use ffmpeg_next::{frame, Packet, Rational};
 
 use super::avio::Demuxer;
@@ -222,14 +224,15 @@ impl Frames {
     /// The frames shown at `start_us + k / fps` for each `k` with that time
     /// before `end_us` (clamped to the video's end), from one sequential
     /// decode from the keyframe before `start_us`; `each` takes them in
-    /// order (a frame shown for several ticks is given once per tick).
+    /// order (a frame shown for several ticks is given once per tick), and
+    /// may stop it early with [`ControlFlow::Break`].
     /// Returns how many were given.
     pub fn sequence(
         &mut self,
         start_us: u64,
         end_us: u64,
         fps: u32,
-        mut each: impl FnMut(&DecodedFrame) -> Result<(), MediaError>,
+        mut each: impl FnMut(&DecodedFrame) -> Result<ControlFlow<()>, MediaError>,
     ) -> Result<usize, MediaError> {
         let end_us = match self.duration_us() {
             Some(d) => end_us.min(d),
@@ -293,8 +296,10 @@ impl Frames {
                 // Every tick before this frame shows the one before it (the
                 // first frame, for ticks before the video starts).
                 while k < ticks_ts.len() && pts > ticks_ts[k] {
-                    each(shown.as_ref().unwrap_or(&current))?;
                     k += 1;
+                    if each(shown.as_ref().unwrap_or(&current))?.is_break() {
+                        return Ok(k);
+                    }
                 }
                 shown = Some(current);
             }
@@ -304,8 +309,10 @@ impl Frames {
                     return Err(MediaError::NoFrame("no frame could be decoded".into()));
                 };
                 while k < ticks_ts.len() {
-                    each(last)?;
                     k += 1;
+                    if each(last)?.is_break() {
+                        return Ok(k);
+                    }
                 }
             }
         }

@@ -94,6 +94,17 @@ pub struct ServerConfig {
     /// How long an upload's body may stall (no bytes arriving) before it is
     /// refused with 408 and its bytes removed, in seconds.
     pub body_idle_timeout_secs: u64,
+    /// How long an answer may wait for the client to take more of it (the
+    /// time between two writes that make progress, as nginx's
+    /// `send_timeout`) before the connection is closed, in seconds: a
+    /// client that stops reading does not hold its connection for ever.
+    pub send_timeout_secs: u64,
+    /// After answering a request without reading its whole body (a refused
+    /// upload: 401, 413), how long thumbd goes on reading and discarding
+    /// what the client still sends before closing, in seconds (as nginx's
+    /// lingering close): a client that writes its whole body before reading
+    /// the answer then gets the answer instead of a reset connection.
+    pub linger_secs: u64,
     /// Serve the demo page at `/` (a gallery of the configured `file:`
     /// samples and a URL builder). On in the embedded default; off unless
     /// set, so a production config does not expose it by accident.
@@ -112,6 +123,8 @@ impl Default for ServerConfig {
             max_header_bytes: 16 * 1024,
             header_read_timeout_secs: 10,
             body_idle_timeout_secs: 30,
+            send_timeout_secs: 60,
+            linger_secs: 10,
             demo_page: false,
         }
     }
@@ -128,6 +141,14 @@ impl ServerConfig {
 
     pub fn body_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.body_idle_timeout_secs)
+    }
+
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_secs(self.send_timeout_secs)
+    }
+
+    pub fn linger(&self) -> Duration {
+        Duration::from_secs(self.linger_secs)
     }
 }
 
@@ -730,6 +751,9 @@ impl Config {
                 "server.header_read_timeout_secs and server.body_idle_timeout_secs must be at least 1"
                     .into(),
             );
+        }
+        if self.server.send_timeout_secs == 0 {
+            return invalid("server.send_timeout_secs must be at least 1".into());
         }
         if self.render.timeout_secs == 0 {
             return invalid("render.timeout_secs must be at least 1".into());

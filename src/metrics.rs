@@ -74,6 +74,13 @@ pub struct Metrics {
 
     /// Requests answered, by route and status class.
     pub http_requests: Family<RequestLabels, Counter>,
+    /// Connections closed because the client took nothing of an answer
+    /// for `server.send_timeout_secs`.
+    pub send_timeouts: Counter,
+    /// Request bodies read and discarded after an answer that did not need
+    /// them (a refused upload), so a client writing its body first gets
+    /// the answer.
+    pub lingering_reads: Counter,
     /// Time from the request head to the response head, by route.
     pub http_duration: HistogramFamily<RouteLabels>,
 
@@ -169,6 +176,8 @@ impl Metrics {
         let mut m = Metrics {
             registry: Registry::with_prefix("thumbd"),
             http_requests: Family::default(),
+            send_timeouts: Counter::default(),
+            lingering_reads: Counter::default(),
             http_duration: Family::new_with_constructor(latency_histogram),
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
@@ -215,6 +224,16 @@ impl Metrics {
             "http_requests",
             "HTTP requests answered, by route and status class",
             m.http_requests.clone(),
+        );
+        r.register(
+            "send_timeouts",
+            "Connections closed because the client stopped taking an answer for server.send_timeout_secs",
+            m.send_timeouts.clone(),
+        );
+        r.register(
+            "lingering_reads",
+            "Request bodies read and discarded after an answer that did not need them (a refused upload)",
+            m.lingering_reads.clone(),
         );
         r.register_with_unit(
             "http_request_duration",

@@ -9,12 +9,15 @@
 //! - `compat`: the video-URL and conversion-task API shapes.
 //! - `pictures`: storyboards (sprite, WebVTT, JSON) and animated previews.
 //! - `demo`: the demo page at `/`.
+//! - `conn`: clients as they are: a send timeout for those that stop
+//!   reading, a lingering read for those that write their body first.
 //!
 //! Every request gets an `X-Request-Id`, a count in [`crate::metrics`] and
 //! one access-log line (target `thumbd::access`).
 
 pub mod api;
 mod compat;
+mod conn;
 mod demo;
 mod pictures;
 pub mod routes;
@@ -91,6 +94,7 @@ async fn accept_until(
     let settings = app.server_settings();
     let header_read_timeout = Duration::from_secs(settings.header_read_timeout_secs);
     let max_header_bytes = settings.max_header_bytes;
+    let send_timeout = settings.send_timeout();
     tokio::pin!(until);
     loop {
         tokio::select! {
@@ -105,6 +109,8 @@ async fn accept_until(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let timeouts = app.metrics().send_timeouts.clone();
+                let stream = conn::SendTimeout::new(stream, send_timeout, timeouts);
                 let app = app.clone();
                 let service = service_fn(move |req| {
                     let app = app.clone();

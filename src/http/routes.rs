@@ -239,6 +239,10 @@ impl App {
         &self.renderer
     }
 
+    pub(super) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     pub fn server_settings(&self) -> &ServerConfig {
         &self.server
     }
@@ -269,8 +273,13 @@ impl App {
         // (No allocation for the bodiless requests of the hit path.)
         let read_to_end = (!body.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
         let body = TrackedBody {
-            inner: body,
+            inner: Some(body),
             done: read_to_end.clone(),
+            linger: read_to_end.is_some().then(|| Linger {
+                total: self.server.linger(),
+                idle: self.server.body_idle_timeout(),
+                reads: self.metrics.lingering_reads.clone(),
+            }),
         };
         let (route, mut response) = self.dispatch(&parts, body).await;
         if read_to_end.is_some_and(|done| !done.load(Ordering::Relaxed)) {
@@ -592,24 +601,42 @@ pub(super) fn render_problem(
     problem
 }
 
-/// A request body that records whether it was read to its end.
-struct TrackedBody<B> {
-    inner: B,
+/// A request body that records whether it was read to its end, and when
+/// dropped before (the answer did not need it: a refused upload), lingers:
+/// reads and discards the rest for a bounded time while the answer goes
+/// out (see [`super::conn::linger`]).
+struct TrackedBody<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+{
+    /// Taken by the lingering read on drop.
+    inner: Option<B>,
     done: Option<Arc<AtomicBool>>,
+    linger: Option<Linger>,
+}
+
+/// How a dropped body lingers.
+struct Linger {
+    total: std::time::Duration,
+    idle: std::time::Duration,
+    reads: prometheus_client::metrics::counter::Counter,
 }
 
 impl<B> hyper::body::Body for TrackedBody<B>
 where
-    B: hyper::body::Body + Unpin,
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
 {
-    type Data = B::Data;
+    type Data = Bytes;
     type Error = B::Error;
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        let Some(inner) = self.inner.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let polled = std::pin::Pin::new(inner).poll_frame(cx);
         if let (std::task::Poll::Ready(None), Some(done)) = (&polled, &self.done) {
             done.store(true, Ordering::Relaxed);
         }
@@ -617,11 +644,38 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| hyper::body::SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
+
+impl<B> Drop for TrackedBody<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+{
+    fn drop(&mut self) {
+        let unread = self
+            .done
+            .as_ref()
+            .is_some_and(|done| !done.load(Ordering::Relaxed));
+        if let (true, Some(body), Some(linger), Ok(runtime)) = (
+            unread,
+            self.inner.take(),
+            self.linger.take(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            runtime.spawn(super::conn::linger(
+                body,
+                linger.total,
+                linger.idle,
+                linger.reads,
+            ));
+        }
     }
 }
 

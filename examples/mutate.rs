@@ -18,7 +18,9 @@
 //! ```
 //!
 //! For diagnosis: `MUTATE_TRACE=1` prints each input's status, time and the
-//! worker's RSS to stderr; `MUTATE_NONE=1` renders the seeds unmutated (a
+//! worker's RSS to stderr; `MUTATE_DUMP=DIR` writes each input there (to
+//! replay one: `MUTATE_MAX=1 MUTATE_DUMP=DIR target/release/examples/mutate
+//! --seed S --worker-from I --fixtures F`); `MUTATE_NONE=1` renders the seeds unmutated (a
 //! baseline for memory); `MUTATE_MAX=N` stops a worker after N inputs (for
 //! valgrind: `valgrind --leak-check=full target/release/examples/mutate
 //! --worker-from 0 --seconds 600`).
@@ -237,7 +239,11 @@ fn worker(seeds: &[(String, Vec<u8>)], seed: u64, start: u64, until: Instant) {
         .and_then(|m| m.parse().ok())
         .unwrap_or(u64::MAX);
     while Instant::now() < until && i - start < max {
-        let (_, data, _) = mutate(seeds, seed, i);
+        let (name, data, _) = mutate(seeds, seed, i);
+        if let Some(dir) = std::env::var_os("MUTATE_DUMP") {
+            let path = Path::new(&dir).join(format!("seed{seed}-{i}-{name}"));
+            std::fs::write(path, &data).expect("write the input to MUTATE_DUMP");
+        }
         writeln!(out, "start {i}").unwrap();
         out.flush().unwrap();
         let time = match i % 4 {

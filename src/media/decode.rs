@@ -248,6 +248,7 @@ pub(super) fn frame_in(
     let mut packets_decoded = 0;
     let ordering = Ordering::of(demuxer.input(), info);
     let mut earliest: Option<Found> = None;
+    let mut step_back = 0i64;
     loop {
         let mut decoder = open_decoder(demuxer.input(), info, limits)?;
         let mut plan = Plan {
@@ -307,8 +308,13 @@ pub(super) fn frame_in(
         }
         attempt = match attempt {
             Seek::To(ts) => {
+                // Twice the overshoot, and at least twice as far back as
+                // the last retry: a seek that finds nothing at all (a
+                // damaged file claiming a day-long duration) reaches the
+                // start in a few dozen passes, not one per second.
                 let one_second = rescale(1_000_000, Rational(1, 1_000_000), info.time_base);
-                let earlier = ts - (2 * overshoot).max(one_second);
+                step_back = step_back.saturating_mul(2).max(one_second);
+                let earlier = ts.saturating_sub((2 * overshoot).max(step_back));
                 if ts > info.start && earlier > info.start {
                     Seek::To(earlier)
                 } else {

@@ -436,6 +436,30 @@ mod pipeline {
         Box::new(std::fs::File::open(fixtures().join(file)).unwrap())
     }
 
+    /// Found by the media mutation fuzzer: a fragmented MP4 with flipped
+    /// bits whose fragments claim a duration of days and whose frames the
+    /// seek never finds. Its middle is answered (or refused) after a few
+    /// dozen passes; stepping back a second a pass, it took the whole
+    /// deadline.
+    #[test]
+    fn a_damaged_file_claiming_days_is_answered_in_a_few_passes() {
+        thumbd::init_ffmpeg();
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/regress/fragments_claiming_days.mp4"
+        );
+        let reader = Box::new(std::fs::File::open(file).unwrap());
+        match media::decode::decode_frame(reader, TimeSpec::Middle, &limits()) {
+            Ok(frame) => assert!(
+                frame.packets_decoded < 10_000,
+                "{} packets decoded over every pass",
+                frame.packets_decoded
+            ),
+            Err(MediaError::Timeout) => panic!("the seek ran out the deadline"),
+            Err(_) => {}
+        }
+    }
+
     #[test]
     fn renders_the_frame_from_a_file() {
         thumbd::init_ffmpeg();

@@ -313,7 +313,9 @@ pub(super) fn frame_in(
                 // damaged file claiming a day-long duration) reaches the
                 // start in a few dozen passes, not one per second.
                 let one_second = rescale(1_000_000, Rational(1, 1_000_000), info.time_base);
-                step_back = step_back.saturating_mul(2).max(one_second);
+                // (A tick may be longer than a second: a damaged AVI's
+                // time base of 41 s made the step 0, the same pass again.)
+                step_back = step_back.saturating_mul(2).max(one_second).max(1);
                 let earlier = ts.saturating_sub((2 * overshoot).max(step_back));
                 if ts > info.start && earlier > info.start {
                     Seek::To(earlier)

@@ -520,6 +520,12 @@ pub struct JobsConfig {
     /// PostgreSQL: this node's id, written on its claims; unique per node.
     /// Default: host name and process id.
     pub node_id: Option<String>,
+    /// The video-URL book: entries kept at most; past it the least recently
+    /// used go. 0: no bound.
+    pub url_book_max_entries: u64,
+    /// The video-URL book: an entry not used (registered again, or looked
+    /// up for a thumbnail) for this many days is removed. 0: kept forever.
+    pub url_book_max_age_days: u64,
 }
 
 impl Default for JobsConfig {
@@ -543,6 +549,8 @@ impl Default for JobsConfig {
             lease_secs: 30,
             poll_ms: 500,
             node_id: None,
+            url_book_max_entries: 100_000,
+            url_book_max_age_days: 30,
         }
     }
 }
@@ -672,8 +680,13 @@ pub struct StoreConfig {
     pub max_upload_bytes: u64,
     /// Bytes all stored videos may take; an upload past it is refused (507).
     pub quota_bytes: u64,
-    /// Days a video is kept after its last upload; 0 keeps it forever.
+    /// Days a video is kept after its last upload with `?persistent=true`;
+    /// 0 keeps it forever.
     pub retention_days: u64,
+    /// Hours a video uploaded without `?persistent=true` is kept after its
+    /// last upload (never longer than `retention_days`); 0: as long as a
+    /// persistent one.
+    pub temporary_hours: u64,
 }
 
 impl Default for StoreConfig {
@@ -682,6 +695,7 @@ impl Default for StoreConfig {
             max_upload_bytes: 1024 * 1024 * 1024,
             quota_bytes: 20 * 1024 * 1024 * 1024,
             retention_days: 30,
+            temporary_hours: 24,
         }
     }
 }

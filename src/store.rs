@@ -8,8 +8,10 @@
 //! thumbnails are ordinary dynamic URLs of the environment. A rename is
 //! atomic and comes after the bytes are synced, so a crash mid-upload leaves
 //! nothing visible; `incoming/` is emptied at start-up. A quota bounds the
-//! bytes kept and a retention (days since the last upload of an object)
-//! removes old ones.
+//! bytes kept and a retention removes old ones: an object uploaded with
+//! `persistent` (a marker in `persistent/`, touched at each persistent
+//! upload) is kept `retention_days` after its last persistent upload; any
+//! object is kept `temporary_hours` (at most as long) after its last upload.
 
 use std::collections::HashMap;
 use std::io;
@@ -42,6 +44,9 @@ fn io_err(e: io::Error) -> StoreError {
 pub struct ObjectStore {
     objects: PathBuf,
     incoming: PathBuf,
+    /// An empty file per object uploaded with `persistent`, whose
+    /// modification time is its last persistent upload.
+    persistent: PathBuf,
     settings: StoreConfig,
     /// Bytes of the objects held.
     used: AtomicU64,
@@ -63,6 +68,29 @@ pub struct Committed {
     pub new: bool,
     /// Which commit of the key this was (for [`ObjectStore::remove`]).
     pub generation: u64,
+    /// Whether the object is now kept as persistent (this upload or an
+    /// earlier one of the same bytes, within the retention, asked for it).
+    pub persistent: bool,
+    /// The earliest time the sweep may remove it; `None`: never.
+    pub expires: Option<SystemTime>,
+}
+
+/// The modification time of `path`, if it is a file.
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .and_then(|m| m.modified().ok())
+}
+
+/// Creates `path` if needed and sets its modification time to `time`.
+fn touch(path: &Path, time: SystemTime) -> io::Result<()> {
+    std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?
+        .set_modified(time)
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -73,19 +101,35 @@ impl ObjectStore {
     pub fn open(dir: &Path, settings: StoreConfig) -> io::Result<ObjectStore> {
         let objects = dir.join("objects");
         let incoming = dir.join("incoming");
+        let persistent = dir.join("persistent");
         std::fs::create_dir_all(&objects)?;
         let _ = std::fs::remove_dir_all(&incoming);
         std::fs::create_dir_all(&incoming)?;
+        // A store from before `persistent` kept every object for
+        // `retention_days`: those objects stay persistent.
+        let from_before = !persistent.is_dir();
+        std::fs::create_dir_all(&persistent)?;
         let mut used = 0;
         for entry in std::fs::read_dir(&objects)? {
-            let meta = entry?.metadata()?;
+            let entry = entry?;
+            let meta = entry.metadata()?;
             if meta.is_file() {
                 used += meta.len();
+                if from_before {
+                    touch(&persistent.join(entry.file_name()), meta.modified()?)?;
+                }
+            }
+        }
+        // Markers whose object is gone (a crash between the two).
+        for entry in std::fs::read_dir(&persistent)?.flatten() {
+            if !objects.join(entry.file_name()).is_file() {
+                let _ = std::fs::remove_file(entry.path());
             }
         }
         Ok(ObjectStore {
             objects,
             incoming,
+            persistent,
             settings,
             used: AtomicU64::new(used),
             incoming_bytes: AtomicU64::new(0),
@@ -124,26 +168,83 @@ impl ObjectStore {
         })
     }
 
+    /// How long an object is kept after its last persistent upload, and
+    /// after its last upload of any kind; `None`: forever.
+    fn keeps(&self) -> (Option<Duration>, Option<Duration>) {
+        let persistent = (self.settings.retention_days > 0)
+            .then(|| Duration::from_secs(self.settings.retention_days * 86_400));
+        let temporary = match self.settings.temporary_hours {
+            0 => persistent,
+            hours => {
+                let hours = Duration::from_secs(hours * 3600);
+                Some(persistent.map_or(hours, |p| p.min(hours)))
+            }
+        };
+        (persistent, temporary)
+    }
+
+    /// Whether the persistent marker last touched at `marked` still keeps
+    /// its object at `now`.
+    fn still_persistent(&self, marked: Option<SystemTime>, now: SystemTime) -> bool {
+        let Some(marked) = marked else {
+            return false;
+        };
+        match self.keeps().0 {
+            None => true,
+            Some(keep) => now.duration_since(marked).map_or(true, |age| age <= keep),
+        }
+    }
+
+    /// Whether the object at `path` is past its retention at `now`.
+    fn expired(&self, path: &Path, now: SystemTime) -> bool {
+        let (_, temporary) = self.keeps();
+        let Some(uploaded) = modified(path) else {
+            return false;
+        };
+        let temporary_over =
+            temporary.is_some_and(|keep| now.duration_since(uploaded).is_ok_and(|age| age > keep));
+        let marker = path.file_name().map(|name| self.persistent.join(name));
+        temporary_over && !self.still_persistent(marker.as_deref().and_then(modified), now)
+    }
+
     /// Makes a checked upload visible under its key (if the same bytes
     /// were stored before, the temporary copy is dropped and the object's
-    /// retention starts again). Blocking.
-    pub fn commit(&self, mut staged: Staged) -> Result<Committed, StoreError> {
+    /// retention starts again). `persistent`: the object is kept for
+    /// `retention_days` from now, else for `temporary_hours` (unless an
+    /// earlier persistent upload keeps it longer). Blocking.
+    pub fn commit(&self, mut staged: Staged, persistent: bool) -> Result<Committed, StoreError> {
         let target = self.objects.join(&staged.key);
+        let marker = self.persistent.join(&staged.key);
         let mut commits = self.commits.lock().expect("not poisoned");
         let existed = target.is_file();
+        let now = SystemTime::now();
+        if persistent {
+            // Before the object is visible: a crash in between leaves a
+            // marker without an object, removed at the next start.
+            touch(&marker, now).map_err(io_err)?;
+        }
         if existed {
             let _ = std::fs::File::options()
                 .write(true)
                 .open(&target)
-                .and_then(|f| f.set_modified(SystemTime::now()));
+                .and_then(|f| f.set_modified(now));
         } else {
             if self.used_bytes() + staged.size > self.settings.quota_bytes {
+                if persistent {
+                    let _ = std::fs::remove_file(&marker);
+                }
                 return Err(StoreError::Full {
                     quota: self.settings.quota_bytes,
                 });
             }
             let temp = staged.temp.0.take().expect("a staged upload has its file");
-            std::fs::rename(&temp, &target).map_err(io_err)?;
+            if let Err(e) = std::fs::rename(&temp, &target) {
+                let _ = std::fs::remove_file(&temp);
+                if persistent {
+                    let _ = std::fs::remove_file(&marker);
+                }
+                return Err(io_err(e));
+            }
             // The rename itself reaches the disk before the job naming it.
             if let Ok(dir) = std::fs::File::open(&self.objects) {
                 let _ = dir.sync_all();
@@ -152,10 +253,21 @@ impl ObjectStore {
         }
         let generation = commits.entry(staged.key.clone()).or_default();
         *generation += 1;
+        let (keep_persistent, keep_temporary) = self.keeps();
+        let marked = modified(&marker);
+        let is_persistent = self.still_persistent(marked, now);
+        // The later of the two ends; `None` (never) wins.
+        let expires = match (keep_temporary.map(|k| now + k), is_persistent) {
+            (None, _) => None,
+            (Some(t), false) => Some(t),
+            (Some(t), true) => keep_persistent.zip(marked).map(|(k, m)| (m + k).max(t)),
+        };
         Ok(Committed {
             key: staged.key.clone(),
             new: !existed,
             generation: *generation,
+            persistent: is_persistent,
+            expires,
         })
     }
 
@@ -171,46 +283,41 @@ impl ObjectStore {
         if let Ok(meta) = std::fs::metadata(&path) {
             if std::fs::remove_file(&path).is_ok() {
                 self.used.fetch_sub(meta.len(), Ordering::Relaxed);
+                let _ = std::fs::remove_file(self.persistent.join(&committed.key));
             }
         }
     }
 
-    /// Removes objects not uploaded again for `retention_days`. Returns
-    /// how many were removed. Blocking.
+    /// Removes objects past their retention: not uploaded again for
+    /// `temporary_hours`, and not uploaded with `persistent` for
+    /// `retention_days`. Returns how many were removed. Blocking.
     pub fn sweep(&self, now: SystemTime) -> usize {
-        if self.settings.retention_days == 0 {
+        if self.keeps().1.is_none() {
             return 0;
         }
-        let keep = Duration::from_secs(self.settings.retention_days * 86_400);
-        let is_old = |path: &Path| {
-            std::fs::metadata(path)
-                .ok()
-                .filter(|m| m.is_file())
-                .filter(|m| {
-                    m.modified()
-                        .ok()
-                        .and_then(|t| now.duration_since(t).ok())
-                        .is_some_and(|age| age > keep)
-                })
-        };
         let Ok(entries) = std::fs::read_dir(&self.objects) else {
             return 0;
         };
         let mut removed = 0;
         for entry in entries.flatten() {
             let path = entry.path();
-            if is_old(&path).is_none() {
+            if !self.expired(&path, now) {
                 continue;
             }
             // Looked at again under the lock: an upload of the same bytes
             // may have just renewed it.
             let mut commits = self.commits.lock().expect("not poisoned");
-            if let Some(meta) = is_old(&path) {
-                if std::fs::remove_file(&path).is_ok() {
-                    self.used.fetch_sub(meta.len(), Ordering::Relaxed);
-                    commits.remove(entry.file_name().to_string_lossy().as_ref());
-                    removed += 1;
-                }
+            if !self.expired(&path, now) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if std::fs::remove_file(&path).is_ok() {
+                self.used.fetch_sub(meta.len(), Ordering::Relaxed);
+                let _ = std::fs::remove_file(self.persistent.join(entry.file_name()));
+                commits.remove(entry.file_name().to_string_lossy().as_ref());
+                removed += 1;
             }
         }
         removed
@@ -401,6 +508,7 @@ mod tests {
             max_upload_bytes: max,
             quota_bytes: quota,
             retention_days: 1,
+            temporary_hours: 0,
         }
     }
 
@@ -418,7 +526,7 @@ mod tests {
             up.write(b"hello ").await.unwrap();
             up.write(b"video").await.unwrap();
             let staged = up.finish().await.unwrap();
-            keys.push(store.commit(staged).unwrap());
+            keys.push(store.commit(staged, false).unwrap());
         }
         assert_eq!(keys[0].key, keys[1].key);
         assert_eq!((keys[0].new, keys[1].new), (true, false));
@@ -450,7 +558,7 @@ mod tests {
         drop(up);
         let mut up = store.begin().await.unwrap();
         up.write(b"1234567").await.unwrap();
-        store.commit(up.finish().await.unwrap()).unwrap();
+        store.commit(up.finish().await.unwrap(), false).unwrap();
         // Past the quota while streaming: refused before it is all written.
         let mut up = store.begin().await.unwrap();
         assert!(matches!(
@@ -477,7 +585,7 @@ mod tests {
             Err(StoreError::Full { quota: 12 })
         ));
         drop(b);
-        store.commit(a).unwrap();
+        store.commit(a, false).unwrap();
         assert_eq!(files(&dir.path().join("incoming")), 0);
         assert_eq!(files(&dir.path().join("objects")), 2);
     }
@@ -488,7 +596,7 @@ mod tests {
         let store = Arc::new(ObjectStore::open(dir.path(), settings(100, 1000)).unwrap());
         let mut up = store.begin().await.unwrap();
         up.write(b"kept").await.unwrap();
-        let key = store.commit(up.finish().await.unwrap()).unwrap().key;
+        let key = store.commit(up.finish().await.unwrap(), false).unwrap().key;
         std::fs::write(dir.path().join("incoming/crashed.part"), b"half").unwrap();
         let store = ObjectStore::open(dir.path(), settings(100, 1000)).unwrap();
         assert_eq!(files(&dir.path().join("incoming")), 0);
@@ -498,5 +606,98 @@ mod tests {
         assert_eq!(store.sweep(later), 1);
         assert!(!store.path_of(&key).exists());
         assert_eq!(store.used_bytes(), 0);
+    }
+
+    async fn put(store: &Arc<ObjectStore>, bytes: &[u8], persistent: bool) -> Committed {
+        let mut up = store.begin().await.unwrap();
+        up.write(bytes).await.unwrap();
+        store
+            .commit(up.finish().await.unwrap(), persistent)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn temporary_uploads_go_first_persistent_ones_stay_for_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = StoreConfig {
+            temporary_hours: 2,
+            retention_days: 3,
+            ..settings(100, 1000)
+        };
+        let store = Arc::new(ObjectStore::open(dir.path(), settings.clone()).unwrap());
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        let temp = put(&store, b"temporary", false).await;
+        assert!(!temp.persistent);
+        let expires = temp.expires.unwrap();
+        assert!(expires >= now + 2 * hour && expires < now + 2 * hour + hour / 60);
+        let kept = put(&store, b"persistent", true).await;
+        assert!(kept.persistent);
+        assert!(kept.expires.unwrap() >= now + 72 * hour);
+        // Uploaded again without persistent: still persistent.
+        let again = put(&store, b"persistent", false).await;
+        assert!(again.persistent && !again.new);
+        assert!(again.expires.unwrap() >= now + 72 * hour);
+        // Temporary, then persistent: persistent from then on.
+        put(&store, b"later persistent", false).await;
+        let later = put(&store, b"later persistent", true).await;
+        assert!(later.persistent);
+
+        assert_eq!(store.sweep(now + hour), 0);
+        assert_eq!(store.sweep(now + 3 * hour), 1, "the temporary one goes");
+        assert!(!store.path_of(&temp.key).exists());
+        assert!(store.path_of(&kept.key).exists());
+        assert_eq!(store.sweep(now + 71 * hour), 0);
+        assert_eq!(store.sweep(now + 73 * hour), 2);
+        assert_eq!(store.used_bytes(), 0);
+        assert_eq!(files(&dir.path().join("persistent")), 0);
+
+        // temporary_hours 0: as long as persistent ones; longer than the
+        // retention: the retention.
+        for temporary_hours in [0, 1000] {
+            let dir = tempfile::tempdir().unwrap();
+            let settings = StoreConfig {
+                temporary_hours,
+                ..settings.clone()
+            };
+            let store = Arc::new(ObjectStore::open(dir.path(), settings).unwrap());
+            let c = put(&store, b"x", false).await;
+            assert!(c.expires.unwrap() < now + 73 * hour);
+            assert_eq!(store.sweep(now + 71 * hour), 0, "{temporary_hours}");
+            assert_eq!(store.sweep(now + 73 * hour), 1, "{temporary_hours}");
+        }
+        // retention_days 0 keeps persistent ones forever.
+        let dir = tempfile::tempdir().unwrap();
+        let forever = StoreConfig {
+            retention_days: 0,
+            ..settings.clone()
+        };
+        let store = Arc::new(ObjectStore::open(dir.path(), forever).unwrap());
+        let p = put(&store, b"forever", true).await;
+        assert_eq!((p.persistent, p.expires), (true, None));
+        put(&store, b"not", false).await;
+        assert_eq!(store.sweep(now + 1000 * 24 * hour), 1);
+        assert!(store.path_of(&p.key).exists());
+    }
+
+    #[tokio::test]
+    async fn objects_stored_before_persistent_existed_stay_persistent() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = StoreConfig {
+            temporary_hours: 1,
+            retention_days: 3,
+            ..settings(100, 1000)
+        };
+        let objects = dir.path().join("objects");
+        std::fs::create_dir_all(&objects).unwrap();
+        std::fs::write(objects.join("0123456789abcdef0123456789abcdef"), b"old").unwrap();
+        let store = ObjectStore::open(dir.path(), settings.clone()).unwrap();
+        let now = SystemTime::now();
+        assert_eq!(store.sweep(now + Duration::from_secs(48 * 3600)), 0);
+        assert_eq!(store.sweep(now + Duration::from_secs(80 * 3600)), 1);
+        // A marker left without its object (a crash) goes at the next start.
+        std::fs::write(dir.path().join("persistent/feed"), b"").unwrap();
+        ObjectStore::open(dir.path(), settings).unwrap();
+        assert_eq!(files(&dir.path().join("persistent")), 0);
     }
 }

@@ -658,3 +658,124 @@ async fn a_video_url_registered_on_one_node_is_served_by_another() {
         .get(0);
     assert_eq!(n, 1);
 }
+
+/// The shared book is bounded (`[jobs] url_book_max_entries`,
+/// `url_book_max_age_days`): an entry not used for the maximum age goes,
+/// then the least recently used past the count; a book from before the
+/// bounds gets its `used_at` column; a removed key is registered again by
+/// its URL. Ages are made by writing old timestamps directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_url_book_is_bounded_by_age_and_count() {
+    use thumbd::source::urlbook::{Entry, UrlBook};
+    let pg = Postgres::start().await;
+    let db = pg.client().await;
+    // A book from before the bounds, with one entry.
+    db.batch_execute(
+        "CREATE TABLE url_book (org TEXT NOT NULL, key TEXT NOT NULL, url TEXT NOT NULL,
+             validator TEXT NOT NULL, PRIMARY KEY (org, key));
+         INSERT INTO url_book VALUES ('a', 'legacy', 'https://m.example.com/l.mp4', 'v');",
+    )
+    .await
+    .unwrap();
+    let mut config = thumbd::config::Config::default();
+    config.jobs.database_url = Some(pg.url());
+    config.jobs.url_book_max_entries = 3;
+    config.jobs.url_book_max_age_days = 30;
+    let (a, b) = (
+        UrlBook::open(&config).unwrap(),
+        UrlBook::open(&config).unwrap(),
+    );
+    let entry = |n: usize| Entry {
+        url: format!("https://m.example.com/{n}.mp4"),
+        validator: "\"v1\"".into(),
+    };
+    assert!(a.get("a", "legacy").await.unwrap().is_some());
+    for n in 0..4 {
+        a.put("a", &format!("k{n}"), &entry(n)).await.unwrap();
+    }
+    let db_ref = &db;
+    let count = move || async move {
+        db_ref
+            .query_one("SELECT COUNT(*) FROM url_book", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert_eq!(count().await, 5, "the first registration swept: not yet");
+    // k0 last used 31 days ago; the others in order, legacy oldest.
+    db.batch_execute(
+        "UPDATE url_book SET used_at = used_at - 31 * 86400 WHERE key = 'k0';
+         UPDATE url_book SET used_at = used_at - 100 WHERE key = 'legacy';
+         UPDATE url_book SET used_at = used_at - 50 WHERE key = 'k1';
+         UPDATE url_book SET used_at = used_at - 40 WHERE key = 'k2';
+         UPDATE url_book SET used_at = used_at - 30 WHERE key = 'k3';",
+    )
+    .await
+    .unwrap();
+    // On node B: k0 is gone for lookups before any sweep.
+    assert_eq!(b.get("a", "k0").await.unwrap(), None);
+    // Past the age: k0; then past the count of 3: legacy.
+    assert_eq!(a.sweep().await.unwrap(), 2);
+    let left: Vec<String> = db
+        .query("SELECT key FROM url_book ORDER BY key", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, ["k1", "k2", "k3"]);
+    // Node A forgets what it swept, though it had it in memory.
+    assert_eq!(a.get("a", "k0").await.unwrap(), None);
+    assert_eq!(b.get("a", "legacy").await.unwrap(), None);
+    assert_eq!(b.get("a", "k3").await.unwrap(), Some(entry(3)));
+    // A removed key comes back when its URL is submitted again.
+    a.put("a", "k0", &entry(0)).await.unwrap();
+    assert_eq!(b.get("a", "k0").await.unwrap(), Some(entry(0)));
+    assert_eq!(a.sweep().await.unwrap(), 1, "k1, the least recently used");
+    assert_eq!(count().await, 3);
+}
+
+/// Through the servers: a video URL's key removed from the shared book (its
+/// last use made 31 days old) answers 404 on a node, and submitting the
+/// URL again brings its thumbnails back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_video_url_key_answers_404_until_submitted_again() {
+    let pg = Postgres::start().await;
+    let source = SourceServer::start(samples()).await;
+    let a = Thumbd::start(&with_video_urls(
+        &node(&pg, &source, "node-a", "url_book_max_age_days = 30", None),
+        &source,
+    ))
+    .await;
+    let body =
+        json!({"video_url": source.url("demo.mp4"), "second": 2, "width": 160, "height": 90});
+    let (status, v) = call(&base(&a), "/v1/video/thumbnail", Some(body.clone()), None).await;
+    assert_eq!(status, 200, "{v}");
+    let path = v["response"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&base(&a))
+        .unwrap()
+        .to_owned();
+    let db = pg.client().await;
+    db.batch_execute("UPDATE url_book SET used_at = used_at - 31 * 86400")
+        .await
+        .unwrap();
+    // A node that did not register it (node A has it in memory, and would
+    // notice within a day: see UrlBook::touch_every).
+    let b = Thumbd::start(&with_video_urls(
+        &node(&pg, &source, "node-b", "url_book_max_age_days = 30", None),
+        &source,
+    ))
+    .await;
+    let (status, _, body_404) = common::get(&b.url(&path)).await;
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body_404));
+    let (status, v) = call(&base(&a), "/v1/video/thumbnail", Some(body), None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["response"].as_str().unwrap().strip_prefix(&base(&a)),
+        Some(path.as_str())
+    );
+    let (status, _, _) = common::get(&b.url(&path)).await;
+    assert_eq!(status, 200);
+}

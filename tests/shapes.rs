@@ -1219,3 +1219,310 @@ async fn a_crash_mid_upload_leaves_nothing_visible() {
     );
     assert_eq!(files_in(&objects).len(), 1);
 }
+
+/// A PNG's width and height.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png).unwrap();
+    (img.width(), img.height())
+}
+
+/// The problem's first error location and its `code`.
+fn first_error(v: &Value) -> (Option<&str>, Option<&str>) {
+    (v["errors"][0]["location"].as_str(), v["code"].as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversion_task_as_its_documentation_sends_it() {
+    let data = tempfile::tempdir().unwrap();
+    let source = SourceServer::start(fixtures()).await;
+    let cfg = config(data.path(), &source, None, "")
+        + &format!(
+            "[orgs.a.envs.slow]\nsource = \"http://{}/fault/slow/{{key}}\"\n",
+            source.addr
+        );
+    let t = Thumbd::start(&cfg).await;
+    let (status, up) = upload(
+        &t,
+        KEY_A,
+        &[Part::File("video", "in.mp4", read("h264_faststart.mp4"))],
+    )
+    .await;
+    assert_eq!(status, 202, "{up}");
+    let input = up["body"]["key"].as_str().unwrap().to_owned();
+    let tasks = TaskClient {
+        base: t.url(""),
+        key: KEY_A.into(),
+    };
+
+    // The documentation's own example: no `operation`, an `input_format`.
+    let (status, created) = tasks
+        .create(
+            json!({"input": input, "input_format": "mp4", "output_format": "png",
+                       "width": 300, "height": 200, "fit": "crop"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["data"]["operation"], "thumbnail");
+    let done = tasks.wait(created["data"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "finished", "{done}");
+    let file = &done["result"]["files"][0];
+    assert_eq!(
+        (&file["width"], &file["height"]),
+        (&json!(300), &json!(200))
+    );
+    assert_eq!(file["filename"], format!("{input}.png"));
+    let (status, headers, bytes) = fetch_image(file["url"].as_str().unwrap()).await;
+    assert_eq!(
+        (status, &headers["content-type"]),
+        (200, &"image/png".parse().unwrap())
+    );
+    assert_eq!(png_size(&bytes), (300, 200));
+
+    // `operation`, when sent, must be this endpoint's.
+    for (body, location) in [
+        (
+            json!({"operation": "convert", "input": input}),
+            "body.operation",
+        ),
+        (
+            json!({"operation": "thumbnails", "input": input}),
+            "body.operation",
+        ),
+        (json!({"operation": 7, "input": input}), "body.operation"),
+    ] {
+        let (status, v) = tasks.create(body.clone()).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        assert_eq!(
+            first_error(&v),
+            (Some(location), Some("INVALID_DATA")),
+            "{v}"
+        );
+    }
+    let (_, v) = tasks
+        .create(json!({"operation": "convert", "input": input}))
+        .await;
+    assert!(
+        v["message"].as_str().unwrap().contains("\"convert\""),
+        "the message names it: {v}"
+    );
+
+    // Members taken as they are documented; each a new render (width).
+    let members = [
+        // input_format is not checked: the container is read from the bytes.
+        json!({"input_format": "mov"}),
+        json!({"input_format": "MP4", "operation": "thumbnail"}),
+        json!({"engine": "ffmpeg", "engine_version": "6.1"}),
+        json!({"engine": "FFmpeg"}),
+        json!({"timeout": 60}),
+        json!({"timeout": 100000}),
+        // Taken; the file keeps its name.
+        json!({"filename": "poster.png"}),
+    ];
+    for (i, extra) in members.iter().enumerate() {
+        let mut body = json!({"input": input, "output_format": "png",
+                              "width": 40 + i, "height": 24});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let resp = client()
+            .post(t.url("/v2/thumbnail"))
+            .bearer_auth(KEY_A)
+            .header("prefer", "wait=20")
+            .json_body(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, v) = json_of(resp).await;
+        assert_eq!(status, 201, "{body}: {v}");
+        assert_eq!(v["data"]["status"], "finished", "{body}: {v}");
+        let file = &v["data"]["result"]["files"][0];
+        assert_eq!(file["filename"], format!("{input}.png"), "{body}: {v}");
+        assert_eq!(file["width"], 40 + i, "{body}: {v}");
+    }
+
+    // Refused, each naming its member.
+    for (extra, location) in [
+        (json!({"input_format": 5}), "body.input_format"),
+        (json!({"engine": "imagemagick"}), "body.engine"),
+        (json!({"engine": ["ffmpeg"]}), "body.engine"),
+        (json!({"engine_version": 6}), "body.engine_version"),
+        (json!({"timeout": 0}), "body.timeout"),
+        (json!({"timeout": -5}), "body.timeout"),
+        (json!({"timeout": "60"}), "body.timeout"),
+        (json!({"filename": "../poster.png"}), "body.filename"),
+        (json!({"filename": ""}), "body.filename"),
+        (json!({"filename": 3}), "body.filename"),
+    ] {
+        let mut body = json!({"input": input, "width": 64});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (status, v) = tasks.create(body.clone()).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        assert_eq!(
+            first_error(&v),
+            (Some(location), Some("INVALID_DATA")),
+            "{v}"
+        );
+    }
+    let (_, v) = tasks
+        .create(json!({"input": input, "engine": "imagemagick"}))
+        .await;
+    assert!(
+        v["message"].as_str().unwrap().contains("imagemagick"),
+        "{v}"
+    );
+
+    // `timeout` bounds each try of the render: half a second, against a
+    // source that takes 3 s to answer each read past what the probe at
+    // submission read, fails every try.
+    let (status, created) = tasks
+        .create(
+            json!({"input": "long_index.mp4", "env": "slow", "width": 64,
+                       "timeout": 0.5}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let failed = tasks.wait(created["data"]["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (failed["status"].as_str(), failed["code"].as_str()),
+        (Some("error"), Some("TIMEOUT")),
+        "{failed}"
+    );
+    assert!(
+        failed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("render time limit")),
+        "the task's own limit, not the source's: {failed}"
+    );
+}
+
+/// Sets the modification time of every file under `dir` `ago` back.
+fn age_files(dir: &Path, ago: Duration) {
+    for path in files_in(dir) {
+        let modified = path.metadata().unwrap().modified().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified - ago)
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_picks_how_long_an_upload_is_kept() {
+    let data = tempfile::tempdir().unwrap();
+    let source = SourceServer::start(fixtures()).await;
+    let limit = format!("max_upload_bytes = {MAX_UPLOAD}\n");
+    let cfg = config(data.path(), &source, None, "").replacen(
+        &limit,
+        &format!("{limit}retention_days = 2\ntemporary_hours = 1\n"),
+        1,
+    );
+    let t = Thumbd::start(&cfg).await;
+    let up = |query: &'static str, file: &'static str| {
+        let (ct, body) = multipart(&[Part::File("video", file, read(file))]);
+        let req = client()
+            .post(t.url(&format!("/v1/api/a/uploads{query}")))
+            .header("x-api-key", KEY_A)
+            .header("content-type", ct)
+            .body(body);
+        async move { json_of(req.send().await.unwrap()).await }
+    };
+    let hour = 3600.0;
+    let expires_in = |v: &Value| {
+        let at = humantime::parse_rfc3339(v["body"]["expires_at"].as_str().unwrap()).unwrap();
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap()
+            .as_secs_f64()
+    };
+    let mut temporary = Vec::new();
+    let mut persistent = Vec::new();
+    for (query, file, kept) in [
+        ("", "h264_faststart.mp4", false),
+        ("?persistent=false", "vp9.webm", false),
+        ("?persistent=0", "h264.mov", false),
+        ("?persistent=true", "mpeg4.avi", true),
+        ("?env=up&persistent=1", "hevc.mkv", true),
+    ] {
+        let (status, v) = up(query, file).await;
+        assert_eq!(status, 202, "{query}: {v}");
+        assert_eq!(v["body"]["persistent"], kept, "{query}: {v}");
+        let left = expires_in(&v);
+        if kept {
+            assert!((47.9 * hour..=48.0 * hour).contains(&left), "{v}");
+            persistent.push(v);
+        } else {
+            assert!((0.9 * hour..=hour).contains(&left), "{v}");
+            temporary.push(v);
+        }
+    }
+    // The same bytes, temporary after persistent: still persistent.
+    let (status, v) = up("", "mpeg4.avi").await;
+    assert_eq!(
+        (status, &v["body"]["persistent"], &v["body"]["stored"]),
+        (200, &json!(true), &json!("existing")),
+        "{v}"
+    );
+    assert!(expires_in(&v) > 47.9 * hour, "{v}");
+
+    // Anything else is refused before the body is read: no file, no job.
+    let jobs = jobs_total(&t).await;
+    let objects = data.path().join("store/objects");
+    let stored = files_in(&objects).len();
+    for query in [
+        "?persistent=yes",
+        "?persistent=",
+        "?persistent",
+        "?persistent=2",
+        "?persistent=true&persistent=false",
+    ] {
+        let (status, v) = up(query, "h264_faststart.mp4").await;
+        assert_eq!(status, 400, "{query}: {v}");
+        assert_eq!(
+            v["errors"][0]["location"], "query.persistent",
+            "{query}: {v}"
+        );
+    }
+    assert_eq!(jobs_total(&t).await, jobs);
+    assert_eq!(files_in(&objects).len(), stored);
+
+    // Three hours on (thumbd stopped meanwhile): the next start's sweep
+    // removes the temporary videos and keeps the persistent ones, whose
+    // URLs render any new size; a temporary one's is 404.
+    drop(t);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let three_hours = Duration::from_secs(3 * 3600);
+    age_files(&objects, three_hours);
+    age_files(&data.path().join("store/persistent"), three_hours);
+    let t = Thumbd::start(&cfg).await;
+    let key = |v: &Value| v["body"]["key"].as_str().unwrap().to_owned();
+    for _ in 0..100 {
+        if files_in(&objects).len() == persistent.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut left: Vec<_> = files_in(&objects);
+    left.sort();
+    let mut expected: Vec<_> = persistent.iter().map(|v| objects.join(key(v))).collect();
+    expected.sort();
+    assert_eq!(left, expected);
+    for v in &persistent {
+        let (status, _, _) = fetch_image(&t.url(&format!(
+            "/v1/thumbnail/a/up/{}.png?width=33&timeStamp=0.5",
+            key(v)
+        )))
+        .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    for v in &temporary {
+        let (status, _, _) = fetch_image(&t.url(&format!(
+            "/v1/thumbnail/a/up/{}.png?width=33&timeStamp=0.5",
+            key(v)
+        )))
+        .await;
+        assert_eq!(status, 404, "{v}");
+    }
+}

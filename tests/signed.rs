@@ -566,3 +566,184 @@ async fn the_sign_command_makes_urls_that_work() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--private-key"));
 }
+
+/// Unpadded base64url, for headers jsonwebtoken's `Header` cannot carry.
+fn b64url(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut s = String::new();
+    for chunk in data.chunks(3) {
+        let mut n = 0u32;
+        for (i, &b) in chunk.iter().enumerate() {
+            n |= (b as u32) << (16 - 8 * i);
+        }
+        for i in 0..=chunk.len() {
+            s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    s
+}
+
+/// A token with exactly `header` (JSON), correctly signed by jsonwebtoken
+/// with `key` under `alg`.
+fn signed_with_header(header: &Value, claims: &Value, alg: Algorithm, key: &EncodingKey) -> String {
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), key, alg).unwrap();
+    format!("{input}.{signature}")
+}
+
+fn encoding_key(s: &Spec) -> (Algorithm, EncodingKey) {
+    let alg: Algorithm = s.alg.parse().unwrap();
+    let key = match s.pem {
+        None => EncodingKey::from_secret(s.secret.as_bytes()),
+        Some(p) => {
+            let pem = std::fs::read(keys().join(p)).unwrap();
+            match alg {
+                Algorithm::ES256 => EncodingKey::from_ec_pem(&pem).unwrap(),
+                Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem).unwrap(),
+                _ => EncodingKey::from_rsa_pem(&pem).unwrap(),
+            }
+        }
+    };
+    (alg, key)
+}
+
+/// RFC 7515 section 4.1.11: a header whose `crit` lists an extension the
+/// recipient does not understand must be refused, and `crit` that is empty
+/// or names a standard parameter is invalid. thumbd understands none, so
+/// any `crit` is 401, whatever the signature, for every kind of token the
+/// verifier checks (thumbnails, storyboards, animations, preview tokens).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_with_crit_is_refused_whatever_its_signature() {
+    let thumbd = Thumbd::start(&config()).await;
+    // (extra header members, expected status, what the detail says)
+    let cases: [(Value, u16, &str); 5] = [
+        (json!({}), 200, ""),
+        (
+            json!({"crit": ["exp2"], "exp2": now() + 600}),
+            401,
+            "crit names an extension thumbd does not understand",
+        ),
+        (json!({"crit": []}), 401, "crit is empty"),
+        (
+            json!({"crit": ["alg"]}),
+            401,
+            "crit names a standard header parameter",
+        ),
+        (
+            json!({"crit": "exp2", "exp2": 1}),
+            401,
+            "crit is not an array of header parameter names",
+        ),
+    ];
+    // The preview tokens' secret: derived from the org's first API key.
+    let preview_secret = thumbd::auth::keys::preview_secret(&thumbd::config::OrgConfig {
+        api_keys: vec![API_KEY.into()],
+        ..Default::default()
+    })
+    .unwrap()
+    .unwrap();
+    let preview_key = EncodingKey::from_secret(&preview_secret);
+    let mut failures = Vec::new();
+    let mut check = |what: String,
+                     status: u16,
+                     headers: &reqwest::header::HeaderMap,
+                     body: &[u8],
+                     expected: u16,
+                     detail: &str| {
+        if status != expected {
+            failures.push(format!(
+                "{what}: {status}, expected {expected}: {}",
+                String::from_utf8_lossy(body)
+            ));
+            return;
+        }
+        if expected == 401 {
+            let p = problem(body);
+            if p["type"] != "urn:thumbd:problem:unauthorized"
+                || !p["detail"].as_str().unwrap_or("").contains(detail)
+                || !headers["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .contains("invalid_token")
+            {
+                failures.push(format!("{what}: {p}"));
+            }
+        }
+    };
+    for (extra, expected, detail) in &cases {
+        // Thumbnails, under every configured algorithm.
+        for family in ["rsa", "ec", "ed", "hs"] {
+            let s = spec(family);
+            let (alg, key) = encoding_key(&s);
+            let mut header = json!({"alg": s.alg, "typ": "JWT", "kid": s.kid});
+            header
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let token = signed_with_header(&header, &s.claims, alg, &key);
+            let (status, headers, body) = get(&url(&thumbd, "width=32", &token)).await;
+            check(
+                format!("{family} thumbnail {extra}"),
+                status.as_u16(),
+                &headers,
+                &body,
+                *expected,
+                detail,
+            );
+        }
+        // A preview token (HS256 under the reserved kid), a storyboard's
+        // token and an animation's.
+        let mut header = json!({"alg": "HS256", "typ": "JWT", "kid": thumbd::auth::PREVIEW_KID});
+        header
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let preview = signed_with_header(
+            &header,
+            &json!({"sub": VIDEO, "aud": "thumbnail", "org": "acme", "env": "private", "exp": now() + 600}),
+            Algorithm::HS256,
+            &preview_key,
+        );
+        let s = spec("hs");
+        let (_, hs) = encoding_key(&s);
+        header["kid"] = "hs".into();
+        let mut storyboard = s.claims.clone();
+        storyboard["aud"] = "storyboard".into();
+        let mut animated = s.claims.clone();
+        animated["aud"] = "animated".into();
+        for (what, path, claims_token) in [
+            (
+                "preview token",
+                format!("/v1/thumbnail/acme/private/{VIDEO}.png?width=32&token="),
+                preview,
+            ),
+            (
+                "storyboard",
+                format!("/v1/storyboard/acme/private/{VIDEO}.json?token="),
+                signed_with_header(&header, &storyboard, Algorithm::HS256, &hs),
+            ),
+            (
+                "animated",
+                format!(
+                    "/v1/animated/acme/private/{VIDEO}.gif?start=0&end=0.5&fps=2&width=32&token="
+                ),
+                signed_with_header(&header, &animated, Algorithm::HS256, &hs),
+            ),
+        ] {
+            let (status, headers, body) = get(&thumbd.url(&format!("{path}{claims_token}"))).await;
+            check(
+                format!("{what} {extra}"),
+                status.as_u16(),
+                &headers,
+                &body,
+                *expected,
+                detail,
+            );
+        }
+    }
+    common::assert_no_failures(&failures);
+}

@@ -2,15 +2,18 @@
 //!
 //! A signed environment's thumbnails need a JWT whose header names a `kid`
 //! of the org, signed with exactly the algorithm configured for that key
-//! (the token never chooses it), with a future `exp`, `sub` equal to the
+//! (the token never chooses it), and no `crit` (no extension is
+//! understood), with a future `exp`, `sub` equal to the
 //! video key and `aud` `thumbnail`. Claims can bind picture parameters.
 //! Orgs also hold API keys, compared in constant time, and a secret for the
 //! preview tokens thumbd issues itself.
 //!
 //! - [`keys`]: key material from the config.
 //! - [`claims`]: claim checks and bound parameters. Pure.
+//! - [`crit`]: the header's `crit`, refused (no extension is understood).
 
 pub mod claims;
+pub mod crit;
 pub mod keys;
 
 use std::collections::HashMap;
@@ -33,6 +36,8 @@ pub enum AuthError {
     Missing,
     #[error("the token is malformed")]
     Malformed,
+    #[error("the token's header is refused: {0} (RFC 7515 section 4.1.11)")]
+    Critical(&'static str),
     #[error("the token's header has no kid")]
     NoKid,
     #[error("the token's kid is not a key of this org")]
@@ -143,6 +148,9 @@ impl Verifier {
     /// Verifies `token` for the thumbnail at `target`.
     pub fn verify(&self, token: &str, target: &Target) -> Result<Grant, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        // Before the key and signature: whatever its signature, a token
+        // with critical extensions thumbd does not understand is refused.
+        crit::check(token)?;
         let kid = header.kid.ok_or(AuthError::NoKid)?;
         let key = self
             .orgs

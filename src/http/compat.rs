@@ -9,6 +9,12 @@
 //!   `response`. Errors carry `error`, a message.
 //! - `POST /v2/thumbnail` and `GET /v2/tasks/{id}`: a conversion task whose
 //!   `input` is an upload's key, answered as a task document in `data`.
+//!   The endpoint is the operation: `operation` may be left out (any other
+//!   than `thumbnail` is 400). `input_format` and `engine_version` are
+//!   taken and not used (thumbd reads the container from the bytes, with
+//!   the FFmpeg it is built with), `engine` must be `ffmpeg`, `timeout`
+//!   (seconds) bounds each try of the render, and `filename` is taken but
+//!   the result file keeps its name, `{input}.{format}` (see README).
 //!   Errors carry `message` and `code`.
 //!
 //! The org is the API key's.
@@ -29,6 +35,13 @@ use crate::request::{self, FieldError, Params, ThumbnailRequest};
 
 /// The time of a video-URL thumbnail that names none, seconds.
 const DEFAULT_SECOND: f64 = 1.0;
+/// The longest `timeout` of a conversion task that bounds anything,
+/// seconds (longer ones count as this; the job API's `timeoutMs` limit).
+const MAX_TASK_TIMEOUT_SECS: f64 = 3600.0;
+/// The only `engine` a conversion task may name.
+const TASK_ENGINE: &str = "ffmpeg";
+/// Longest `filename` of a conversion task, bytes.
+const MAX_FILENAME_BYTES: usize = 255;
 
 /// A video-URL API error: the problem, with the `error` message its
 /// clients read.
@@ -101,7 +114,7 @@ fn opt_format(obj: &Map<String, Value>, name: &str, default: Format) -> Result<F
     match opt_string(obj, name)? {
         None => Ok(default),
         Some(f) => Format::from_ext(&f.to_ascii_lowercase())
-            .ok_or_else(|| invalid(name, format!("'{name}' must be png, jpg or webp"))),
+            .ok_or_else(|| invalid(name, format!("'{name}' must be png, jpg, webp or avif"))),
     }
 }
 
@@ -304,18 +317,13 @@ impl App {
         let org = self.api_org(headers)?;
         let body = parse_json(&body)?;
         let obj = object(&body)?;
+        // The endpoint is the operation: naming it is optional.
         match opt_string(obj, "operation")?.as_deref() {
-            Some("thumbnail") => {}
-            None => {
+            None | Some("thumbnail") => {}
+            Some(other) => {
                 return Err(invalid(
                     "operation",
-                    "'operation' is required: \"thumbnail\"",
-                ))
-            }
-            Some(_) => {
-                return Err(invalid(
-                    "operation",
-                    "this endpoint runs the operation \"thumbnail\" only",
+                    format!("this endpoint runs the operation \"thumbnail\" only, not {other:?}"),
                 ))
             }
         }
@@ -330,10 +338,52 @@ impl App {
         };
         let key = request::parse_key(&input)
             .map_err(|_| invalid("input", "'input' must be the key of an uploaded video"))?;
+        // Taken, not used: the container is read from the bytes.
+        opt_string(obj, "input_format")?;
         let format = opt_format(obj, "output_format", Format::Png)?;
         let width = opt_dimension(obj, "width")?;
         let height = opt_dimension(obj, "height")?;
         let fit = opt_fit(obj)?;
+        if let Some(engine) = opt_string(obj, "engine")? {
+            if !engine.eq_ignore_ascii_case(TASK_ENGINE) {
+                return Err(invalid(
+                    "engine",
+                    format!("thumbd renders with FFmpeg: 'engine' must be \"{TASK_ENGINE}\" or left out, not {engine:?}"),
+                ));
+            }
+        }
+        // Taken, not used: thumbd renders with the FFmpeg it is built with.
+        opt_string(obj, "engine_version")?;
+        let timeout_ms = match obj.get("timeout") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_f64() {
+                Some(t) if t.is_finite() && t > 0.0 => {
+                    Some((t.min(MAX_TASK_TIMEOUT_SECS) * 1000.0).ceil() as u64)
+                }
+                _ => {
+                    return Err(invalid(
+                        "timeout",
+                        "'timeout' must be a number of seconds, more than 0",
+                    ))
+                }
+            },
+        };
+        // Taken; the result file keeps its name (the job has no place for
+        // another one).
+        if let Some(name) = opt_string(obj, "filename")? {
+            if name.is_empty()
+                || name.len() > MAX_FILENAME_BYTES
+                || name.contains(['/', '\\'])
+                || name.chars().any(char::is_control)
+            {
+                return Err(invalid(
+                    "filename",
+                    format!(
+                        "'filename' must be a file name (no path), 1 to {MAX_FILENAME_BYTES} bytes"
+                    ),
+                ));
+            }
+        }
         let env =
             match opt_string(obj, "env")? {
                 Some(e) => e,
@@ -362,7 +412,7 @@ impl App {
             },
             client_id: opt_string(obj, "tag")?,
             webhook_url: opt_string(obj, "webhook_url")?,
-            timeout_ms: None,
+            timeout_ms,
             timestamp_ms: None,
         };
         let (record, _) =

@@ -5,10 +5,13 @@
 //! Form fields besides the file: `time` (seconds, default 1, or the end of
 //! a shorter video), `size` (`WxH`; default the video's own size),
 //! `format`, `fit`, `quality`, `id`, `webhook_url`, and `env` (a `store:`
-//! environment; before the file, or as `?env=`). The file streams to disk
-//! and is cut off past the store's limit (413, connection closed); it is
-//! checked as a readable video (415 otherwise) before it is stored; nothing
-//! of a refused upload stays on disk.
+//! environment; before the file, or as `?env=`). The query parameter
+//! `persistent` (`true`, `false`, `1`, `0`; default false) picks the
+//! video's retention in the store: `retention_days` from a persistent
+//! upload, else `temporary_hours`. The file streams to disk and is cut off
+//! past the store's limit (413, connection closed); it is checked as a
+//! readable video (415 otherwise) before it is stored; nothing of a
+//! refused upload stays on disk.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,6 +48,37 @@ fn field_error(location: &str, value: &str, message: impl Into<String>) -> Probl
         location: location.into(),
         value: value.into(),
     }])
+}
+
+/// The `persistent` query parameter: `true`, `false`, `1` or `0` (any
+/// case); absent, false. Given twice, both must agree.
+pub fn parse_persistent(query: Option<&str>) -> Result<bool, Problem> {
+    let mut found = None;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k != "persistent" {
+            continue;
+        }
+        let value = match v.to_ascii_lowercase().as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => {
+                return Err(field_error(
+                    "query.persistent",
+                    &v,
+                    "persistent must be true or false (or 1, 0)",
+                ))
+            }
+        };
+        if found.is_some_and(|f| f != value) {
+            return Err(field_error(
+                "query.persistent",
+                &v,
+                "persistent is given twice, with different values",
+            ));
+        }
+        found = Some(value);
+    }
+    Ok(found.unwrap_or(false))
 }
 
 /// `WxH`, each side 1-4096.
@@ -190,6 +224,7 @@ impl App {
         let query_env = form_urlencoded::parse(query.unwrap_or("").as_bytes())
             .find(|(k, _)| k == "env")
             .map(|(_, v)| v.into_owned());
+        let persistent = parse_persistent(query)?;
         // The most any of the org's stores takes (the one named, else the
         // default, else the largest: a form field may still name it).
         let limit = match self.upload_store(org, query_env.as_deref()) {
@@ -361,10 +396,11 @@ impl App {
             (None, None) => DEFAULT_TIME_SECS,
         };
         let store_for_commit = store.clone();
-        let committed = tokio::task::spawn_blocking(move || store_for_commit.commit(staged))
-            .await
-            .map_err(|_| store_problem(&StoreError::Io("commit task failed".into())))?
-            .map_err(|e| store_problem(&e))?;
+        let committed =
+            tokio::task::spawn_blocking(move || store_for_commit.commit(staged, persistent))
+                .await
+                .map_err(|_| store_problem(&StoreError::Io("commit task failed".into())))?
+                .map_err(|e| store_problem(&e))?;
         let (key, new) = (committed.key.clone(), committed.new);
 
         let time_us = request::seconds_to_us(time_secs);
@@ -406,6 +442,10 @@ impl App {
             "env": env,
             "stored": if new { "new" } else { "existing" },
             "duration": duration,
+            "persistent": committed.persistent,
+            "expires_at": committed.expires.map(|t| {
+                humantime::format_rfc3339_seconds(t).to_string()
+            }),
         });
         if let (Value::Object(doc), Value::Object(extra)) = (&mut doc, extra) {
             doc.extend(extra);
@@ -467,5 +507,29 @@ mod tests {
             (ok.time_secs, ok.size, ok.format),
             (None, None, Format::Webp)
         );
+    }
+
+    #[test]
+    fn persistent_values() {
+        for (query, persistent) in [
+            (None, false),
+            (Some("env=up"), false),
+            (Some("persistent=true"), true),
+            (Some("persistent=1&env=x"), true),
+            (Some("persistent=TRUE&persistent=1"), true),
+            (Some("persistent=false"), false),
+            (Some("persistent=0"), false),
+        ] {
+            assert_eq!(parse_persistent(query).ok(), Some(persistent), "{query:?}");
+        }
+        for bad in [
+            "persistent=yes",
+            "persistent=",
+            "persistent",
+            "persistent=1&persistent=0",
+        ] {
+            let problem = parse_persistent(Some(bad)).err().unwrap();
+            assert_eq!(problem.errors[0].location, "query.persistent", "{bad}");
+        }
     }
 }

@@ -111,10 +111,10 @@ def make_videos():
         f.write("this is not a video\n" * 500)
 
 
-def start(cmd, log):
+def start(cmd, log, env=None):
     """A child in its own process group (so that it and its children can be
     killed together), remembered in PROCS to be stopped on exit."""
-    PROCS.append(subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True))
+    PROCS.append(subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True, env=env))
     return PROCS[-1]
 
 
@@ -149,21 +149,26 @@ http {{
     return proc, port
 
 
-def start_thumbd(nginx_port):
-    port, config = free_port(), os.path.join(RUN, "thumbd.toml")
-    with open(config, "w") as f:
-        f.write(f"""
-[server]
-listen = "127.0.0.1:{port}"
-public_base_url = "http://127.0.0.1:{port}"
-shutdown_delay_secs = 0
-[cache]
+SMALL_CACHES = """[cache]
 # Production-shaped but small, so that every bounded cache is full within
 # the warm-up and what RSS does after it is what the process does, not a
 # cache still filling (defaults: 512 MiB thumbnails, 128 MiB frames).
 max_bytes = 8388608
 frame_max_bytes = 33554432
 source_max_bytes = 67108864
+"""
+
+
+def start_thumbd(nginx_port, binary=None, default_caches=False, env=None):
+    port, config = free_port(), os.path.join(RUN, "thumbd.toml")
+    caches = "" if default_caches else SMALL_CACHES
+    with open(config, "w") as f:
+        f.write(f"""
+[server]
+listen = "127.0.0.1:{port}"
+public_base_url = "http://127.0.0.1:{port}"
+shutdown_delay_secs = 0
+{caches}
 [render]
 timeout_secs = 20
 [jobs]
@@ -184,7 +189,8 @@ kid = "soak"
 alg = "HS256"
 secret = "{SECRET}"
 """)
-    proc = start([THUMBD, "serve", "--config", config], open(os.path.join(RUN, "thumbd.log"), "w"))
+    proc = start([binary or THUMBD, "serve", "--config", config], open(os.path.join(RUN, "thumbd.log"), "w"),
+                 env=env)
     wait_http(f"http://127.0.0.1:{port}/healthz")
     return proc, port
 
@@ -244,6 +250,7 @@ class Soak:
         self.seen = set()  # every (key, width, time) asked for, so that misses are new
         self.jobs = {}  # jobId -> its last known status
         self.rss = []  # (seconds into the run, VmRSS KiB)
+        self.cached = []  # KiB the caches hold, at each RSS sample
         self.begin()
 
     def begin(self):
@@ -537,9 +544,20 @@ def slow_reader(soak, path):
     soak.loop(1.0, one, jitter=0.0)
 
 
+def cached_kib(port):
+    """What thumbd's in-memory caches hold (thumbd_cache_memory_bytes, every cache), KiB."""
+    total = 0.0
+    for line in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode().splitlines():
+        if line.startswith("thumbd_cache_memory_bytes{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total / 1024
+
+
 def monitor(soak, pid, every):
-    """Samples thumbd's RSS and asks /healthz every `every` seconds; a progress line every 30 s."""
+    """Samples thumbd's RSS and what its caches hold, and asks /healthz, every `every`
+    seconds; a progress line every 30 s."""
     def one(c):
+        soak.cached.append(cached_kib(soak.port))
         soak.rss.append((t := time.monotonic() - soak.t0, status_kib(pid, "VmRSS")))
         c.request("health", "GET", "/healthz")
         if len(soak.rss) > 1 and int(t / 30) > int(soak.rss[-2][0] / 30):
@@ -571,13 +589,23 @@ def report(soak, args, pid, healthy, warmup):
                          "past_deadline": st.late[cls], "x_thumbnail_cache": dict(st.cache[cls])})
     rss = {"warmup_mib": mib(warmup), "middle_mib": mib(soak.seconds / 2), "end_mib": mib(soak.seconds),
            "peak_mib": status_kib(pid, "VmHWM") / 1024, "samples_kib": [(round(t, 1), k) for t, k in soak.rss]}
+    # Overhead: RSS less what the caches hold (thumbd_cache_memory_bytes), at each sample.
+    over = [(t, (k - c) / 1024) for (t, k), c in zip(soak.rss, soak.cached)]
+    at = lambda secs: min(over, key=lambda s: abs(s[0] - secs))[1]  # noqa: E731
+    after = [o for t, o in over if t >= warmup]
+    rss.update({"cached_end_mib": soak.cached[-1] / 1024 if soak.cached else 0.0,
+                "overhead_middle_mib": at(soak.seconds / 2), "overhead_end_mib": at(soak.seconds),
+                "overhead_max_mib": max(after, default=0.0), "allocator": args.label})
     with soak.lock:
         job_states = dict(Counter(soak.jobs.values()))
     unexpected = {c: dict(v) for c, v in st.unexpected.items() if v}
     n_unexpected, n_errors = sum(sum(v.values()) for v in unexpected.values()), sum(st.error_detail.values())
     checks = [
         (f"RSS flat after warm-up: end {rss['end_mib']:.0f} MiB <= 1.25 x {rss['warmup_mib']:.0f} MiB at {warmup:.0f} s",
-         rss["end_mib"] <= 1.25 * rss["warmup_mib"]),
+         rss["end_mib"] <= 1.25 * rss["warmup_mib"] + rss["cached_end_mib"]),
+        (f"overhead (RSS less the caches' bytes) flat: {rss['overhead_end_mib']:.0f} MiB at the end, "
+         f"{rss['overhead_middle_mib']:.0f} MiB at the middle (within 5%)",
+         rss["overhead_end_mib"] <= 1.05 * rss["overhead_middle_mib"]),
         (f"no 5xx other than 503 with Retry-After ({sum(st.bad_5xx.values())})", not st.bad_5xx),
         (f"no request past its class deadline, hits {HIT_DEADLINE:g} s, others {DEADLINE:g} s "
          f"({sum(st.late.values())})", not st.late),
@@ -596,9 +624,12 @@ def report(soak, args, pid, healthy, warmup):
         errors = ", ".join(f"{k}: {v}" for k, v in r["client_errors"].items()) or "0"
         table.append(f"| {r['class']} | {r['requests']} | {answers} | {errors} | {r['p50_ms']:.1f} "
                      f"| {r['p99_ms']:.1f} | {r['max_ms']:.0f} | {r['past_deadline']} |")
-    table += ["", f"thumbd RSS: {rss['warmup_mib']:.0f} MiB after the warm-up ({warmup:.0f} s), "
+    table += ["", f"thumbd RSS ({args.label}): {rss['warmup_mib']:.0f} MiB after the warm-up ({warmup:.0f} s), "
                   f"{rss['middle_mib']:.0f} MiB at the middle, {rss['end_mib']:.0f} MiB at the end; "
-                  f"peak {rss['peak_mib']:.0f} MiB.", "", "| check | result |", "|---|---|"]
+                  f"peak {rss['peak_mib']:.0f} MiB. The caches held {rss['cached_end_mib']:.0f} MiB at the end; "
+                  f"overhead (RSS less the caches' bytes) {rss['overhead_middle_mib']:.0f} MiB at the middle, "
+                  f"{rss['overhead_end_mib']:.0f} MiB at the end, at most {rss['overhead_max_mib']:.0f} MiB after the "
+                  f"warm-up.", "", "| check | result |", "|---|---|"]
     table += [f"| {name} | {'pass' if ok else 'FAIL'} |" for name, ok in checks]
     print("\n" + "\n".join(table) + "\n")
     for r in rows:
@@ -634,6 +665,12 @@ def main():
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the run (default 10)")
     ap.add_argument("--quick", action="store_true", help="a 1-minute run, to try it out")
     ap.add_argument("--hit-rate", type=int, default=300, help="cache hits per second, all hit clients together")
+    ap.add_argument("--default-caches", action="store_true",
+                    help="thumbd's default cache sizes instead of small ones that fill in the warm-up")
+    ap.add_argument("--thumbd", help="the thumbd binary (default target/release/thumbd)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an environment variable for thumbd (MALLOC_ARENA_MAX=2, ...)")
+    ap.add_argument("--label", default="as built", help="what this run is, for the report (an allocator)")
     args = ap.parse_args()
     seconds = 60.0 if args.quick else args.minutes * 60
     if seconds < 30:
@@ -647,7 +684,8 @@ def main():
     soak, ok = None, False
     try:
         _, nginx_port = start_nginx()
-        thumbd, port = start_thumbd(nginx_port)
+        env = dict(os.environ, **dict(e.split("=", 1) for e in args.env))
+        thumbd, port = start_thumbd(nginx_port, args.thumbd, args.default_caches, env)
         print(f"thumbd (pid {thumbd.pid}) on 127.0.0.1:{port}, nginx on 127.0.0.1:{nginx_port}; {seconds:.0f} s",
               flush=True)
         soak = Soak(port, seconds, args.hit_rate)

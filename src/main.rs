@@ -10,6 +10,20 @@ use clap::{Parser, Subcommand};
 use thumbd::config::{Config, LogFormat};
 use thumbd::source::SourceLocation;
 
+#[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
+compile_error!("choose one allocator: --features jemalloc or --features mimalloc");
+
+/// The allocator of Rust's allocations (FFmpeg's own go through libc's
+/// malloc whatever this is). See bench/RESULTS.md, "Memory at the default
+/// cache sizes".
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "thumbd",

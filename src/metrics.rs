@@ -23,6 +23,12 @@ use prometheus_client::registry::{Registry, Unit};
 /// `Content-Type` of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Which in-memory cache.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub cache: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// Which endpoint: `thumbnail`, `api`, `health`, `ready`, `metrics`,
@@ -98,6 +104,11 @@ pub struct Metrics {
     pub cache_evictions: Counter,
     pub cache_entries: Gauge,
     pub cache_bytes: Gauge,
+    /// Bytes each in-memory cache holds, by `cache`: `thumbnails` (as
+    /// `cache_bytes`), `frames` (decoded frames), `pictures` (storyboards
+    /// and animations), `source` (byte ranges of videos). Their sum is what
+    /// the configured cache sizes bound; RSS above it is thumbd's overhead.
+    pub cache_memory_bytes: Family<CacheLabels, Gauge>,
 
     /// Source reads (HTTP range requests).
     pub source: SourceMetrics,
@@ -186,6 +197,7 @@ impl Metrics {
             cache_evictions: Counter::default(),
             cache_entries: Gauge::default(),
             cache_bytes: Gauge::default(),
+            cache_memory_bytes: Family::default(),
             source: SourceMetrics::default(),
             renders: Counter::default(),
             renders_in_flight: Gauge::default(),
@@ -224,6 +236,11 @@ impl Metrics {
             "http_requests",
             "HTTP requests answered, by route and status class",
             m.http_requests.clone(),
+        );
+        r.register(
+            "cache_memory_bytes",
+            "Bytes each in-memory cache holds: thumbnails, frames, pictures, source",
+            m.cache_memory_bytes.clone(),
         );
         r.register(
             "send_timeouts",

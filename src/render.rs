@@ -19,7 +19,7 @@ use crate::config::{Access, Config};
 use crate::media::decode::DecodedFrame;
 use crate::media::storyboard::Layout;
 use crate::media::{self, Format, Limits, MediaError, RenderSpec, TimeSpec};
-use crate::metrics::Metrics;
+use crate::metrics::{CacheLabels, Metrics};
 use crate::objects::Timeouts;
 use crate::pool::{PoolError, WorkPool};
 use crate::request::animated::AnimatedRequest;
@@ -364,6 +364,18 @@ impl Renderer {
             .set(self.cache.entry_count().try_into().unwrap_or(i64::MAX));
         m.cache_bytes
             .set(self.cache.weighted_size().try_into().unwrap_or(i64::MAX));
+        self.frames.run_pending_tasks().await;
+        self.sequences.run_pending_tasks().await;
+        for (cache, bytes) in [
+            ("thumbnails", self.cache.weighted_size()),
+            ("frames", self.frames.weighted_size()),
+            ("pictures", self.sequences.weighted_size()),
+            ("source", self.sources.cached_bytes()),
+        ] {
+            m.cache_memory_bytes
+                .get_or_create(&CacheLabels { cache })
+                .set(bytes.try_into().unwrap_or(i64::MAX));
+        }
         m.renders_in_flight.set(self.pool.busy() as i64);
         m.renders_queued.set(self.pool.waiting() as i64);
     }

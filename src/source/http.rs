@@ -129,6 +129,12 @@ pub struct HttpSources {
 }
 
 impl HttpSources {
+    /// Bytes the block cache holds now (what `cache.source_max_bytes` bounds).
+    pub fn cached_bytes(&self) -> u64 {
+        self.shared.blocks.run_pending_tasks();
+        self.shared.blocks.weighted_size()
+    }
+
     pub fn new(
         fetch: &FetchConfig,
         cache: &CacheConfig,

@@ -281,6 +281,11 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// Bytes the byte cache holds now (guarded clients share it).
+    pub fn cached_bytes(&self) -> u64 {
+        self.http.cached_bytes()
+    }
+
     pub fn new(
         fetch: &FetchConfig,
         cache: &CacheConfig,

@@ -6,7 +6,7 @@
 //! commented sample and the embedded default.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -109,6 +109,14 @@ pub struct ServerConfig {
     /// samples and a URL builder). On in the embedded default; off unless
     /// set, so a production config does not expose it by accident.
     pub demo_page: bool,
+    /// The header in which a trusted proxy or CDN names the client it
+    /// forwards for (`X-Forwarded-For`, `CF-Connecting-IP`, ...): read only
+    /// on connections from `trusted_proxies`, for the render queue's
+    /// per-client share (`render.per_client_queue`).
+    pub client_header: Option<String>,
+    /// Addresses (`10.0.0.7`) and networks (`10.0.0.0/8`, `2001:db8::/32`)
+    /// of the proxies whose `client_header` is believed.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Default for ServerConfig {
@@ -126,6 +134,8 @@ impl Default for ServerConfig {
             send_timeout_secs: 60,
             linger_secs: 10,
             demo_page: false,
+            client_header: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -149,6 +159,81 @@ impl ServerConfig {
 
     pub fn linger(&self) -> Duration {
         Duration::from_secs(self.linger_secs)
+    }
+}
+
+/// An address or a network of them (`10.0.0.0/8`, `2001:db8::/32`; a bare
+/// address is the network of that one address), as `trusted_proxies` lists
+/// them. An IPv4 network also holds the IPv4-mapped IPv6 addresses
+/// (`::ffff:10.0.0.7`) of its addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Cidr, String> {
+        let bad =
+            || format!("{text:?} is not an address or a network like 10.0.0.0/8 or 2001:db8::/32");
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?
+            }
+            Some(_) => return Err(bad()),
+        };
+        // A mapped IPv4 address is the IPv4 address (so it meets peers as they are counted).
+        let (addr, prefix) = match addr {
+            IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => (IpAddr::V4(v4), prefix - 96),
+                None => (addr, prefix),
+            },
+            _ => (addr, prefix),
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Cidr, String> {
+        text.parse()
     }
 }
 
@@ -343,6 +428,11 @@ pub struct RenderConfig {
     pub concurrency: usize,
     /// Renders allowed to wait for a slot; beyond that, 503 with Retry-After.
     pub queue: usize,
+    /// Places of `queue` one client (a peer address, or the address a
+    /// trusted proxy names: `server.client_header`) may hold; past them,
+    /// that client's new renders are refused with 503 while others' are
+    /// still admitted. Default: a quarter of `queue`, at least 1.
+    pub per_client_queue: Option<usize>,
     /// Wall-clock limit of one render (fetching, decoding, encoding), seconds.
     pub timeout_secs: u64,
     /// Bytes one render may read from its source; past it, 413.
@@ -360,6 +450,7 @@ impl Default for RenderConfig {
         RenderConfig {
             concurrency: 0,
             queue: 256,
+            per_client_queue: None,
             timeout_secs: 20,
             max_source_bytes: 512 * 1024 * 1024,
             max_frame_pixels: 40_000_000,
@@ -424,6 +515,12 @@ impl RenderConfig {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
+    }
+
+    /// Places of the wait queue one client may hold: `per_client_queue`, or
+    /// a quarter of `queue` (at least 1).
+    pub fn per_client_queue(&self) -> usize {
+        self.per_client_queue.unwrap_or((self.queue / 4).max(1))
     }
 }
 
@@ -664,6 +761,14 @@ pub struct EnvConfig {
     /// The bucket of an `s3://` source: endpoint, region, credentials.
     #[serde(default)]
     pub s3: S3Config,
+    /// Thumbnail widths served (1-4096): a requested width becomes the
+    /// nearest of them (the larger on a tie), so widths a client makes up
+    /// share a few cache entries. Empty: any width.
+    #[serde(default)]
+    pub allowed_widths: Vec<u32>,
+    /// The same for heights.
+    #[serde(default)]
+    pub allowed_heights: Vec<u32>,
 }
 
 impl EnvConfig {
@@ -742,6 +847,33 @@ impl Config {
         let invalid = |msg: String| Err(ConfigError::Invalid(msg));
         if self.render.queue == 0 {
             return invalid("render.queue must be at least 1".into());
+        }
+        if let Some(share) = self.render.per_client_queue {
+            if share == 0 || share > self.render.queue {
+                return invalid(format!(
+                    "render.per_client_queue must be between 1 and render.queue ({})",
+                    self.render.queue
+                ));
+            }
+        }
+        match &self.server.client_header {
+            Some(name) if http::HeaderName::from_bytes(name.as_bytes()).is_err() => {
+                return invalid(format!(
+                    "server.client_header {name:?} is not a header name"
+                ));
+            }
+            Some(_) if self.server.trusted_proxies.is_empty() => {
+                return invalid(
+                    "server.client_header is read only from trusted_proxies: list them".into(),
+                );
+            }
+            None if !self.server.trusted_proxies.is_empty() => {
+                return invalid(
+                    "server.trusted_proxies needs server.client_header (the header they name the client in)"
+                        .into(),
+                );
+            }
+            _ => {}
         }
         let p = &self.pictures;
         let pictures_ok = p.animated_max_secs > 0.0
@@ -864,6 +996,20 @@ impl Config {
             for (env_id, env) in &org.envs {
                 check_id("env", env_id)?;
                 let at = format!("orgs.{org_id}.envs.{env_id}");
+                for (name, sizes) in [
+                    ("allowed_widths", &env.allowed_widths),
+                    ("allowed_heights", &env.allowed_heights),
+                ] {
+                    if let Some(bad) = sizes
+                        .iter()
+                        .find(|s| !(1..=crate::media::MAX_DIMENSION).contains(*s))
+                    {
+                        return invalid(format!(
+                            "{at}.{name}: {bad} is not between 1 and {}",
+                            crate::media::MAX_DIMENSION
+                        ));
+                    }
+                }
                 if env.is_store() && (env.store.max_upload_bytes == 0 || env.store.quota_bytes == 0)
                 {
                     return invalid(format!(
@@ -1036,6 +1182,53 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("video_url_env"));
+    }
+
+    #[test]
+    fn client_shares_and_trusted_proxies() {
+        let load = |text: &str| Config::from_toml(text, Path::new("."));
+        let c = load("[render]\nqueue = 8\n").unwrap();
+        assert_eq!(c.render.per_client_queue(), 2);
+        assert_eq!(
+            load("[render]\nqueue = 3\n")
+                .unwrap()
+                .render
+                .per_client_queue(),
+            1
+        );
+        let c = load("[render]\nqueue = 8\nper_client_queue = 8\n").unwrap();
+        assert_eq!(c.render.per_client_queue(), 8);
+        for bad in [
+            "[render]\nqueue = 8\nper_client_queue = 0\n",
+            "[render]\nqueue = 8\nper_client_queue = 9\n",
+            "[server]\nclient_header = \"X-Forwarded-For\"\n",
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+            "[server]\nclient_header = \"bad header\"\ntrusted_proxies = [\"10.0.0.1\"]\n",
+            "[server]\nclient_header = \"X-Real-IP\"\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+            "[server]\nclient_header = \"X-Real-IP\"\ntrusted_proxies = [\"example.com\"]\n",
+            "[orgs.a.envs.b]\nsource = \"file:x/{key}\"\nallowed_widths = [0, 320]\n",
+            "[orgs.a.envs.b]\nsource = \"file:x/{key}\"\nallowed_heights = [5000]\n",
+        ] {
+            assert!(load(bad).is_err(), "{bad}");
+        }
+        let c = load(
+            "[server]\nclient_header = \"CF-Connecting-IP\"\n\
+             trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\n",
+        )
+        .unwrap();
+        let [net, one, v6] = c.server.trusted_proxies[..] else {
+            panic!("three")
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(net.contains(ip("10.200.3.4")) && !net.contains(ip("11.0.0.1")));
+        assert!(net.contains(ip("::ffff:10.1.2.3")), "IPv4-mapped");
+        assert!(one.contains(ip("192.0.2.7")) && !one.contains(ip("192.0.2.8")));
+        assert!(v6.contains(ip("2001:db8:1::5")) && !v6.contains(ip("2001:db9::5")));
+        assert!(!v6.contains(ip("10.0.0.1")));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("203.0.113.9")));
+        let mapped: Cidr = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert!(mapped.contains(ip("10.9.9.9")));
     }
 
     #[test]

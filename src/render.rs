@@ -6,6 +6,7 @@
 //! uncached thumbnail share one render (moka's `try_get_with`). Nothing here
 //! knows about HTTP.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -208,6 +209,9 @@ impl Sequence {
 struct Environment {
     locator: Locator,
     access: Access,
+    /// Allowed widths and heights, sorted (empty: any).
+    widths: Vec<u32>,
+    heights: Vec<u32>,
 }
 
 /// How an environment finds a key's video.
@@ -265,11 +269,19 @@ impl Renderer {
                     .expect("templates are checked when the config is loaded")
                     .for_env(org_id, env_id);
                 let access = env.access;
+                let sorted = |sizes: &[u32]| {
+                    let mut sizes = sizes.to_vec();
+                    sizes.sort_unstable();
+                    sizes.dedup();
+                    sizes
+                };
                 envs.insert(
                     env_id.clone(),
                     Environment {
                         locator: Locator::Template(template),
                         access,
+                        widths: sorted(&env.allowed_widths),
+                        heights: sorted(&env.allowed_heights),
                     },
                 );
             }
@@ -279,6 +291,8 @@ impl Renderer {
                     Environment {
                         locator: Locator::VideoUrls,
                         access: Access::Public,
+                        widths: Vec::new(),
+                        heights: Vec::new(),
                     },
                 );
             }
@@ -342,7 +356,8 @@ impl Renderer {
             urls,
             sources: Sources::for_config(config, metrics.source.clone())?,
             cache,
-            pool: WorkPool::new(r.effective_concurrency(), r.queue),
+            pool: WorkPool::new(r.effective_concurrency(), r.queue)
+                .with_client_share(r.per_client_queue()),
             timeout: r.timeout(),
             limits: (r.max_frame_pixels, r.max_source_bytes, r.decoder_threads),
             metrics,
@@ -396,16 +411,26 @@ impl Renderer {
         self.environment(org, env).map(|e| e.access)
     }
 
-    /// The thumbnail for `req`, from the cache or rendered once however many
-    /// callers ask at the same time. Failures are shared by those callers and
-    /// not cached.
+    /// `req` as its environment serves it: its size snapped to the allowed
+    /// widths and heights, if the environment lists them. `None` for an
+    /// unknown environment.
+    fn canonical<'a>(&self, req: &'a ThumbnailRequest) -> Option<Cow<'a, ThumbnailRequest>> {
+        let env = self.environment(&req.org, &req.env)?;
+        Some(req.snapped(&env.widths, &env.heights))
+    }
+
+    /// The thumbnail for `req` (its size snapped to the environment's
+    /// allowed sizes), from the cache or rendered once however many
+    /// callers ask at the same time. Failures are shared by those callers
+    /// and not cached.
     pub async fn thumbnail(
         &self,
         req: &ThumbnailRequest,
     ) -> Result<(Arc<Thumbnail>, CacheStatus), Arc<RenderError>> {
-        if self.environment(&req.org, &req.env).is_none() {
+        let Some(req) = self.canonical(req) else {
             return Err(Arc::new(RenderError::UnknownEnvironment));
-        }
+        };
+        let req = req.as_ref();
         if let Some(t) = self.cache.get(req).await {
             self.metrics.cache_hits.inc();
             return Ok((t, CacheStatus::Hit));
@@ -575,9 +600,11 @@ impl Renderer {
         }
     }
 
-    /// Whether the thumbnail for `req` is in the cache now.
+    /// Whether the thumbnail for `req` (snapped as [`Renderer::thumbnail`]
+    /// snaps it) is in the cache now.
     pub fn is_cached(&self, req: &ThumbnailRequest) -> bool {
-        self.cache.contains_key(req)
+        self.canonical(req)
+            .is_some_and(|req| self.cache.contains_key(req.as_ref()))
     }
 
     /// Reads a video's container header: its duration. Through the same

@@ -38,7 +38,7 @@ use tokio::net::TcpListener;
 
 pub use routes::App;
 
-use http::{header, HeaderValue, Response};
+use http::{header, HeaderValue, Request, Response};
 
 use crate::problem::Problem;
 
@@ -99,8 +99,8 @@ async fn accept_until(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: back off briefly.
                         tracing::warn!(error = %e, "accept failed");
@@ -112,7 +112,9 @@ async fn accept_until(
                 let timeouts = app.metrics().send_timeouts.clone();
                 let stream = conn::SendTimeout::new(stream, send_timeout, timeouts);
                 let app = app.clone();
-                let service = service_fn(move |req| {
+                let service = service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    // Who asks: the render queue's per-client share.
+                    req.extensions_mut().insert(routes::PeerAddr(peer));
                     let app = app.clone();
                     async move { Ok::<_, Infallible>(app.handle(req).await) }
                 });

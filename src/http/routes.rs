@@ -2,6 +2,7 @@
 //! handlers stay thin and call the [`Renderer`].
 
 use std::hash::{BuildHasher, Hasher};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -14,9 +15,10 @@ use hyper::body::Body as _;
 use super::demo::DemoPage;
 use super::{api, Body};
 use crate::auth::{self, AuthError, Target, Verifier};
-use crate::config::{Access, Config, ServerConfig};
+use crate::config::{Access, Cidr, Config, ServerConfig};
 use crate::jobs::Jobs;
 use crate::metrics::{self, Metrics, RouteMetrics};
+use crate::pool::{as_client, ClientId};
 use crate::problem::Problem;
 use crate::render::{CacheStatus, RenderTimings, Renderer, Thumbnail};
 use crate::request::{self, ThumbnailRequest};
@@ -157,6 +159,75 @@ fn route(path: &str) -> Endpoint<'_> {
     }
 }
 
+/// The address a connection comes from, put in each request's extensions
+/// as it is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Who a request is for, for the render queue's per-client share: the peer
+/// address, or on a connection from a trusted proxy, the address it names
+/// in `server.client_header`.
+struct Clients {
+    header: Option<HeaderName>,
+    trusted: Vec<Cidr>,
+}
+
+impl Clients {
+    fn new(server: &ServerConfig) -> Clients {
+        Clients {
+            header: server
+                .client_header
+                .as_deref()
+                .map(|h| HeaderName::from_bytes(h.as_bytes()).expect("checked when loaded")),
+            trusted: server.trusted_proxies.clone(),
+        }
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|net| net.contains(ip))
+    }
+
+    /// The client's address. The header is a list each proxy appended the
+    /// address it saw to (`X-Forwarded-For: client, cdn-edge`), or one
+    /// address (`CF-Connecting-IP`): read from its end, the first address
+    /// that is not a trusted proxy is the client (a client cannot choose
+    /// what a trusted proxy appended after what it sent). A value that is
+    /// not an address stops the walk at the last trusted hop.
+    fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let Some(name) = &self.header else {
+            return peer;
+        };
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        for value in headers.get_all(name).iter().rev() {
+            let Ok(value) = value.to_str() else {
+                return client;
+            };
+            for hop in value.rsplit(',') {
+                let Some(ip) = hop_address(hop.trim()) else {
+                    return client;
+                };
+                client = ip;
+                if !self.trusts(ip) {
+                    return client;
+                }
+            }
+        }
+        client
+    }
+}
+
+/// An address as proxies write them: `192.0.2.1`, `2001:db8::1`, with a
+/// port (`192.0.2.1:4711`, `[2001:db8::1]:4711`) or in brackets.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|a| a.ip()))
+        .ok()
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
+}
+
 /// The OpenAPI 3.1 description of every endpoint, served as is.
 const OPENAPI: &str = include_str!("openapi.json");
 
@@ -186,6 +257,7 @@ pub struct App {
     /// False from the moment shutdown begins: `/readyz` answers 503.
     ready: AtomicBool,
     demo: Option<DemoPage>,
+    clients: Clients,
 }
 
 impl App {
@@ -210,6 +282,7 @@ impl App {
                 .collect(),
             route_metrics: Route::ALL.map(|r| metrics.route(r.name())),
             metrics,
+            clients: Clients::new(&config.server),
             server: config.server.clone(),
             ready: AtomicBool::new(true),
             demo: config.server.demo_page.then(|| DemoPage::new(config)),
@@ -311,6 +384,16 @@ impl App {
         response
     }
 
+    /// Who a request is for, as the render queue's share counts it; `None`
+    /// when the connection's address is unknown (a request not from
+    /// [`super::serve`]).
+    fn client(&self, parts: &http::request::Parts) -> Option<ClientId> {
+        let PeerAddr(peer) = parts.extensions.get::<PeerAddr>()?;
+        Some(ClientId::from_ip(
+            self.clients.client(peer.ip(), &parts.headers),
+        ))
+    }
+
     async fn dispatch<B>(&self, parts: &http::request::Parts, body: B) -> (Route, Response<Body>)
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -322,20 +405,23 @@ impl App {
         let name = endpoint.route();
         let get_or_head = matches!(*method, Method::GET | Method::HEAD);
         let result = match endpoint {
+            // Pictures' renders count against their client's share of the
+            // render queue (API calls and jobs do not: keys, the job queue
+            // and rate limits bound them).
             Endpoint::Thumbnail(tail) => match *method {
                 Method::GET | Method::HEAD => {
-                    self.thumbnail(tail, parts.uri.query(), &parts.headers, head)
-                        .await
+                    let thumbnail = self.thumbnail(tail, parts.uri.query(), &parts.headers, head);
+                    as_client(self.client(parts), thumbnail).await
                 }
                 _ => Err(Problem::method_not_allowed("GET, HEAD")),
             },
             Endpoint::Storyboard(tail) if get_or_head => {
-                self.storyboard(tail, parts.uri.query(), &parts.headers, head)
-                    .await
+                let storyboard = self.storyboard(tail, parts.uri.query(), &parts.headers, head);
+                as_client(self.client(parts), storyboard).await
             }
             Endpoint::Animated(tail) if get_or_head => {
-                self.animated(tail, parts.uri.query(), &parts.headers, head)
-                    .await
+                let animated = self.animated(tail, parts.uri.query(), &parts.headers, head);
+                as_client(self.client(parts), animated).await
             }
             Endpoint::Storyboard(_) | Endpoint::Animated(_) => {
                 Err(Problem::method_not_allowed("GET, HEAD"))
@@ -852,6 +938,55 @@ mod tests {
         );
         let uri: http::Uri = "/a?width=1".parse().unwrap();
         assert_eq!(redacted(&uri), "/a?width=1");
+    }
+
+    #[test]
+    fn clients_behind_trusted_proxies() {
+        let config = Config::from_toml(
+            "[server]\nclient_header = \"X-Forwarded-For\"\n\
+             trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let clients = Clients::new(&config.server);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let client = |peer: &str, values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+            }
+            clients.client(ip(peer), &headers).to_string()
+        };
+        // An untrusted peer is the client whatever it sends.
+        assert_eq!(client("192.0.2.1", &["203.0.113.7"]), "192.0.2.1");
+        // A trusted one without the header is the client itself.
+        assert_eq!(client("127.0.0.1", &[]), "127.0.0.1");
+        assert_eq!(client("127.0.0.1", &["203.0.113.7"]), "203.0.113.7");
+        // From the end: trusted hops are skipped, what the client wrote
+        // before the first untrusted address is not believed.
+        assert_eq!(
+            client("127.0.0.1", &["6.6.6.6, 203.0.113.7, 10.1.2.3"]),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            client("127.0.0.1", &["6.6.6.6", "203.0.113.7", "10.1.2.3"]),
+            "203.0.113.7",
+            "several header lines are one list"
+        );
+        assert_eq!(client("127.0.0.1", &["10.9.9.9, 10.1.2.3"]), "10.9.9.9");
+        assert_eq!(client("127.0.0.1", &["[2001:db8::5]:4711"]), "2001:db8::5");
+        assert_eq!(client("127.0.0.1", &["198.51.100.2:80"]), "198.51.100.2");
+        // Garbage stops the walk at the last trusted hop.
+        assert_eq!(client("127.0.0.1", &["unknown"]), "127.0.0.1");
+        assert_eq!(
+            client("127.0.0.1", &["203.0.113.7, nonsense, 10.1.2.3"]),
+            "10.1.2.3"
+        );
+        // Without a configured header, the peer.
+        let none = Clients::new(&ServerConfig::default());
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+        assert_eq!(none.client(ip("127.0.0.1"), &headers), ip("127.0.0.1"));
     }
 
     #[test]

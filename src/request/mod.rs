@@ -175,6 +175,31 @@ impl ThumbnailRequest {
     pub fn render_key(&self) -> RenderKey {
         self.clone()
     }
+
+    /// The request with its width and height snapped to the environment's
+    /// allowed sizes ([`snap`]; an empty list allows any), borrowed when
+    /// nothing changes.
+    pub fn snapped(&self, widths: &[u32], heights: &[u32]) -> Cow<'_, ThumbnailRequest> {
+        let width = self.spec.width.map(|w| snap(w, widths));
+        let height = self.spec.height.map(|h| snap(h, heights));
+        if (width, height) == (self.spec.width, self.spec.height) {
+            return Cow::Borrowed(self);
+        }
+        let mut snapped = self.clone();
+        snapped.spec.width = width;
+        snapped.spec.height = height;
+        Cow::Owned(snapped)
+    }
+}
+
+/// The allowed size nearest to `requested`, the larger of two as near;
+/// `requested` itself when `allowed` is empty.
+pub fn snap(requested: u32, allowed: &[u32]) -> u32 {
+    allowed
+        .iter()
+        .copied()
+        .min_by_key(|&a| (a.abs_diff(requested), std::cmp::Reverse(a)))
+        .unwrap_or(requested)
 }
 
 /// Default `quality` for lossy formats.
@@ -643,6 +668,34 @@ mod tests {
         assert_eq!(e, f);
         assert_ne!(a, ok("o/e/a.webp", "width=320&timeStamp=12.5").render_key());
         assert_eq!(ok("o/e/a.webp", "").spec.time, TimeSpec::Middle);
+    }
+
+    #[test]
+    fn sizes_snap_to_the_nearest_allowed_the_larger_on_a_tie() {
+        let allowed = [1280, 160, 320, 640];
+        assert_eq!(snap(317, &allowed), 320);
+        assert_eq!(snap(320, &allowed), 320);
+        assert_eq!(snap(240, &allowed), 320, "a tie: the larger");
+        assert_eq!(snap(239, &allowed), 160);
+        assert_eq!(snap(1, &allowed), 160);
+        assert_eq!(snap(4096, &allowed), 1280);
+        assert_eq!(snap(317, &[]), 317, "no list: any size");
+        let r = ok("o/e/a.webp", "width=317&height=100");
+        let s = r.snapped(&allowed, &[]);
+        assert_eq!((s.spec.width, s.spec.height), (Some(320), Some(100)));
+        assert_eq!(
+            *s,
+            ok("o/e/a.webp", "width=320&height=100"),
+            "one render key"
+        );
+        assert_eq!(
+            r.snapped(&[], &[90, 180]).spec.height,
+            Some(90),
+            "heights by their own list"
+        );
+        assert!(matches!(r.snapped(&[], &[]), Cow::Borrowed(_)));
+        let default_size = ok("o/e/a.webp", "");
+        assert_eq!(default_size.snapped(&allowed, &allowed).spec.width, None);
     }
 
     #[test]

@@ -595,7 +595,8 @@ def report(soak, args, pid, healthy, warmup):
     after = [o for t, o in over if t >= warmup]
     rss.update({"cached_end_mib": soak.cached[-1] / 1024 if soak.cached else 0.0,
                 "overhead_middle_mib": at(soak.seconds / 2), "overhead_end_mib": at(soak.seconds),
-                "overhead_max_mib": max(after, default=0.0), "allocator": args.label})
+                "overhead_max_mib": max(after, default=0.0), "allocator": args.label,
+                "cached_kib": [round(c) for c in soak.cached]})
     with soak.lock:
         job_states = dict(Counter(soak.jobs.values()))
     unexpected = {c: dict(v) for c, v in st.unexpected.items() if v}

@@ -11,11 +11,12 @@ use thumbd::config::{Config, LogFormat};
 use thumbd::source::SourceLocation;
 
 #[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
-compile_error!("choose one allocator: --features jemalloc or --features mimalloc");
+compile_error!("one allocator: --no-default-features --features mimalloc for mimalloc");
 
 /// The allocator of Rust's allocations (FFmpeg's own go through libc's
-/// malloc whatever this is). See bench/RESULTS.md, "Memory at the default
-/// cache sizes".
+/// malloc whatever this is): jemalloc by default, which keeps RSS above
+/// the caches' bytes flat where glibc's malloc and mimalloc let it grow
+/// (bench/RESULTS.md, "Memory at the default cache sizes").
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

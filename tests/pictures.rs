@@ -176,8 +176,9 @@ async fn storyboard_tiles_start_at_real_keyframes_for_any_duration() {
     for (file, duration, tiles) in [
         ("story75.mp4", 75.0, 38),
         ("story75.webm", 75.0, 38),
-        // 14 keyframes, but 5.4 s is within duration/100 of 5 s: no tile.
-        ("story_cuts.mp4", 47.32, 13),
+        ("story_cuts.mp4", 47.32, 14),
+        // No index: the keyframes found at or before 100 even times; the
+        // last (46.88 s) is after the last of them (46.85 s).
         ("story_cuts.ts", 47.32, 13),
     ] {
         let path = format!("/v1/storyboard/demo/http/{file}.vtt?format=png");

@@ -212,14 +212,26 @@ fn tile_times(duration_us: u64, tiles: TileCount, keyframes: &[u64]) -> Vec<u64>
     let interval = match tiles {
         TileCount::Tiles(n) => duration_us.div_ceil(n.clamp(1, MAX_TILES) as u64),
         TileCount::Interval(us) => us.max(even),
-        // Keyframes at least `even` apart: no closer than the keyframes
-        // (closer tiles would repeat them) and never more than MAX_TILES.
+        // The keyframe nearest each of MAX_TILES even times, each once: no
+        // closer than the keyframes (closer tiles would repeat them), never
+        // more than MAX_TILES, and as close to even as the keyframes allow
+        // (a 600.05 s video with 2 s GOPs: 100 tiles of 6 s).
         TileCount::Auto if !keyframes.is_empty() => {
             let mut times = vec![0];
-            for &k in keyframes {
+            for t in (1..MAX_TILES as u64)
+                .map(|i| i * even)
+                .take_while(|&t| t < duration_us)
+            {
+                let at = keyframes.partition_point(|&k| k < t);
+                let nearest = [at.checked_sub(1), Some(at)]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| keyframes.get(i).copied())
+                    .min_by_key(|&k| (k.abs_diff(t), k))
+                    .expect("keyframes are not empty");
                 let last = *times.last().expect("one time");
-                if k >= last + even && k + MIN_TILE_US <= duration_us {
-                    times.push(k);
+                if nearest >= last + MIN_TILE_US && nearest + MIN_TILE_US <= duration_us {
+                    times.push(nearest);
                 }
             }
             return times;
@@ -355,11 +367,16 @@ mod tests {
             tile_times(10_000_000, TileCount::Auto, &k),
             [0, 1_500_000, 2_000_000, 5_000_000, 5_400_000, 9_900_000]
         );
-        // Keyframes closer than duration/100 are thinned out, and one less
-        // than a millisecond before the end starts no tile.
+        // Keyframes closer than duration/100 are thinned out to the nearest
+        // of each even time, and one less than a millisecond before the end
+        // starts no tile.
         let dense = every(100_000, 100_000_000);
         let t = tile_times(100_000_000, TileCount::Auto, &dense);
         assert_eq!((t.len(), t[1]), (100, 1_000_000));
+        // A duration a little over ten minutes (a looped or cut file) keeps
+        // 100 tiles of 6 s, not 80 of 8 s.
+        let t = tile_times(600_050_000, TileCount::Auto, &every(2_000_000, 600_050_000));
+        assert_eq!((t.len(), t[1], t[99]), (100, 6_000_000, 594_000_000));
         assert_eq!(tile_times(2_000_500, TileCount::Auto, &[0, 2_000_000]), [0]);
         // Even spacing never ends on an empty last tile either.
         let t = tile_times(75_000_000, TileCount::Tiles(38), &[]);

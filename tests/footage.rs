@@ -99,35 +99,20 @@ fn player_frames(file: &Path, width: u32, height: u32) -> PlayerFrames {
         _ if field("height").parse::<u32>().unwrap_or(0) >= 720 => (0.2126, 0.0722),
         _ => (0.299, 0.114),
     };
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "info", "-i"])
-        .arg(file)
-        .args(["-map", "0:v:0", "-fps_mode", "passthrough", "-vf"])
-        .arg(format!(
-            "showinfo,scale={width}:{height}:flags=bicubic+accurate_rnd,format={}",
+    let (times, raw) = common::decode_frames(
+        file,
+        &format!(
+            "scale={width}:{height}:flags=bicubic+accurate_rnd,format={}",
             if rgb { "rgb24" } else { "yuv444p" }
-        ))
-        .args(["-f", "rawvideo", "-"])
-        .output()
-        .expect("run the ffmpeg CLI");
-    assert!(out.status.success(), "ffmpeg could not decode {file:?}");
-    let log = String::from_utf8_lossy(&out.stderr);
-    let pts: Vec<f64> = log
-        .split("pts_time:")
-        .skip(1)
-        .map(|rest| {
-            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            rest[..end].parse().expect("a pts_time")
-        })
-        .collect();
+        ),
+    );
     let size = (width * height) as usize;
     // 8-bit RGB made grey as `image` does (Rec. 709 weights, truncated).
     let luma = |r: f64, g: f64, b: f64| {
         let px = |c: f64| (c * 255.0).round().clamp(0.0, 255.0) as u32;
         ((2126 * px(r) + 7152 * px(g) + 722 * px(b)) / 10000) as u8
     };
-    let pictures: Vec<Vec<u8>> = out
-        .stdout
+    let pictures: Vec<Vec<u8>> = raw
         .chunks_exact(3 * size)
         .map(|f| {
             if rgb {
@@ -160,11 +145,9 @@ fn player_frames(file: &Path, width: u32, height: u32) -> PlayerFrames {
                 .collect()
         })
         .collect();
-    assert_eq!(pts.len(), pictures.len(), "{file:?}: one time per frame");
-    let start =
-        common::stream_start(file).unwrap_or_else(|| pts.iter().copied().fold(f64::MAX, f64::min));
+    assert_eq!(times.len(), pictures.len(), "{file:?}: one time per frame");
     PlayerFrames {
-        times: pts.iter().map(|t| t - start).collect(),
+        times,
         pictures,
         width,
         height,

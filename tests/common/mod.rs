@@ -819,33 +819,15 @@ pub struct PlayerFrames {
 impl PlayerFrames {
     /// Decodes `file` whole with the ffmpeg CLI, scaled to `width` x `height`.
     pub fn of(file: &Path, width: u32, height: u32) -> PlayerFrames {
-        let out = Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "info", "-i"])
-            .arg(file)
-            .args(["-map", "0:v:0", "-fps_mode", "passthrough", "-vf"])
-            .arg(format!(
-                "showinfo,scale={width}:{height}:flags=area,format=gray"
-            ))
-            .args(["-f", "rawvideo", "-"])
-            .output()
-            .expect("run the ffmpeg CLI");
-        assert!(out.status.success(), "ffmpeg could not decode {file:?}");
-        let log = String::from_utf8_lossy(&out.stderr);
-        let pts: Vec<f64> = log
-            .split("pts_time:")
-            .skip(1)
-            .map(|rest| {
-                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-                rest[..end].parse().expect("a pts_time")
-            })
-            .collect();
+        let (times, raw) = decode_frames(
+            file,
+            &format!("scale={width}:{height}:flags=area,format=gray"),
+        );
         let size = (width * height) as usize;
-        let pictures: Vec<Vec<u8>> = out.stdout.chunks_exact(size).map(<[u8]>::to_vec).collect();
-        assert_eq!(pts.len(), pictures.len(), "{file:?}: one time per frame");
-        let start =
-            stream_start(file).unwrap_or_else(|| pts.iter().copied().fold(f64::MAX, f64::min));
+        let pictures: Vec<Vec<u8>> = raw.chunks_exact(size).map(<[u8]>::to_vec).collect();
+        assert_eq!(times.len(), pictures.len(), "{file:?}: one time per frame");
         PlayerFrames {
-            times: pts.iter().map(|t| t - start).collect(),
+            times,
             pictures,
             width,
             height,
@@ -883,6 +865,32 @@ impl PlayerFrames {
             n * 2 + u32::from(self.pictures[i][h * 3 / 8 * w + x] > 100)
         })
     }
+}
+
+/// Every frame of `file`'s video FFmpeg decodes, in decoding output order,
+/// through the filter `vf`, as raw bytes, with each frame's best-effort
+/// time in seconds from the stream's start (as ffprobe reports the start).
+pub fn decode_frames(file: &Path, vf: &str) -> (Vec<f64>, Vec<u8>) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "info", "-i"])
+        .arg(file)
+        .args(["-map", "0:v:0", "-fps_mode", "passthrough", "-vf"])
+        .arg(format!("showinfo,{vf}"))
+        .args(["-f", "rawvideo", "-"])
+        .output()
+        .expect("run the ffmpeg CLI");
+    assert!(out.status.success(), "ffmpeg could not decode {file:?}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let pts: Vec<f64> = log
+        .split("pts_time:")
+        .skip(1)
+        .map(|rest| {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            rest[..end].parse().expect("a pts_time")
+        })
+        .collect();
+    let start = stream_start(file).unwrap_or_else(|| pts.iter().copied().fold(f64::MAX, f64::min));
+    (pts.iter().map(|t| t - start).collect(), out.stdout)
 }
 
 /// The video stream's start time, as ffprobe reports it.

@@ -991,24 +991,26 @@ async fn a_video_replaced_at_its_url_gets_a_new_key() {
 
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_conversion_task_thumbnails_an_upload() {
-    let data = tempfile::tempdir().unwrap();
-    let source = SourceServer::start(fixtures()).await;
-    let t = Thumbd::start(&config(data.path(), &source, None, "")).await;
-    // The upload, as the task client's own upload step.
-    let (status, up) = upload(
-        &t,
-        KEY_A,
-        &[Part::File("video", "in.mkv", read("hevc.mkv"))],
-    )
-    .await;
+/// Uploads fixture `file` as `name` for org a, as the task client's own
+/// upload step; the upload's key (a task's `input`) and a task client.
+async fn uploaded_for_tasks(t: &Thumbd, name: &str, file: &str) -> (String, TaskClient) {
+    let (status, up) = upload(t, KEY_A, &[Part::File("video", name, read(file))]).await;
     assert_eq!(status, 202, "{up}");
     let input = up["body"]["key"].as_str().unwrap().to_owned();
     let tasks = TaskClient {
         base: t.url(""),
         key: KEY_A.into(),
     };
+    (input, tasks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversion_task_thumbnails_an_upload() {
+    let data = tempfile::tempdir().unwrap();
+    let source = SourceServer::start(fixtures()).await;
+    let t = Thumbd::start(&config(data.path(), &source, None, "")).await;
+    // The upload, as the task client's own upload step.
+    let (input, tasks) = uploaded_for_tasks(&t, "in.mkv", "hevc.mkv").await;
     let (status, created) = tasks
         .create(
             json!({"operation": "thumbnail", "input": input, "output_format": "png",
@@ -1241,18 +1243,7 @@ async fn a_conversion_task_as_its_documentation_sends_it() {
             source.addr
         );
     let t = Thumbd::start(&cfg).await;
-    let (status, up) = upload(
-        &t,
-        KEY_A,
-        &[Part::File("video", "in.mp4", read("h264_faststart.mp4"))],
-    )
-    .await;
-    assert_eq!(status, 202, "{up}");
-    let input = up["body"]["key"].as_str().unwrap().to_owned();
-    let tasks = TaskClient {
-        base: t.url(""),
-        key: KEY_A.into(),
-    };
+    let (input, tasks) = uploaded_for_tasks(&t, "in.mp4", "h264_faststart.mp4").await;
 
     // The documentation's own example: no `operation`, an `input_format`.
     let (status, created) = tasks

@@ -164,18 +164,7 @@ fn run_tool(input: &Value) -> Vec<String> {
 }
 
 fn rust_jwt(s: &Spec) -> String {
-    let alg: Algorithm = s.alg.parse().unwrap();
-    let key = match s.pem {
-        None => EncodingKey::from_secret(s.secret.as_bytes()),
-        Some(p) => {
-            let pem = std::fs::read(keys().join(p)).unwrap();
-            match alg {
-                Algorithm::ES256 => EncodingKey::from_ec_pem(&pem).unwrap(),
-                Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem).unwrap(),
-                _ => EncodingKey::from_rsa_pem(&pem).unwrap(),
-            }
-        }
-    };
+    let (alg, key) = encoding_key(s);
     let mut header = Header::new(alg);
     header.kid = s.kid.map(str::to_owned);
     jsonwebtoken::encode(&header, &s.claims, &key).unwrap()

@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use thumbd::domain::Problem;
 use thumbd::media::{Format, Limits, RenderSpec, TimeSpec};
-use thumbd::problem::Problem;
 use thumbd::render::RenderError;
 
 /// Fixtures larger than this are not mutated (the big ones only cost time).

@@ -487,14 +487,14 @@ impl Default for PicturesConfig {
             animated_max_fps: 30,
             animated_max_width: 640,
             cache_max_bytes: 64 * 1024 * 1024,
-            best_frame_scan_frames: crate::media::bestframe::DEFAULT_SCAN_FRAMES,
+            best_frame_scan_frames: crate::domain::DEFAULT_SCAN_FRAMES,
         }
     }
 }
 
 impl PicturesConfig {
-    pub fn animated_limits(&self) -> crate::request::animated::AnimatedLimits {
-        crate::request::animated::AnimatedLimits {
+    pub fn animated_limits(&self) -> crate::domain::animated::AnimatedLimits {
+        crate::domain::animated::AnimatedLimits {
             max_secs: self.animated_max_secs,
             max_fps: self.animated_max_fps,
             max_width: self.animated_max_width,
@@ -879,7 +879,7 @@ impl Config {
         let pictures_ok = p.animated_max_secs > 0.0
             && p.animated_max_secs <= 60.0
             && (1..=60).contains(&p.animated_max_fps)
-            && (1..=crate::media::MAX_DIMENSION).contains(&p.animated_max_width);
+            && (1..=crate::domain::MAX_DIMENSION).contains(&p.animated_max_width);
         if !pictures_ok {
             return invalid(
                 "pictures.animated_max_secs must be in (0, 60], animated_max_fps in 1-60 and \
@@ -1002,11 +1002,11 @@ impl Config {
                 ] {
                     if let Some(bad) = sizes
                         .iter()
-                        .find(|s| !(1..=crate::media::MAX_DIMENSION).contains(*s))
+                        .find(|s| !(1..=crate::domain::MAX_DIMENSION).contains(*s))
                     {
                         return invalid(format!(
                             "{at}.{name}: {bad} is not between 1 and {}",
-                            crate::media::MAX_DIMENSION
+                            crate::domain::MAX_DIMENSION
                         ));
                     }
                 }
@@ -1073,7 +1073,7 @@ impl Config {
 }
 
 fn check_id(what: &str, id: &str) -> Result<(), ConfigError> {
-    if crate::request::is_valid_id(id) {
+    if crate::domain::is_valid_id(id) {
         Ok(())
     } else {
         Err(ConfigError::Invalid(format!(

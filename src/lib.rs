@@ -41,13 +41,14 @@
 
 pub mod auth;
 pub mod config;
+pub mod domain;
 pub mod http;
 pub mod jobs;
 pub mod media;
 pub mod metrics;
 pub mod objects;
 pub mod pool;
-pub mod problem;
+
 pub mod render;
 pub mod request;
 pub mod shared_cache;

@@ -17,9 +17,11 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Access, Config};
+use crate::domain::Problem;
+use crate::domain::{Format, RenderSpec, TimeSpec};
 use crate::media::decode::DecodedFrame;
 use crate::media::storyboard::Layout;
-use crate::media::{self, Format, Limits, MediaError, RenderSpec, TimeSpec};
+use crate::media::{self, Limits, MediaError};
 use crate::metrics::{CacheLabels, Metrics};
 use crate::objects::Timeouts;
 use crate::pool::{PoolError, WorkPool};
@@ -29,6 +31,7 @@ use crate::request::{RenderKey, ThumbnailRequest};
 use crate::shared_cache::{SharedCache, StoredSequence};
 use crate::source::urlbook::{self, UrlBook};
 use crate::source::{SourceError, SourceLocation, SourceRead, SourceTemplate, Sources};
+use http::StatusCode;
 
 /// A rendered thumbnail as served. The header texts are made once, so a
 /// cache hit only shares them.
@@ -851,6 +854,24 @@ fn decoder_threads(configured: usize, renders: usize) -> usize {
     match configured {
         0 if renders > 1 => 1,
         n => n,
+    }
+}
+
+impl From<&RenderError> for Problem {
+    fn from(e: &RenderError) -> Problem {
+        use StatusCode as S;
+        match e {
+            RenderError::UnknownEnvironment => Problem::not_found("unknown org or environment"),
+            RenderError::Busy(PoolError::Full { waiting, max }) => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "busy",
+                "Too many renders",
+                format!("{waiting} renders are already waiting (at most {max}); retry shortly"),
+            )
+            .with_header("retry-after", 1),
+            RenderError::Busy(PoolError::Panicked(_)) => Problem::internal(),
+            RenderError::Media(m) => Problem::from(m),
+        }
     }
 }
 

@@ -26,7 +26,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::config::SharedCacheConfig;
-use crate::media::{Format, Rendered};
+use crate::domain::Format;
+use crate::media::Rendered;
 use crate::metrics::{Metrics, OutcomeLabels};
 use crate::objects::Timeouts;
 

@@ -24,7 +24,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{Config, StoreConfig};
+use crate::domain::Problem;
 use crate::source::SourceTemplate;
+use http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -496,6 +498,27 @@ impl Stores {
                 }
             }
         });
+    }
+}
+
+impl From<&StoreError> for Problem {
+    fn from(e: &StoreError) -> Problem {
+        match e {
+            StoreError::TooLarge { max } => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "upload-too-large",
+                "Upload too large",
+                e.to_string(),
+            )
+            .with_member("maxBytes", *max),
+            StoreError::Full { .. } => Problem::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "store-full",
+                "Store full",
+                "the upload store has no room for this video under its quota",
+            ),
+            StoreError::Io(_) => Problem::internal(),
+        }
     }
 }
 

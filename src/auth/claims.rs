@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::AuthError;
-use crate::media::TimeSpec;
-use crate::media::{Fit, Format, MAX_DIMENSION};
+use crate::domain::TimeSpec;
+use crate::domain::{Fit, Format, MAX_DIMENSION};
 use crate::request::{parse_time, seconds_to_us, Params};
 
 /// Audiences a thumbnail token may carry (`t` for signers written for

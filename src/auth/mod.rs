@@ -17,7 +17,6 @@ pub mod crit;
 pub mod keys;
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -27,6 +26,8 @@ pub use claims::{Grant, Target, ANIMATED_AUDIENCES, STORYBOARD_AUDIENCES};
 pub use keys::PREVIEW_KID;
 
 use crate::config::Config;
+use crate::domain::Problem;
+use http::StatusCode;
 
 /// Why a token was refused. `Mismatch` and `BoundParam` are 403 (the token
 /// is genuine but not for this); everything else is 401.
@@ -91,11 +92,7 @@ pub struct Verifier {
     preview_ttl_secs: u64,
 }
 
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::domain::now_secs;
 
 impl Verifier {
     /// Loads every org's keys; an unreadable or invalid key is an error.
@@ -252,7 +249,7 @@ pub struct SignRequest<'a> {
     /// Parameters to bind into the token.
     pub bound: &'a crate::request::Params,
     /// Format to bind, if any.
-    pub format: Option<crate::media::Format>,
+    pub format: Option<crate::domain::Format>,
 }
 
 /// Signs a thumbnail token with one of an org's configured keys.
@@ -306,9 +303,9 @@ pub fn sign_token(config: &Config, req: &SignRequest) -> Result<String, String> 
         claims["height"] = h.into();
     }
     match b.time {
-        Some(crate::media::TimeSpec::At(t)) => claims["timeStamp"] = (t as f64 / 1e6).into(),
-        Some(crate::media::TimeSpec::Auto) => claims["timeStamp"] = "auto".into(),
-        Some(crate::media::TimeSpec::Middle) | None => {}
+        Some(crate::domain::TimeSpec::At(t)) => claims["timeStamp"] = (t as f64 / 1e6).into(),
+        Some(crate::domain::TimeSpec::Auto) => claims["timeStamp"] = "auto".into(),
+        Some(crate::domain::TimeSpec::Middle) | None => {}
     }
     if let Some(f) = b.fit {
         claims["fit"] = f.as_str().into();
@@ -320,4 +317,51 @@ pub fn sign_token(config: &Config, req: &SignRequest) -> Result<String, String> 
         claims["format"] = f.ext().into();
     }
     sign(alg, req.kid, &claims, &key)
+}
+
+impl From<&AuthError> for Problem {
+    /// 401 with a Bearer challenge (RFC 6750) saying what was wrong, or 403
+    /// for a genuine token that is not for this URL. The token is never echoed.
+    fn from(e: &AuthError) -> Problem {
+        if e.is_forbidden() {
+            return Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                e.to_string(),
+            );
+        }
+        let challenge = match e {
+            AuthError::Missing => "Bearer realm=\"thumbd\"".to_owned(),
+            _ => format!(
+                "Bearer realm=\"thumbd\", error=\"invalid_token\", error_description=\"{e}\""
+            ),
+        };
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            e.to_string(),
+        )
+        .with_header("www-authenticate", challenge)
+    }
+}
+
+impl From<ApiKeyError> for Problem {
+    fn from(e: ApiKeyError) -> Problem {
+        match e {
+            ApiKeyError::OtherOrg => Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                e.to_string(),
+            ),
+            _ => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                e.to_string(),
+            ),
+        }
+    }
 }

@@ -15,10 +15,10 @@ use serde_json::{json, Value};
 use super::routes::App;
 use super::Body;
 use crate::auth::Target;
+use crate::domain::Problem;
 use crate::jobs::document;
 use crate::jobs::model::Status;
 use crate::jobs::store::JobRecord;
-use crate::problem::Problem;
 use crate::request;
 
 /// An API call, parsed from the path after `/v1/api/`.

@@ -26,12 +26,13 @@ use serde_json::{json, Map, Value};
 use super::api::{json_response, parse_json};
 use super::routes::App;
 use super::Body;
+use crate::domain::FieldError;
+use crate::domain::Problem;
+use crate::domain::{Fit, Format, MAX_DIMENSION};
 use crate::jobs::model::{JobRequest, Status};
 use crate::jobs::shapes::{self, Shape};
 use crate::jobs::JobError;
-use crate::media::{Fit, Format, MAX_DIMENSION};
-use crate::problem::Problem;
-use crate::request::{self, FieldError, Params, ThumbnailRequest};
+use crate::request::{self, Params, ThumbnailRequest};
 
 /// The time of a video-URL thumbnail that names none, seconds.
 const DEFAULT_SECOND: f64 = 1.0;
@@ -216,7 +217,7 @@ impl App {
         let params = Params {
             width,
             height,
-            time: Some(crate::media::TimeSpec::At(time_us)),
+            time: Some(crate::domain::TimeSpec::At(time_us)),
             fit,
             quality: None,
         };

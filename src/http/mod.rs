@@ -40,7 +40,7 @@ pub use routes::App;
 
 use http::{header, HeaderValue, Request, Response};
 
-use crate::problem::Problem;
+use crate::domain::Problem;
 
 /// Response body: thumbnails and problems are always whole in memory.
 pub type Body = Full<Bytes>;

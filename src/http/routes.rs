@@ -16,10 +16,10 @@ use super::demo::DemoPage;
 use super::{api, Body};
 use crate::auth::{self, AuthError, Target, Verifier};
 use crate::config::{Access, Cidr, Config, ServerConfig};
+use crate::domain::Problem;
 use crate::jobs::Jobs;
 use crate::metrics::{self, Metrics, RouteMetrics};
 use crate::pool::{as_client, ClientId};
-use crate::problem::Problem;
 use crate::render::{CacheStatus, RenderTimings, Renderer, Thumbnail};
 use crate::request::{self, ThumbnailRequest};
 
@@ -248,7 +248,7 @@ pub struct App {
     pub(super) cache_control: HeaderValue,
     pub(super) max_age_secs: u64,
     /// Bounds of animated previews.
-    pub(super) animated_limits: crate::request::animated::AnimatedLimits,
+    pub(super) animated_limits: crate::domain::animated::AnimatedLimits,
     error_max_age_secs: u64,
     server: ServerConfig,
     metrics: Arc<Metrics>,

@@ -25,11 +25,12 @@ use serde_json::{json, Value};
 use super::api::json_response;
 use super::routes::App;
 use super::Body;
+use crate::domain::FieldError;
+use crate::domain::Problem;
+use crate::domain::{Fit, Format, MAX_DIMENSION};
 use crate::jobs::model::JobRequest;
 use crate::jobs::shapes::{self, Shape};
-use crate::media::{Fit, Format, MAX_DIMENSION};
-use crate::problem::Problem;
-use crate::request::{self, FieldError, Params, ThumbnailRequest};
+use crate::request::{self, Params, ThumbnailRequest};
 use crate::store::{ObjectStore, Staged, StoreError};
 
 /// Longest text field accepted, bytes.
@@ -407,7 +408,7 @@ impl App {
         let params = Params {
             width: form.size.map(|s| s.0),
             height: form.size.map(|s| s.1),
-            time: Some(crate::media::TimeSpec::At(time_us)),
+            time: Some(crate::domain::TimeSpec::At(time_us)),
             fit: form.fit,
             quality: form.quality,
         };

@@ -43,13 +43,14 @@ use self::model::{JobRequest, Status};
 use self::shapes::Shape;
 use self::store::{now_ms, Delivery, JobRecord};
 use crate::config::{Config, JobsConfig};
+use crate::domain::FieldError;
+use crate::domain::Problem;
 use crate::media::MediaError;
 use crate::metrics::{OutcomeLabels, StateLabels};
 use crate::pool::PoolError;
-use crate::problem::Problem;
 use crate::render::{RenderError, Renderer};
-use crate::request::FieldError;
 use crate::source::SourceError;
+use http::StatusCode;
 
 /// Why a submission was refused.
 #[derive(Debug, thiserror::Error)]
@@ -612,4 +613,53 @@ fn is_transient(e: &RenderError) -> bool {
 /// The job as thumbd's job API shows it (and its webhooks receive it).
 pub fn document(r: &JobRecord) -> Value {
     shapes::thumbd(r)
+}
+
+impl From<&JobError> for Problem {
+    fn from(e: &JobError) -> Problem {
+        use StatusCode as S;
+        match e {
+            JobError::Invalid(errors) => Problem::invalid_request(errors.clone()),
+            JobError::BadWebhook(msg) => Problem::invalid_request(vec![FieldError {
+                message: msg.clone(),
+                location: "body.webhookUrl".into(),
+                value: String::new(),
+            }]),
+            JobError::UnknownEnvironment(_) | JobError::NotFound => {
+                Problem::not_found(e.to_string())
+            }
+            JobError::PastEnd { duration_ms, .. } => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "past-end",
+                "Time past the end",
+                e.to_string(),
+            )
+            .with_member("durationMs", *duration_ms),
+            JobError::QueueFull { length, max } => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "queue-full",
+                "Job queue full",
+                e.to_string(),
+            )
+            .with_member("queueLength", *length)
+            .with_member("maxQueue", *max)
+            .with_header("retry-after", 5),
+            JobError::ShuttingDown => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "shutting-down",
+                "Shutting down",
+                e.to_string(),
+            )
+            .with_header("retry-after", 5),
+            JobError::Render(r) => Problem::from(r),
+            // The cause (which may name the database) stays in the log.
+            JobError::Store(_) => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "job-storage-unavailable",
+                "Job storage unavailable",
+                "the job database is not available right now; retry".to_owned(),
+            )
+            .with_header("retry-after", 5),
+        }
+    }
 }

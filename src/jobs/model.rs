@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::media::{Fit, Format, MAX_DIMENSION};
-use crate::request::{FieldError, Params, ThumbnailRequest};
+use crate::domain::FieldError;
+use crate::domain::{Fit, Format, MAX_DIMENSION};
+use crate::request::{Params, ThumbnailRequest};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,9 +185,9 @@ pub fn validate(
         width: width.map(|w| w as u32),
         height: height.map(|h| h as u32),
         time: if auto_time {
-            Some(crate::media::TimeSpec::Auto)
+            Some(crate::domain::TimeSpec::Auto)
         } else {
-            timestamp_ms.map(|ms| crate::media::TimeSpec::At(ms * 1000))
+            timestamp_ms.map(|ms| crate::domain::TimeSpec::At(ms * 1000))
         },
         fit,
         quality: quality.map(|q| q as u8),
@@ -225,14 +226,14 @@ pub fn thumbnail_url(base: &str, req: &ThumbnailRequest) -> String {
         query.push(format!("height={h}"));
     }
     match s.time {
-        crate::media::TimeSpec::At(us) => query.push(format!("timeStamp={}", format_seconds(us))),
-        crate::media::TimeSpec::Auto => query.push("timeStamp=auto".to_owned()),
-        crate::media::TimeSpec::Middle => {}
+        crate::domain::TimeSpec::At(us) => query.push(format!("timeStamp={}", format_seconds(us))),
+        crate::domain::TimeSpec::Auto => query.push("timeStamp=auto".to_owned()),
+        crate::domain::TimeSpec::Middle => {}
     }
     if let Some(f) = s.fit.filter(|f| *f != Fit::Crop) {
         query.push(format!("fit={}", f.as_str()));
     }
-    if let Some(q) = s.quality.filter(|q| *q != crate::request::DEFAULT_QUALITY) {
+    if let Some(q) = s.quality.filter(|q| *q != crate::domain::DEFAULT_QUALITY) {
         query.push(format!("quality={q}"));
     }
     let query = if query.is_empty() {

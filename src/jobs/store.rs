@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::model::Status;
 use super::shapes::Shape;
-use crate::media::{Fit, Format, RenderSpec, TimeSpec};
+use crate::domain::{Fit, Format, RenderSpec, TimeSpec};
 use crate::request::ThumbnailRequest;
 
 /// Where a job's webhook delivery stands.

@@ -59,7 +59,7 @@ pub async fn send_once(
     body: &[u8],
     timeout: Duration,
 ) -> bool {
-    let t = crate::auth::now_secs();
+    let t = crate::domain::now_secs();
     let result = client
         .post(url)
         .timeout(timeout)

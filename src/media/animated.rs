@@ -9,7 +9,7 @@ use super::animate::{GifAnimation, WebpAnimation};
 use super::frames::Frames;
 use super::picture::{Picture, RgbImage};
 use super::{geometry, picture, Fit, Format, Limits, MediaError};
-use crate::request::animated::{AnimatedFormat, AnimatedSpec};
+use crate::domain::animated::{AnimatedFormat, AnimatedSpec};
 use crate::source::SourceRead;
 
 /// An encoded animation.
@@ -115,7 +115,7 @@ impl Encoder {
                 WebpAnimation::new(
                     width,
                     height,
-                    spec.quality.unwrap_or(crate::request::DEFAULT_QUALITY),
+                    spec.quality.unwrap_or(crate::domain::DEFAULT_QUALITY),
                 )
                 .map_err(|e| failed("animated WebP", e))?,
             ),

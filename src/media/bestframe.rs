@@ -123,8 +123,7 @@ const SCAN_PATIENCE: u32 = SCAN_FPS;
 /// within noise the earlier one stays, and the scan can end.
 const IMPROVEMENT: f64 = 1.02;
 
-/// Frames the scan may decode by default (`pictures.best_frame_scan_frames`).
-pub const DEFAULT_SCAN_FRAMES: u32 = 300;
+pub use crate::domain::DEFAULT_SCAN_FRAMES;
 
 /// Whether the best keyframe is one no viewer would pick: dark, blown out
 /// or near-uniform.

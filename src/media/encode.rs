@@ -40,7 +40,7 @@ const AVIF_QUANTIZERS: [(u8, u8); 12] = [
 /// Encodes `picture`; `quality` (1-100) applies to the lossy formats. The
 /// picture is taken because libwebp may filter its planes in place.
 pub fn encode(picture: Picture, format: Format, quality: Option<u8>) -> Result<Bytes, MediaError> {
-    let quality = quality.unwrap_or(crate::request::DEFAULT_QUALITY);
+    let quality = quality.unwrap_or(crate::domain::DEFAULT_QUALITY);
     let fail = |e: &dyn std::fmt::Display| {
         MediaError::Internal(format!("{} encoding failed: {e}", format.ext()))
     };

@@ -40,115 +40,10 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::source::SourceError;
+use http::StatusCode;
 
-/// Largest width or height a request may ask for, and the largest side of a
-/// thumbnail rendered at the video's own size.
-pub const MAX_DIMENSION: u32 = 4096;
-
-/// Output image format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    Webp,
-    Jpeg,
-    Png,
-    /// AV1 stills (libavif with libaom), for clients that ask for them.
-    Avif,
-}
-
-impl Format {
-    pub fn from_ext(ext: &str) -> Option<Format> {
-        match ext.to_ascii_lowercase().as_str() {
-            "webp" => Some(Format::Webp),
-            "jpg" | "jpeg" => Some(Format::Jpeg),
-            "png" => Some(Format::Png),
-            "avif" => Some(Format::Avif),
-            _ => None,
-        }
-    }
-
-    pub fn ext(self) -> &'static str {
-        match self {
-            Format::Webp => "webp",
-            Format::Jpeg => "jpg",
-            Format::Png => "png",
-            Format::Avif => "avif",
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Webp => "image/webp",
-            Format::Jpeg => "image/jpeg",
-            Format::Png => "image/png",
-            Format::Avif => "image/avif",
-        }
-    }
-
-    pub fn is_lossy(self) -> bool {
-        !matches!(self, Format::Png)
-    }
-}
-
-/// How a picture fills a box when both width and height are given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Fit {
-    /// Fill the box exactly, cropping the overflow around the centre.
-    Crop,
-    /// Fit inside the box keeping the aspect ratio; may be smaller on one side.
-    Contain,
-    /// Stretch to exactly the box.
-    Fill,
-    /// Fit inside and letterbox with black to exactly the box.
-    Pad,
-}
-
-impl Fit {
-    /// thumbd's names, and the conversion-task API's: `max` (fit inside,
-    /// = contain) and `scale` (stretch, = fill).
-    pub fn parse(s: &str) -> Option<Fit> {
-        match s {
-            "crop" => Some(Fit::Crop),
-            "contain" | "max" => Some(Fit::Contain),
-            "fill" | "scale" => Some(Fit::Fill),
-            "pad" => Some(Fit::Pad),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Fit::Crop => "crop",
-            Fit::Contain => "contain",
-            Fit::Fill => "fill",
-            Fit::Pad => "pad",
-        }
-    }
-}
-
-/// Which moment of the video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TimeSpec {
-    /// The middle of the video (no time given).
-    Middle,
-    /// Microseconds from the start of the video; past the end means the last frame.
-    At(u64),
-    /// The most representative frame ([`bestframe`]): not black, uniform,
-    /// faded or blurred when a better one exists.
-    Auto,
-}
-
-/// What to render, independent of where the video comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RenderSpec {
-    pub format: Format,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    /// Set only when both width and height are.
-    pub fit: Option<Fit>,
-    /// Set only for lossy formats.
-    pub quality: Option<u8>,
-    pub time: TimeSpec,
-}
+use crate::domain::Problem;
+pub use crate::domain::{Fit, Format, RenderSpec, TimeSpec, MAX_DIMENSION};
 
 /// Bounds on one render.
 #[derive(Debug, Clone)]
@@ -222,4 +117,50 @@ pub fn finish(frame: &decode::DecodedFrame, spec: &RenderSpec) -> Result<Rendere
         height,
         time_secs: frame.time_secs,
     })
+}
+
+impl From<&MediaError> for Problem {
+    fn from(e: &MediaError) -> Problem {
+        use StatusCode as S;
+        match e {
+        MediaError::Source(s) => Problem::from(s),
+        MediaError::NoVideoStream => Problem::new(
+            S::UNSUPPORTED_MEDIA_TYPE,
+            "no-video-stream",
+            "No video stream",
+            "the source has no video stream (audio only, or not a video)",
+        ),
+        MediaError::Unreadable(_) => Problem::new(
+            S::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media",
+            "Unsupported media",
+            "the source is not a video thumbd can read (unknown container, unsupported codec, empty or corrupt file)",
+        ),
+        MediaError::NoFrame(_) => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "undecodable-video",
+            "No decodable frame",
+            "no frame of the video could be decoded; it may be truncated or corrupt",
+        ),
+        MediaError::FrameTooLarge { .. } => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "frame-too-large",
+            "Video frame too large",
+            e.to_string(),
+        ),
+        MediaError::SourceTooLarge { .. } => Problem::new(
+            S::PAYLOAD_TOO_LARGE,
+            "source-too-large",
+            "Source too large",
+            e.to_string(),
+        ),
+        MediaError::Timeout => Problem::new(
+            S::GATEWAY_TIMEOUT,
+            "render-timeout",
+            "Render timed out",
+            "the thumbnail took longer than the render time limit",
+        ),
+        MediaError::Internal(_) => Problem::internal(),
+    }
+    }
 }

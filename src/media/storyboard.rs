@@ -7,39 +7,12 @@ use super::decode::DecodedFrame;
 use super::frames::{FrameSet, Frames};
 use super::picture::{Picture, RgbImage};
 use super::{encode, geometry, picture, Fit, Format, Limits, MediaError};
+pub use crate::domain::storyboard::{StoryboardSpec, TileCount, MAX_TILES};
 use crate::source::SourceRead;
-
-/// What a storyboard request asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct StoryboardSpec {
-    pub format: Format,
-    /// Tile width in pixels.
-    pub tile_width: u32,
-    /// How the tiles divide the video.
-    pub tiles: TileCount,
-    pub columns: u32,
-    /// Exact frames rather than the keyframe at or before each time.
-    pub exact: bool,
-    pub quality: Option<u8>,
-}
-
-/// How many tiles, as the request says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TileCount {
-    /// About one per `duration / MAX_TILES`, no closer than the keyframes.
-    Auto,
-    /// This many, evenly spread.
-    Tiles(u32),
-    /// One every this many microseconds.
-    Interval(u64),
-}
 
 /// Tiles up to this wide are decoded without the deblocking filter (see
 /// [`Frames::keyframes`]).
 const SMALL_TILE: u32 = 320;
-
-/// Most tiles in one storyboard.
-pub const MAX_TILES: u32 = 100;
 
 /// Where each tile is and what it covers.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

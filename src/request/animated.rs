@@ -1,39 +1,13 @@
 //! Animated preview URLs: `/v1/animated/{org}/{env}/{key}.{webp|gif}`
 //! parsed and validated into an [`AnimatedRequest`]. Pure.
 
+pub use crate::domain::animated::{
+    AnimatedFormat, AnimatedLimits, AnimatedSpec, DEFAULT_FPS, DEFAULT_SECS, DEFAULT_WIDTH,
+};
+
 use super::{
     known_params, parse_count, parse_path, parse_quality, parse_seconds, seconds_to_us, FieldError,
 };
-
-/// Animated output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AnimatedFormat {
-    Webp,
-    Gif,
-}
-
-impl AnimatedFormat {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            AnimatedFormat::Webp => "image/webp",
-            AnimatedFormat::Gif => "image/gif",
-        }
-    }
-}
-
-/// What an animation shows; canonical, so with org, env and key it is the
-/// cache key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AnimatedSpec {
-    pub format: AnimatedFormat,
-    /// Microseconds from the start.
-    pub start_us: u64,
-    pub end_us: u64,
-    pub fps: u32,
-    pub width: u32,
-    /// WebP only.
-    pub quality: Option<u8>,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AnimatedRequest {
@@ -42,18 +16,6 @@ pub struct AnimatedRequest {
     pub key: String,
     pub spec: AnimatedSpec,
 }
-
-/// The configured bounds a request is checked against.
-#[derive(Debug, Clone, Copy)]
-pub struct AnimatedLimits {
-    pub max_secs: f64,
-    pub max_fps: u32,
-    pub max_width: u32,
-}
-
-pub const DEFAULT_SECS: f64 = 5.0;
-pub const DEFAULT_FPS: u32 = 15;
-pub const DEFAULT_WIDTH: u32 = 320;
 
 /// Parses the path after `/v1/animated/` and the query; the token apart.
 pub fn parse(

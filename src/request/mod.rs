@@ -12,27 +12,8 @@ use percent_encoding::percent_decode_str;
 pub mod animated;
 pub mod storyboard;
 
-use crate::media::{Fit, Format, RenderSpec, TimeSpec, MAX_DIMENSION};
-
-/// One problem with a request parameter, reported in problem+json `errors`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FieldError {
-    pub message: String,
-    /// Where the bad value is: `path.key`, `path.format`, `query.width`, ...
-    pub location: String,
-    /// The value as received.
-    pub value: String,
-}
-
-impl FieldError {
-    pub(crate) fn new(location: &str, value: &str, message: impl Into<String>) -> Self {
-        FieldError {
-            message: message.into(),
-            location: location.into(),
-            value: value.into(),
-        }
-    }
-}
+pub use crate::domain::{is_valid_id, FieldError, DEFAULT_QUALITY};
+use crate::domain::{Fit, Format, RenderSpec, TimeSpec, MAX_DIMENSION};
 
 /// Picture parameters as a URL (or a signed token) states them, before
 /// defaults: `None` means "not given".
@@ -202,8 +183,6 @@ pub fn snap(requested: u32, allowed: &[u32]) -> u32 {
         .unwrap_or(requested)
 }
 
-/// Default `quality` for lossy formats.
-pub const DEFAULT_QUALITY: u8 = 80;
 /// Times past this many seconds are treated as "past the end" all the same.
 const MAX_TIME_SECS: f64 = 1e9;
 
@@ -293,16 +272,6 @@ pub(crate) fn parse_path<'a>(
         key: key?,
         ext,
     })
-}
-
-/// Whether `id` is a valid org or environment id: 1-64 letters, digits,
-/// `-` or `_`. The config and URLs share this rule.
-pub fn is_valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn check_id(raw: &str, location: &str, errors: &mut Vec<FieldError>) -> Option<String> {

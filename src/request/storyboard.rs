@@ -4,8 +4,8 @@
 use super::{
     known_params, parse_count, parse_path, parse_quality, parse_seconds, seconds_to_us, FieldError,
 };
-use crate::media::storyboard::{StoryboardSpec, TileCount, MAX_TILES};
-use crate::media::Format;
+use crate::domain::storyboard::{StoryboardSpec, TileCount, MAX_TILES};
+use crate::domain::Format;
 
 /// Default tile width, pixels.
 pub const DEFAULT_TILE_WIDTH: u32 = 160;

@@ -30,8 +30,10 @@ use std::time::Duration;
 use std::collections::HashMap;
 
 use crate::config::{CacheConfig, Config, FetchConfig};
+use crate::domain::Problem;
 use crate::metrics::SourceMetrics;
 use crate::objects::Timeouts;
+use ::http::StatusCode;
 
 /// A blocking, seekable view of one video's bytes.
 pub trait SourceRead: Read + Seek + Send {
@@ -466,6 +468,53 @@ fn open_file(path: &Path) -> Result<std::fs::File, SourceError> {
         }
         Err(e) => Err(SourceError::Io(e.to_string())),
     }
+}
+
+impl From<&SourceError> for Problem {
+    fn from(e: &SourceError) -> Problem {
+        use StatusCode as S;
+        match e {
+            SourceError::NotFound => Problem::not_found("the video does not exist"),
+            SourceError::Timeout => Problem::new(
+                S::GATEWAY_TIMEOUT,
+                "source-timeout",
+                "Source timed out",
+                "the video source did not answer in time",
+            ),
+            // Safe summaries only: the source's address and raw errors stay in the log.
+            SourceError::Status { status } => {
+                bad_gateway(format!("the video source answered {status}"))
+            }
+            SourceError::BadResponse(_) => {
+                bad_gateway("the video source sent an invalid response".into())
+            }
+            SourceError::Changed => {
+                bad_gateway("the video changed in the source while it was read; retry".into())
+            }
+            SourceError::Connect(_) => bad_gateway("the video source could not be reached".into()),
+            SourceError::Io(_) => bad_gateway("reading the video source failed".into()),
+            // Speaks only of the URL the caller sent.
+            SourceError::Forbidden(why) => Problem::new(
+                S::FORBIDDEN,
+                "video-url-forbidden",
+                "Video URL not allowed",
+                why.clone(),
+            ),
+            SourceError::Replaced => Problem::not_found(e.to_string()),
+            SourceError::Denied(_) => {
+                bad_gateway("the video storage refused thumbd's request; see thumbd's log".into())
+            }
+        }
+    }
+}
+
+fn bad_gateway(detail: String) -> Problem {
+    Problem::new(
+        StatusCode::BAD_GATEWAY,
+        "source-error",
+        "Source error",
+        detail,
+    )
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ impl Bounds {
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 fn system_clock() -> i64 {
-    crate::auth::now_secs().try_into().unwrap_or(i64::MAX)
+    crate::domain::now_secs().try_into().unwrap_or(i64::MAX)
 }
 
 const DAY: i64 = 86_400;

@@ -47,10 +47,12 @@ pub mod jobs;
 pub mod media;
 pub mod metrics;
 pub mod objects;
+pub mod orgs;
 pub mod pool;
 
 pub mod render;
 pub mod request;
+pub mod setup;
 pub mod shared_cache;
 pub mod source;
 pub mod sqlite;
@@ -85,6 +87,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     init_ffmpeg();
+    let _resolved = setup::resolve(config)?;
     let app = Arc::new(http::App::new(config).await?);
     tracing::info!(addr = %listener.local_addr()?, "thumbd serving");
     // On shutdown: not ready, then closed, then in-flight requests and

@@ -321,6 +321,7 @@ async fn run(command: Command, loaded: Option<Config>) -> anyhow::Result<()> {
         }
         Command::CheckConfig { config } => {
             let c = Config::load(&config)?;
+            thumbd::setup::resolve(&c)?;
             let envs: usize = c.orgs.values().map(|o| o.envs.len()).sum();
             println!(
                 "{}: ok ({} orgs, {envs} environments)",

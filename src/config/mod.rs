@@ -175,16 +175,6 @@ impl Config {
             return invalid("render.timeout_secs must be at least 1".into());
         }
         if let Some(shared) = &self.cache.shared {
-            let url = &shared.url;
-            let ok = match url.strip_prefix("file:") {
-                Some(dir) => !dir.trim_start_matches("//").is_empty(),
-                None => crate::objects::split_s3_url(url).is_ok(),
-            };
-            if !ok {
-                return invalid(format!(
-                    "cache.shared.url {url:?} must be s3://bucket/prefix/ or file:folder"
-                ));
-            }
             if shared.timeout_ms == 0 || shared.max_pending_writes == 0 {
                 return invalid(
                     "cache.shared.timeout_ms and max_pending_writes must be at least 1".into(),
@@ -192,10 +182,6 @@ impl Config {
             }
             if shared.failure_backoff_secs > 3600 {
                 return invalid("cache.shared.failure_backoff_secs must be at most 3600".into());
-            }
-            if url.starts_with("s3://") {
-                crate::objects::check_s3(&shared.s3, &self.base_dir, "cache.shared.s3")
-                    .map_err(ConfigError::Invalid)?;
             }
         }
         if self.fetch.initial_read_bytes == 0 || self.fetch.max_read_bytes == 0 {
@@ -223,9 +209,6 @@ impl Config {
                 "jobs: give at most one of database_url, database_url_env and database_url_file"
                     .into(),
             );
-        }
-        if let Some(url) = &j.database_url {
-            crate::jobs::postgres::check_url(url).map_err(ConfigError::Invalid)?;
         }
         if j.lease_secs == 0 || j.poll_ms == 0 {
             return invalid("jobs.lease_secs and jobs.poll_ms must be at least 1".into());
@@ -257,11 +240,6 @@ impl Config {
                         org.video_url_env
                     ));
                 }
-                for prefix in &org.video_url_prefixes {
-                    crate::source::guard::check_prefix(prefix).map_err(|e| {
-                        ConfigError::Invalid(format!("orgs.{org_id}.video_url_prefixes: {e}"))
-                    })?;
-                }
             }
             for (env_id, env) in &org.envs {
                 check_id("env", env_id)?;
@@ -286,12 +264,6 @@ impl Config {
                         "{at}.store.max_upload_bytes and quota_bytes must be positive"
                     ));
                 }
-                let template = crate::source::SourceTemplate::parse(&env.source, &self.base_dir)
-                    .map_err(|e| ConfigError::Invalid(format!("{at}.source: {e}")))?;
-                if matches!(template, crate::source::SourceTemplate::S3 { .. }) {
-                    crate::objects::check_s3(&env.s3, &self.base_dir, &format!("{at}.s3"))
-                        .map_err(ConfigError::Invalid)?;
-                }
                 if env.access == Access::Signed
                     && org.signing_keys.is_empty()
                     && org.api_keys.is_empty()
@@ -303,10 +275,8 @@ impl Config {
                 }
             }
         }
-        // An API key names its org (routes without an org in the path), and
-        // a store folder belongs to one environment (its quota, its files).
+        // An API key names its org (routes without an org in the path).
         let mut keys = std::collections::HashMap::new();
-        let mut folders = std::collections::HashMap::new();
         for (org_id, org) in &self.orgs {
             for key in &org.api_keys {
                 if let Some(other) = keys.insert(key.as_str(), org_id.as_str()) {
@@ -317,22 +287,7 @@ impl Config {
                     }
                 }
             }
-            for (env_id, env) in &org.envs {
-                if let Ok(crate::source::SourceTemplate::Store(dir)) =
-                    crate::source::SourceTemplate::parse(&env.source, &self.base_dir)
-                {
-                    let at = format!("orgs.{org_id}.envs.{env_id}");
-                    if let Some(other) = folders.insert(dir.clone(), at.clone()) {
-                        return invalid(format!(
-                            "{other} and {at} use the same store folder {}; give each its own",
-                            dir.display()
-                        ));
-                    }
-                }
-            }
         }
-        // Key material is read and checked here, so a bad key fails start-up.
-        crate::auth::Verifier::new(self).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

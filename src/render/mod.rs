@@ -6,21 +6,19 @@
 //! uncached thumbnail share one render (moka's `try_get_with`). Nothing here
 //! knows about HTTP.
 
+mod error;
+mod served;
+mod timed;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use sha2::{Digest, Sha256};
-
 use crate::config::{Access, Config};
-use crate::domain::Problem;
-use crate::domain::{Format, RenderSpec, TimeSpec};
+use crate::domain::{RenderSpec, TimeSpec};
 use crate::media::decode::DecodedFrame;
-use crate::media::storyboard::Layout;
 use crate::media::{self, Limits, MediaError};
 use crate::metrics::{CacheLabels, Metrics};
 use crate::objects::Timeouts;
@@ -28,185 +26,13 @@ use crate::pool::{PoolError, WorkPool};
 use crate::request::animated::AnimatedRequest;
 use crate::request::storyboard::StoryboardRequest;
 use crate::request::{RenderKey, ThumbnailRequest};
-use crate::shared_cache::{SharedCache, StoredSequence};
+use crate::shared_cache::SharedCache;
 use crate::source::urlbook::{self, UrlBook};
 use crate::source::{SourceError, SourceLocation, SourceRead, SourceTemplate, Sources};
-use http::StatusCode;
 
-/// A rendered thumbnail as served. The header texts are made once, so a
-/// cache hit only shares them.
-#[derive(Debug)]
-pub struct Thumbnail {
-    pub bytes: Bytes,
-    pub format: Format,
-    /// Strong entity tag derived from the bytes, quoted (ASCII).
-    pub etag: Bytes,
-    pub width: u32,
-    pub height: u32,
-    /// Seconds into the video of the frame shown.
-    pub time_secs: f64,
-    /// `time_secs` to the millisecond, as sent in `X-Thumbnail-Time`.
-    pub time_text: Bytes,
-    /// Where the render's time went.
-    pub timings: RenderTimings,
-}
-
-/// Where a render spent its time, for `Server-Timing` and the stage
-/// histograms.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct RenderTimings {
-    /// Waiting on the source: opening it and every read of its bytes.
-    pub fetch: Duration,
-    /// Demuxing and decoding up to the frame shown.
-    pub decode: Duration,
-    /// Scaling, converting and encoding the picture.
-    pub encode: Duration,
-    /// The decoded frame was reused from the frame cache (another size of
-    /// the same frame), so nothing was fetched or decoded.
-    pub frame_reused: bool,
-    /// Found in the shared cache: nothing was rendered.
-    pub from_shared: bool,
-}
-
-impl Thumbnail {
-    fn new(r: &media::Rendered, timings: RenderTimings) -> Thumbnail {
-        let etag = strong_etag(&r.bytes);
-        Thumbnail {
-            bytes: r.bytes.clone(),
-            format: r.format,
-            etag: Bytes::from(etag),
-            width: r.width,
-            height: r.height,
-            time_secs: r.time_secs,
-            time_text: Bytes::from(format!("{:.3}", r.time_secs)),
-            timings,
-        }
-    }
-
-    /// The entity tag as text.
-    pub fn etag_str(&self) -> &str {
-        std::str::from_utf8(&self.etag).expect("hex in quotes")
-    }
-}
-
-/// A strong entity tag for these bytes, quoted: 128 bits of their SHA-256.
-pub fn strong_etag(bytes: &[u8]) -> String {
-    format!("\"{}\"", hex::encode(&Sha256::digest(bytes)[..16]))
-}
-
-/// Whether a thumbnail came from the cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheStatus {
-    Hit,
-    /// Rendered for this request.
-    Miss,
-    /// Rendered for another request that asked first; this one waited.
-    Coalesced,
-    /// Not in memory; found in the shared cache (by this request or one it
-    /// waited on).
-    Shared,
-}
-
-impl CacheStatus {
-    /// As sent in `X-Thumbnail-Cache`: a coalesced wait is a miss to the
-    /// client (it waited for a render).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheStatus::Hit => "hit",
-            CacheStatus::Shared => "shared",
-            CacheStatus::Miss | CacheStatus::Coalesced => "miss",
-        }
-    }
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RenderError {
-    #[error("unknown org or environment")]
-    UnknownEnvironment,
-    #[error(transparent)]
-    Media(#[from] MediaError),
-    #[error(transparent)]
-    Busy(PoolError),
-}
-
-impl From<SourceError> for RenderError {
-    fn from(e: SourceError) -> Self {
-        RenderError::Media(MediaError::Source(e))
-    }
-}
-
-/// A storyboard or animated preview's identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum SequenceKey {
-    Storyboard(StoryboardRequest),
-    Animated(AnimatedRequest),
-}
-
-/// A storyboard sprite or an animation as served.
-#[derive(Debug)]
-pub struct Sequence {
-    pub bytes: Bytes,
-    pub content_type: &'static str,
-    /// Strong entity tag derived from the bytes, quoted.
-    pub etag: String,
-    pub width: u32,
-    pub height: u32,
-    /// Where each tile is (storyboards).
-    pub layout: Option<Layout>,
-    /// Frames in the animation (animations).
-    pub frames: usize,
-    /// Found in the shared cache: nothing was rendered.
-    pub from_shared: bool,
-}
-
-impl Sequence {
-    /// As the shared cache keeps it.
-    fn stored(&self) -> StoredSequence {
-        StoredSequence {
-            bytes: self.bytes.clone(),
-            content_type: self.content_type.to_owned(),
-            width: self.width,
-            height: self.height,
-            layout: self.layout.clone(),
-            frames: self.frames,
-        }
-    }
-
-    /// From the shared cache; `None` for a content type thumbd does not make.
-    fn from_stored(s: StoredSequence) -> Option<Sequence> {
-        let content_type = ["image/webp", "image/jpeg", "image/png", "image/gif"]
-            .into_iter()
-            .find(|t| *t == s.content_type)?;
-        let mut sequence = Sequence::new(
-            s.bytes,
-            content_type,
-            (s.width, s.height),
-            s.layout,
-            s.frames,
-        );
-        sequence.from_shared = true;
-        Some(sequence)
-    }
-
-    fn new(
-        bytes: Bytes,
-        content_type: &'static str,
-        (width, height): (u32, u32),
-        layout: Option<Layout>,
-        frames: usize,
-    ) -> Sequence {
-        Sequence {
-            etag: strong_etag(&bytes),
-            bytes,
-            content_type,
-            width,
-            height,
-            layout,
-            frames,
-            from_shared: false,
-        }
-    }
-}
+pub use error::RenderError;
+pub use served::{strong_etag, CacheStatus, RenderTimings, Sequence, SequenceKey, Thumbnail};
+use timed::{decoder_threads, TimedRead};
 
 /// A configured environment as the renderer needs it.
 struct Environment {
@@ -799,91 +625,5 @@ impl Renderer {
             .frames_decoded
             .observe(decoded.frame.packets_decoded as f64);
         Ok(Arc::new(decoded))
-    }
-}
-
-/// A source reader that adds the time spent in it to a shared counter: the
-/// render's fetch time, as opposed to its demuxing and decoding.
-struct TimedRead {
-    inner: Box<dyn SourceRead>,
-    nanos: Arc<AtomicU64>,
-}
-
-impl TimedRead {
-    fn timed<T>(&mut self, f: impl FnOnce(&mut Box<dyn SourceRead>) -> T) -> T {
-        let started = Instant::now();
-        let out = f(&mut self.inner);
-        let spent = started.elapsed().as_nanos().try_into().unwrap_or(u64::MAX);
-        self.nanos.fetch_add(spent, Ordering::Relaxed);
-        out
-    }
-}
-
-impl Read for TimedRead {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.timed(|r| r.read(buf))
-    }
-}
-
-impl Seek for TimedRead {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.timed(|r| r.seek(pos))
-    }
-}
-
-impl SourceRead for TimedRead {
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-
-    fn prefetch(&mut self, start: u64, end: u64) -> std::io::Result<()> {
-        self.timed(|r| r.prefetch(start, end))
-    }
-
-    fn prefetch_many(&mut self, ranges: &[(u64, u64)]) -> std::io::Result<()> {
-        self.timed(|r| r.prefetch_many(ranges))
-    }
-}
-
-/// Decoder threads for one render: the configured number, or when that is
-/// 0 (automatic), FFmpeg's frame threads for a render that has the cores to
-/// itself and one thread when other renders hold or wait for slots. Their
-/// cores are taken then, and frame threads only add hand-over work (14%
-/// more CPU for 32 concurrent 1080p renders on 2 cores, bench/RESULTS.md).
-fn decoder_threads(configured: usize, renders: usize) -> usize {
-    match configured {
-        0 if renders > 1 => 1,
-        n => n,
-    }
-}
-
-impl From<&RenderError> for Problem {
-    fn from(e: &RenderError) -> Problem {
-        use StatusCode as S;
-        match e {
-            RenderError::UnknownEnvironment => Problem::not_found("unknown org or environment"),
-            RenderError::Busy(PoolError::Full { waiting, max }) => Problem::new(
-                S::SERVICE_UNAVAILABLE,
-                "busy",
-                "Too many renders",
-                format!("{waiting} renders are already waiting (at most {max}); retry shortly"),
-            )
-            .with_header("retry-after", 1),
-            RenderError::Busy(PoolError::Panicked(_)) => Problem::internal(),
-            RenderError::Media(m) => Problem::from(m),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::decoder_threads;
-
-    #[test]
-    fn frame_threads_only_for_a_render_alone() {
-        assert_eq!(decoder_threads(0, 1), 0, "alone: FFmpeg's choice");
-        assert_eq!(decoder_threads(0, 2), 1, "with others: one thread");
-        assert_eq!(decoder_threads(4, 1), 4, "configured: as configured");
-        assert_eq!(decoder_threads(4, 9), 4);
     }
 }

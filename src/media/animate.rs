@@ -1,7 +1,8 @@
 //! Encoding animations, one frame at a time as frames are decoded:
 //! animated WebP with libwebp's animation encoder, and GIF with NeuQuant
-//! palettes (`color_quant`) written by the `gif` crate. Encoders only:
-//! [`super::animated`] finds and scales the frames.
+//! palettes (`color_quant`, trained in [`super::palette`]) written by the
+//! `gif` crate. Encoders only: [`super::animated`] finds and scales the
+//! frames; the calls into libwebp are [`super::ffi::webp`]'s.
 //!
 //! Both loop forever, and both keep about one frame's worth of working
 //! memory besides their output, whatever the number of frames (libwebp:
@@ -20,15 +21,16 @@
 //! PSNR 1.6 dB better at 320 wide and 0.55 dB worse at 640. One palette for
 //! all frames would need them all before writing the first.
 
+#![deny(unsafe_code)]
+
 use std::borrow::Cow;
-use std::os::raw::c_int;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use color_quant::NeuQuant;
-use libwebp_sys as sys;
 
-use super::picture::RgbImage;
+use super::ffi::webp::AnimEncoder;
+use super::palette::{Palette, CACHE_BITS, UNCACHED};
+use super::pixels::RgbImage;
 
 /// One frame of an animation, for [`encode_webp`] and [`encode_gif`]: a
 /// picture of the animation's size, and how long it shows.
@@ -52,13 +54,6 @@ const RETRAIN_RATIO: f64 = 1.5;
 /// without a new palette, as when 1% of it is 8 levels off: a palette
 /// trained on a flat frame has no error of its own to compare with.
 const RETRAIN_FLOOR: f64 = 2.0;
-
-/// Most pixels of a frame a palette is trained on.
-const PALETTE_SAMPLE: usize = 1 << 17;
-
-/// About how many of them NeuQuant learns from (~20 ms; the `gif` crate's
-/// speed 10 on a 640x360 frame learns from 23,000).
-const LEARNING_STEPS: usize = 1 << 15;
 
 fn check_size(width: u32, height: u32, max_side: u32) -> Result<(), String> {
     if width == 0 || height == 0 || width > max_side || height > max_side {
@@ -117,8 +112,7 @@ pub fn encode_gif(frames: &[AnimFrame], width: u32, height: u32) -> Result<Bytes
 /// frame as the rectangle that changed, and lengthens the previous frame
 /// instead of repeating an identical one.
 pub struct WebpAnimation {
-    encoder: *mut sys::WebPAnimEncoder,
-    config: sys::WebPConfig,
+    encoder: AnimEncoder,
     width: u32,
     height: u32,
     /// Where the next frame starts, in ms.
@@ -126,60 +120,19 @@ pub struct WebpAnimation {
     frames: usize,
 }
 
-// SAFETY: libwebp's encoder is plain memory with no tie to the thread that
-// made it; `&mut self` serialises its use.
-unsafe impl Send for WebpAnimation {}
-
-impl Drop for WebpAnimation {
-    fn drop(&mut self) {
-        // SAFETY: made by WebPAnimEncoderNewInternal, deleted once.
-        unsafe { sys::WebPAnimEncoderDelete(self.encoder) }
-    }
-}
-
 impl WebpAnimation {
     /// A `width` x `height` animation at `quality` (1-100).
     pub fn new(width: u32, height: u32, quality: u8) -> Result<WebpAnimation, String> {
         // WebP's largest canvas side.
         check_size(width, height, 16383)?;
-        let abi = sys::WEBP_MUX_ABI_VERSION as c_int;
-        // SAFETY: a plain C struct that libwebp initialises.
-        let mut options: sys::WebPAnimEncoderOptions = unsafe { std::mem::zeroed() };
-        if unsafe { sys::WebPAnimEncoderOptionsInitInternal(&mut options, abi) } == 0 {
-            return Err("libwebp version mismatch".into());
-        }
-        options.anim_params.loop_count = 0; // forever
-                                            // SAFETY: the options are initialised; the size was checked.
-        let encoder = unsafe {
-            sys::WebPAnimEncoderNewInternal(width as c_int, height as c_int, &options, abi)
-        };
-        if encoder.is_null() {
-            return Err("cannot create the encoder".into());
-        }
-        let mut config = sys::WebPConfig::new().map_err(|_| "libwebp configuration")?;
-        config.quality = f32::from(quality.clamp(1, 100));
-        config.method = super::encode::WEBP_METHOD;
+        let encoder = AnimEncoder::new(width, height, quality, super::encode::WEBP_METHOD)?;
         Ok(WebpAnimation {
             encoder,
-            config,
             width,
             height,
             at_ms: 0,
             frames: 0,
         })
-    }
-
-    /// The encoder's last error.
-    fn error(&self) -> String {
-        // SAFETY: null or a NUL-terminated string the encoder owns.
-        let e = unsafe { sys::WebPAnimEncoderGetError(self.encoder) };
-        if e.is_null() {
-            "unknown error".to_owned()
-        } else {
-            unsafe { std::ffi::CStr::from_ptr(e) }
-                .to_string_lossy()
-                .into_owned()
-        }
     }
 
     /// Adds `picture`, shown for `duration_ms` after the frames before.
@@ -191,27 +144,7 @@ impl WebpAnimation {
             .ok()
             .and_then(|d| self.at_ms.checked_add(d))
             .ok_or("the animation is too long")?;
-        let mut pic = sys::WebPPicture::new().map_err(|_| "libwebp picture")?;
-        pic.width = self.width as c_int;
-        pic.height = self.height as c_int;
-        pic.use_argb = 1;
-        // SAFETY: the picture holds `height` rows of `3 width` bytes
-        // (checked); libwebp copies them into its own ARGB buffer, freed
-        // below whatever happens. The encoder copies what it keeps.
-        let added = unsafe {
-            if sys::WebPPictureImportRGB(&mut pic, picture.data.as_ptr(), (self.width * 3) as c_int)
-                == 0
-            {
-                sys::WebPPictureFree(&mut pic);
-                return Err("out of memory".into());
-            }
-            let added = sys::WebPAnimEncoderAdd(self.encoder, &mut pic, self.at_ms, &self.config);
-            sys::WebPPictureFree(&mut pic);
-            added
-        };
-        if added == 0 {
-            return Err(self.error());
-        }
+        self.encoder.add(&picture.data, self.at_ms)?;
         self.at_ms = end;
         self.frames += 1;
         Ok(())
@@ -222,26 +155,7 @@ impl WebpAnimation {
         if self.frames == 0 {
             return Err("no frames".into());
         }
-        // SAFETY: a null frame at the end of the last one closes the
-        // animation; the assembled data is copied out, then freed.
-        unsafe {
-            if sys::WebPAnimEncoderAdd(
-                self.encoder,
-                std::ptr::null_mut(),
-                self.at_ms,
-                std::ptr::null(),
-            ) == 0
-            {
-                return Err(self.error());
-            }
-            let mut data: sys::WebPData = std::mem::zeroed();
-            if sys::WebPAnimEncoderAssemble(self.encoder, &mut data) == 0 {
-                return Err(self.error());
-            }
-            let bytes = Bytes::copy_from_slice(std::slice::from_raw_parts(data.bytes, data.size));
-            sys::WebPFree(data.bytes as *mut std::ffi::c_void);
-            Ok(bytes)
-        }
+        self.encoder.finish(self.at_ms)
     }
 }
 
@@ -487,71 +401,6 @@ fn changed_rect(a: &[u8], b: &[u8], w: u16, h: u16) -> Option<(u16, u16, u16, u1
         (right - left + 1) as u16,
         (bottom - top + 1) as u16,
     ))
-}
-
-/// A palette trained on all frames, and the way to index a picture by it.
-/// A palette trained on one frame, and the way to index pictures by it.
-struct Palette {
-    quant: NeuQuant,
-    /// 256 RGB triples.
-    rgb: Vec<u8>,
-}
-
-/// Bits of each channel a colour cache entry is keyed by: 2^18 entries, the
-/// colours of a cell 4 levels wide all taking its centre's index.
-const CACHE_BITS: u32 = 6;
-const UNCACHED: u16 = u16::MAX;
-
-impl Palette {
-    /// 256 colours for the packed RGB `data`.
-    fn train(data: &[u8]) -> Palette {
-        let pixels = data.len() / 3;
-        // An odd stride, so consecutive rows are sampled at other columns.
-        let step = pixels.div_ceil(PALETTE_SAMPLE) | 1;
-        let mut sample = Vec::with_capacity((pixels / step + 1) * 4);
-        for px in data.chunks_exact(3).step_by(step) {
-            sample.extend_from_slice(px);
-            sample.push(255);
-        }
-        // NeuQuant learns from one sample pixel in `factor` (1-30).
-        let factor = (sample.len() / 4 / LEARNING_STEPS).clamp(1, 30) as i32;
-        let quant = NeuQuant::new(factor, 256, &sample);
-        let rgb = quant.color_map_rgb();
-        Palette { quant, rgb }
-    }
-
-    /// Palette indices of the packed RGB `data` into `out`, through `cache`
-    /// (this palette's); the error per pixel, squared and summed over the
-    /// channels.
-    fn index(&self, data: &[u8], cache: &mut [u16], out: &mut [u8]) -> f64 {
-        let shift = 8 - CACHE_BITS;
-        let centre = 1u8 << (shift - 1);
-        let mut error = 0u64;
-        for (px, o) in data.chunks_exact(3).zip(out.iter_mut()) {
-            let (r, g, b) = (px[0] >> shift, px[1] >> shift, px[2] >> shift);
-            let key = (usize::from(r) << (2 * CACHE_BITS))
-                | (usize::from(g) << CACHE_BITS)
-                | usize::from(b);
-            let mut index = cache[key];
-            if index == UNCACHED {
-                let colour = [
-                    r << shift | centre,
-                    g << shift | centre,
-                    b << shift | centre,
-                    255,
-                ];
-                index = self.quant.index_of(&colour) as u16;
-                cache[key] = index;
-            }
-            *o = index as u8;
-            let c = &self.rgb[index as usize * 3..index as usize * 3 + 3];
-            for (a, b) in px.iter().zip(c) {
-                let d = u64::from(a.abs_diff(*b));
-                error += d * d;
-            }
-        }
-        error as f64 / (data.len() / 3).max(1) as f64
-    }
 }
 
 #[cfg(test)]

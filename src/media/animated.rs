@@ -3,11 +3,14 @@
 //! WebP (libwebp's animation encoder) or GIF encoder, so memory holds a
 //! frame or two, not the whole animation.
 
+#![deny(unsafe_code)]
+
 use bytes::Bytes;
 
 use super::animate::{GifAnimation, WebpAnimation};
 use super::frames::Frames;
-use super::picture::{Picture, RgbImage};
+use super::pixels::{Picture, RgbImage};
+use super::stream::DecodedFrame;
 use super::{geometry, picture, Fit, Format, Limits, MediaError};
 use crate::domain::animated::{AnimatedFormat, AnimatedSpec};
 use crate::source::SourceRead;
@@ -83,7 +86,7 @@ pub fn render(
 
 /// `width` wide, or, for a portrait video, `width` tall: the preview's
 /// longer side is at most `width`.
-fn fit_box(frame: &super::decode::DecodedFrame, width: u32) -> geometry::Plan {
+fn fit_box(frame: &DecodedFrame, width: u32) -> geometry::Plan {
     let (dw, dh) = frame.shape().display_size();
     if dh > dw {
         geometry::plan(&frame.shape(), None, Some(width), None)

@@ -12,10 +12,13 @@
 //!
 //! [`frames`]: super::frames
 
+#![deny(unsafe_code)]
+
 use std::ops::ControlFlow;
 
-use super::decode::DecodedFrame;
 use super::frames::Frames;
+use super::pixels::Picture;
+use super::stream::DecodedFrame;
 use super::{geometry, picture, Format, Limits, MediaError};
 use crate::source::SourceRead;
 
@@ -158,7 +161,7 @@ struct Grey {
 /// The frame as displayed, scaled to [`SCORE_WIDTH`], as luma.
 fn luma(frame: &DecodedFrame) -> Result<Grey, MediaError> {
     let plan = geometry::plan(&frame.shape(), Some(SCORE_WIDTH), None, None);
-    let picture::Picture::Rgb(rgb) = picture::prepare(frame, &plan, Format::Png)? else {
+    let Picture::Rgb(rgb) = picture::prepare(frame, &plan, Format::Png)? else {
         return Err(MediaError::Internal("expected an RGB picture".into()));
     };
     let luma = rgb

@@ -8,14 +8,17 @@
 //! and the rest several at a time; elsewhere (Matroska's cues, MPEG-TS)
 //! each seek reads what it needs as a thumbnail does.
 
+#![deny(unsafe_code)]
+
 use std::ops::ControlFlow;
 
 use ffmpeg_next::{frame, Packet, Rational};
 
-use super::avio::Demuxer;
-use super::decode::{self, DecodedFrame, Found, StreamInfo};
-use super::index::{Container, StreamIndex};
-use super::{Limits, MediaError, TimeSpec};
+use super::ffi::avio::Demuxer;
+use super::ffi::ffmpeg::{self, rescale, rescale_down, rescale_up};
+use super::ffi::index::StreamIndex;
+use super::stream::{self, Container, DecodedFrame, Found, StreamInfo, MAX_DECODE_ERRORS};
+use super::{exact, Limits, MediaError, TimeSpec};
 use crate::source::SourceRead;
 
 /// Ranges closer than this are fetched as one: a request costs more than
@@ -39,7 +42,7 @@ pub struct FrameSet {
 impl FrameSet {
     /// Adds a decoded frame unless the same one is there; its index.
     fn add(&mut self, found: Found, info: &StreamInfo) -> usize {
-        let frame = decode::finish(found, info, 1);
+        let frame = stream::finish(found, info, 1);
         match self
             .frames
             .iter()
@@ -56,7 +59,7 @@ impl FrameSet {
 
 impl Frames {
     pub fn open(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Frames, MediaError> {
-        let (demuxer, info) = decode::open_video(reader, limits)?;
+        let (demuxer, info) = stream::open_video(reader, limits)?;
         Ok(Frames {
             demuxer,
             info,
@@ -92,8 +95,7 @@ impl Frames {
             .filter(|e| e.keyframe)
             .map(|e| {
                 let from_start = e.timestamp.saturating_add(delay) - self.info.start;
-                decode::rescale_up(from_start, self.info.time_base, Rational(1, 1_000_000)).max(0)
-                    as u64
+                rescale_up(from_start, self.info.time_base, Rational(1, 1_000_000)).max(0) as u64
             })
             .collect();
         times.sort_unstable();
@@ -105,7 +107,7 @@ impl Frames {
     /// start reads them and nothing else.
     fn load_index(&mut self) -> Result<(), MediaError> {
         if self.info.container == Container::Matroska {
-            decode::seek_to_start(&mut self.demuxer, &self.info)?;
+            stream::seek_to_start(&mut self.demuxer, &self.info)?;
         }
         Ok(())
     }
@@ -116,7 +118,7 @@ impl Frames {
         let mut of_time = Vec::with_capacity(times_us.len());
         for &t in times_us {
             let frame =
-                decode::frame_in(&mut self.demuxer, &self.info, TimeSpec::At(t), &self.limits)?;
+                exact::frame_in(&mut self.demuxer, &self.info, TimeSpec::At(t), &self.limits)?;
             // A time between the same two frames as the last one shows it.
             match frames.last() {
                 Some(last) if last.time_secs == frame.time_secs => {}
@@ -174,8 +176,8 @@ impl Frames {
             for &ts in &unique {
                 // (At or before its target: entries were searched for `target - delay`.)
                 let at = ts.saturating_add(delay);
-                if !decode::seek_past_last_cue(&mut self.demuxer, &self.info, at)? {
-                    decode::seek(&mut self.demuxer, &self.info, at)?;
+                if !stream::seek_past_last_cue(&mut self.demuxer, &self.info, at)? {
+                    stream::seek(&mut self.demuxer, &self.info, at)?;
                 }
                 let mut packet = self.next_keyframe_packet()?;
                 // A Matroska cue points at its cluster, which can hold an
@@ -244,7 +246,7 @@ impl Frames {
         let ticks_ts: Vec<i64> = (0..ticks.max(1)).map(tick_ts).collect();
         self.seek_to_keyframe_before(ticks_ts[0])?;
         let (demuxer, info) = (&mut self.demuxer, &self.info);
-        let mut decoder = decode::open_decoder(demuxer.input(), info, &self.limits)?;
+        let mut decoder = stream::open_decoder(demuxer.input(), info, &self.limits)?;
         let mut shown: Option<DecodedFrame> = None;
         let mut k = 0usize;
         let mut sent = 0usize;
@@ -256,7 +258,7 @@ impl Frames {
                 return Err(MediaError::Timeout);
             }
             if !eof {
-                match decode::read_packet(demuxer, &self.limits)? {
+                match stream::read_packet(demuxer, &self.limits)? {
                     Some(packet) => {
                         if packet.stream() != info.index || (sent == 0 && !packet.is_key()) {
                             continue;
@@ -292,7 +294,7 @@ impl Frames {
                     continue;
                 };
                 let taken = std::mem::replace(&mut frame, frame::Video::empty());
-                let current = decode::finish(Found { frame: taken, pts }, info, sent);
+                let current = stream::finish(Found { frame: taken, pts }, info, sent);
                 // Every tick before this frame shows the one before it (the
                 // first frame, for ticks before the video starts).
                 while k < ticks_ts.len() && pts > ticks_ts[k] {
@@ -321,8 +323,8 @@ impl Frames {
 
     /// Seeks to the keyframe at or before `ts` as the container can.
     fn seek_to(&mut self, ts: i64) -> Result<(), MediaError> {
-        if !decode::seek_past_last_cue(&mut self.demuxer, &self.info, ts)? {
-            decode::seek(&mut self.demuxer, &self.info, ts)?;
+        if !stream::seek_past_last_cue(&mut self.demuxer, &self.info, ts)? {
+            stream::seek(&mut self.demuxer, &self.info, ts)?;
         }
         Ok(())
     }
@@ -332,7 +334,7 @@ impl Frames {
     /// where nothing would decode: then it seeks further back, to the
     /// first byte at the end.
     fn seek_to_keyframe_before(&mut self, ts: i64) -> Result<(), MediaError> {
-        let one_second = decode::rescale(1_000_000, Rational(1, 1_000_000), self.info.time_base);
+        let one_second = rescale(1_000_000, Rational(1, 1_000_000), self.info.time_base);
         let mut back = 0i64;
         for _ in 0..8 {
             let at = ts.saturating_sub(back).max(self.info.start);
@@ -350,7 +352,7 @@ impl Frames {
             }
             back = (back * 2).max(one_second);
         }
-        decode::seek_to_first_byte(&mut self.demuxer)
+        stream::seek_to_first_byte(&mut self.demuxer)
     }
 
     /// Without an index (MPEG-TS seeks by bytes, so a seek can land after
@@ -361,7 +363,7 @@ impl Frames {
         decoder: &mut ffmpeg_next::decoder::Video,
         target: i64,
     ) -> Result<Found, MediaError> {
-        let one_second = decode::rescale(1_000_000, Rational(1, 1_000_000), self.info.time_base);
+        let one_second = rescale(1_000_000, Rational(1, 1_000_000), self.info.time_base);
         let mut back = 0i64;
         let mut late: Option<Found> = None;
         for _ in 0..6 {
@@ -375,7 +377,7 @@ impl Frames {
             if ts == self.info.start {
                 // A timestamp seek cannot reach before the first keyframe
                 // here: start from the first byte.
-                decode::seek_to_first_byte(&mut self.demuxer)?;
+                stream::seek_to_first_byte(&mut self.demuxer)?;
                 match self.first_keyframe(decoder) {
                     Ok(found) if found.pts <= target => return Ok(found),
                     Ok(found) => late = late.or(Some(found)),
@@ -396,8 +398,8 @@ impl Frames {
         ts: i64,
     ) -> Result<Found, MediaError> {
         let (demuxer, info) = (&mut self.demuxer, &self.info);
-        if !decode::seek_past_last_cue(demuxer, info, ts)? {
-            decode::seek(demuxer, info, ts)?;
+        if !stream::seek_past_last_cue(demuxer, info, ts)? {
+            stream::seek(demuxer, info, ts)?;
         }
         self.first_keyframe(decoder)
     }
@@ -421,7 +423,7 @@ impl Frames {
         let (demuxer, info) = (&mut self.demuxer, &self.info);
         let mut skipped = 0usize;
         loop {
-            let packet = decode::read_packet(demuxer, &self.limits)?
+            let packet = stream::read_packet(demuxer, &self.limits)?
                 .ok_or_else(|| MediaError::NoFrame("no keyframe after the seek".into()))?;
             if packet.stream() == info.index && packet.is_key() {
                 return Ok(packet);
@@ -483,7 +485,7 @@ impl Frames {
     /// would only add hand-overs); with `small`, without the deblocking
     /// filter (see [`Frames::keyframes`]).
     fn alone_decoder(&self, small: bool) -> Result<ffmpeg_next::decoder::Video, MediaError> {
-        let mut decoder = decode::open_decoder(
+        let mut decoder = stream::open_decoder(
             self.demuxer.input(),
             &self.info,
             &Limits {
@@ -492,11 +494,7 @@ impl Frames {
             },
         )?;
         if small {
-            // SAFETY: a plain field of the open codec context, read per packet.
-            unsafe {
-                (*decoder.as_mut_ptr()).skip_loop_filter =
-                    ffmpeg_next::ffi::AVDiscard::AVDISCARD_ALL;
-            }
+            ffmpeg::skip_loop_filter(&mut decoder);
         }
         Ok(decoder)
     }
@@ -516,7 +514,7 @@ impl Frames {
     /// Microseconds from the start to a stream timestamp (rounded down).
     fn ts_of(&self, us: u64) -> i64 {
         let us = us.min(i64::MAX as u64 / 2) as i64;
-        self.info.start + decode::rescale_down(us, Rational(1, 1_000_000), self.info.time_base)
+        self.info.start + rescale_down(us, Rational(1, 1_000_000), self.info.time_base)
     }
 }
 
@@ -556,9 +554,6 @@ fn decode_alone(
 
 /// Most threads one render decodes keyframes on.
 const MAX_THREADS: usize = 4;
-
-/// Decode errors tolerated (corrupt packets are skipped) before giving up.
-const MAX_DECODE_ERRORS: usize = 64;
 
 /// Packets read after a seek before giving up on finding a keyframe (a
 /// long GOP at 60 fps with audio is a few thousand).

@@ -3,6 +3,8 @@
 //! to scale to, how to orient, and where to place the picture on the canvas.
 //! Pure arithmetic, tested directly.
 
+#![deny(unsafe_code)]
+
 use super::{Fit, MAX_DIMENSION};
 
 /// How a stored picture is turned to be displayed: mirrored horizontally

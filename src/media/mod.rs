@@ -5,34 +5,56 @@
 //! the server runs it through [`crate::render`]'s bounded pool, and the CLI and
 //! tests call it directly.
 //!
-//! - [`avio`]: FFmpeg custom I/O over any `Read + Seek` source.
-//! - [`decode`]: open the container, seek, decode forward to the exact frame.
-//! - [`index`]: the demuxer's index of a stream (which bytes a frame needs).
-//! - [`mp4`]: MP4 top-level boxes, to fetch the index in one request.
-//! - [`geometry`]: output size, crop and letterbox from the request and the
-//!   video's displayed shape (rotation, sample aspect ratio). Pure.
-//! - [`picture`]: scale and convert the frame (to YUV for WebP, else RGB),
-//!   rotate, pad.
-//! - [`tonemap`]: PQ/HLG HDR to SDR.
-//! - [`encode`]: WebP, JPEG, PNG.
+//! Every `unsafe` line lives under [`ffi`]; every other file denies
+//! `unsafe_code`. From the top down: a file imports only files listed
+//! below it (and the names of this one).
+//!
+//! - [`storyboard`]: a sprite of tiles and its layout.
+//! - [`animated`]: animated WebP and GIF previews: frames at a rate, scaled
+//!   and handed one by one to [`animate`]'s encoders.
+//! - [`decode`]: the entry points for one render: [`decode::probe`], what
+//!   the container says, and [`decode::decode_frame`], the frame a
+//!   thumbnail shows (exact, or the best one).
+//! - [`bestframe`]: `timeStamp=auto`, the most representative keyframe.
 //! - [`frames`]: many frames of one open video: keyframes decoded alone
 //!   (their packets fetched together), exact frames, a sequence at a rate.
-//! - [`bestframe`]: `timeStamp=auto`, the most representative keyframe.
-//! - [`storyboard`]: a sprite of tiles and its layout.
-//! - [`animated`]: animated WebP and GIF previews.
+//! - [`exact`]: the exact frame shown at a time, from an open video: seek
+//!   before it, decode forward, fetch in one request what the index says
+//!   it needs.
+//! - [`picture`]: scale and convert the frame (to YUV for WebP and AVIF,
+//!   else RGB), tone-map, rotate, pad.
+//! - [`stream`]: the FFmpeg stepping every decode shares: open the
+//!   container and pick its video stream, seek, read packets, open a
+//!   decoder; owns [`DecodedFrame`](stream::DecodedFrame).
+//! - [`animate`]: animated WebP and GIF encoders.
+//! - [`encode`]: WebP, AVIF, JPEG, PNG, and their settings.
+//! - [`ffi`]: the calls into FFmpeg (custom I/O and its allow-lists, the
+//!   index, seeking and decoder settings, swscale), libavif and libwebp,
+//!   behind safe functions.
+//! - Leaves, importing no other file here: [`pixels`] (the RGB and YUV
+//!   pictures passed from `picture` to the encoders), [`palette`] (GIF
+//!   palettes), [`geometry`] (output size, crop and letterbox from the
+//!   request and the video's displayed shape; pure), [`tonemap`] (PQ/HLG
+//!   HDR to SDR), [`mp4`] (MP4 top-level boxes, to fetch the index in one
+//!   request).
+
+#![deny(unsafe_code)]
 
 pub mod animate;
 pub mod animated;
-pub mod avio;
 pub mod bestframe;
 pub mod decode;
 pub mod encode;
+pub mod exact;
+pub mod ffi;
 pub mod frames;
 pub mod geometry;
-pub mod index;
 pub mod mp4;
+pub mod palette;
 pub mod picture;
+pub mod pixels;
 pub mod storyboard;
+pub mod stream;
 pub mod tonemap;
 
 use std::time::Instant;
@@ -123,44 +145,44 @@ impl From<&MediaError> for Problem {
     fn from(e: &MediaError) -> Problem {
         use StatusCode as S;
         match e {
-        MediaError::Source(s) => Problem::from(s),
-        MediaError::NoVideoStream => Problem::new(
-            S::UNSUPPORTED_MEDIA_TYPE,
-            "no-video-stream",
-            "No video stream",
-            "the source has no video stream (audio only, or not a video)",
-        ),
-        MediaError::Unreadable(_) => Problem::new(
-            S::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media",
-            "Unsupported media",
-            "the source is not a video thumbd can read (unknown container, unsupported codec, empty or corrupt file)",
-        ),
-        MediaError::NoFrame(_) => Problem::new(
-            S::UNPROCESSABLE_ENTITY,
-            "undecodable-video",
-            "No decodable frame",
-            "no frame of the video could be decoded; it may be truncated or corrupt",
-        ),
-        MediaError::FrameTooLarge { .. } => Problem::new(
-            S::UNPROCESSABLE_ENTITY,
-            "frame-too-large",
-            "Video frame too large",
-            e.to_string(),
-        ),
-        MediaError::SourceTooLarge { .. } => Problem::new(
-            S::PAYLOAD_TOO_LARGE,
-            "source-too-large",
-            "Source too large",
-            e.to_string(),
-        ),
-        MediaError::Timeout => Problem::new(
-            S::GATEWAY_TIMEOUT,
-            "render-timeout",
-            "Render timed out",
-            "the thumbnail took longer than the render time limit",
-        ),
-        MediaError::Internal(_) => Problem::internal(),
-    }
+            MediaError::Source(s) => Problem::from(s),
+            MediaError::NoVideoStream => Problem::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "no-video-stream",
+                "No video stream",
+                "the source has no video stream (audio only, or not a video)",
+            ),
+            MediaError::Unreadable(_) => Problem::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media",
+                "Unsupported media",
+                "the source is not a video thumbd can read (unknown container, unsupported codec, empty or corrupt file)",
+            ),
+            MediaError::NoFrame(_) => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "undecodable-video",
+                "No decodable frame",
+                "no frame of the video could be decoded; it may be truncated or corrupt",
+            ),
+            MediaError::FrameTooLarge { .. } => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "frame-too-large",
+                "Video frame too large",
+                e.to_string(),
+            ),
+            MediaError::SourceTooLarge { .. } => Problem::new(
+                S::PAYLOAD_TOO_LARGE,
+                "source-too-large",
+                "Source too large",
+                e.to_string(),
+            ),
+            MediaError::Timeout => Problem::new(
+                S::GATEWAY_TIMEOUT,
+                "render-timeout",
+                "Render timed out",
+                "the thumbnail took longer than the render time limit",
+            ),
+            MediaError::Internal(_) => Problem::internal(),
+        }
     }
 }

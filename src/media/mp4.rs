@@ -8,6 +8,8 @@
 //! learn where a trailing index starts only by reading the header of the
 //! box before it.
 
+#![deny(unsafe_code)]
+
 use std::io::{self, SeekFrom};
 
 use crate::source::SourceRead;

@@ -7,95 +7,26 @@
 //! and a frame with another matrix (BT.709, most HD video) is re-matrixed on
 //! the small output planes. Everything else (JPEG, PNG, HDR, full-range or
 //! letterboxed frames) becomes RGB, honouring the frame's matrix and range.
+//! The pixel work itself (crop, swscale) is [`super::ffi::swscale`]'s.
+
+#![deny(unsafe_code)]
 
 use std::os::raw::c_int;
-use std::ptr;
 
-use ffmpeg_next::ffi;
+use ffmpeg_next::ffi::{AVColorRange, AVColorSpace};
 use ffmpeg_next::format::Pixel;
 
-use super::decode::DecodedFrame;
+use super::ffi::swscale::{
+    self, SourceColour, SWS_CS_BT2020, SWS_CS_FCC, SWS_CS_ITU601, SWS_CS_ITU709, SWS_CS_SMPTE240M,
+};
 use super::geometry::{Orientation, Plan};
+use super::stream::DecodedFrame;
 use super::tonemap::{self, Transfer};
 use super::{Format, MediaError};
 
-/// A packed 8-bit RGB picture.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RgbImage {
-    pub width: u32,
-    pub height: u32,
-    pub data: Vec<u8>,
-}
-
-impl RgbImage {
-    pub fn black(width: u32, height: u32) -> RgbImage {
-        RgbImage {
-            width,
-            height,
-            data: vec![0; width as usize * height as usize * 3],
-        }
-    }
-
-    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
-        let i = (y as usize * self.width as usize + x as usize) * 3;
-        [self.data[i], self.data[i + 1], self.data[i + 2]]
-    }
-}
-
-/// An 8-bit 4:2:0 picture in BT.601 limited-range YUV (what lossy WebP
-/// stores), planes packed: `y` is `width` x `height`, `u` and `v` are
-/// [`YuvImage::chroma_size`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct YuvImage {
-    pub width: u32,
-    pub height: u32,
-    pub y: Vec<u8>,
-    pub u: Vec<u8>,
-    pub v: Vec<u8>,
-}
-
-impl YuvImage {
-    /// Size of each chroma plane of a `width` x `height` picture.
-    pub fn chroma_size(width: u32, height: u32) -> (u32, u32) {
-        (width.div_ceil(2), height.div_ceil(2))
-    }
-
-    /// Zeroed planes, for a writer that fills every sample (swscale).
-    fn zeroed(width: u32, height: u32) -> YuvImage {
-        let (cw, ch) = YuvImage::chroma_size(width, height);
-        let chroma = cw as usize * ch as usize;
-        YuvImage {
-            width,
-            height,
-            y: vec![0; width as usize * height as usize],
-            u: vec![0; chroma],
-            v: vec![0; chroma],
-        }
-    }
-}
-
-/// The final picture, in the form its encoder takes without converting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Picture {
-    Rgb(RgbImage),
-    Yuv420(YuvImage),
-}
-
-impl Picture {
-    pub fn width(&self) -> u32 {
-        match self {
-            Picture::Rgb(img) => img.width,
-            Picture::Yuv420(img) => img.width,
-        }
-    }
-
-    pub fn height(&self) -> u32 {
-        match self {
-            Picture::Rgb(img) => img.height,
-            Picture::Yuv420(img) => img.height,
-        }
-    }
-}
+// The pictures `prepare` makes. They live in `pixels`, below the encoders;
+// bench/pipeline.rs names them here, where they were first.
+pub use super::pixels::{Picture, RgbImage, YuvImage};
 
 /// Produces the final picture described by `plan`, in the form `format`'s
 /// encoder takes. The decoded frame is left as it is (it may be shared by
@@ -121,35 +52,9 @@ fn to_rgb(decoded: &DecodedFrame, plan: &Plan) -> Result<RgbImage, MediaError> {
     let decoded = cropped.as_ref().unwrap_or(decoded);
     let (w, h) = plan.scaled;
     let scaled = match decoded.transfer {
-        Transfer::Sdr => {
-            let mut out = vec![0u8; w as usize * h as usize * 3];
-            scale(
-                decoded,
-                Pixel::RGB24,
-                w,
-                h,
-                [out.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()],
-                [w as c_int * 3, 0, 0],
-            )?;
-            out
-        }
+        Transfer::Sdr => swscale::to_rgb24(&decoded.frame, source_colour(decoded), w, h)?,
         Transfer::Hdr(hdr) => {
-            let mut wide = vec![0u16; w as usize * h as usize * 3];
-            scale(
-                decoded,
-                Pixel::RGB48LE,
-                w,
-                h,
-                [
-                    wide.as_mut_ptr() as *mut u8,
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                ],
-                [w as c_int * 6, 0, 0],
-            )?;
-            if cfg!(target_endian = "big") {
-                wide.iter_mut().for_each(|v| *v = u16::from_le(*v));
-            }
+            let wide = swscale::to_rgb48(&decoded.frame, source_colour(decoded), w, h)?;
             let mut out = vec![0u8; wide.len()];
             tonemap::to_sdr(&wide, hdr, &mut out);
             out
@@ -172,16 +77,14 @@ fn to_yuv420(decoded: &DecodedFrame, plan: &Plan) -> Result<YuvImage, MediaError
     let cropped = crop(decoded, plan)?;
     let decoded = cropped.as_ref().unwrap_or(decoded);
     let (w, h) = plan.scaled;
-    let mut img = YuvImage::zeroed(w, h);
-    let cw = YuvImage::chroma_size(w, h).0 as c_int;
-    scale(
-        decoded,
-        Pixel::YUV420P,
-        w,
-        h,
-        [img.y.as_mut_ptr(), img.u.as_mut_ptr(), img.v.as_mut_ptr()],
-        [w as c_int, cw, cw],
-    )?;
+    let [y, u, v] = swscale::to_yuv420p(&decoded.frame, source_colour(decoded), w, h)?;
+    let mut img = YuvImage {
+        width: w,
+        height: h,
+        y,
+        u,
+        v,
+    };
     let matrix = sws_colorspace(decoded);
     if matrix != SWS_CS_ITU601 {
         to_bt601(&mut img, luma_weights(matrix));
@@ -197,43 +100,29 @@ fn crop(decoded: &DecodedFrame, plan: &Plan) -> Result<Option<DecodedFrame>, Med
     if (c.x, c.y, c.width, c.height) == (0, 0, fw, fh) {
         return Ok(None);
     }
-    // SAFETY: av_frame_clone makes a new frame referencing the same
-    // (refcounted) buffers; cropping moves only the new frame's pointers.
-    unsafe {
-        let f = ffi::av_frame_clone(decoded.frame.as_ptr());
-        if f.is_null() {
-            return Err(MediaError::Internal("out of memory cloning a frame".into()));
-        }
-        let frame = ffmpeg_next::frame::Video::wrap(f);
-        (*f).crop_left = c.x as usize;
-        (*f).crop_top = c.y as usize;
-        (*f).crop_right = (fw - c.x - c.width) as usize;
-        (*f).crop_bottom = (fh - c.y - c.height) as usize;
-        let ret = ffi::av_frame_apply_cropping(f, ffi::AV_FRAME_CROP_UNALIGNED as c_int);
-        if ret < 0 {
-            return Err(MediaError::Internal(format!(
-                "cropping failed ({})",
-                ffmpeg_next::Error::from(ret)
-            )));
-        }
-        Ok(Some(DecodedFrame { frame, ..*decoded }))
-    }
+    let frame = swscale::crop(
+        &decoded.frame,
+        c.x as usize,
+        c.y as usize,
+        (fw - c.x - c.width) as usize,
+        (fh - c.y - c.height) as usize,
+    )?;
+    Ok(Some(DecodedFrame { frame, ..*decoded }))
 }
 
-/// swscale colour-space constants (libswscale/swscale.h).
-const SWS_CS_ITU709: c_int = 1;
-const SWS_CS_FCC: c_int = 4;
-const SWS_CS_ITU601: c_int = 5;
-const SWS_CS_SMPTE240M: c_int = 7;
-const SWS_CS_BT2020: c_int = 9;
+/// How swscale is to read the frame's values.
+fn source_colour(decoded: &DecodedFrame) -> SourceColour {
+    SourceColour {
+        full_range: is_full_range(decoded),
+        matrix: sws_colorspace(decoded),
+    }
+}
 
 /// The YUV matrix of the frame; unspecified falls back as players do (BT.709
 /// for HD, BT.601 below).
 fn sws_colorspace(decoded: &DecodedFrame) -> c_int {
-    use ffi::AVColorSpace::*;
-    // SAFETY: reading a plain field.
-    let space = unsafe { (*decoded.frame.as_ptr()).colorspace };
-    match space {
+    use AVColorSpace::*;
+    match swscale::colorspace(&decoded.frame) {
         AVCOL_SPC_BT709 => SWS_CS_ITU709,
         AVCOL_SPC_BT2020_NCL | AVCOL_SPC_BT2020_CL => SWS_CS_BT2020,
         AVCOL_SPC_SMPTE240M => SWS_CS_SMPTE240M,
@@ -261,164 +150,15 @@ const BT601: (f64, f64) = (0.299, 0.114);
 /// Whether the frame is stored as YUV (or grey), not RGB or a palette: only
 /// then does it carry the matrix `sws_colorspace` names.
 fn is_yuv(decoded: &DecodedFrame) -> bool {
-    let format: ffi::AVPixelFormat = decoded.frame.format().into();
-    // SAFETY: a pixel format's descriptor is static data (null if unknown).
-    unsafe {
-        let desc = ffi::av_pix_fmt_desc_get(format);
-        !desc.is_null()
-            && (*desc).flags & (ffi::AV_PIX_FMT_FLAG_RGB | ffi::AV_PIX_FMT_FLAG_PAL) as u64 == 0
-    }
+    swscale::is_yuv(decoded.frame.format())
 }
 
 fn is_full_range(decoded: &DecodedFrame) -> bool {
-    // SAFETY: reading plain fields.
-    let range = unsafe { (*decoded.frame.as_ptr()).color_range };
-    range == ffi::AVColorRange::AVCOL_RANGE_JPEG
+    swscale::color_range(&decoded.frame) == AVColorRange::AVCOL_RANGE_JPEG
         || matches!(
             decoded.frame.format(),
             Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P | Pixel::YUVJ440P | Pixel::YUVJ411P
         )
-}
-
-struct Sws(*mut ffi::SwsContext);
-
-impl Drop for Sws {
-    fn drop(&mut self) {
-        // SAFETY: created by sws_getContext, freed once.
-        unsafe { ffi::sws_freeContext(self.0) }
-    }
-}
-
-/// Scales and converts the (cropped) frame into `dst`: up to three planes
-/// with their strides in bytes, as `dst_format` lays them out.
-fn scale(
-    decoded: &DecodedFrame,
-    dst_format: Pixel,
-    w: u32,
-    h: u32,
-    dst: [*mut u8; 3],
-    dst_strides: [c_int; 3],
-) -> Result<(), MediaError> {
-    let frame = &decoded.frame;
-    let src_format: ffi::AVPixelFormat = frame.format().into();
-    let yuv_out = dst_format == Pixel::YUV420P;
-    // Full horizontal chroma interpolation matters only when converting to
-    // RGB; resampling YUV planes keeps the chroma at its own resolution.
-    let flags = if yuv_out {
-        ffi::SWS_BICUBIC | ffi::SWS_ACCURATE_RND
-    } else {
-        ffi::SWS_BICUBIC | ffi::SWS_ACCURATE_RND | ffi::SWS_FULL_CHR_H_INT
-    };
-    // SAFETY: sizes and formats are valid; each `dst` plane holds the rows
-    // `dst_format` has at height `h`, of its stride, as the callers allocate.
-    unsafe {
-        let ctx = ffi::sws_getContext(
-            frame.width() as c_int,
-            frame.height() as c_int,
-            src_format,
-            w as c_int,
-            h as c_int,
-            dst_format.into(),
-            flags as c_int,
-            ptr::null_mut(),
-            ptr::null_mut(),
-            ptr::null(),
-        );
-        if ctx.is_null() {
-            return Err(MediaError::Unreadable(format!(
-                "cannot convert pixel format {:?}",
-                frame.format()
-            )));
-        }
-        let sws = Sws(ctx);
-        let src_range = is_full_range(decoded) as c_int;
-        let coefficients = ffi::sws_getCoefficients(sws_colorspace(decoded));
-        // The matrix applies when converting to RGB; YUV output keeps the
-        // source's (see `to_bt601`). Fails harmlessly for RGB sources.
-        ffi::sws_setColorspaceDetails(
-            sws.0,
-            coefficients,
-            src_range,
-            ffi::sws_getCoefficients(SWS_CS_ITU709),
-            if yuv_out { 0 } else { 1 },
-            0,
-            1 << 16,
-            1 << 16,
-        );
-        // swscale's vector code writes whole blocks past the end of a row
-        // (and a row past the last): with tight rows a picture 1 or 2 pixels
-        // wide corrupted the heap. It writes into padded, aligned planes and
-        // the rows are copied out.
-        let rows_of = |plane: usize| {
-            if plane > 0 && yuv_out {
-                h.div_ceil(2) as usize
-            } else {
-                h as usize
-            }
-        };
-        let mut scratch: [Option<PaddedPlane>; 3] = [None, None, None];
-        let mut dst_planes = [ptr::null_mut(); 4];
-        let mut padded_strides = [0 as c_int; 4];
-        for i in 0..3 {
-            if !dst[i].is_null() {
-                let plane = PaddedPlane::new(dst_strides[i] as usize, rows_of(i));
-                dst_planes[i] = plane.start;
-                padded_strides[i] = plane.stride as c_int;
-                scratch[i] = Some(plane);
-            }
-        }
-        let raw = frame.as_ptr();
-        let rows = ffi::sws_scale(
-            sws.0,
-            (*raw).data.as_ptr() as *const *const u8,
-            (*raw).linesize.as_ptr(),
-            0,
-            frame.height() as c_int,
-            dst_planes.as_ptr(),
-            padded_strides.as_ptr(),
-        );
-        if rows <= 0 {
-            return Err(MediaError::Internal("scaling produced no rows".into()));
-        }
-        for (i, plane) in scratch.iter().enumerate() {
-            if let Some(plane) = plane {
-                let row_bytes = dst_strides[i] as usize;
-                for row in 0..plane.rows {
-                    ptr::copy_nonoverlapping(
-                        plane.start.add(row * plane.stride),
-                        dst[i].add(row * row_bytes),
-                        row_bytes,
-                    );
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A scratch plane for swscale to write into: rows of `stride` bytes
-/// (the row rounded up to 64, plus 64), two spare rows, 64-byte aligned.
-struct PaddedPlane {
-    _buf: Vec<u8>,
-    start: *mut u8,
-    stride: usize,
-    rows: usize,
-}
-
-impl PaddedPlane {
-    fn new(row_bytes: usize, rows: usize) -> PaddedPlane {
-        let stride = row_bytes.next_multiple_of(64) + 64;
-        let mut buf = vec![0u8; stride * (rows + 2) + 64];
-        let offset = buf.as_mut_ptr().align_offset(64);
-        // SAFETY: `offset` < 64, inside the buffer's 64 spare bytes.
-        let start = unsafe { buf.as_mut_ptr().add(offset) };
-        PaddedPlane {
-            _buf: buf,
-            start,
-            stride,
-            rows,
-        }
-    }
 }
 
 /// Fixed-point scale of the re-matrixing coefficients.

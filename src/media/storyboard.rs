@@ -3,9 +3,11 @@
 //! previews. The layout (which time each tile covers, where it sits) comes
 //! with the image, for the WebVTT and JSON descriptions.
 
-use super::decode::DecodedFrame;
+#![deny(unsafe_code)]
+
 use super::frames::{FrameSet, Frames};
-use super::picture::{Picture, RgbImage};
+use super::pixels::{Picture, RgbImage};
+use super::stream::DecodedFrame;
 use super::{encode, geometry, picture, Fit, Format, Limits, MediaError};
 pub use crate::domain::storyboard::{StoryboardSpec, TileCount, MAX_TILES};
 use crate::source::SourceRead;

@@ -20,6 +20,8 @@
 //! (swscale's YUV to 16-bit RGB tops out at 255 x 256, not 65535: the input
 //! is 0.4% low, at most 2 codes darker out. Not corrected here.)
 
+#![deny(unsafe_code)]
+
 use std::sync::OnceLock;
 
 use ffmpeg_next::color::TransferCharacteristic;

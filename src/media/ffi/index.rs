@@ -2,57 +2,13 @@
 //! packet for MP4/MOV, the keyframes its cues list for Matroska/WebM. The
 //! decoder uses it to fetch a render's bytes in one request and to know
 //! where decoding can stop. This is the one place that reads index entries
-//! through raw pointers.
+//! through raw pointers; which containers have which index is
+//! [`crate::media::stream::Container`]'s to say.
 
 use std::marker::PhantomData;
 
 use ffmpeg_next::ffi;
 use ffmpeg_next::format::context::Input;
-
-/// Container families whose index or timestamps the decoder relies on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Container {
-    /// MP4, MOV, 3GP: an index of every packet, decoding times stored.
-    Mp4,
-    /// Matroska and WebM: cues for keyframes, presentation times only.
-    Matroska,
-    /// MPEG-TS and FLV: decoding times stored, no index.
-    StoresDts,
-    Other,
-}
-
-impl Container {
-    pub fn of(input: &Input) -> Container {
-        let format = input.format();
-        format
-            .name()
-            .split(',')
-            .find_map(|name| match name {
-                "mov" | "mp4" => Some(Container::Mp4),
-                "matroska" | "webm" => Some(Container::Matroska),
-                "mpegts" | "flv" => Some(Container::StoresDts),
-                _ => None,
-            })
-            .unwrap_or(Container::Other)
-    }
-
-    /// Whether packets carry the decoding times the file stores (rather
-    /// than FFmpeg's guesses).
-    pub fn stores_dts(self) -> bool {
-        matches!(self, Container::Mp4 | Container::StoresDts)
-    }
-
-    /// Whether every packet carries its own presentation time, so a
-    /// decoded frame's time does not depend on which frames were decoded
-    /// before it. AVI stores none (FFmpeg guesses them from the order of
-    /// packets, which skipping frames changes); MPEG-PS often leaves them out.
-    pub fn packets_carry_pts(self) -> bool {
-        matches!(
-            self,
-            Container::Mp4 | Container::Matroska | Container::StoresDts
-        )
-    }
-}
 
 /// One index entry, copied out of FFmpeg's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,7 +26,7 @@ use std::time::Instant;
 use ffmpeg_next::ffi;
 use ffmpeg_next::format::context::Input;
 
-use super::{Limits, MediaError};
+use crate::media::{Limits, MediaError};
 use crate::source::{SourceError, SourceRead};
 
 /// Size of FFmpeg's I/O buffer; the reader below it serves reads from its
@@ -103,7 +103,7 @@ impl Demuxer {
         limits: &Limits,
         formats: Formats,
     ) -> Result<Demuxer, MediaError> {
-        super::mp4::prefetch_index(reader.as_mut()).map_err(io_to_media)?;
+        crate::media::mp4::prefetch_index(reader.as_mut()).map_err(io_to_media)?;
         let state = Box::into_raw(Box::new(CallbackState {
             reader,
             failure: None,
@@ -385,7 +385,7 @@ mod tests {
             max_source_bytes: 1 << 20,
             deadline: Instant::now() + Duration::from_secs(10),
             decoder_threads: 1,
-            best_frame_scan_frames: crate::media::bestframe::DEFAULT_SCAN_FRAMES,
+            best_frame_scan_frames: crate::domain::DEFAULT_SCAN_FRAMES,
         }
     }
 

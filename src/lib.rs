@@ -34,13 +34,14 @@
 //!   across restarts: renders keyed by request and source version.
 //! - [`store`]: thumbd's own object store for uploaded videos (`store:`
 //!   environments): streamed to disk, content-addressed, quota, retention.
-//! - [`sqlite`]: how the SQLite job database (jobs, the URL book) is
-//!   opened; with several nodes both live in PostgreSQL instead
-//!   ([`jobs::postgres`]).
+//! - [`db`]: the database the jobs and the URL book share: SQLite opened
+//!   the one way, or PostgreSQL for several nodes (the URL, pools, the
+//!   schema lock). Each owner creates its own tables.
 //! - [`config`]: the TOML configuration and its defaults.
 
 pub mod auth;
 pub mod config;
+pub mod db;
 pub mod domain;
 pub mod http;
 pub mod jobs;
@@ -55,7 +56,6 @@ pub mod request;
 pub mod setup;
 pub mod shared_cache;
 pub mod source;
-pub mod sqlite;
 pub mod store;
 
 use std::future::Future;

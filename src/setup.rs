@@ -36,7 +36,7 @@ pub fn resolve(config: &Config) -> Result<Resolved, ConfigError> {
         }
     }
     if let Some(url) = &config.jobs.database_url {
-        crate::jobs::postgres::check_url(url).map_err(ConfigError::Invalid)?;
+        crate::db::postgres::check_url(url).map_err(ConfigError::Invalid)?;
     }
     let orgs = Arc::new(Orgs::resolve(config)?);
     // Key material is read and checked here, so a bad key fails start-up.

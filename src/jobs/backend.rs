@@ -9,6 +9,8 @@
 //!   under a lease, kept alive by a heartbeat ([`Lease`]) while it runs
 //!   them, and polls for work every `jobs.poll_ms` when idle. Its scheduler
 //!   only keeps the org turn order and counts what runs here.
+//!
+//! Which of the two a node uses is [`database_url`]'s to say.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,12 +19,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::model::Status;
+use super::error::{store_err, JobError};
+use super::model::{now_ms, Delivery, JobRecord, Status};
 use super::postgres::PgStore;
 use super::scheduler::Scheduler;
-use super::store::{now_ms, Delivery, JobRecord, Store};
-use super::{store_err, JobError};
+use super::store::Store;
 use crate::config::Config;
+use crate::db::postgres::database_url;
 
 /// The job database, and the queue of work for this node.
 pub enum Backend {
@@ -83,22 +86,6 @@ impl Held {
             .cloned()
             .collect()
     }
-}
-
-/// The database URL of `[jobs]` (`database_url`, `_env` or `_file`), if
-/// one is given.
-pub fn database_url(config: &Config) -> anyhow::Result<Option<String>> {
-    let j = &config.jobs;
-    let url = crate::config::read_secret(
-        (&j.database_url, &j.database_url_env, &j.database_url_file),
-        &config.base_dir,
-        "jobs.database_url",
-    )
-    .map_err(anyhow::Error::msg)?;
-    if let Some(url) = &url {
-        super::postgres::check_url(url).map_err(anyhow::Error::msg)?;
-    }
-    Ok(url)
 }
 
 /// This node's id when `jobs.node_id` is not set: host name and process

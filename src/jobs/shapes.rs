@@ -5,38 +5,11 @@
 
 use serde_json::{json, Value};
 
-use super::model::Status;
-use super::store::JobRecord;
-
-/// Which API shape submitted a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// `/v1/api/...`: thumbd's job API and uploads.
-    Thumbd,
-    /// `POST /v1/video/thumbnail`: a video URL in, a thumbnail URL out.
-    VideoUrl,
-    /// `POST /v2/thumbnail`: a conversion task.
-    Task,
-}
+/// Which API shape submitted a job (defined with the record that names it).
+pub use super::model::Shape;
+use super::model::{JobRecord, Status};
 
 impl Shape {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Shape::Thumbd => "thumbd",
-            Shape::VideoUrl => "video-url",
-            Shape::Task => "task",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Shape> {
-        match s {
-            "thumbd" => Some(Shape::Thumbd),
-            "video-url" => Some(Shape::VideoUrl),
-            "task" => Some(Shape::Task),
-            _ => None,
-        }
-    }
-
     /// The job as this shape's clients read it.
     pub fn document(self, r: &JobRecord) -> Value {
         match self {

@@ -1,78 +1,26 @@
-//! Job records, and their durable home on one machine: an embedded SQLite
-//! database (WAL, synchronous commits), so a job accepted with 202 is on
-//! disk before the answer leaves. Blocking; [`super::backend`] calls it from
+//! The job records' durable home on one machine: an embedded SQLite
+//! database (opened by [`crate::db::sqlite`]: WAL, synchronous commits), so
+//! a job accepted with 202 is on disk before the answer leaves. This file
+//! owns the `jobs` table there. Blocking; [`super::backend`] calls it from
 //! blocking threads. (Several nodes share PostgreSQL instead:
-//! [`super::postgres`], with the same records and columns.)
+//! [`super::postgres`], with the same records and columns,
+//! [`super::stored`].)
 
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::model::Status;
-use super::shapes::Shape;
-use crate::domain::{Fit, Format, RenderSpec, TimeSpec};
+use super::model::{now_ms, Delivery, Shape, Status};
+use super::stored::{spec_from_value, spec_value, COLUMNS};
+use crate::domain::RenderSpec;
 use crate::request::ThumbnailRequest;
 
-/// Where a job's webhook delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    Pending,
-    Delivered,
-    Failed,
-}
+/// The record this store keeps (defined in [`super::model`]; also named
+/// here, where the API layer has always found it).
+pub use super::model::JobRecord;
 
-impl Delivery {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Delivery::Pending => "pending",
-            Delivery::Delivered => "delivered",
-            Delivery::Failed => "failed",
-        }
-    }
-
-    pub(super) fn parse(s: &str) -> Option<Delivery> {
-        match s {
-            "pending" => Some(Delivery::Pending),
-            "delivered" => Some(Delivery::Delivered),
-            "failed" => Some(Delivery::Failed),
-            _ => None,
-        }
-    }
-}
-
-/// One job as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobRecord {
-    pub id: String,
-    pub thumbnail: ThumbnailRequest,
-    pub url: String,
-    pub client_id: Option<String>,
-    pub webhook_url: Option<String>,
-    pub timeout_ms: Option<u64>,
-    pub status: Status,
-    /// Problem details, when failed.
-    pub error: Option<Value>,
-    pub attempts: u32,
-    /// Size of the rendered thumbnail, when completed.
-    pub size: Option<(u32, u32)>,
-    pub webhook: Option<Delivery>,
-    pub webhook_attempts: u32,
-    /// Which API shape submitted it: what its webhook body looks like.
-    pub shape: Shape,
-    /// When it was submitted, started (first try) and finished, Unix ms.
-    pub created_ms: Option<u64>,
-    pub started_ms: Option<u64>,
-    pub ended_ms: Option<u64>,
-}
-
-/// Now, Unix milliseconds.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
+/// The job database on one machine: one SQLite connection.
 pub struct Store {
     conn: Connection,
 }
@@ -81,43 +29,9 @@ fn spec_to_json(s: &RenderSpec) -> String {
     spec_value(s).to_string()
 }
 
-/// A render spec as stored (JSON text in SQLite, JSONB in PostgreSQL).
-pub(super) fn spec_value(s: &RenderSpec) -> Value {
-    json!({
-        "format": s.format.ext(),
-        "width": s.width,
-        "height": s.height,
-        "fit": s.fit.map(Fit::as_str),
-        "quality": s.quality,
-        "time_us": match s.time { TimeSpec::At(us) => Some(us), _ => None },
-        "time": match s.time { TimeSpec::Auto => Some("auto"), _ => None },
-    })
-}
-
 fn spec_from_json(text: &str) -> Option<RenderSpec> {
     spec_from_value(&serde_json::from_str(text).ok()?)
 }
-
-/// The render spec [`spec_value`] stored.
-pub(super) fn spec_from_value(v: &Value) -> Option<RenderSpec> {
-    Some(RenderSpec {
-        format: Format::from_ext(v["format"].as_str()?)?,
-        width: v["width"].as_u64().map(|n| n as u32),
-        height: v["height"].as_u64().map(|n| n as u32),
-        fit: v["fit"].as_str().and_then(Fit::parse),
-        quality: v["quality"].as_u64().map(|n| n as u8),
-        time: match v["time"].as_str() {
-            Some("auto") => TimeSpec::Auto,
-            _ => v["time_us"].as_u64().map_or(TimeSpec::Middle, TimeSpec::At),
-        },
-    })
-}
-
-/// The columns [`JobRecord`]s are read from, in the order the row readers
-/// expect (the same in both databases).
-pub(super) const COLUMNS: &str =
-    "id, org, env, key, spec, url, client_id, webhook_url, timeout_ms, status, error, attempts, \
-                       width, height, webhook_state, webhook_attempts, shape, created_ms, started_ms, ended_ms";
 
 /// Columns added after the first release, with their types: added to an
 /// older database when it is opened.
@@ -170,7 +84,7 @@ fn from_row(row: &Row) -> rusqlite::Result<JobRecord> {
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> rusqlite::Result<Store> {
-        let conn = crate::sqlite::open(path)?;
+        let conn = crate::db::sqlite::open(path)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS jobs (
                 id TEXT PRIMARY KEY,
@@ -332,6 +246,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Format, TimeSpec};
 
     fn record(id: &str) -> JobRecord {
         JobRecord {

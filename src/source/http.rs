@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use reqwest::header::{CONTENT_RANGE, ETAG, LAST_MODIFIED, RANGE};
 use reqwest::StatusCode;
 
-use super::range::{parse_content_range, parse_unsatisfied_total, range_header};
+use super::range::{parse_content_range, parse_unsatisfied_total, range_header, Fetched};
 use super::{SourceError, SourceRead};
 use crate::config::{CacheConfig, FetchConfig};
 use crate::metrics::SourceMetrics;
@@ -233,14 +233,6 @@ impl HttpSources {
             fetched: 0,
         }
     }
-}
-
-/// One range read's answer.
-pub(super) struct Fetched {
-    pub data: Bytes,
-    /// The object's size.
-    pub total: u64,
-    pub validator: String,
 }
 
 fn classify(e: reqwest::Error) -> SourceError {

@@ -2,12 +2,13 @@
 //! one signed, ranged GET per call, conditional on the ETag the first read
 //! saw (`If-Match`), so a replaced object fails the read instead of mixing
 //! its bytes with the old ones. Storage errors map to [`SourceError`] as an
-//! HTTP source's statuses do.
+//! HTTP source's statuses do. The answer is a `Fetched`, as an HTTP
+//! source's is.
 
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore};
 
-use super::http::Fetched;
+use super::range::Fetched;
 use super::SourceError;
 
 /// `len` bytes from `start` (fewer at the end of the object); with

@@ -1,5 +1,16 @@
-//! HTTP byte-range arithmetic: the `Range` header thumbd sends and the
-//! `Content-Range` a source answers with. Pure, tested directly.
+//! Byte ranges: the `Range` header thumbd sends, the `Content-Range` a
+//! source answers with, and what one range read returns (`Fetched`),
+//! whether from an HTTP source or a bucket. Pure, tested directly.
+
+use bytes::Bytes;
+
+/// One range read's answer (from [`super::http`] or [`super::object`]).
+pub(super) struct Fetched {
+    pub data: Bytes,
+    /// The object's size.
+    pub total: u64,
+    pub validator: String,
+}
 
 /// A parsed `Content-Range: bytes first-last/total` (total may be unknown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

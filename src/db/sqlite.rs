@@ -2,13 +2,14 @@
 //! they are not in PostgreSQL): the folder made if needed, WAL with
 //! synchronous commits (what is answered as accepted is on disk), and a
 //! busy timeout so the connections sharing the file wait for each other
-//! instead of failing. Blocking.
+//! instead of failing. Each owner creates its own tables. Blocking.
 
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::Connection;
 
+/// Opens (creating if needed) the database at `path`.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);

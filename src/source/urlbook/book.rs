@@ -1,44 +1,18 @@
-//! The video URLs callers have handed thumbd, by key.
-//!
-//! A video URL's thumbnails are served like any other thumbnail, at
-//! `/v1/thumbnail/{org}/{video_url_env}/{key}.webp`, under a key derived
-//! from the URL and the object's validator (ETag, else Last-Modified). So a
-//! replaced video gets a new key (and new thumbnails), and the key alone
-//! finds the URL again: this book, kept beside the jobs so it survives
-//! restarts. With one node that is SQLite (`jobs.db_path`); with jobs in
-//! PostgreSQL (`jobs.database_url`) it is a table there, shared by every
-//! node, so a thumbnail URL one node handed out works on any node. Async;
-//! SQLite is used from blocking threads.
-//!
-//! The book is bounded (`jobs.url_book_max_age_days`,
-//! `jobs.url_book_max_entries`; 0 turns either off). Each entry has the
-//! time it was last used: registered (the URL submitted again) or looked up
-//! for a thumbnail, written at most once per [`UrlBook::touch_every`] per
-//! node (so a hot key costs no write per request). An entry not used for
-//! the maximum age is gone (lookups stop finding it at once; the row is
-//! deleted by the next sweep), and past the maximum count the least
-//! recently used go. Sweeps run from registrations, at most once a minute
-//! per node: the book grows only through them, and each is two indexed
-//! deletes. A removed key's thumbnails answer 404 until its URL is
-//! submitted again, which registers the same key anew.
+//! The book's policy, the same wherever it is kept: the entries used
+//! lately kept in memory, how often a use is written, and when entries
+//! past the bounds go. The tables themselves are [`super::sqlite`]'s and
+//! [`super::postgres`]'s.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension};
-use sha2::{Digest, Sha256};
-
-use super::SourceError;
+use super::postgres::PgTable;
+use super::sqlite::SqliteTable;
+use super::Entry;
 use crate::config::Config;
-use crate::jobs::postgres::{self, PgError};
-
-/// What a key stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub url: String,
-    pub validator: String,
-}
+use crate::db::postgres::database_url;
+use crate::source::SourceError;
 
 /// How far the book may grow; 0 is no bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,57 +76,49 @@ struct Recent {
 /// Where the book is kept.
 enum Backing {
     /// One node: a table of the SQLite job database.
-    Sqlite(Arc<Mutex<Connection>>),
+    Sqlite(SqliteTable),
     /// Several nodes: the table `url_book` in the jobs' PostgreSQL,
     /// created on first use.
-    Postgres {
-        pool: deadpool_postgres::Pool,
-        schema: tokio::sync::OnceCell<()>,
-    },
+    Postgres(PgTable),
 }
 
-/// Connections the book may hold in PostgreSQL: lookups are few (recent
-/// entries are in memory) and short.
-const PG_POOL_SIZE: usize = 4;
+impl Backing {
+    async fn put(&self, org: &str, key: &str, entry: &Entry, now: i64) -> Result<(), SourceError> {
+        match self {
+            Backing::Sqlite(t) => t.put(org, key, entry, now).await,
+            Backing::Postgres(t) => t.put(org, key, entry, now).await,
+        }
+    }
 
-/// The book's table in PostgreSQL (under the jobs' schema lock). `used_at`
-/// (Unix seconds of the last use) came later: a book from before it gets
-/// the column with the time of the upgrade, so its entries start their
-/// age then.
-const PG_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS url_book (
-    org TEXT NOT NULL,
-    key TEXT NOT NULL,
-    url TEXT NOT NULL,
-    validator TEXT NOT NULL,
-    PRIMARY KEY (org, key)
-);
-ALTER TABLE url_book ADD COLUMN IF NOT EXISTS
-    used_at BIGINT NOT NULL DEFAULT (extract(epoch FROM now()))::bigint;
-CREATE INDEX IF NOT EXISTS url_book_used_at ON url_book (used_at);
-";
+    async fn get(
+        &self,
+        org: &str,
+        key: &str,
+        cutoff: i64,
+    ) -> Result<Option<(Entry, i64)>, SourceError> {
+        match self {
+            Backing::Sqlite(t) => t.get(org, key, cutoff).await,
+            Backing::Postgres(t) => t.get(org, key, cutoff).await,
+        }
+    }
 
-/// The key of `url` (normalised) as it is now (`validator`): 32 hex digits.
-pub fn key_for(url: &str, validator: &str) -> String {
-    let digest = Sha256::digest(format!("{url}\n{validator}").as_bytes());
-    hex::encode(&digest[..16])
-}
+    async fn touch(&self, org: &str, key: &str, now: i64, cutoff: i64) -> Result<u64, SourceError> {
+        match self {
+            Backing::Sqlite(t) => t.touch(org, key, now, cutoff).await,
+            Backing::Postgres(t) => t.touch(org, key, now, cutoff).await,
+        }
+    }
 
-/// A failure of the book, as a source error (the thumbnail cannot be found).
-fn failed(e: impl std::fmt::Display) -> SourceError {
-    SourceError::Io(format!("the video URL book: {e}"))
-}
-
-/// Runs `f` on the SQLite connection on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    conn: &Arc<Mutex<Connection>>,
-    f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-) -> Result<T, SourceError> {
-    let conn = conn.clone();
-    tokio::task::spawn_blocking(move || f(&conn.lock().expect("not poisoned")))
-        .await
-        .map_err(failed)?
-        .map_err(failed)
+    async fn sweep(
+        &self,
+        cutoff: Option<i64>,
+        keep: Option<i64>,
+    ) -> Result<Vec<(String, String)>, SourceError> {
+        match self {
+            Backing::Sqlite(t) => t.sweep(cutoff, keep).await,
+            Backing::Postgres(t) => t.sweep(cutoff, keep).await,
+        }
+    }
 }
 
 impl UrlBook {
@@ -161,18 +127,11 @@ impl UrlBook {
     /// `[jobs]` says. Makes no connection to PostgreSQL yet; errors never
     /// show the password.
     pub fn open(config: &Config) -> anyhow::Result<UrlBook> {
-        let book = match crate::jobs::backend::database_url(config)? {
-            Some(url) => {
-                let name = match &config.jobs.node_id {
-                    Some(node) => format!("thumbd {node} url book"),
-                    None => "thumbd url book".to_owned(),
-                };
-                let (pool, _) = postgres::pool(&url, &name, PG_POOL_SIZE)?;
-                UrlBook::with(Backing::Postgres {
-                    pool,
-                    schema: tokio::sync::OnceCell::new(),
-                })
-            }
+        let book = match database_url(config)? {
+            Some(url) => UrlBook::with(Backing::Postgres(PgTable::open(
+                &url,
+                config.jobs.node_id.as_deref(),
+            )?)),
             None => {
                 let path = config.jobs_db_path();
                 UrlBook::sqlite(&path).map_err(|e| {
@@ -186,37 +145,7 @@ impl UrlBook {
     /// Opens (creating if needed) the book in the SQLite database at `path`,
     /// unbounded (see [`UrlBook::bounded`]).
     pub fn sqlite(path: &Path) -> rusqlite::Result<UrlBook> {
-        let conn = crate::sqlite::open(path)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS video_urls (
-                org TEXT NOT NULL,
-                key TEXT NOT NULL,
-                url TEXT NOT NULL,
-                validator TEXT NOT NULL,
-                created_at INTEGER NOT NULL,
-                used_at INTEGER NOT NULL,
-                PRIMARY KEY (org, key)
-             );",
-        )?;
-        // A book from before `used_at`: its entries were last used when
-        // they were registered.
-        let has_used_at: bool = conn.query_row(
-            "SELECT COUNT(*) > 0 FROM pragma_table_info('video_urls') WHERE name = 'used_at'",
-            [],
-            |row| row.get(0),
-        )?;
-        if !has_used_at {
-            conn.execute_batch(
-                "BEGIN;
-                 ALTER TABLE video_urls ADD COLUMN used_at INTEGER NOT NULL DEFAULT 0;
-                 UPDATE video_urls SET used_at = created_at;
-                 COMMIT;",
-            )?;
-        }
-        conn.execute_batch(
-            "CREATE INDEX IF NOT EXISTS video_urls_used_at ON video_urls (used_at);",
-        )?;
-        Ok(UrlBook::with(Backing::Sqlite(Arc::new(Mutex::new(conn)))))
+        Ok(UrlBook::with(Backing::Sqlite(SqliteTable::open(path)?)))
     }
 
     fn with(backing: Backing) -> UrlBook {
@@ -262,38 +191,7 @@ impl UrlBook {
     /// due.
     pub async fn put(&self, org: &str, key: &str, entry: &Entry) -> Result<(), SourceError> {
         let now = (self.clock)();
-        match &self.backing {
-            Backing::Sqlite(conn) => {
-                let (org, key, e) = (org.to_owned(), key.to_owned(), entry.clone());
-                blocking(conn, move |conn| {
-                    conn.execute(
-                        "INSERT INTO video_urls (org, key, url, validator, created_at, used_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-                         ON CONFLICT (org, key) DO UPDATE
-                         SET used_at = MAX(used_at, excluded.used_at)",
-                        params![org, key, e.url, e.validator, now],
-                    )
-                })
-                .await?;
-            }
-            Backing::Postgres { pool, schema } => {
-                let put = async {
-                    let client = Self::pg_client(pool, schema).await?;
-                    let stmt = client
-                        .prepare_cached(
-                            "INSERT INTO url_book (org, key, url, validator, used_at)
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org, key) DO UPDATE
-                             SET used_at = GREATEST(url_book.used_at, excluded.used_at)",
-                        )
-                        .await?;
-                    client
-                        .execute(&stmt, &[&org, &key, &entry.url, &entry.validator, &now])
-                        .await?;
-                    Ok::<_, PgError>(())
-                };
-                put.await.map_err(failed)?;
-            }
-        }
+        self.backing.put(org, key, entry, now).await?;
         self.recent.insert(
             (org.to_owned(), key.to_owned()),
             Recent {
@@ -331,55 +229,11 @@ impl UrlBook {
                 None
             });
         }
-        let cutoff = self.cutoff(now);
-        let found = match &self.backing {
-            Backing::Sqlite(conn) => {
-                let (org, key) = (org.to_owned(), key.to_owned());
-                blocking(conn, move |conn| {
-                    conn.query_row(
-                        "SELECT url, validator, used_at FROM video_urls
-                         WHERE org = ?1 AND key = ?2 AND used_at >= ?3",
-                        params![org, key, cutoff],
-                        |row| {
-                            Ok(Recent {
-                                entry: Entry {
-                                    url: row.get(0)?,
-                                    validator: row.get(1)?,
-                                },
-                                used_at: row.get(2)?,
-                            })
-                        },
-                    )
-                    .optional()
-                })
-                .await?
-            }
-            Backing::Postgres { pool, schema } => {
-                let get = async {
-                    let client = Self::pg_client(pool, schema).await?;
-                    let stmt = client
-                        .prepare_cached(
-                            "SELECT url, validator, used_at FROM url_book
-                             WHERE org = $1 AND key = $2 AND used_at >= $3",
-                        )
-                        .await?;
-                    match client.query_opt(&stmt, &[&org, &key, &cutoff]).await? {
-                        Some(row) => Ok::<_, PgError>(Some(Recent {
-                            entry: Entry {
-                                url: row.try_get(0)?,
-                                validator: row.try_get(1)?,
-                            },
-                            used_at: row.try_get(2)?,
-                        })),
-                        None => Ok(None),
-                    }
-                };
-                get.await.map_err(failed)?
-            }
-        };
-        let Some(mut found) = found else {
+        let found = self.backing.get(org, key, self.cutoff(now)).await?;
+        let Some((entry, used_at)) = found else {
             return Ok(None);
         };
+        let mut found = Recent { entry, used_at };
         if now.saturating_sub(found.used_at) >= self.touch_every()
             && self.touch(org, key, now).await?
         {
@@ -393,33 +247,7 @@ impl UrlBook {
     /// Writes a use of `key` at `now`, unless the entry is gone (removed,
     /// or past the maximum age): whether it was there.
     async fn touch(&self, org: &str, key: &str, now: i64) -> Result<bool, SourceError> {
-        let cutoff = self.cutoff(now);
-        let changed = match &self.backing {
-            Backing::Sqlite(conn) => {
-                let (org, key) = (org.to_owned(), key.to_owned());
-                blocking(conn, move |conn| {
-                    conn.execute(
-                        "UPDATE video_urls SET used_at = MAX(used_at, ?3)
-                         WHERE org = ?1 AND key = ?2 AND used_at >= ?4",
-                        params![org, key, now, cutoff],
-                    )
-                })
-                .await? as u64
-            }
-            Backing::Postgres { pool, schema } => {
-                let touch = async {
-                    let client = Self::pg_client(pool, schema).await?;
-                    let stmt = client
-                        .prepare_cached(
-                            "UPDATE url_book SET used_at = GREATEST(used_at, $3)
-                             WHERE org = $1 AND key = $2 AND used_at >= $4",
-                        )
-                        .await?;
-                    Ok::<_, PgError>(client.execute(&stmt, &[&org, &key, &now, &cutoff]).await?)
-                };
-                touch.await.map_err(failed)?
-            }
-        };
+        let changed = self.backing.touch(org, key, now, self.cutoff(now)).await?;
         Ok(changed > 0)
     }
 
@@ -456,97 +284,19 @@ impl UrlBook {
         let cutoff = self.max_age().map(|age| now.saturating_sub(age));
         let keep = (self.bounds.max_entries > 0)
             .then(|| self.bounds.max_entries.min(i64::MAX as u64) as i64);
-        let removed: Vec<(String, String)> = match &self.backing {
-            Backing::Sqlite(conn) => {
-                blocking(conn, move |conn| {
-                    let mut removed = Vec::new();
-                    let row = |row: &rusqlite::Row| Ok((row.get(0)?, row.get(1)?));
-                    if let Some(cutoff) = cutoff {
-                        let mut stmt = conn.prepare_cached(
-                            "DELETE FROM video_urls WHERE used_at < ?1 RETURNING org, key",
-                        )?;
-                        for r in stmt.query_map([cutoff], row)? {
-                            removed.push(r?);
-                        }
-                    }
-                    if let Some(keep) = keep {
-                        let mut stmt = conn.prepare_cached(
-                            "DELETE FROM video_urls WHERE rowid IN (
-                                 SELECT rowid FROM video_urls
-                                 ORDER BY used_at DESC, rowid DESC LIMIT -1 OFFSET ?1
-                             ) RETURNING org, key",
-                        )?;
-                        for r in stmt.query_map([keep], row)? {
-                            removed.push(r?);
-                        }
-                    }
-                    Ok(removed)
-                })
-                .await?
-            }
-            Backing::Postgres { pool, schema } => {
-                let sweep = async {
-                    let client = Self::pg_client(pool, schema).await?;
-                    let mut removed = Vec::new();
-                    if let Some(cutoff) = cutoff {
-                        let stmt = client
-                            .prepare_cached(
-                                "DELETE FROM url_book WHERE used_at < $1 RETURNING org, key",
-                            )
-                            .await?;
-                        for row in client.query(&stmt, &[&cutoff]).await? {
-                            removed.push((row.try_get(0)?, row.try_get(1)?));
-                        }
-                    }
-                    if let Some(keep) = keep {
-                        let stmt = client
-                            .prepare_cached(
-                                "DELETE FROM url_book WHERE (org, key) IN (
-                                     SELECT org, key FROM url_book
-                                     ORDER BY used_at DESC, org DESC, key DESC OFFSET $1
-                                 ) RETURNING org, key",
-                            )
-                            .await?;
-                        for row in client.query(&stmt, &[&keep]).await? {
-                            removed.push((row.try_get(0)?, row.try_get(1)?));
-                        }
-                    }
-                    Ok::<_, PgError>(removed)
-                };
-                sweep.await.map_err(failed)?
-            }
-        };
+        let removed = self.backing.sweep(cutoff, keep).await?;
         for id in &removed {
             self.recent.invalidate(id);
         }
         Ok(removed.len() as u64)
     }
-
-    /// A connection from the pool, once the table exists (created by the
-    /// first call of this process; again after a failure).
-    async fn pg_client(
-        pool: &deadpool_postgres::Pool,
-        schema: &tokio::sync::OnceCell<()>,
-    ) -> postgres::Result<deadpool_postgres::Object> {
-        schema
-            .get_or_try_init(|| postgres::create_schema(pool, PG_SCHEMA))
-            .await?;
-        Ok(pool.get().await?)
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use rusqlite::Connection;
 
-    #[test]
-    fn keys_follow_the_url_and_its_version() {
-        let a = key_for("https://m.example.com/a.mp4", "\"v1\"");
-        assert_eq!(a.len(), 32);
-        assert_eq!(a, key_for("https://m.example.com/a.mp4", "\"v1\""));
-        assert_ne!(a, key_for("https://m.example.com/a.mp4", "\"v2\""));
-        assert_ne!(a, key_for("https://m.example.com/b.mp4", "\"v1\""));
-    }
+    use super::*;
 
     #[tokio::test]
     async fn entries_survive_reopening() {
@@ -590,13 +340,10 @@ mod tests {
     }
 
     fn rows(book: &UrlBook) -> i64 {
-        let Backing::Sqlite(conn) = &book.backing else {
+        let Backing::Sqlite(table) = &book.backing else {
             unreachable!()
         };
-        conn.lock()
-            .unwrap()
-            .query_row("SELECT COUNT(*) FROM video_urls", [], |r| r.get(0))
-            .unwrap()
+        table.rows()
     }
 
     #[tokio::test]
@@ -762,7 +509,7 @@ mod tests {
         let mut config = Config::default();
         config.jobs.database_url = Some("postgres://u:hunter2@127.0.0.1:1/db".into());
         let book = UrlBook::open(&config).expect("no connection is made yet");
-        assert!(matches!(book.backing, Backing::Postgres { .. }));
+        assert!(matches!(book.backing, Backing::Postgres(_)));
         config.jobs.database_url = Some("mysql://u:hunter2@127.0.0.1/db".into());
         let e = UrlBook::open(&config).err().unwrap().to_string();
         assert!(e.contains("postgres://") && !e.contains("hunter2"), "{e}");

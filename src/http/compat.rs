@@ -23,9 +23,9 @@ use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::api::{json_response, parse_json};
-use super::routes::App;
-use super::Body;
+use super::app::App;
+use super::job_answers::{failed_problem, maybe_wait};
+use super::responses::{json_response, parse_json, Body};
 use crate::domain::FieldError;
 use crate::domain::Problem;
 use crate::domain::{Fit, Format, MAX_DIMENSION};
@@ -131,111 +131,110 @@ fn opt_fit(obj: &Map<String, Value>) -> Result<Option<Fit>, Problem> {
     }
 }
 
-impl App {
-    /// `POST /v1/video/thumbnail`.
-    pub(super) async fn video_url(
-        &self,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> Result<Response<Body>, Problem> {
-        self.video_url_inner(headers, body)
-            .await
-            .map_err(video_url_error)
-    }
+/// `POST /v1/video/thumbnail`.
+pub(super) async fn video_url(
+    app: &App,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response<Body>, Problem> {
+    video_url_inner(app, headers, body)
+        .await
+        .map_err(video_url_error)
+}
 
-    async fn video_url_inner(
-        &self,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> Result<Response<Body>, Problem> {
-        let org = self.api_org(headers)?;
-        let body = parse_json(&body)?;
-        let obj = object(&body)?;
-        let raw_url = match obj.get("video_url") {
-            None | Some(Value::Null) => {
-                return Err(invalid("video_url", "'video_url' is a required property"))
-            }
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err(invalid("video_url", "'video_url' must be a string")),
-        };
-        let second = match obj.get("second") {
-            None | Some(Value::Null) => None,
-            Some(v) => match v.as_f64() {
-                Some(s) if s.is_finite() && s >= 0.0 => Some(s),
-                _ => return Err(invalid("second", "'second' must be a number, 0 or more")),
-            },
-        };
-        let webhook_url = opt_string(obj, "webhook_url")?;
-        let client_id = opt_string(obj, "id")?;
-        if client_id.as_ref().is_some_and(|id| id.len() > 256) {
-            return Err(invalid("id", "'id' must be at most 256 characters"));
+async fn video_url_inner(
+    app: &App,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response<Body>, Problem> {
+    let org = app.access.api_org(headers)?;
+    let body = parse_json(&body)?;
+    let obj = object(&body)?;
+    let raw_url = match obj.get("video_url") {
+        None | Some(Value::Null) => {
+            return Err(invalid("video_url", "'video_url' is a required property"))
         }
-        let width = opt_dimension(obj, "width")?;
-        let height = opt_dimension(obj, "height")?;
-        let format = opt_format(obj, "format", Format::Jpeg)?;
-        let fit = opt_fit(obj)?;
-        if let Some(url) = &webhook_url {
-            self.jobs
-                .check_webhook(&org, url)
-                .map_err(|e| invalid("webhook_url", e.to_string()))?;
-        }
-        // Shape, prefix and literal addresses first: a refused URL costs no request.
-        let policy = self.renderer.url_policy(&org).ok_or_else(|| {
-            Problem::new(
-                StatusCode::FORBIDDEN,
-                "video-url-forbidden",
-                "Video URL not allowed",
-                "this org takes no video URLs (video_url_prefixes is empty)",
-            )
-        })?;
-        policy.check(&raw_url).map_err(|e| match e {
-            crate::source::guard::UrlRefusal::Invalid(m) => invalid("video_url", m),
-            crate::source::guard::UrlRefusal::Forbidden(m) => Problem::new(
-                StatusCode::FORBIDDEN,
-                "video-url-forbidden",
-                "Video URL not allowed",
-                m,
-            ),
-        })?;
-        let key = self
-            .renderer
-            .register_url(&org, &raw_url)
-            .await
-            .map_err(|e| Problem::from(&e))?;
-        let env = self.video_url_envs.get(&org).cloned().unwrap_or_default();
-        let probe = self
-            .renderer
-            .probe(&org, &env, &key)
-            .await
-            .map_err(|e| Problem::from(&e))?;
-        let second = match (second, probe.duration_secs) {
-            (Some(s), _) => s,
-            (None, Some(d)) => DEFAULT_SECOND.min(d),
-            (None, None) => DEFAULT_SECOND,
-        };
-        let time_us = request::seconds_to_us(second);
-        let params = Params {
-            width,
-            height,
-            time: Some(crate::domain::TimeSpec::At(time_us)),
-            fit,
-            quality: None,
-        };
-        let job = JobRequest {
-            thumbnail: ThumbnailRequest {
-                org: org.clone(),
-                env,
-                key,
-                spec: params.to_spec(format),
-            },
-            client_id,
-            webhook_url: webhook_url.clone(),
-            timeout_ms: None,
-            timestamp_ms: Some(time_us / 1000),
-        };
-        let client_id = job.client_id.clone();
-        let (record, new) = self
-            .jobs
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(invalid("video_url", "'video_url' must be a string")),
+    };
+    let second = match obj.get("second") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_f64() {
+            Some(s) if s.is_finite() && s >= 0.0 => Some(s),
+            _ => return Err(invalid("second", "'second' must be a number, 0 or more")),
+        },
+    };
+    let webhook_url = opt_string(obj, "webhook_url")?;
+    let client_id = opt_string(obj, "id")?;
+    if client_id.as_ref().is_some_and(|id| id.len() > 256) {
+        return Err(invalid("id", "'id' must be at most 256 characters"));
+    }
+    let width = opt_dimension(obj, "width")?;
+    let height = opt_dimension(obj, "height")?;
+    let format = opt_format(obj, "format", Format::Jpeg)?;
+    let fit = opt_fit(obj)?;
+    if let Some(url) = &webhook_url {
+        app.jobs
+            .check_webhook(&org, url)
+            .map_err(|e| invalid("webhook_url", e.to_string()))?;
+    }
+    // Shape, prefix and literal addresses first: a refused URL costs no request.
+    let policy = app.renderer.url_policy(&org).ok_or_else(|| {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "video-url-forbidden",
+            "Video URL not allowed",
+            "this org takes no video URLs (video_url_prefixes is empty)",
+        )
+    })?;
+    policy.check(&raw_url).map_err(|e| match e {
+        crate::source::guard::UrlRefusal::Invalid(m) => invalid("video_url", m),
+        crate::source::guard::UrlRefusal::Forbidden(m) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "video-url-forbidden",
+            "Video URL not allowed",
+            m,
+        ),
+    })?;
+    let key = app
+        .renderer
+        .register_url(&org, &raw_url)
+        .await
+        .map_err(|e| Problem::from(&e))?;
+    let env = app.video_url_envs.get(&org).cloned().unwrap_or_default();
+    let probe = app
+        .renderer
+        .probe(&org, &env, &key)
+        .await
+        .map_err(|e| Problem::from(&e))?;
+    let second = match (second, probe.duration_secs) {
+        (Some(s), _) => s,
+        (None, Some(d)) => DEFAULT_SECOND.min(d),
+        (None, None) => DEFAULT_SECOND,
+    };
+    let time_us = request::seconds_to_us(second);
+    let params = Params {
+        width,
+        height,
+        time: Some(crate::domain::TimeSpec::At(time_us)),
+        fit,
+        quality: None,
+    };
+    let job = JobRequest {
+        thumbnail: ThumbnailRequest {
+            org: org.clone(),
+            env,
+            key,
+            spec: params.to_spec(format),
+        },
+        client_id,
+        webhook_url: webhook_url.clone(),
+        timeout_ms: None,
+        timestamp_ms: Some(time_us / 1000),
+    };
+    let client_id = job.client_id.clone();
+    let (record, new) =
+        app.jobs
             .submit_request(job, Shape::VideoUrl)
             .await
             .map_err(|e| match &e {
@@ -243,215 +242,215 @@ impl App {
                     .with_member("error", format!("MAX_QUEUE_LENGTH ({max}) reached")),
                 _ => Problem::from(&e),
             })?;
-        let accepted = |record: &crate::jobs::store::JobRecord| {
-            json_response(
-                StatusCode::ACCEPTED,
-                &json!({
-                    "job_id": record.id,
-                    "id": client_id,
-                    "message": "processing",
-                    "queue_length": self.jobs.queue_length(),
-                    "max_queue_length": self.jobs.max_queue(),
-                }),
-            )
-        };
-        if let Some(url) = webhook_url {
-            // The same render already made for someone else: this caller's
-            // webhook gets the result all the same.
-            if !new && record.status.is_final() {
-                self.jobs.notify(&record, &url, client_id.clone());
-            }
-            return Ok(accepted(&record));
+    let accepted = |record: &crate::jobs::store::JobRecord| {
+        json_response(
+            StatusCode::ACCEPTED,
+            &json!({
+                "job_id": record.id,
+                "id": client_id,
+                "message": "processing",
+                "queue_length": app.jobs.queue_length(),
+                "max_queue_length": app.jobs.max_queue(),
+            }),
+        )
+    };
+    if let Some(url) = webhook_url {
+        // The same render already made for someone else: this caller's
+        // webhook gets the result all the same.
+        if !new && record.status.is_final() {
+            app.jobs.notify(&record, &url, client_id.clone());
         }
-        let record = if record.status.is_final() {
-            record
-        } else {
-            self.jobs
-                .wait_final(&org, &record.id, self.jobs.max_wait())
-                .await
-                .map_err(|e| Problem::from(&e))?
-        };
-        match record.status {
-            Status::Completed => {
-                let mut doc = shapes::video_url(&record);
-                // This caller's reference, whoever asked for the render first.
-                doc["id"] = client_id.clone().into();
-                Ok(json_response(StatusCode::OK, &doc))
-            }
-            Status::Failed => Err(super::api::failed_problem(&record)),
-            Status::Pending | Status::Processing => Ok(accepted(&record)),
+        return Ok(accepted(&record));
+    }
+    let record = if record.status.is_final() {
+        record
+    } else {
+        app.jobs
+            .wait_final(&org, &record.id, app.jobs.max_wait())
+            .await
+            .map_err(|e| Problem::from(&e))?
+    };
+    match record.status {
+        Status::Completed => {
+            let mut doc = shapes::video_url(&record);
+            // This caller's reference, whoever asked for the render first.
+            doc["id"] = client_id.clone().into();
+            Ok(json_response(StatusCode::OK, &doc))
+        }
+        Status::Failed => Err(failed_problem(&record)),
+        Status::Pending | Status::Processing => Ok(accepted(&record)),
+    }
+}
+
+/// `GET /v1/video/thumbnail/{job_id}`: a video-URL job's result.
+pub(super) async fn video_url_status(
+    app: &App,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Response<Body>, Problem> {
+    let result = async {
+        let org = app.access.api_org(headers)?;
+        let record = app
+            .jobs
+            .get(&org, id)
+            .await
+            .map_err(|e| Problem::from(&e))?;
+        Ok(json_response(StatusCode::OK, &shapes::video_url(&record)))
+    };
+    result.await.map_err(video_url_error)
+}
+
+/// `POST /v2/thumbnail`: a conversion task.
+pub(super) async fn task(
+    app: &App,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response<Body>, Problem> {
+    task_inner(app, headers, body).await.map_err(task_error)
+}
+
+async fn task_inner(
+    app: &App,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response<Body>, Problem> {
+    let org = app.access.api_org(headers)?;
+    let body = parse_json(&body)?;
+    let obj = object(&body)?;
+    // The endpoint is the operation: naming it is optional.
+    match opt_string(obj, "operation")?.as_deref() {
+        None | Some("thumbnail") => {}
+        Some(other) => {
+            return Err(invalid(
+                "operation",
+                format!("this endpoint runs the operation \"thumbnail\" only, not {other:?}"),
+            ))
         }
     }
-
-    /// `GET /v1/video/thumbnail/{job_id}`: a video-URL job's result.
-    pub(super) async fn video_url_status(
-        &self,
-        headers: &HeaderMap,
-        id: &str,
-    ) -> Result<Response<Body>, Problem> {
-        let result = async {
-            let org = self.api_org(headers)?;
-            let record = self
-                .jobs
-                .get(&org, id)
-                .await
-                .map_err(|e| Problem::from(&e))?;
-            Ok(json_response(StatusCode::OK, &shapes::video_url(&record)))
-        };
-        result.await.map_err(video_url_error)
+    let input = match opt_string(obj, "input")? {
+        Some(i) => i,
+        None => {
+            return Err(invalid(
+                "input",
+                "'input' is required: the key of an uploaded video",
+            ))
+        }
+    };
+    let key = request::parse_key(&input)
+        .map_err(|_| invalid("input", "'input' must be the key of an uploaded video"))?;
+    // Taken, not used: the container is read from the bytes.
+    opt_string(obj, "input_format")?;
+    let format = opt_format(obj, "output_format", Format::Png)?;
+    let width = opt_dimension(obj, "width")?;
+    let height = opt_dimension(obj, "height")?;
+    let fit = opt_fit(obj)?;
+    if let Some(engine) = opt_string(obj, "engine")? {
+        if !engine.eq_ignore_ascii_case(TASK_ENGINE) {
+            return Err(invalid(
+                "engine",
+                format!("thumbd renders with FFmpeg: 'engine' must be \"{TASK_ENGINE}\" or left out, not {engine:?}"),
+            ));
+        }
     }
-
-    /// `POST /v2/thumbnail`: a conversion task.
-    pub(super) async fn task(
-        &self,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> Result<Response<Body>, Problem> {
-        self.task_inner(headers, body).await.map_err(task_error)
-    }
-
-    async fn task_inner(
-        &self,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> Result<Response<Body>, Problem> {
-        let org = self.api_org(headers)?;
-        let body = parse_json(&body)?;
-        let obj = object(&body)?;
-        // The endpoint is the operation: naming it is optional.
-        match opt_string(obj, "operation")?.as_deref() {
-            None | Some("thumbnail") => {}
-            Some(other) => {
+    // Taken, not used: thumbd renders with the FFmpeg it is built with.
+    opt_string(obj, "engine_version")?;
+    let timeout_ms = match obj.get("timeout") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_f64() {
+            Some(t) if t.is_finite() && t > 0.0 => {
+                Some((t.min(MAX_TASK_TIMEOUT_SECS) * 1000.0).ceil() as u64)
+            }
+            _ => {
                 return Err(invalid(
-                    "operation",
-                    format!("this endpoint runs the operation \"thumbnail\" only, not {other:?}"),
+                    "timeout",
+                    "'timeout' must be a number of seconds, more than 0",
                 ))
             }
+        },
+    };
+    // Taken; the result file keeps its name (the job has no place for
+    // another one).
+    if let Some(name) = opt_string(obj, "filename")? {
+        if name.is_empty()
+            || name.len() > MAX_FILENAME_BYTES
+            || name.contains(['/', '\\'])
+            || name.chars().any(char::is_control)
+        {
+            return Err(invalid(
+                "filename",
+                format!(
+                    "'filename' must be a file name (no path), 1 to {MAX_FILENAME_BYTES} bytes"
+                ),
+            ));
         }
-        let input = match opt_string(obj, "input")? {
-            Some(i) => i,
-            None => {
-                return Err(invalid(
-                    "input",
-                    "'input' is required: the key of an uploaded video",
-                ))
+    }
+    let env = match opt_string(obj, "env")? {
+        Some(e) => e,
+        None => app
+            .upload_envs
+            .get(&org)
+            .cloned()
+            .ok_or_else(|| Problem::not_found(format!("org {org:?} has no upload store")))?,
+    };
+    if let Some(url) = opt_string(obj, "webhook_url")? {
+        app.jobs
+            .check_webhook(&org, &url)
+            .map_err(|e| invalid("webhook_url", e.to_string()))?;
+    }
+    let params = Params {
+        width,
+        height,
+        time: None,
+        fit,
+        quality: None,
+    };
+    let job = JobRequest {
+        thumbnail: ThumbnailRequest {
+            org: org.clone(),
+            env,
+            key,
+            spec: params.to_spec(format),
+        },
+        client_id: opt_string(obj, "tag")?,
+        webhook_url: opt_string(obj, "webhook_url")?,
+        timeout_ms,
+        timestamp_ms: None,
+    };
+    let (record, _) = app
+        .jobs
+        .submit_request(job, Shape::Task)
+        .await
+        .map_err(|e| match &e {
+            JobError::Render(_) if Problem::from(&e).status == 404 => {
+                Problem::not_found(format!("there is no uploaded video {input:?}"))
             }
-        };
-        let key = request::parse_key(&input)
-            .map_err(|_| invalid("input", "'input' must be the key of an uploaded video"))?;
-        // Taken, not used: the container is read from the bytes.
-        opt_string(obj, "input_format")?;
-        let format = opt_format(obj, "output_format", Format::Png)?;
-        let width = opt_dimension(obj, "width")?;
-        let height = opt_dimension(obj, "height")?;
-        let fit = opt_fit(obj)?;
-        if let Some(engine) = opt_string(obj, "engine")? {
-            if !engine.eq_ignore_ascii_case(TASK_ENGINE) {
-                return Err(invalid(
-                    "engine",
-                    format!("thumbd renders with FFmpeg: 'engine' must be \"{TASK_ENGINE}\" or left out, not {engine:?}"),
-                ));
-            }
-        }
-        // Taken, not used: thumbd renders with the FFmpeg it is built with.
-        opt_string(obj, "engine_version")?;
-        let timeout_ms = match obj.get("timeout") {
-            None | Some(Value::Null) => None,
-            Some(v) => match v.as_f64() {
-                Some(t) if t.is_finite() && t > 0.0 => {
-                    Some((t.min(MAX_TASK_TIMEOUT_SECS) * 1000.0).ceil() as u64)
-                }
-                _ => {
-                    return Err(invalid(
-                        "timeout",
-                        "'timeout' must be a number of seconds, more than 0",
-                    ))
-                }
-            },
-        };
-        // Taken; the result file keeps its name (the job has no place for
-        // another one).
-        if let Some(name) = opt_string(obj, "filename")? {
-            if name.is_empty()
-                || name.len() > MAX_FILENAME_BYTES
-                || name.contains(['/', '\\'])
-                || name.chars().any(char::is_control)
-            {
-                return Err(invalid(
-                    "filename",
-                    format!(
-                        "'filename' must be a file name (no path), 1 to {MAX_FILENAME_BYTES} bytes"
-                    ),
-                ));
-            }
-        }
-        let env =
-            match opt_string(obj, "env")? {
-                Some(e) => e,
-                None => self.upload_envs.get(&org).cloned().ok_or_else(|| {
-                    Problem::not_found(format!("org {org:?} has no upload store"))
-                })?,
-            };
-        if let Some(url) = opt_string(obj, "webhook_url")? {
-            self.jobs
-                .check_webhook(&org, &url)
-                .map_err(|e| invalid("webhook_url", e.to_string()))?;
-        }
-        let params = Params {
-            width,
-            height,
-            time: None,
-            fit,
-            quality: None,
-        };
-        let job = JobRequest {
-            thumbnail: ThumbnailRequest {
-                org: org.clone(),
-                env,
-                key,
-                spec: params.to_spec(format),
-            },
-            client_id: opt_string(obj, "tag")?,
-            webhook_url: opt_string(obj, "webhook_url")?,
-            timeout_ms,
-            timestamp_ms: None,
-        };
-        let (record, _) =
-            self.jobs
-                .submit_request(job, Shape::Task)
-                .await
-                .map_err(|e| match &e {
-                    JobError::Render(_) if Problem::from(&e).status == 404 => {
-                        Problem::not_found(format!("there is no uploaded video {input:?}"))
-                    }
-                    _ => Problem::from(&e),
-                })?;
-        let record = self.maybe_wait(record, headers).await?;
+            _ => Problem::from(&e),
+        })?;
+    let record = maybe_wait(&app.jobs, record, headers).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({ "data": shapes::task(&record) }),
+    ))
+}
+
+/// `GET /v2/tasks/{id}`.
+pub(super) async fn task_status(
+    app: &App,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Response<Body>, Problem> {
+    let result = async {
+        let org = app.access.api_org(headers)?;
+        let record = app
+            .jobs
+            .get(&org, id)
+            .await
+            .map_err(|e| Problem::from(&e))?;
+        let record = maybe_wait(&app.jobs, record, headers).await?;
         Ok(json_response(
-            StatusCode::CREATED,
+            StatusCode::OK,
             &json!({ "data": shapes::task(&record) }),
         ))
-    }
-
-    /// `GET /v2/tasks/{id}`.
-    pub(super) async fn task_status(
-        &self,
-        headers: &HeaderMap,
-        id: &str,
-    ) -> Result<Response<Body>, Problem> {
-        let result = async {
-            let org = self.api_org(headers)?;
-            let record = self
-                .jobs
-                .get(&org, id)
-                .await
-                .map_err(|e| Problem::from(&e))?;
-            let record = self.maybe_wait(record, headers).await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({ "data": shapes::task(&record) }),
-            ))
-        };
-        result.await.map_err(task_error)
-    }
+    };
+    result.await.map_err(task_error)
 }

@@ -6,11 +6,14 @@
 
 use std::path::Path;
 
+use http::Response;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
+use super::responses::{plain, Body};
 use crate::auth::{self, SignRequest};
 use crate::config::{Access, Config};
+use crate::domain::Problem;
 use crate::render::Renderer;
 use crate::request::{self, Params};
 use crate::source::SourceTemplate;
@@ -27,6 +30,24 @@ const VIDEO_EXTENSIONS: &[&str] = &[
 ];
 /// Lifetime of the token minted for the page's signed sample, seconds.
 const TOKEN_SECS: u64 = 3600;
+
+/// `GET /`: the page, when it is on (`page`).
+pub(super) async fn page(
+    page: Option<&DemoPage>,
+    renderer: &Renderer,
+    head: bool,
+) -> Result<Response<Body>, Problem> {
+    match page {
+        Some(page) => Ok(plain(
+            "text/html; charset=utf-8",
+            page.render(renderer).await,
+            head,
+        )),
+        None => Err(Problem::not_found(
+            "no such endpoint (the demo page is off: server.demo_page)",
+        )),
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 struct Sample {
@@ -59,7 +80,7 @@ struct PageData<'a> {
 }
 
 /// The demo page's contents, found once from the config.
-pub struct DemoPage {
+pub(super) struct DemoPage {
     config: Config,
     /// Public videos (durations filled in on the first request).
     found: Vec<Sample>,
@@ -71,7 +92,7 @@ impl DemoPage {
     /// Lists the videos of every `file:` environment: public ones for the
     /// gallery, the first signed one with a shared-secret key (which the
     /// server can sign with) for the private sample.
-    pub fn new(config: &Config) -> DemoPage {
+    pub(super) fn new(config: &Config) -> DemoPage {
         let mut found = Vec::new();
         let mut signed = None;
         for (org_id, org) in &config.orgs {
@@ -115,7 +136,7 @@ impl DemoPage {
     }
 
     /// The page, with durations (probed once) and a token minted now.
-    pub async fn render(&self, renderer: &Renderer) -> String {
+    async fn render(&self, renderer: &Renderer) -> String {
         let (samples, signed) = self
             .probed
             .get_or_init(|| async {

@@ -5,192 +5,125 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response};
 
-use super::Body;
-use crate::auth::{AuthError, Target, ANIMATED_AUDIENCES, STORYBOARD_AUDIENCES};
-use crate::config::Access;
+use super::app::App;
+use super::responses::{picture_response, render_problem, Body};
+use crate::auth::{Target, ANIMATED_AUDIENCES, STORYBOARD_AUDIENCES};
 use crate::domain::Problem;
 use crate::media::storyboard::Layout;
-use crate::render::CacheStatus;
 use crate::request::animated;
 use crate::request::storyboard::{self, Output, StoryboardRequest};
 
-use super::routes::{render_problem, App};
-
-impl App {
-    /// `GET /v1/storyboard/{org}/{env}/{key}.{webp|jpg|png|vtt|json}`.
-    pub(super) async fn storyboard(
-        &self,
-        tail: &str,
-        query: Option<&str>,
-        headers: &HeaderMap,
-        head: bool,
-    ) -> Result<Response<Body>, Problem> {
-        let parsed = storyboard::parse(tail, query).map_err(Problem::invalid_request)?;
-        let req = &parsed.request;
-        let expires_at = self.check_access(
-            &req.org,
-            &req.env,
-            &req.key,
-            &STORYBOARD_AUDIENCES,
-            parsed.token.as_deref(),
-            headers,
-        )?;
-        let (board, cache) = self
-            .renderer
-            .storyboard(req)
-            .await
-            .map_err(|e| render_problem(&e, &req.org, &req.env, &req.key))?;
-        let (body, content_type, etag) = match parsed.output {
-            Output::Sprite => (board.bytes.clone(), board.content_type, board.etag.clone()),
-            Output::Vtt | Output::Json => {
-                let layout = board.layout.as_ref().expect("storyboards have a layout");
-                let url = self.sprite_url(req, parsed.token.as_deref());
-                let (text, content_type) = if parsed.output == Output::Vtt {
-                    (vtt(layout, &url), "text/vtt; charset=utf-8")
-                } else {
-                    (json(layout, &url), "application/json")
-                };
-                // The description changes with the sprite and with its URL.
-                let etag = crate::render::strong_etag(text.as_bytes());
-                (Bytes::from(text), content_type, etag)
-            }
-        };
-        Ok(self.picture_response(body, content_type, &etag, cache, expires_at, headers, head))
-    }
-
-    /// `GET /v1/animated/{org}/{env}/{key}.{webp|gif}`.
-    pub(super) async fn animated(
-        &self,
-        tail: &str,
-        query: Option<&str>,
-        headers: &HeaderMap,
-        head: bool,
-    ) -> Result<Response<Body>, Problem> {
-        let (req, token) = animated::parse(tail, query, &self.animated_limits)
-            .map_err(Problem::invalid_request)?;
-        let expires_at = self.check_access(
-            &req.org,
-            &req.env,
-            &req.key,
-            &ANIMATED_AUDIENCES,
-            token.as_deref(),
-            headers,
-        )?;
-        let (anim, cache) = self
-            .renderer
-            .animated(&req)
-            .await
-            .map_err(|e| render_problem(&e, &req.org, &req.env, &req.key))?;
-        let mut response = self.picture_response(
-            anim.bytes.clone(),
-            anim.content_type,
-            &anim.etag,
-            cache,
-            expires_at,
-            headers,
-            head,
-        );
-        response
-            .headers_mut()
-            .insert(X_ANIMATION_FRAMES, HeaderValue::from(anim.frames));
-        Ok(response)
-    }
-
-    /// Settles who may see `org`/`env`'s pictures: `None` for a public
-    /// environment, the token's expiry for a signed one.
-    fn check_access(
-        &self,
-        org: &str,
-        env: &str,
-        key: &str,
-        audiences: &[&str],
-        token: Option<&str>,
-        headers: &HeaderMap,
-    ) -> Result<Option<u64>, Problem> {
-        match self.renderer.access(org, env) {
-            None => Err(Problem::not_found(format!(
-                "there is no environment {env:?} in org {org:?}"
-            ))),
-            Some(Access::Public) => Ok(None),
-            Some(Access::Signed) => {
-                let verified = token
-                    .or(super::routes::bearer_token(headers))
-                    .ok_or(AuthError::Missing)
-                    .and_then(|t| {
-                        let target = Target {
-                            org,
-                            env,
-                            key,
-                            audiences,
-                        };
-                        self.verifier.verify(t, &target)
-                    });
-                match verified {
-                    Ok(grant) => Ok(Some(grant.expires_at)),
-                    Err(e) => {
-                        tracing::info!(error = %e, "token refused");
-                        Err(Problem::from(&e))
-                    }
-                }
-            }
+/// `GET /v1/storyboard/{org}/{env}/{key}.{webp|jpg|png|vtt|json}`.
+pub(super) async fn storyboard(
+    app: &App,
+    tail: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response<Body>, Problem> {
+    let parsed = storyboard::parse(tail, query).map_err(Problem::invalid_request)?;
+    let req = &parsed.request;
+    let target = Target {
+        org: &req.org,
+        env: &req.env,
+        key: &req.key,
+        audiences: &STORYBOARD_AUDIENCES,
+    };
+    let access = app.renderer.access(&req.org, &req.env);
+    let expires_at = app
+        .access
+        .picture(access, &target, parsed.token.as_deref(), headers)?;
+    let (board, cache) = app
+        .renderer
+        .storyboard(req)
+        .await
+        .map_err(|e| render_problem(&e, &req.org, &req.env, &req.key))?;
+    let (body, content_type, etag) = match parsed.output {
+        Output::Sprite => (board.bytes.clone(), board.content_type, board.etag.clone()),
+        Output::Vtt | Output::Json => {
+            let layout = board.layout.as_ref().expect("storyboards have a layout");
+            let url = sprite_url(&app.public_base_url, req, parsed.token.as_deref());
+            let (text, content_type) = if parsed.output == Output::Vtt {
+                (vtt(layout, &url), "text/vtt; charset=utf-8")
+            } else {
+                (json(layout, &url), "application/json")
+            };
+            // The description changes with the sprite and with its URL.
+            let etag = crate::render::strong_etag(text.as_bytes());
+            (Bytes::from(text), content_type, etag)
         }
-    }
+    };
+    let cache_control = app.cache.until(expires_at);
+    Ok(picture_response(
+        body,
+        content_type,
+        &etag,
+        cache,
+        cache_control,
+        headers,
+        head,
+    ))
+}
 
-    /// Where a storyboard's sprite is, with the same parameters (and token).
-    fn sprite_url(&self, req: &StoryboardRequest, token: Option<&str>) -> String {
-        let mut url = format!(
-            "{}/v1/storyboard/{}/{}/{}.{}?{}",
-            self.public_base_url.trim_end_matches('/'),
-            req.org,
-            req.env,
-            req.key,
-            req.spec.format.ext(),
-            req.sprite_query()
-        );
-        if let Some(t) = token {
-            url.push_str("&token=");
-            url.extend(form_urlencoded::byte_serialize(t.as_bytes()));
-        }
-        url
-    }
+/// `GET /v1/animated/{org}/{env}/{key}.{webp|gif}`.
+pub(super) async fn animated(
+    app: &App,
+    tail: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response<Body>, Problem> {
+    let (req, token) =
+        animated::parse(tail, query, &app.animated_limits).map_err(Problem::invalid_request)?;
+    let target = Target {
+        org: &req.org,
+        env: &req.env,
+        key: &req.key,
+        audiences: &ANIMATED_AUDIENCES,
+    };
+    let access = app.renderer.access(&req.org, &req.env);
+    let expires_at = app
+        .access
+        .picture(access, &target, token.as_deref(), headers)?;
+    let (anim, cache) = app
+        .renderer
+        .animated(&req)
+        .await
+        .map_err(|e| render_problem(&e, &req.org, &req.env, &req.key))?;
+    let cache_control = app.cache.until(expires_at);
+    let mut response = picture_response(
+        anim.bytes.clone(),
+        anim.content_type,
+        &anim.etag,
+        cache,
+        cache_control,
+        headers,
+        head,
+    );
+    response
+        .headers_mut()
+        .insert(X_ANIMATION_FRAMES, HeaderValue::from(anim.frames));
+    Ok(response)
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn picture_response(
-        &self,
-        body: Bytes,
-        content_type: &'static str,
-        etag: &str,
-        cache: CacheStatus,
-        expires_at: Option<u64>,
-        headers: &HeaderMap,
-        head: bool,
-    ) -> Response<Body> {
-        let not_modified = headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| super::routes::etag_matches(v, etag))
-        });
-        let cache_control = self.cache_control_until(expires_at);
-        let mut builder = Response::builder()
-            .header(header::ETAG, etag)
-            .header(header::CACHE_CONTROL, cache_control)
-            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
-            .header(super::routes::X_THUMBNAIL_CACHE, cache.as_str());
-        if not_modified {
-            builder = builder.status(StatusCode::NOT_MODIFIED);
-            return builder.body(Body::default()).expect("valid response");
-        }
-        builder = builder.header(header::CONTENT_TYPE, content_type);
-        if head {
-            builder
-                .header(header::CONTENT_LENGTH, body.len())
-                .body(Body::default())
-        } else {
-            builder.body(Body::new(body))
-        }
-        .expect("valid response")
+/// Where a storyboard's sprite is, with the same parameters (and token).
+fn sprite_url(public_base_url: &str, req: &StoryboardRequest, token: Option<&str>) -> String {
+    let mut url = format!(
+        "{}/v1/storyboard/{}/{}/{}.{}?{}",
+        public_base_url.trim_end_matches('/'),
+        req.org,
+        req.env,
+        req.key,
+        req.spec.format.ext(),
+        req.sprite_query()
+    );
+    if let Some(t) = token {
+        url.push_str("&token=");
+        url.extend(form_urlencoded::byte_serialize(t.as_bytes()));
     }
+    url
 }
 
 /// `X-Animation-Frames`: frames in an animated preview.
@@ -210,7 +143,7 @@ fn vtt_time(secs: f64) -> String {
 
 /// The WebVTT file players read: one cue per tile, its text the sprite's
 /// URL with the tile's region (`#xywh=x,y,w,h`).
-pub fn vtt(layout: &Layout, sprite_url: &str) -> String {
+fn vtt(layout: &Layout, sprite_url: &str) -> String {
     let mut out = String::from("WEBVTT\n");
     for t in &layout.tiles {
         let _ = write!(
@@ -228,7 +161,7 @@ pub fn vtt(layout: &Layout, sprite_url: &str) -> String {
 }
 
 /// The same as JSON.
-pub fn json(layout: &Layout, sprite_url: &str) -> String {
+fn json(layout: &Layout, sprite_url: &str) -> String {
     let tiles: Vec<_> = layout
         .tiles
         .iter()

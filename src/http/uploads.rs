@@ -22,9 +22,9 @@ use http::{header, HeaderMap, Response, StatusCode};
 use http_body_util::BodyStream;
 use serde_json::{json, Value};
 
-use super::api::json_response;
-use super::routes::App;
-use super::Body;
+use super::app::App;
+use super::job_answers::{job_status, maybe_wait};
+use super::responses::{json_response, Body};
 use crate::domain::FieldError;
 use crate::domain::Problem;
 use crate::domain::{Fit, Format, MAX_DIMENSION};
@@ -53,7 +53,7 @@ fn field_error(location: &str, value: &str, message: impl Into<String>) -> Probl
 
 /// The `persistent` query parameter: `true`, `false`, `1` or `0` (any
 /// case); absent, false. Given twice, both must agree.
-pub fn parse_persistent(query: Option<&str>) -> Result<bool, Problem> {
+fn parse_persistent(query: Option<&str>) -> Result<bool, Problem> {
     let mut found = None;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if k != "persistent" {
@@ -83,7 +83,7 @@ pub fn parse_persistent(query: Option<&str>) -> Result<bool, Problem> {
 }
 
 /// `WxH`, each side 1-4096.
-pub fn parse_size(s: &str) -> Option<(u32, u32)> {
+fn parse_size(s: &str) -> Option<(u32, u32)> {
     let (w, h) = s.trim().split_once(['x', 'X'])?;
     let side = |v: &str| {
         v.parse::<u32>()
@@ -174,285 +174,283 @@ fn parse_form(fields: &HashMap<String, String>) -> Result<Form, Problem> {
     })
 }
 
-impl App {
-    /// The store an upload goes to: `env` if named, else the org's upload
-    /// store.
-    fn upload_store(
-        &self,
-        org: &str,
-        env: Option<&str>,
-    ) -> Result<(String, Arc<ObjectStore>), Problem> {
-        let env = match env {
-            Some(e) => e.to_owned(),
-            None => self.upload_envs.get(org).cloned().ok_or_else(|| {
-                Problem::not_found(format!(
-                    "org {org:?} has no upload store (a store: environment, or upload_env)"
-                ))
-            })?,
-        };
-        let store = self.stores.get(org, &env).ok_or_else(|| {
+/// The store an upload goes to: `env` if named, else the org's upload
+/// store.
+fn upload_store(
+    app: &App,
+    org: &str,
+    env: Option<&str>,
+) -> Result<(String, Arc<ObjectStore>), Problem> {
+    let env = match env {
+        Some(e) => e.to_owned(),
+        None => app.upload_envs.get(org).cloned().ok_or_else(|| {
             Problem::not_found(format!(
-                "there is no store: environment {env:?} in org {org:?}"
+                "org {org:?} has no upload store (a store: environment, or upload_env)"
             ))
-        })?;
-        Ok((env, store.clone()))
+        })?,
+    };
+    let store = app.stores.get(org, &env).ok_or_else(|| {
+        Problem::not_found(format!(
+            "there is no store: environment {env:?} in org {org:?}"
+        ))
+    })?;
+    Ok((env, store.clone()))
+}
+
+/// `POST /v1/api/{org}/uploads`.
+pub(super) async fn upload<B>(
+    app: &App,
+    org: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: B,
+) -> Result<Response<Body>, Problem>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    app.access.authorize_api(org, headers)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let boundary = multer::parse_boundary(content_type).map_err(|_| {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media",
+            "Not a form upload",
+            "send the video as multipart/form-data, in a field named video",
+        )
+    })?;
+    let query_env = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "env")
+        .map(|(_, v)| v.into_owned());
+    let persistent = parse_persistent(query)?;
+    // The most any of the org's stores takes (the one named, else the
+    // default, else the largest: a form field may still name it).
+    let limit = match upload_store(app, org, query_env.as_deref()) {
+        Ok((_, store)) => store.max_upload_bytes(),
+        Err(_) if query_env.is_none() => app
+            .stores
+            .of_org(org)
+            .map(|s| s.max_upload_bytes())
+            .max()
+            .ok_or_else(|| {
+                Problem::not_found(format!("org {org:?} has no store: environment for uploads"))
+            })?,
+        Err(p) => return Err(p),
+    };
+    // A body announced larger than that is refused unread.
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit + FORM_OVERHEAD) {
+        return Err(too_large(&StoreError::TooLarge { max: limit }));
     }
 
-    pub(super) async fn upload<B>(
-        &self,
-        org: &str,
-        headers: &HeaderMap,
-        query: Option<&str>,
-        body: B,
-    ) -> Result<Response<Body>, Problem>
-    where
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        self.authorize_api(org, headers)?;
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let boundary = multer::parse_boundary(content_type).map_err(|_| {
-            Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media",
-                "Not a form upload",
-                "send the video as multipart/form-data, in a field named video",
-            )
-        })?;
-        let query_env = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .find(|(k, _)| k == "env")
-            .map(|(_, v)| v.into_owned());
-        let persistent = parse_persistent(query)?;
-        // The most any of the org's stores takes (the one named, else the
-        // default, else the largest: a form field may still name it).
-        let limit = match self.upload_store(org, query_env.as_deref()) {
-            Ok((_, store)) => store.max_upload_bytes(),
-            Err(_) if query_env.is_none() => self
-                .stores
-                .of_org(org)
-                .map(|s| s.max_upload_bytes())
-                .max()
-                .ok_or_else(|| {
-                    Problem::not_found(format!("org {org:?} has no store: environment for uploads"))
-                })?,
-            Err(p) => return Err(p),
+    let stream = BodyStream::new(body).filter_map(|frame| {
+        let item: Option<Result<Bytes, Box<dyn std::error::Error + Send + Sync>>> = match frame {
+            Ok(frame) => frame.into_data().ok().map(Ok),
+            Err(e) => Some(Err(e.into())),
         };
-        // A body announced larger than that is refused unread.
-        let announced = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if announced.is_some_and(|n| n > limit + FORM_OVERHEAD) {
-            return Err(too_large(&StoreError::TooLarge { max: limit }));
-        }
-
-        let stream = BodyStream::new(body).filter_map(|frame| {
-            let item: Option<Result<Bytes, Box<dyn std::error::Error + Send + Sync>>> = match frame
-            {
-                Ok(frame) => frame.into_data().ok().map(Ok),
-                Err(e) => Some(Err(e.into())),
-            };
-            std::future::ready(item)
-        });
-        // The whole body is bounded too (what comes before the first
-        // boundary and part headers are buffered by the parser).
-        let constraints = multer::Constraints::new()
-            .size_limit(multer::SizeLimit::new().whole_stream(limit + FORM_OVERHEAD));
-        let mut multipart = multer::Multipart::with_constraints(
-            Box::pin(stream)
-                as std::pin::Pin<
-                    Box<
-                        dyn futures_util::Stream<
-                                Item = Result<Bytes, Box<dyn std::error::Error + Send + Sync>>,
-                            > + Send,
-                    >,
+        std::future::ready(item)
+    });
+    // The whole body is bounded too (what comes before the first
+    // boundary and part headers are buffered by the parser).
+    let constraints = multer::Constraints::new()
+        .size_limit(multer::SizeLimit::new().whole_stream(limit + FORM_OVERHEAD));
+    let mut multipart = multer::Multipart::with_constraints(
+        Box::pin(stream)
+            as std::pin::Pin<
+                Box<
+                    dyn futures_util::Stream<
+                            Item = Result<Bytes, Box<dyn std::error::Error + Send + Sync>>,
+                        > + Send,
                 >,
-            boundary,
-            constraints,
-        );
-        let malformed = |e: multer::Error| {
-            if matches!(e, multer::Error::StreamSizeExceeded { .. }) {
-                return too_large(&StoreError::TooLarge { max: limit });
-            }
-            field_error(
+            >,
+        boundary,
+        constraints,
+    );
+    let malformed = |e: multer::Error| {
+        if matches!(e, multer::Error::StreamSizeExceeded { .. }) {
+            return too_large(&StoreError::TooLarge { max: limit });
+        }
+        field_error(
+            "body",
+            "",
+            format!("the multipart body could not be read: {e}"),
+        )
+    };
+    let idle = app.server_settings().body_idle_timeout();
+    // Every read of the body waits at most `idle` for bytes.
+    let stalled = || {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "upload-timeout",
+            "Upload stalled",
+            format!("no bytes of the upload arrived for {} s", idle.as_secs()),
+        )
+        .with_header("connection", "close")
+    };
+    let mut fields: HashMap<String, String> = HashMap::new();
+    let mut video: Option<(String, Arc<ObjectStore>, Staged)> = None;
+    let mut parts = 0;
+    while let Some(mut field) = tokio::time::timeout(idle, multipart.next_field())
+        .await
+        .map_err(|_| stalled())?
+        .map_err(malformed)?
+    {
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(field_error(
                 "body",
                 "",
-                format!("the multipart body could not be read: {e}"),
-            )
-        };
-        let idle = self.server_settings().body_idle_timeout();
-        // Every read of the body waits at most `idle` for bytes.
-        let stalled = || {
-            Problem::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "upload-timeout",
-                "Upload stalled",
-                format!("no bytes of the upload arrived for {} s", idle.as_secs()),
-            )
-            .with_header("connection", "close")
-        };
-        let mut fields: HashMap<String, String> = HashMap::new();
-        let mut video: Option<(String, Arc<ObjectStore>, Staged)> = None;
-        let mut parts = 0;
-        while let Some(mut field) = tokio::time::timeout(idle, multipart.next_field())
-            .await
-            .map_err(|_| stalled())?
-            .map_err(malformed)?
-        {
-            parts += 1;
-            if parts > MAX_PARTS {
+                format!("at most {MAX_PARTS} form fields"),
+            ));
+        }
+        let name = field.name().unwrap_or_default().to_owned();
+        if field.file_name().is_some() || name == "video" {
+            if name != "video" {
                 return Err(field_error(
-                    "body",
+                    &format!("body.{name}"),
                     "",
-                    format!("at most {MAX_PARTS} form fields"),
+                    "files are taken only in the field video",
                 ));
             }
-            let name = field.name().unwrap_or_default().to_owned();
-            if field.file_name().is_some() || name == "video" {
-                if name != "video" {
+            if video.is_some() {
+                return Err(field_error("body.video", "", "send exactly one video file"));
+            }
+            let env = fields.get("env").cloned().or_else(|| query_env.clone());
+            let (env, store) = upload_store(app, org, env.as_deref())?;
+            let mut incoming = store.begin().await.map_err(|e| store_problem(&e))?;
+            while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
+                .await
+                .map_err(|_| stalled())?
+                .map_err(malformed)?
+            {
+                incoming
+                    .write(&chunk)
+                    .await
+                    .map_err(|e| store_problem(&e))?;
+            }
+            if incoming.size() == 0 {
+                return Err(field_error("body.video", "", "the video file is empty"));
+            }
+            let staged = incoming.finish().await.map_err(|e| store_problem(&e))?;
+            video = Some((env, store, staged));
+        } else {
+            let mut text = Vec::new();
+            while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
+                .await
+                .map_err(|_| stalled())?
+                .map_err(malformed)?
+            {
+                if text.len() + chunk.len() > MAX_FIELD_BYTES {
                     return Err(field_error(
                         &format!("body.{name}"),
                         "",
-                        "files are taken only in the field video",
+                        format!("form fields are limited to {MAX_FIELD_BYTES} bytes"),
                     ));
                 }
-                if video.is_some() {
-                    return Err(field_error("body.video", "", "send exactly one video file"));
-                }
-                let env = fields.get("env").cloned().or_else(|| query_env.clone());
-                let (env, store) = self.upload_store(org, env.as_deref())?;
-                let mut incoming = store.begin().await.map_err(|e| store_problem(&e))?;
-                while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
-                    .await
-                    .map_err(|_| stalled())?
-                    .map_err(malformed)?
-                {
-                    incoming
-                        .write(&chunk)
-                        .await
-                        .map_err(|e| store_problem(&e))?;
-                }
-                if incoming.size() == 0 {
-                    return Err(field_error("body.video", "", "the video file is empty"));
-                }
-                let staged = incoming.finish().await.map_err(|e| store_problem(&e))?;
-                video = Some((env, store, staged));
-            } else {
-                let mut text = Vec::new();
-                while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
-                    .await
-                    .map_err(|_| stalled())?
-                    .map_err(malformed)?
-                {
-                    if text.len() + chunk.len() > MAX_FIELD_BYTES {
-                        return Err(field_error(
-                            &format!("body.{name}"),
-                            "",
-                            format!("form fields are limited to {MAX_FIELD_BYTES} bytes"),
-                        ));
-                    }
-                    text.extend_from_slice(&chunk);
-                }
-                let text = String::from_utf8(text).map_err(|_| {
-                    field_error(
-                        &format!("body.{name}"),
-                        "",
-                        "form fields must be UTF-8 text",
-                    )
-                })?;
-                fields.insert(name, text);
+                text.extend_from_slice(&chunk);
             }
+            let text = String::from_utf8(text).map_err(|_| {
+                field_error(
+                    &format!("body.{name}"),
+                    "",
+                    "form fields must be UTF-8 text",
+                )
+            })?;
+            fields.insert(name, text);
         }
-        let Some((env, store, staged)) = video else {
-            return Err(field_error(
-                "body.video",
-                "",
-                "no video: send the file in a multipart field named video",
-            ));
-        };
-        let form = parse_form(&fields)?;
-        if let Some(url) = &form.webhook_url {
-            self.jobs
-                .check_webhook(org, url)
-                .map_err(|e| field_error("body.webhook_url", url, e.to_string()))?;
-        }
-        let probe = self
-            .renderer
-            .check_file(staged.path())
-            .await
-            .map_err(|e| Problem::from(&e))?;
-        let duration = probe.duration_secs;
-        let time_secs = match (form.time_secs, duration) {
-            (Some(t), Some(d)) if t > d + 0.0005 => {
-                return Err(Problem::from(&crate::jobs::JobError::PastEnd {
-                    requested_ms: (t * 1000.0).round() as u64,
-                    duration_ms: (d * 1000.0).round() as u64,
-                }))
-            }
-            (Some(t), _) => t,
-            (None, Some(d)) => DEFAULT_TIME_SECS.min(d),
-            (None, None) => DEFAULT_TIME_SECS,
-        };
-        let store_for_commit = store.clone();
-        let committed =
-            tokio::task::spawn_blocking(move || store_for_commit.commit(staged, persistent))
-                .await
-                .map_err(|_| store_problem(&StoreError::Io("commit task failed".into())))?
-                .map_err(|e| store_problem(&e))?;
-        let (key, new) = (committed.key.clone(), committed.new);
-
-        let time_us = request::seconds_to_us(time_secs);
-        let params = Params {
-            width: form.size.map(|s| s.0),
-            height: form.size.map(|s| s.1),
-            time: Some(crate::domain::TimeSpec::At(time_us)),
-            fit: form.fit,
-            quality: form.quality,
-        };
-        let job = JobRequest {
-            thumbnail: ThumbnailRequest {
-                org: org.to_owned(),
-                env: env.clone(),
-                key: key.clone(),
-                spec: params.to_spec(form.format),
-            },
-            client_id: form.client_id,
-            webhook_url: form.webhook_url,
-            timeout_ms: None,
-            timestamp_ms: Some(time_us / 1000),
-        };
-        let record = match self.jobs.submit_request(job, Shape::Thumbd).await {
-            Ok((record, _)) => record,
-            Err(e) => {
-                // Not accepted: an object stored only for it goes again.
-                if new {
-                    let _ = tokio::task::spawn_blocking(move || store.remove(&committed)).await;
-                }
-                return Err(Problem::from(&e));
-            }
-        };
-        let record = self.maybe_wait(record, headers).await?;
-        let status = super::api::job_status(&record)?;
-        let mut doc = shapes::thumbd(&record);
-        let extra = json!({
-            "job_id": record.id,
-            "key": key,
-            "env": env,
-            "stored": if new { "new" } else { "existing" },
-            "duration": duration,
-            "persistent": committed.persistent,
-            "expires_at": committed.expires.map(|t| {
-                humantime::format_rfc3339_seconds(t).to_string()
-            }),
-        });
-        if let (Value::Object(doc), Value::Object(extra)) = (&mut doc, extra) {
-            doc.extend(extra);
-        }
-        Ok(json_response(status, &json!({ "body": doc })))
     }
+    let Some((env, store, staged)) = video else {
+        return Err(field_error(
+            "body.video",
+            "",
+            "no video: send the file in a multipart field named video",
+        ));
+    };
+    let form = parse_form(&fields)?;
+    if let Some(url) = &form.webhook_url {
+        app.jobs
+            .check_webhook(org, url)
+            .map_err(|e| field_error("body.webhook_url", url, e.to_string()))?;
+    }
+    let probe = app
+        .renderer
+        .check_file(staged.path())
+        .await
+        .map_err(|e| Problem::from(&e))?;
+    let duration = probe.duration_secs;
+    let time_secs = match (form.time_secs, duration) {
+        (Some(t), Some(d)) if t > d + 0.0005 => {
+            return Err(Problem::from(&crate::jobs::JobError::PastEnd {
+                requested_ms: (t * 1000.0).round() as u64,
+                duration_ms: (d * 1000.0).round() as u64,
+            }))
+        }
+        (Some(t), _) => t,
+        (None, Some(d)) => DEFAULT_TIME_SECS.min(d),
+        (None, None) => DEFAULT_TIME_SECS,
+    };
+    let store_for_commit = store.clone();
+    let committed =
+        tokio::task::spawn_blocking(move || store_for_commit.commit(staged, persistent))
+            .await
+            .map_err(|_| store_problem(&StoreError::Io("commit task failed".into())))?
+            .map_err(|e| store_problem(&e))?;
+    let (key, new) = (committed.key.clone(), committed.new);
+
+    let time_us = request::seconds_to_us(time_secs);
+    let params = Params {
+        width: form.size.map(|s| s.0),
+        height: form.size.map(|s| s.1),
+        time: Some(crate::domain::TimeSpec::At(time_us)),
+        fit: form.fit,
+        quality: form.quality,
+    };
+    let job = JobRequest {
+        thumbnail: ThumbnailRequest {
+            org: org.to_owned(),
+            env: env.clone(),
+            key: key.clone(),
+            spec: params.to_spec(form.format),
+        },
+        client_id: form.client_id,
+        webhook_url: form.webhook_url,
+        timeout_ms: None,
+        timestamp_ms: Some(time_us / 1000),
+    };
+    let record = match app.jobs.submit_request(job, Shape::Thumbd).await {
+        Ok((record, _)) => record,
+        Err(e) => {
+            // Not accepted: an object stored only for it goes again.
+            if new {
+                let _ = tokio::task::spawn_blocking(move || store.remove(&committed)).await;
+            }
+            return Err(Problem::from(&e));
+        }
+    };
+    let record = maybe_wait(&app.jobs, record, headers).await?;
+    let status = job_status(&record)?;
+    let mut doc = shapes::thumbd(&record);
+    let extra = json!({
+        "job_id": record.id,
+        "key": key,
+        "env": env,
+        "stored": if new { "new" } else { "existing" },
+        "duration": duration,
+        "persistent": committed.persistent,
+        "expires_at": committed.expires.map(|t| {
+            humantime::format_rfc3339_seconds(t).to_string()
+        }),
+    });
+    if let (Value::Object(doc), Value::Object(extra)) = (&mut doc, extra) {
+        doc.extend(extra);
+    }
+    Ok(json_response(status, &json!({ "body": doc })))
 }
 
 fn too_large(e: &StoreError) -> Problem {

@@ -1,0 +1,149 @@
+//! The app: everything a request handler needs, built once at start-up by
+//! [`App::new`] (the one place the HTTP layer reads the config). Handlers
+//! read its fields; its one entry point for a request, `App::handle`, is in
+//! `server.rs` beside the rest of what every request gets.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+
+use super::access::{AccessControl, RateLimiter};
+use super::clients::Clients;
+use super::demo::DemoPage;
+use super::endpoint::Route;
+use super::responses::CachePolicy;
+use crate::auth::Verifier;
+use crate::config::{Config, ServerConfig};
+use crate::domain::animated::AnimatedLimits;
+use crate::jobs::Jobs;
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::render::Renderer;
+use crate::store::Stores;
+
+/// Everything a request handler needs, built once at start-up.
+pub struct App {
+    /// Thumbnails, storyboards, animated previews, probes; who may see
+    /// which environment.
+    pub(super) renderer: Arc<Renderer>,
+    /// The job engine behind the JSON API, uploads and the compatibility
+    /// shapes.
+    pub(super) jobs: Jobs,
+    /// API keys, their rate limit, tokens of signed environments.
+    pub(super) access: AccessControl,
+    /// Who a request is for, for the render queue's per-client share.
+    pub(super) clients: Clients,
+    /// Where clients reach thumbd (URLs in answers).
+    pub(super) public_base_url: String,
+    /// The `store:` environments uploads go to.
+    pub(super) stores: Stores,
+    /// Each org's default upload store (env id), where it has one.
+    pub(super) upload_envs: HashMap<String, String>,
+    /// Each org's video-URL environment, where it takes video URLs.
+    pub(super) video_url_envs: HashMap<String, String>,
+    /// `Cache-Control` of pictures.
+    pub(super) cache: CachePolicy,
+    /// Bounds of animated previews.
+    pub(super) animated_limits: AnimatedLimits,
+    /// How long a CDN may keep a stable problem answer.
+    pub(super) error_max_age_secs: u64,
+    /// Request metrics per [`Route`] (indexed by it), resolved once.
+    pub(super) route_metrics: [RouteMetrics; Route::ALL.len()],
+    /// The demo page at `/`, when `server.demo_page` is on.
+    pub(super) demo: Option<DemoPage>,
+    server: ServerConfig,
+    metrics: Arc<Metrics>,
+    /// False from the moment shutdown begins: `/readyz` answers 503.
+    ready: AtomicBool,
+}
+
+impl App {
+    /// Builds the services (and starts the job dispatcher).
+    pub async fn new(config: &Config) -> anyhow::Result<App> {
+        let renderer = Arc::new(Renderer::new(config)?);
+        let metrics = renderer.metrics().clone();
+        let stores = Stores::open(config)?;
+        stores.spawn_sweeper();
+        let upload_envs = config
+            .orgs
+            .iter()
+            .filter_map(|(id, o)| Some((id.clone(), o.upload_env()?.to_owned())))
+            .collect();
+        let video_url_envs = config
+            .orgs
+            .iter()
+            .filter(|(_, o)| o.takes_video_urls())
+            .map(|(id, o)| (id.clone(), o.video_url_env.clone()))
+            .collect();
+        let route_metrics = Route::ALL.map(|r| metrics.route(r.name()));
+        let clients = Clients::new(
+            config
+                .server
+                .client_header
+                .as_deref()
+                .map(|h| HeaderName::from_bytes(h.as_bytes()).expect("checked when loaded")),
+            config.server.trusted_proxies.clone(),
+        );
+        let demo = config.server.demo_page.then(|| DemoPage::new(config));
+        let jobs = Jobs::start(config, renderer.clone()).await?;
+        let verifier = Verifier::new(config).map_err(anyhow::Error::msg)?;
+        let limiter = RateLimiter::new(
+            config.jobs.rate_limit_per_minute,
+            config.jobs.rate_limit_burst,
+        );
+        let cache = CachePolicy {
+            public: HeaderValue::from_str(&format!(
+                "public, max-age={}, immutable",
+                config.server.max_age_secs
+            ))?,
+            max_age_secs: config.server.max_age_secs,
+        };
+        Ok(App {
+            renderer,
+            jobs,
+            access: AccessControl::new(verifier, limiter),
+            clients,
+            public_base_url: config.server.public_base_url.clone(),
+            stores,
+            upload_envs,
+            video_url_envs,
+            cache,
+            animated_limits: config.pictures.animated_limits(),
+            error_max_age_secs: config.server.error_max_age_secs,
+            route_metrics,
+            demo,
+            server: config.server.clone(),
+            metrics,
+            ready: AtomicBool::new(true),
+        })
+    }
+
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    pub fn renderer(&self) -> &Renderer {
+        &self.renderer
+    }
+
+    pub(super) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn server_settings(&self) -> &ServerConfig {
+        &self.server
+    }
+
+    /// From now on `/readyz` answers 503 and job submissions are refused;
+    /// requests are still served.
+    pub fn begin_shutdown(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+        self.jobs.stop_accepting();
+    }
+
+    /// Whether `/readyz` answers 200: not shutting down.
+    pub(super) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}

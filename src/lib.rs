@@ -5,39 +5,35 @@
 //! the bytes it needs of the video, decodes one frame with FFmpeg, scales and
 //! encodes it, caches the result and answers with headers a CDN can keep.
 //!
-//! The modules, from the outside in:
-//! - [`http`]: the server, routing, responses, and the JSON API.
-//! - [`problem`]: problem details (RFC 9457), the error vocabulary shared by
-//!   the server and the job API, and the error-to-status mapping.
-//! - [`request`]: the thumbnail URL parsed and validated into a typed request
-//!   with a canonical cache key. Pure.
-//! - [`auth`]: signed URLs (JWT verification against an org's keys, bound
-//!   parameters), API keys and preview tokens.
-//! - [`render`]: the service behind the URL: thumbnail cache, one render for
-//!   concurrent identical requests, environment lookup.
-//! - [`jobs`]: the job API's engine: durable jobs (SQLite, or PostgreSQL
-//!   shared by nodes, claimed under leases) that pre-render exactly what
-//!   dynamic URLs ask for, fair per-org scheduling, webhooks.
-//! - [`metrics`]: what `/metrics` exports (Prometheus text), one registry
-//!   per server.
-//! - [`pool`]: the bounded pool every FFmpeg and image task runs on, off the
-//!   async runtime.
-//! - [`media`]: the pipeline (custom I/O, seek and decode, geometry, scaling,
-//!   HDR tone mapping, encoding). Blocking; used by the server, the CLI and
-//!   tests alike.
-//! - [`source`]: where videos come from: `file:` paths, HTTP and S3 range
-//!   reads with a shared byte cache, and caller-named video URLs behind an
-//!   address guard.
-//! - [`objects`]: clients for S3-compatible buckets and local folders
-//!   (videos in object storage, the shared render cache).
-//! - [`shared_cache`]: the second cache tier, shared by nodes and kept
-//!   across restarts: renders keyed by request and source version.
-//! - [`store`]: thumbd's own object store for uploaded videos (`store:`
-//!   environments): streamed to disk, content-addressed, quota, retention.
-//! - [`db`]: the database the jobs and the URL book share: SQLite opened
-//!   the one way, or PostgreSQL for several nodes (the URL, pools, the
-//!   schema lock). Each owner creates its own tables.
-//! - [`config`]: the TOML configuration and its defaults.
+//! The layers, from the bottom up; each imports only layers below it
+//! (`python3 ../shared/tools/module-circles.py src` finds no loop):
+//! 1. [`domain`]: the vocabulary. What a picture is (format, size, fit,
+//!    quality, moment; storyboard and animation specs), ids, the parameter
+//!    error and the problem (RFC 9457) every answer uses. Pure.
+//! 2. [`config`]: the TOML file as typed data, its defaults, and checks of
+//!    its own values.
+//! 3. Infrastructure: [`db`] (SQLite and PostgreSQL, shared by jobs and
+//!    the URL book), [`objects`] (S3 and folder clients), [`pool`] (the
+//!    bounded pool FFmpeg and image work runs on), [`metrics`].
+//! 4. [`source`]: where videos come from (`file:`, HTTP and S3 range reads
+//!    with a byte cache, guarded video URLs, the URL book).
+//! 5. [`media`]: the blocking FFmpeg pipeline (seek, exact frame, scale,
+//!    tone-map, encode; storyboards, animations, the best frame); all FFI
+//!    in `media::ffi`.
+//! 6. [`request`]: the one parser of picture parameters, and URLs parsed
+//!    into canonical requests (the cache keys). Pure.
+//! 7. [`orgs`]: the orgs and environments resolved once from the config.
+//!    [`auth`] (signed URLs, API keys, preview tokens), [`shared_cache`]
+//!    (the second cache tier) and [`store`] (uploaded videos) sit here too.
+//! 8. [`render`]: the service behind a URL: caches, one render per key,
+//!    environment lookup.
+//! 9. [`jobs`]: durable jobs that pre-render what URLs will ask for,
+//!    scheduling, webhooks.
+//! 10. [`http`]: the server: app state, router, responses, access, one
+//!     handler file per kind of endpoint.
+//! 11. [`setup`]: start-up. `resolve` turns the config into the resolved
+//!     state (`serve` and `check-config` both call it); `build` is the
+//!     composition root that builds every service in order.
 
 pub mod auth;
 pub mod config;
@@ -87,8 +83,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     init_ffmpeg();
-    let _resolved = setup::resolve(config)?;
-    let app = Arc::new(http::App::new(config).await?);
+    let resolved = setup::resolve(config)?;
+    let app = Arc::new(setup::build(config, resolved).await?);
     tracing::info!(addr = %listener.local_addr()?, "thumbd serving");
     // On shutdown: not ready, then closed, then in-flight requests and
     // running jobs get their grace period; pending jobs stay on disk.

@@ -248,7 +248,8 @@ async fn run(command: Command, loaded: Option<Config>) -> anyhow::Result<()> {
                 SourceLocation::File(PathBuf::from(source))
             };
             thumbd::init_ffmpeg();
-            let renderer = thumbd::render::Renderer::new(&config)?;
+            let resolved = thumbd::setup::resolve(&config)?;
+            let renderer = thumbd::setup::renderer(&config, resolved.orgs)?;
             let thumbnail = renderer
                 .render(&location, request.into_request().spec)
                 .await?;

@@ -49,6 +49,9 @@ pub struct Env {
     /// Allowed widths and heights, sorted, each once (empty: any).
     pub widths: Vec<u32>,
     pub heights: Vec<u32>,
+    /// The environment as written (`None` for the video-URL environment):
+    /// its S3 and store settings.
+    pub config: Option<EnvConfig>,
 }
 
 /// How an environment finds a key's video.
@@ -109,6 +112,7 @@ impl Orgs {
                         access: Access::Public,
                         widths: Vec::new(),
                         heights: Vec::new(),
+                        config: None,
                     },
                 );
                 Some(VideoUrls {
@@ -147,6 +151,15 @@ impl Orgs {
         self.orgs.iter().map(|(id, org)| (id.as_str(), org))
     }
 
+    /// Every environment with a template: (org, env, template, as written).
+    pub fn templates(&self) -> impl Iterator<Item = (&str, &str, &SourceTemplate, &EnvConfig)> {
+        self.iter().flat_map(|(org_id, org)| {
+            org.envs().filter_map(move |(env_id, env)| {
+                Some((org_id, env_id, env.template()?, env.config.as_ref()?))
+            })
+        })
+    }
+
     /// Whether any org takes video URLs (and so needs the URL book).
     pub fn take_video_urls(&self) -> bool {
         self.orgs.values().any(|o| o.video_urls.is_some())
@@ -173,6 +186,7 @@ impl Env {
             access: env.access,
             widths: sorted(&env.allowed_widths),
             heights: sorted(&env.allowed_heights),
+            config: Some(env.clone()),
         }
     }
 

@@ -3,13 +3,25 @@
 //! (source templates, video-URL prefixes, S3 settings and credentials, the
 //! database URL, signing keys), each in that subsystem's constructor; both
 //! `serve` and `check-config` call it, so what `check-config` accepts is
-//! what `serve` starts with, and nothing is parsed twice.
+//! what `serve` starts with, and nothing is parsed twice. [`build`] is the
+//! composition root: it builds every service from the resolved state, each
+//! after those it uses.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::auth::Verifier;
 use crate::config::{Config, ConfigError};
+use crate::http::{App, Services};
+use crate::jobs::Jobs;
+use crate::metrics::Metrics;
+use crate::objects::Timeouts;
 use crate::orgs::Orgs;
+use crate::render::{RenderParts, Renderer};
+use crate::shared_cache::SharedCache;
+use crate::source::urlbook::UrlBook;
+use crate::source::{SourceTemplate, Sources};
+use crate::store::Stores;
 
 /// What start-up builds from the configuration before any service.
 pub struct Resolved {
@@ -42,6 +54,70 @@ pub fn resolve(config: &Config) -> Result<Resolved, ConfigError> {
     // Key material is read and checked here, so a bad key fails start-up.
     let verifier = Verifier::new(config).map_err(ConfigError::Invalid)?;
     Ok(Resolved { orgs, verifier })
+}
+
+/// Builds the server's services from the resolved state, in order:
+/// metrics, sources, the shared cache, the URL book, the renderer, the
+/// upload stores, the jobs (which start their dispatcher), and the app.
+pub async fn build(config: &Config, resolved: Resolved) -> anyhow::Result<App> {
+    let Resolved { orgs, verifier } = resolved;
+    let renderer = Arc::new(renderer(config, orgs.clone())?);
+    let stores = Stores::open(&orgs)?;
+    stores.spawn_sweeper();
+    let jobs = Jobs::start(config, &orgs, renderer.clone()).await?;
+    let services = Services {
+        orgs,
+        verifier,
+        renderer,
+        stores,
+        jobs,
+    };
+    App::new(config, services)
+}
+
+/// The renderer and what it is built on, in order: metrics, sources, the
+/// shared cache, the URL book. (The CLI's `render` uses it alone.)
+pub fn renderer(config: &Config, orgs: Arc<Orgs>) -> anyhow::Result<Renderer> {
+    let metrics = Arc::new(Metrics::new());
+    let buckets: Vec<_> = orgs
+        .templates()
+        .filter_map(|(org, env, template, written)| match template {
+            SourceTemplate::S3 { bucket, .. } => Some((org, env, bucket.as_str(), &written.s3)),
+            _ => None,
+        })
+        .collect();
+    let policies = orgs
+        .iter()
+        .filter_map(|(id, org)| Some((id.to_owned(), org.video_urls.as_ref()?.policy.clone())))
+        .collect();
+    let sources = Sources::for_config(config, &buckets, policies, metrics.source.clone())?;
+    let shared = match &config.cache.shared {
+        Some(settings) => {
+            let timeouts = Timeouts {
+                connect: Duration::from_secs(config.fetch.connect_timeout_secs),
+                request: Duration::from_secs(config.fetch.request_timeout_secs),
+                retry: Duration::from_millis(settings.timeout_ms),
+            };
+            let cache = SharedCache::new(settings, &config.base_dir, timeouts, metrics.clone())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            tracing::info!(cache = %cache.location(), "shared render cache");
+            Some(Arc::new(cache))
+        }
+        None => None,
+    };
+    let urls = if orgs.take_video_urls() {
+        Some(Arc::new(UrlBook::open(config)?))
+    } else {
+        None
+    };
+    let parts = RenderParts {
+        orgs,
+        metrics,
+        sources,
+        urls,
+        shared,
+    };
+    Ok(Renderer::new(config, parts))
 }
 
 #[cfg(test)]

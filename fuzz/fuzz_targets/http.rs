@@ -81,8 +81,9 @@ max_upload_bytes = 1000000
             .enable_all()
             .build()
             .unwrap();
+        let resolved = thumbd::setup::resolve(&config).expect("fuzz config resolves");
         let app = runtime
-            .block_on(thumbd::http::App::new(&config))
+            .block_on(thumbd::setup::build(&config, resolved))
             .expect("app");
         World {
             runtime,

@@ -4,9 +4,9 @@
 use serde_json::{Map, Value};
 
 use super::AuthError;
-use crate::domain::TimeSpec;
-use crate::domain::{Fit, Format, MAX_DIMENSION};
-use crate::request::{parse_time, seconds_to_us, Params};
+use crate::domain::Format;
+use crate::request::fields::{self, Raw};
+use crate::request::Params;
 
 /// Audiences a thumbnail token may carry (`t` for signers written for
 /// Mux-style tokens).
@@ -89,64 +89,42 @@ pub fn check(claims: &Value, target: &Target) -> Result<Grant, AuthError> {
             Some(Value::String(s)) if s == "auto" => None,
             None => None,
             Some(v) => Some(
-                v.as_str()
-                    .and_then(Format::from_ext)
-                    .ok_or(AuthError::BadClaim("format"))?,
+                fields::format("format", Raw::Json(v))
+                    .map_err(|_| AuthError::BadClaim("format"))?,
             ),
         },
     })
 }
 
-fn integer(
+/// A claim checked by the one parser of picture parameters; a bad one is
+/// named, never echoed.
+fn claim<T>(
     claims: &Map<String, Value>,
     name: &'static str,
-    max: u64,
-) -> Result<Option<u64>, AuthError> {
-    let Some(v) = claims.get(name) else {
-        return Ok(None);
-    };
-    let n = match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
-        _ => None,
-    };
-    match n {
-        Some(n @ 1..) if n <= max => Ok(Some(n)),
-        _ => Err(AuthError::BadClaim(name)),
-    }
+    check: impl FnOnce(&str, Raw) -> Result<T, String>,
+) -> Result<Option<T>, AuthError> {
+    claims
+        .get(name)
+        .map(|v| check(name, Raw::Json(v)).map_err(|_| AuthError::BadClaim(name)))
+        .transpose()
 }
 
 fn bound_params(claims: &Map<String, Value>) -> Result<Params, AuthError> {
     let mut time = None;
     for name in ["timeStamp", "time"] {
         let Some(v) = claims.get(name) else { continue };
-        let t = match v {
-            Value::Number(n) => n
-                .as_f64()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(|s| TimeSpec::At(seconds_to_us(s))),
-            Value::String(s) => parse_time(s),
-            _ => None,
-        }
-        .ok_or(AuthError::BadClaim("timeStamp"))?;
+        let t = fields::time(name, Raw::Json(v)).map_err(|_| AuthError::BadClaim("timeStamp"))?;
         if time.is_some_and(|bound| bound != t) {
             return Err(AuthError::BadClaim("timeStamp"));
         }
         time = Some(t);
     }
     Ok(Params {
-        width: integer(claims, "width", MAX_DIMENSION as u64)?.map(|n| n as u32),
-        height: integer(claims, "height", MAX_DIMENSION as u64)?.map(|n| n as u32),
+        width: claim(claims, "width", fields::dimension)?,
+        height: claim(claims, "height", fields::dimension)?,
         time,
-        fit: match claims.get("fit") {
-            None => None,
-            Some(v) => Some(
-                v.as_str()
-                    .and_then(Fit::parse)
-                    .ok_or(AuthError::BadClaim("fit"))?,
-            ),
-        },
-        quality: integer(claims, "quality", 100)?.map(|n| n as u8),
+        fit: claim(claims, "fit", fields::fit)?,
+        quality: claim(claims, "quality", fields::quality)?,
     })
 }
 
@@ -155,6 +133,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::domain::{Fit, TimeSpec};
 
     const T: Target = Target {
         org: "acme",

@@ -3,7 +3,6 @@
 //! read its fields; its one entry point for a request, `App::handle`, is in
 //! `server.rs` beside the rest of what every request gets.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -19,8 +18,19 @@ use crate::config::{Config, ServerConfig};
 use crate::domain::animated::AnimatedLimits;
 use crate::jobs::Jobs;
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::orgs::Orgs;
 use crate::render::Renderer;
 use crate::store::Stores;
+
+/// The services the app serves, built before it in order by the
+/// composition root.
+pub struct Services {
+    pub orgs: Arc<Orgs>,
+    pub verifier: Verifier,
+    pub renderer: Arc<Renderer>,
+    pub stores: Stores,
+    pub jobs: Jobs,
+}
 
 /// Everything a request handler needs, built once at start-up.
 pub struct App {
@@ -38,10 +48,8 @@ pub struct App {
     pub(super) public_base_url: String,
     /// The `store:` environments uploads go to.
     pub(super) stores: Stores,
-    /// Each org's default upload store (env id), where it has one.
-    pub(super) upload_envs: HashMap<String, String>,
-    /// Each org's video-URL environment, where it takes video URLs.
-    pub(super) video_url_envs: HashMap<String, String>,
+    /// The orgs and environments, resolved at start-up.
+    orgs: Arc<Orgs>,
     /// `Cache-Control` of pictures.
     pub(super) cache: CachePolicy,
     /// Bounds of animated previews.
@@ -59,23 +67,28 @@ pub struct App {
 }
 
 impl App {
+    /// The `store:` environment `org`'s uploads go to when a call names none.
+    pub(super) fn upload_env(&self, org: &str) -> Option<&str> {
+        self.orgs.get(org)?.upload_env.as_deref()
+    }
+
+    /// `org`'s video-URL environment, when it takes video URLs.
+    pub(super) fn video_url_env(&self, org: &str) -> Option<&str> {
+        Some(self.orgs.get(org)?.video_urls.as_ref()?.env.as_str())
+    }
+
     /// Builds the services (and starts the job dispatcher).
-    pub async fn new(config: &Config) -> anyhow::Result<App> {
-        let renderer = Arc::new(Renderer::new(config)?);
+    /// The app over the services the composition root built
+    /// ([`crate::setup::build`]), with the server's own settings.
+    pub fn new(config: &Config, services: Services) -> anyhow::Result<App> {
+        let Services {
+            orgs,
+            verifier,
+            renderer,
+            stores,
+            jobs,
+        } = services;
         let metrics = renderer.metrics().clone();
-        let stores = Stores::open(config)?;
-        stores.spawn_sweeper();
-        let upload_envs = config
-            .orgs
-            .iter()
-            .filter_map(|(id, o)| Some((id.clone(), o.upload_env()?.to_owned())))
-            .collect();
-        let video_url_envs = config
-            .orgs
-            .iter()
-            .filter(|(_, o)| o.takes_video_urls())
-            .map(|(id, o)| (id.clone(), o.video_url_env.clone()))
-            .collect();
         let route_metrics = Route::ALL.map(|r| metrics.route(r.name()));
         let clients = Clients::new(
             config
@@ -85,9 +98,10 @@ impl App {
                 .map(|h| HeaderName::from_bytes(h.as_bytes()).expect("checked when loaded")),
             config.server.trusted_proxies.clone(),
         );
-        let demo = config.server.demo_page.then(|| DemoPage::new(config));
-        let jobs = Jobs::start(config, renderer.clone()).await?;
-        let verifier = Verifier::new(config).map_err(anyhow::Error::msg)?;
+        let demo = config
+            .server
+            .demo_page
+            .then(|| DemoPage::new(config, &orgs));
         let limiter = RateLimiter::new(
             config.jobs.rate_limit_per_minute,
             config.jobs.rate_limit_burst,
@@ -106,8 +120,7 @@ impl App {
             clients,
             public_base_url: config.server.public_base_url.clone(),
             stores,
-            upload_envs,
-            video_url_envs,
+            orgs,
             cache,
             animated_limits: config.pictures.animated_limits(),
             error_max_age_secs: config.server.error_max_age_secs,

@@ -27,15 +27,14 @@ use super::app::App;
 use super::job_answers::{failed_problem, maybe_wait};
 use super::responses::{json_response, parse_json, Body};
 use crate::domain::FieldError;
+use crate::domain::Format;
 use crate::domain::Problem;
-use crate::domain::{Fit, Format, MAX_DIMENSION};
 use crate::jobs::model::{JobRequest, Status};
 use crate::jobs::shapes::{self, Shape};
 use crate::jobs::JobError;
+use crate::request::fields::{self, Raw};
 use crate::request::{self, Params, ThumbnailRequest};
 
-/// The time of a video-URL thumbnail that names none, seconds.
-const DEFAULT_SECOND: f64 = 1.0;
 /// The longest `timeout` of a conversion task that bounds anything,
 /// seconds (longer ones count as this; the job API's `timeoutMs` limit).
 const MAX_TASK_TIMEOUT_SECS: f64 = 3600.0;
@@ -98,36 +97,17 @@ fn opt_string(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, Pr
     }
 }
 
-fn opt_dimension(obj: &Map<String, Value>, name: &str) -> Result<Option<u32>, Problem> {
+/// A picture parameter of the body, by the one parser of them.
+fn opt_param<T>(
+    obj: &Map<String, Value>,
+    name: &str,
+    check: impl FnOnce(&str, Raw) -> Result<T, String>,
+) -> Result<Option<T>, Problem> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if (1..=MAX_DIMENSION as u64).contains(&n) => Ok(Some(n as u32)),
-            _ => Err(invalid(
-                name,
-                format!("'{name}' must be an integer between 1 and {MAX_DIMENSION}"),
-            )),
-        },
-    }
-}
-
-fn opt_format(obj: &Map<String, Value>, name: &str, default: Format) -> Result<Format, Problem> {
-    match opt_string(obj, name)? {
-        None => Ok(default),
-        Some(f) => Format::from_ext(&f.to_ascii_lowercase())
-            .ok_or_else(|| invalid(name, format!("'{name}' must be png, jpg, webp or avif"))),
-    }
-}
-
-fn opt_fit(obj: &Map<String, Value>) -> Result<Option<Fit>, Problem> {
-    match opt_string(obj, "fit")? {
-        None => Ok(None),
-        Some(f) => Fit::parse(&f).map(Some).ok_or_else(|| {
-            invalid(
-                "fit",
-                "'fit' must be max, crop or scale (or contain, fill, pad)",
-            )
-        }),
+        Some(v) => check(name, Raw::Json(v))
+            .map(Some)
+            .map_err(|message| invalid(name, message)),
     }
 }
 
@@ -157,22 +137,16 @@ async fn video_url_inner(
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(invalid("video_url", "'video_url' must be a string")),
     };
-    let second = match obj.get("second") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_f64() {
-            Some(s) if s.is_finite() && s >= 0.0 => Some(s),
-            _ => return Err(invalid("second", "'second' must be a number, 0 or more")),
-        },
-    };
+    let second = opt_param(obj, "second", fields::seconds)?;
     let webhook_url = opt_string(obj, "webhook_url")?;
     let client_id = opt_string(obj, "id")?;
     if client_id.as_ref().is_some_and(|id| id.len() > 256) {
         return Err(invalid("id", "'id' must be at most 256 characters"));
     }
-    let width = opt_dimension(obj, "width")?;
-    let height = opt_dimension(obj, "height")?;
-    let format = opt_format(obj, "format", Format::Jpeg)?;
-    let fit = opt_fit(obj)?;
+    let width = opt_param(obj, "width", fields::dimension)?;
+    let height = opt_param(obj, "height", fields::dimension)?;
+    let format = opt_param(obj, "format", fields::format)?.unwrap_or(Format::Jpeg);
+    let fit = opt_param(obj, "fit", fields::fit)?;
     if let Some(url) = &webhook_url {
         app.jobs
             .check_webhook(&org, url)
@@ -201,36 +175,30 @@ async fn video_url_inner(
         .register_url(&org, &raw_url)
         .await
         .map_err(|e| Problem::from(&e))?;
-    let env = app.video_url_envs.get(&org).cloned().unwrap_or_default();
+    let env = app.video_url_env(&org).unwrap_or_default().to_owned();
     let probe = app
         .renderer
         .probe(&org, &env, &key)
         .await
         .map_err(|e| Problem::from(&e))?;
-    let second = match (second, probe.duration_secs) {
-        (Some(s), _) => s,
-        (None, Some(d)) => DEFAULT_SECOND.min(d),
-        (None, None) => DEFAULT_SECOND,
-    };
-    let time_us = request::seconds_to_us(second);
     let params = Params {
         width,
         height,
-        time: Some(crate::domain::TimeSpec::At(time_us)),
         fit,
-        quality: None,
+        ..Params::default()
     };
     let job = JobRequest {
-        thumbnail: ThumbnailRequest {
-            org: org.clone(),
-            env,
-            key,
-            spec: params.to_spec(format),
-        },
         client_id,
         webhook_url: webhook_url.clone(),
-        timeout_ms: None,
-        timestamp_ms: Some(time_us / 1000),
+        ..JobRequest::at_time(
+            &org,
+            &env,
+            &key,
+            params,
+            format,
+            second,
+            probe.duration_secs,
+        )
     };
     let client_id = job.client_id.clone();
     let (record, new) =
@@ -340,10 +308,10 @@ async fn task_inner(
         .map_err(|_| invalid("input", "'input' must be the key of an uploaded video"))?;
     // Taken, not used: the container is read from the bytes.
     opt_string(obj, "input_format")?;
-    let format = opt_format(obj, "output_format", Format::Png)?;
-    let width = opt_dimension(obj, "width")?;
-    let height = opt_dimension(obj, "height")?;
-    let fit = opt_fit(obj)?;
+    let format = opt_param(obj, "output_format", fields::format)?.unwrap_or(Format::Png);
+    let width = opt_param(obj, "width", fields::dimension)?;
+    let height = opt_param(obj, "height", fields::dimension)?;
+    let fit = opt_param(obj, "fit", fields::fit)?;
     if let Some(engine) = opt_string(obj, "engine")? {
         if !engine.eq_ignore_ascii_case(TASK_ENGINE) {
             return Err(invalid(
@@ -387,9 +355,8 @@ async fn task_inner(
     let env = match opt_string(obj, "env")? {
         Some(e) => e,
         None => app
-            .upload_envs
-            .get(&org)
-            .cloned()
+            .upload_env(&org)
+            .map(str::to_owned)
             .ok_or_else(|| Problem::not_found(format!("org {org:?} has no upload store")))?,
     };
     if let Some(url) = opt_string(obj, "webhook_url")? {

@@ -14,6 +14,7 @@ use super::responses::{plain, Body};
 use crate::auth::{self, SignRequest};
 use crate::config::{Access, Config};
 use crate::domain::Problem;
+use crate::orgs::Orgs;
 use crate::render::Renderer;
 use crate::request::{self, Params};
 use crate::source::SourceTemplate;
@@ -92,18 +93,16 @@ impl DemoPage {
     /// Lists the videos of every `file:` environment: public ones for the
     /// gallery, the first signed one with a shared-secret key (which the
     /// server can sign with) for the private sample.
-    pub(super) fn new(config: &Config) -> DemoPage {
+    pub(super) fn new(config: &Config, orgs: &Orgs) -> DemoPage {
         let mut found = Vec::new();
         let mut signed = None;
-        for (org_id, org) in &config.orgs {
-            for (env_id, env) in &org.envs {
-                let Ok(template) = SourceTemplate::parse(&env.source, &config.base_dir) else {
-                    continue;
-                };
-                let keys = list_videos(&template);
+        for (org_id, env_id, template, env) in orgs.templates() {
+            let org = &orgs.get(org_id).expect("listed").config;
+            {
+                let keys = list_videos(template);
                 let sample = |key: &String| Sample {
-                    org: org_id.clone(),
-                    env: env_id.clone(),
+                    org: org_id.to_owned(),
+                    env: env_id.to_owned(),
                     key: key.clone(),
                     duration_secs: None,
                 };
@@ -257,7 +256,7 @@ secret = "a-secret-that-is-long-enough-0123456789"
             dir.path(),
         )
         .unwrap();
-        let page = DemoPage::new(&config);
+        let page = DemoPage::new(&config, &crate::orgs::Orgs::resolve(&config).unwrap());
         assert_eq!(page.found.len(), MAX_SAMPLES);
         let signed = page.signed.unwrap();
         assert_eq!(

@@ -51,6 +51,6 @@ mod server;
 mod thumbnails;
 mod uploads;
 
-pub use app::App;
+pub use app::{App, Services};
 pub use responses::Body;
 pub use server::serve;

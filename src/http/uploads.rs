@@ -27,10 +27,11 @@ use super::job_answers::{job_status, maybe_wait};
 use super::responses::{json_response, Body};
 use crate::domain::FieldError;
 use crate::domain::Problem;
-use crate::domain::{Fit, Format, MAX_DIMENSION};
+use crate::domain::{Fit, Format};
 use crate::jobs::model::JobRequest;
 use crate::jobs::shapes::{self, Shape};
-use crate::request::{self, Params, ThumbnailRequest};
+use crate::request::fields::{self, Fields, Raw};
+use crate::request::Params;
 use crate::store::{ObjectStore, Staged, StoreError};
 
 /// Longest text field accepted, bytes.
@@ -40,8 +41,6 @@ const MAX_PARTS: usize = 32;
 /// Room for the form around the file when comparing Content-Length with
 /// the store's limit.
 const FORM_OVERHEAD: u64 = 64 * 1024;
-/// The time of a thumbnail whose upload names none, seconds.
-const DEFAULT_TIME_SECS: f64 = 1.0;
 
 fn field_error(location: &str, value: &str, message: impl Into<String>) -> Problem {
     Problem::invalid_request(vec![FieldError {
@@ -82,14 +81,10 @@ fn parse_persistent(query: Option<&str>) -> Result<bool, Problem> {
     Ok(found.unwrap_or(false))
 }
 
-/// `WxH`, each side 1-4096.
+/// `WxH`, each side as a `width` or `height` is checked.
 fn parse_size(s: &str) -> Option<(u32, u32)> {
     let (w, h) = s.trim().split_once(['x', 'X'])?;
-    let side = |v: &str| {
-        v.parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_DIMENSION).contains(n))
-    };
+    let side = |v: &str| fields::dimension("size", Raw::Text(v)).ok();
     Some((side(w)?, side(h)?))
 }
 
@@ -104,27 +99,15 @@ struct Form {
     webhook_url: Option<String>,
 }
 
-fn parse_form(fields: &HashMap<String, String>) -> Result<Form, Problem> {
+fn parse_form(form: &HashMap<String, String>) -> Result<Form, Problem> {
     let mut errors = Vec::new();
-    let mut bad = |name: &str, value: &str, message: &str| {
-        errors.push(FieldError {
-            message: message.into(),
-            location: format!("body.{name}"),
-            value: value.into(),
-        })
-    };
-    let get = |name: &str| fields.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let time_secs = get("time").and_then(|t| {
-        let parsed = request::parse_seconds(t);
-        if parsed.is_none() {
-            bad("time", t, "time must be a number of seconds, 0 or more");
-        }
-        parsed
-    });
+    let mut checks = Fields::new("body", &mut errors);
+    let get = |name: &str| form.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let time_secs = get("time").and_then(|t| checks.check("time", Raw::Text(t), fields::seconds));
     let size = get("size").and_then(|s| {
         let parsed = parse_size(s);
         if parsed.is_none() {
-            bad(
+            checks.error(
                 "size",
                 s,
                 "size must be WIDTHxHEIGHT, each between 1 and 4096 (e.g. 320x180)",
@@ -134,31 +117,14 @@ fn parse_form(fields: &HashMap<String, String>) -> Result<Form, Problem> {
     });
     let format = match get("format") {
         None => Some(Format::Webp),
-        Some(f) => Format::from_ext(&f.to_ascii_lowercase()).or_else(|| {
-            bad("format", f, "format must be webp, jpg, png or avif");
-            None
-        }),
+        Some(f) => checks.check("format", Raw::Text(f), fields::format),
     };
-    let fit = get("fit").and_then(|f| {
-        Fit::parse(f).or_else(|| {
-            bad(
-                "fit",
-                f,
-                "fit must be crop, contain, fill or pad (or max, scale)",
-            );
-            None
-        })
-    });
-    let quality = get("quality").and_then(|q| {
-        let parsed = q.parse::<u8>().ok().filter(|q| (1..=100).contains(q));
-        if parsed.is_none() {
-            bad("quality", q, "quality must be an integer between 1 and 100");
-        }
-        parsed
-    });
+    let fit = get("fit").and_then(|f| checks.check("fit", Raw::Text(f), fields::fit));
+    let quality =
+        get("quality").and_then(|q| checks.check("quality", Raw::Text(q), fields::quality));
     let client_id = get("id").map(str::to_owned);
     if client_id.as_ref().is_some_and(|id| id.len() > 256) {
-        bad("id", "", "id must be at most 256 characters");
+        checks.error("id", "", "id must be at most 256 characters");
     }
     if !errors.is_empty() {
         return Err(Problem::invalid_request(errors));
@@ -183,7 +149,7 @@ fn upload_store(
 ) -> Result<(String, Arc<ObjectStore>), Problem> {
     let env = match env {
         Some(e) => e.to_owned(),
-        None => app.upload_envs.get(org).cloned().ok_or_else(|| {
+        None => app.upload_env(org).map(str::to_owned).ok_or_else(|| {
             Problem::not_found(format!(
                 "org {org:?} has no upload store (a store: environment, or upload_env)"
             ))
@@ -384,17 +350,22 @@ where
         .await
         .map_err(|e| Problem::from(&e))?;
     let duration = probe.duration_secs;
-    let time_secs = match (form.time_secs, duration) {
-        (Some(t), Some(d)) if t > d + 0.0005 => {
-            return Err(Problem::from(&crate::jobs::JobError::PastEnd {
-                requested_ms: (t * 1000.0).round() as u64,
-                duration_ms: (d * 1000.0).round() as u64,
-            }))
-        }
-        (Some(t), _) => t,
-        (None, Some(d)) => DEFAULT_TIME_SECS.min(d),
-        (None, None) => DEFAULT_TIME_SECS,
+    let params = Params {
+        width: form.size.map(|s| s.0),
+        height: form.size.map(|s| s.1),
+        fit: form.fit,
+        quality: form.quality,
+        ..Params::default()
     };
+    // The key is the digest: not known before the commit, and not needed
+    // for the time rules.
+    let timed = JobRequest::at_time(org, &env, "", params, form.format, form.time_secs, duration);
+    if let Some((requested_ms, duration_ms)) = timed.past_end(duration) {
+        return Err(Problem::from(&crate::jobs::JobError::PastEnd {
+            requested_ms,
+            duration_ms,
+        }));
+    }
     let store_for_commit = store.clone();
     let committed =
         tokio::task::spawn_blocking(move || store_for_commit.commit(staged, persistent))
@@ -403,26 +374,12 @@ where
             .map_err(|e| store_problem(&e))?;
     let (key, new) = (committed.key.clone(), committed.new);
 
-    let time_us = request::seconds_to_us(time_secs);
-    let params = Params {
-        width: form.size.map(|s| s.0),
-        height: form.size.map(|s| s.1),
-        time: Some(crate::domain::TimeSpec::At(time_us)),
-        fit: form.fit,
-        quality: form.quality,
-    };
-    let job = JobRequest {
-        thumbnail: ThumbnailRequest {
-            org: org.to_owned(),
-            env: env.clone(),
-            key: key.clone(),
-            spec: params.to_spec(form.format),
-        },
+    let mut job = JobRequest {
         client_id: form.client_id,
         webhook_url: form.webhook_url,
-        timeout_ms: None,
-        timestamp_ms: Some(time_us / 1000),
+        ..timed
     };
+    job.thumbnail.key = key.clone();
     let record = match app.jobs.submit_request(job, Shape::Thumbd).await {
         Ok((record, _)) => record,
         Err(e) => {

@@ -21,6 +21,7 @@ use crate::config::{Config, JobsConfig};
 use crate::domain::Problem;
 use crate::media::MediaError;
 use crate::metrics::{OutcomeLabels, StateLabels};
+use crate::orgs::Orgs;
 use crate::pool::PoolError;
 use crate::render::{RenderError, Renderer};
 use crate::source::SourceError;
@@ -61,24 +62,23 @@ pub struct Jobs {
 impl Jobs {
     /// Opens the job database, puts interrupted jobs back in the queue and
     /// starts the dispatcher.
-    pub async fn start(config: &Config, renderer: Arc<Renderer>) -> anyhow::Result<Jobs> {
-        let backend = Backend::open(config, config.orgs.keys().cloned().collect()).await?;
-        let orgs = config
-            .orgs
+    pub async fn start(
+        config: &Config,
+        orgs: &Orgs,
+        renderer: Arc<Renderer>,
+    ) -> anyhow::Result<Jobs> {
+        let ids = orgs.iter().map(|(id, _)| id.to_owned()).collect();
+        let backend = Backend::open(config, ids).await?;
+        let orgs = orgs
             .iter()
             .map(|(id, o)| {
                 let jobs = OrgJobs {
                     default_env: o.default_env.clone(),
-                    webhook_secret: o.webhook_secret.clone().map(String::into_bytes),
-                    webhook_hosts: o.webhook_hosts.clone(),
-                    envs: o
-                        .envs
-                        .keys()
-                        .cloned()
-                        .chain(o.takes_video_urls().then(|| o.video_url_env.clone()))
-                        .collect(),
+                    webhook_secret: o.config.webhook_secret.clone().map(String::into_bytes),
+                    webhook_hosts: o.config.webhook_hosts.clone(),
+                    envs: o.envs().map(|(env, _)| env.to_owned()).collect(),
                 };
-                (id.clone(), jobs)
+                (id.to_owned(), jobs)
             })
             .collect();
         let jobs = Jobs {
@@ -215,14 +215,11 @@ impl Jobs {
     async fn check_time(&self, req: &JobRequest) -> Result<(), JobError> {
         let t = &req.thumbnail;
         let probe = self.inner.renderer.probe(&t.org, &t.env, &t.key).await?;
-        if let (Some(duration), Some(requested_ms)) = (probe.duration_secs, req.timestamp_ms) {
-            let duration_ms = (duration * 1000.0).round() as u64;
-            if requested_ms > duration_ms {
-                return Err(JobError::PastEnd {
-                    requested_ms,
-                    duration_ms,
-                });
-            }
+        if let Some((requested_ms, duration_ms)) = req.past_end(probe.duration_secs) {
+            return Err(JobError::PastEnd {
+                requested_ms,
+                duration_ms,
+            });
         }
         Ok(())
     }

@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::request::ThumbnailRequest;
+use crate::domain::{Format, TimeSpec};
+use crate::request::{seconds_to_us, Params, ThumbnailRequest};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +57,53 @@ pub struct JobRequest {
     pub timeout_ms: Option<u64>,
     /// The requested time, for the duration check (`None`: the middle).
     pub timestamp_ms: Option<u64>,
+}
+
+/// The time a compatibility shape or an upload renders when it names
+/// none: one second in, or the end of a shorter video.
+pub const DEFAULT_SECOND: f64 = 1.0;
+
+impl JobRequest {
+    /// A job for one picture at one moment (`time_secs`), as the
+    /// compatibility shapes and uploads submit them; `None` takes
+    /// [`DEFAULT_SECOND`] (or the end of a shorter video).
+    pub fn at_time(
+        org: &str,
+        env: &str,
+        key: &str,
+        params: Params,
+        format: Format,
+        time_secs: Option<f64>,
+        duration_secs: Option<f64>,
+    ) -> JobRequest {
+        let secs = time_secs
+            .unwrap_or_else(|| DEFAULT_SECOND.min(duration_secs.unwrap_or(DEFAULT_SECOND)));
+        let time_us = seconds_to_us(secs);
+        let params = Params {
+            time: Some(TimeSpec::At(time_us)),
+            ..params
+        };
+        JobRequest {
+            thumbnail: ThumbnailRequest {
+                org: org.to_owned(),
+                env: env.to_owned(),
+                key: key.to_owned(),
+                spec: params.to_spec(format),
+            },
+            client_id: None,
+            webhook_url: None,
+            timeout_ms: None,
+            timestamp_ms: Some(time_us / 1000),
+        }
+    }
+
+    /// The video's duration in whole milliseconds if the requested time is
+    /// past it: the one past-the-end rule of every shape.
+    pub fn past_end(&self, duration_secs: Option<f64>) -> Option<(u64, u64)> {
+        let duration_ms = (duration_secs? * 1000.0).round() as u64;
+        let requested_ms = self.timestamp_ms?;
+        (requested_ms > duration_ms).then_some((requested_ms, duration_ms))
+    }
 }
 
 /// Which API shape submitted a job.

@@ -6,7 +6,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::model::JobRequest;
-use crate::domain::{FieldError, Fit, Format, MAX_DIMENSION};
+use crate::domain::{FieldError, Fit, Format};
+use crate::request::fields::{self, Fields, Raw};
 use crate::request::{Params, ThumbnailRequest};
 
 fn err(errors: &mut Vec<FieldError>, field: &str, value: &Value, message: &str) {
@@ -18,6 +19,17 @@ fn err(errors: &mut Vec<FieldError>, field: &str, value: &Value, message: &str) 
             v => v.to_string(),
         },
     });
+}
+
+/// A picture parameter of the body, absent or checked by the one parser.
+fn param<T>(
+    errors: &mut Vec<FieldError>,
+    obj: &serde_json::Map<String, Value>,
+    name: &str,
+    check: impl FnOnce(&str, Raw) -> Result<T, String>,
+) -> Option<T> {
+    let raw = obj.get(name).filter(|v| !v.is_null())?;
+    Fields::new("body", errors).check(name, Raw::Json(raw), check)
 }
 
 /// Validates one submission for video `key` of `org`. `default_env` applies
@@ -65,8 +77,12 @@ pub fn validate(
             },
         }
     };
-    let width = int(&mut errors, "width", 1, MAX_DIMENSION as u64, true);
-    let height = int(&mut errors, "height", 1, MAX_DIMENSION as u64, false);
+    // The picture parameters, by the one parser URLs and tokens use too.
+    let width = param(&mut errors, obj, "width", fields::dimension);
+    if obj.get("width").is_none_or(Value::is_null) {
+        err(&mut errors, "width", &Value::Null, "width is required");
+    }
+    let height = param(&mut errors, obj, "height", fields::dimension);
     // "auto": the best frame (see the thumbnail URL's `timeStamp=auto`).
     let auto_time = obj.get("timestampMs").and_then(Value::as_str) == Some("auto");
     let timestamp_ms = if auto_time {
@@ -74,7 +90,7 @@ pub fn validate(
     } else {
         int(&mut errors, "timestampMs", 0, 1_000_000_000_000, true)
     };
-    let quality = int(&mut errors, "quality", 1, 100, false);
+    let quality = param(&mut errors, obj, "quality", fields::quality);
     let timeout_ms = int(&mut errors, "timeoutMs", 1, 3_600_000, false);
     let string = |errors: &mut Vec<FieldError>, name: &str| -> Option<String> {
         match obj.get(name) {
@@ -87,30 +103,11 @@ pub fn validate(
         }
     };
     let env = string(&mut errors, "env").or_else(|| default_env.map(str::to_owned));
-    let format = match string(&mut errors, "format") {
+    let format = match obj.get("format").filter(|v| !v.is_null()) {
         None => Some(Format::Webp),
-        Some(f) => Format::from_ext(&f.to_ascii_lowercase()).or_else(|| {
-            err(
-                &mut errors,
-                "format",
-                &Value::String(f),
-                "format must be webp, jpg, png or avif",
-            );
-            None
-        }),
+        Some(_) => param(&mut errors, obj, "format", fields::format),
     };
-    let fit = match string(&mut errors, "fit") {
-        None => None,
-        Some(f) => Fit::parse(&f).or_else(|| {
-            err(
-                &mut errors,
-                "fit",
-                &Value::String(f),
-                "fit must be crop, contain, fill or pad (or max, scale)",
-            );
-            None
-        }),
-    };
+    let fit = param(&mut errors, obj, "fit", fields::fit);
     let client_id = string(&mut errors, "id");
     if client_id.as_ref().is_some_and(|id| id.len() > 256) {
         err(
@@ -133,15 +130,15 @@ pub fn validate(
         return Err(errors);
     }
     let params = Params {
-        width: width.map(|w| w as u32),
-        height: height.map(|h| h as u32),
+        width,
+        height,
         time: if auto_time {
             Some(crate::domain::TimeSpec::Auto)
         } else {
             timestamp_ms.map(|ms| crate::domain::TimeSpec::At(ms * 1000))
         },
         fit,
-        quality: quality.map(|q| q as u8),
+        quality,
     };
     let format = format.expect("checked");
     Ok(JobRequest {

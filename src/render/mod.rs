@@ -11,7 +11,6 @@ mod served;
 mod timed;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,35 +20,30 @@ use crate::domain::{RenderSpec, TimeSpec};
 use crate::media::decode::DecodedFrame;
 use crate::media::{self, Limits, MediaError};
 use crate::metrics::{CacheLabels, Metrics};
-use crate::objects::Timeouts;
+use crate::orgs::{Env, Locator, Orgs};
 use crate::pool::{PoolError, WorkPool};
 use crate::request::animated::AnimatedRequest;
 use crate::request::storyboard::StoryboardRequest;
 use crate::request::{RenderKey, ThumbnailRequest};
 use crate::shared_cache::SharedCache;
 use crate::source::urlbook::{self, UrlBook};
-use crate::source::{SourceError, SourceLocation, SourceRead, SourceTemplate, Sources};
+use crate::source::{SourceError, SourceLocation, SourceRead, Sources};
 
 pub use error::RenderError;
+
+/// What the renderer is built from; the composition root
+/// ([`crate::setup::build`]) builds each before it.
+pub struct RenderParts {
+    pub orgs: Arc<Orgs>,
+    pub metrics: Arc<Metrics>,
+    pub sources: Sources,
+    /// The URL book, when an org takes video URLs.
+    pub urls: Option<Arc<UrlBook>>,
+    /// The second tier, when `[cache.shared]` is set.
+    pub shared: Option<Arc<SharedCache>>,
+}
 pub use served::{strong_etag, CacheStatus, RenderTimings, Sequence, SequenceKey, Thumbnail};
 use timed::{decoder_threads, TimedRead};
-
-/// A configured environment as the renderer needs it.
-struct Environment {
-    locator: Locator,
-    access: Access,
-    /// Allowed widths and heights, sorted (empty: any).
-    widths: Vec<u32>,
-    heights: Vec<u32>,
-}
-
-/// How an environment finds a key's video.
-enum Locator {
-    /// The configured `source` template.
-    Template(SourceTemplate),
-    /// The org's video URLs, by the key made from each (the URL book).
-    VideoUrls,
-}
 
 /// A decoded frame's identity: which video (and, with the shared cache,
 /// which version of it: a render stored under a version must come from
@@ -64,8 +58,8 @@ struct Decoded {
 }
 
 pub struct Renderer {
-    /// Environments by org, then env id.
-    environments: HashMap<String, HashMap<String, Environment>>,
+    /// The orgs and environments, resolved at start-up.
+    orgs: Arc<Orgs>,
     sources: Sources,
     /// Video URLs by key, for orgs that take them.
     urls: Option<Arc<UrlBook>>,
@@ -87,51 +81,15 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    pub fn new(config: &Config) -> anyhow::Result<Renderer> {
-        let mut environments = HashMap::new();
-        for (org_id, org) in &config.orgs {
-            let envs = environments
-                .entry(org_id.clone())
-                .or_insert_with(HashMap::new);
-            for (env_id, env) in &org.envs {
-                let template = SourceTemplate::parse(&env.source, &config.base_dir)
-                    .expect("templates are checked when the config is loaded")
-                    .for_env(org_id, env_id);
-                let access = env.access;
-                let sorted = |sizes: &[u32]| {
-                    let mut sizes = sizes.to_vec();
-                    sizes.sort_unstable();
-                    sizes.dedup();
-                    sizes
-                };
-                envs.insert(
-                    env_id.clone(),
-                    Environment {
-                        locator: Locator::Template(template),
-                        access,
-                        widths: sorted(&env.allowed_widths),
-                        heights: sorted(&env.allowed_heights),
-                    },
-                );
-            }
-            if org.takes_video_urls() {
-                envs.insert(
-                    org.video_url_env.clone(),
-                    Environment {
-                        locator: Locator::VideoUrls,
-                        access: Access::Public,
-                        widths: Vec::new(),
-                        heights: Vec::new(),
-                    },
-                );
-            }
-        }
-        let urls = if config.orgs.values().any(|o| o.takes_video_urls()) {
-            Some(Arc::new(UrlBook::open(config)?))
-        } else {
-            None
-        };
-        let metrics = Arc::new(Metrics::new());
+    /// The renderer over `parts`, with its caches and pool sized by `config`.
+    pub fn new(config: &Config, parts: RenderParts) -> Renderer {
+        let RenderParts {
+            orgs,
+            metrics,
+            sources,
+            urls,
+            shared,
+        } = parts;
         let evictions = metrics.cache_evictions.clone();
         let cache = moka::future::Cache::builder()
             .max_capacity(config.cache.max_bytes)
@@ -162,35 +120,21 @@ impl Renderer {
             })
             .build();
         let r = &config.render;
-        let shared = match &config.cache.shared {
-            Some(settings) => {
-                let timeouts = Timeouts {
-                    connect: Duration::from_secs(config.fetch.connect_timeout_secs),
-                    request: Duration::from_secs(config.fetch.request_timeout_secs),
-                    retry: Duration::from_millis(settings.timeout_ms),
-                };
-                let cache = SharedCache::new(settings, &config.base_dir, timeouts, metrics.clone())
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                tracing::info!(cache = %cache.location(), "shared render cache");
-                Some(Arc::new(cache))
-            }
-            None => None,
-        };
-        Ok(Renderer {
+        Renderer {
             shared,
             sequences,
             pictures: config.pictures.clone(),
             frames,
-            environments,
+            orgs,
             urls,
-            sources: Sources::for_config(config, metrics.source.clone())?,
+            sources,
             cache,
             pool: WorkPool::new(r.effective_concurrency(), r.queue)
                 .with_client_share(r.per_client_queue()),
             timeout: r.timeout(),
             limits: (r.max_frame_pixels, r.max_source_bytes, r.decoder_threads),
             metrics,
-        })
+        }
     }
 
     /// The server's metrics (renders, caches, sources, and what the HTTP
@@ -231,8 +175,13 @@ impl Renderer {
         RenderError::Busy(e)
     }
 
-    fn environment(&self, org: &str, env: &str) -> Option<&Environment> {
-        self.environments.get(org)?.get(env)
+    fn environment(&self, org: &str, env: &str) -> Option<&Env> {
+        self.orgs.env(org, env)
+    }
+
+    /// The orgs and environments this renderer serves.
+    pub fn orgs(&self) -> &Arc<Orgs> {
+        &self.orgs
     }
 
     /// Who may see `org`/`env`'s thumbnails; `None` if it is not configured.

@@ -10,10 +10,13 @@ use std::fmt;
 use percent_encoding::percent_decode_str;
 
 pub mod animated;
+pub mod fields;
 pub mod storyboard;
 
 pub use crate::domain::{is_valid_id, FieldError, DEFAULT_QUALITY};
-use crate::domain::{Fit, Format, RenderSpec, TimeSpec, MAX_DIMENSION};
+use crate::domain::{Fit, Format, RenderSpec, TimeSpec};
+pub(crate) use fields::{parse_count, parse_quality};
+pub use fields::{parse_seconds, parse_time, seconds_to_us, Fields, Raw};
 
 /// Picture parameters as a URL (or a signed token) states them, before
 /// defaults: `None` means "not given".
@@ -182,9 +185,6 @@ pub fn snap(requested: u32, allowed: &[u32]) -> u32 {
         .min_by_key(|&a| (a.abs_diff(requested), std::cmp::Reverse(a)))
         .unwrap_or(requested)
 }
-
-/// Times past this many seconds are treated as "past the end" all the same.
-const MAX_TIME_SECS: f64 = 1e9;
 
 /// Parses `{org}/{env}/{key}.{ext}` (the path after `/v1/thumbnail/`, still
 /// percent-encoded) and the raw query string.
@@ -387,29 +387,20 @@ fn parse_query(query: &str, errors: &mut Vec<FieldError>) -> (Params, Option<Str
             }
             continue;
         }
-        let mut invalid = |message: &str| errors.push(FieldError::new(&loc(), &value, message));
+        let mut fields = Fields::new("query", errors);
+        let raw = Raw::Text(&value);
         match canonical {
-            "width" | "height" => match parse_dimension(&value) {
-                Some(v) if canonical == "width" => params.width = Some(v),
-                Some(v) => params.height = Some(v),
-                None => invalid(&format!(
-                    "{canonical} must be an integer between 1 and {MAX_DIMENSION}"
-                )),
-            },
-            "timeStamp" => match parse_time(&value) {
-                Some(t) => params.time = Some(t),
-                None => invalid(
-                    "timeStamp must be a non-negative number of seconds, like 12 or 12.5, or auto",
-                ),
-            },
-            "fit" => match Fit::parse(&value) {
-                Some(f) => params.fit = Some(f),
-                None => invalid("fit must be crop, contain, fill or pad"),
-            },
-            "quality" => match parse_quality(&value) {
-                Some(q) => params.quality = Some(q),
-                None => invalid("quality must be an integer between 1 and 100"),
-            },
+            "width" => {
+                params.width = fields.check(&name, raw, |_, raw| fields::dimension("width", raw))
+            }
+            "height" => {
+                params.height = fields.check(&name, raw, |_, raw| fields::dimension("height", raw))
+            }
+            "timeStamp" => {
+                params.time = fields.check(&name, raw, |_, raw| fields::time("timeStamp", raw))
+            }
+            "fit" => params.fit = fields.check(&name, raw, fields::fit),
+            "quality" => params.quality = fields.check(&name, raw, fields::quality),
             _ => token = Some(value.to_string()),
         }
         seen.push((canonical, value));
@@ -446,40 +437,6 @@ pub fn negotiate(accept: Option<&str>) -> Format {
     }
 }
 
-/// A `timeStamp` value: seconds, or `auto` for the best frame.
-pub fn parse_time(value: &str) -> Option<TimeSpec> {
-    if value == "auto" {
-        return Some(TimeSpec::Auto);
-    }
-    parse_seconds(value).map(|t| TimeSpec::At(seconds_to_us(t)))
-}
-
-/// Seconds to the canonical microseconds (times past the end all mean the
-/// last frame, so very large ones are capped).
-pub fn seconds_to_us(secs: f64) -> u64 {
-    (secs.min(MAX_TIME_SECS) * 1e6).round() as u64
-}
-
-pub(crate) fn parse_quality(value: &str) -> Option<u8> {
-    match value.parse::<u8>() {
-        Ok(q @ 1..=100) if value.bytes().all(|b| b.is_ascii_digit()) => Some(q),
-        _ => None,
-    }
-}
-
-/// 1 to MAX_DIMENSION, in plain digits.
-pub(crate) fn parse_dimension(value: &str) -> Option<u32> {
-    parse_count(value, MAX_DIMENSION)
-}
-
-/// 1 to `max`, in plain digits (at most 6 of them).
-pub(crate) fn parse_count(value: &str, max: u32) -> Option<u32> {
-    if value.is_empty() || value.len() > 6 || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    value.parse::<u32>().ok().filter(|v| (1..=max).contains(v))
-}
-
 /// The parameters of `query` named in `known`, in order; others are
 /// ignored, and one given twice is reported (and taken once).
 pub(crate) fn known_params<'q>(
@@ -503,25 +460,6 @@ pub(crate) fn known_params<'q>(
         out.push((name, value));
     }
     out
-}
-
-/// Seconds as a plain decimal: digits, an optional fraction. No sign, no
-/// exponent, no `inf`/`nan`.
-pub fn parse_seconds(value: &str) -> Option<f64> {
-    let (int, frac) = match value.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (value, None),
-    };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let ok = value.len() <= 32
-        && digits(int)
-        && frac.is_none_or(|f| !f.is_empty() && digits(f))
-        && !(int.is_empty() && frac.is_none());
-    if !ok {
-        return None;
-    }
-    let secs: f64 = value.parse().ok()?;
-    secs.is_finite().then_some(secs)
 }
 
 #[cfg(test)]

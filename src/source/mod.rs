@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use std::collections::HashMap;
 
-use crate::config::{CacheConfig, Config, FetchConfig};
+use crate::config::{CacheConfig, Config, FetchConfig, S3Config};
 use crate::domain::Problem;
 use crate::metrics::SourceMetrics;
 use crate::objects::Timeouts;
@@ -300,39 +300,33 @@ impl Sources {
         })
     }
 
-    /// Sources for `config`, with a guarded client per org that takes
-    /// video URLs.
-    pub fn for_config(config: &Config, metrics: SourceMetrics) -> Result<Sources, SourceError> {
+    /// Sources for `config`: a bucket client per S3 environment (`buckets`:
+    /// org, env, bucket, settings, from the resolved orgs) and a guarded
+    /// client per org that takes video URLs (`policies`).
+    pub fn for_config(
+        config: &Config,
+        buckets: &[(&str, &str, &str, &S3Config)],
+        policies: Vec<(String, guard::UrlPolicy)>,
+        metrics: SourceMetrics,
+    ) -> Result<Sources, SourceError> {
         let mut sources = Sources::new(&config.fetch, &config.cache, metrics)?;
         let timeouts = Timeouts {
             connect: Duration::from_secs(config.fetch.connect_timeout_secs),
             request: Duration::from_secs(config.fetch.request_timeout_secs),
             retry: config.render.timeout(),
         };
-        for (org_id, org) in &config.orgs {
-            for (env_id, env) in &org.envs {
-                let Ok(SourceTemplate::S3 { bucket, .. }) =
-                    SourceTemplate::parse(&env.source, &config.base_dir)
-                else {
-                    continue;
-                };
-                let at = format!("orgs.{org_id}.envs.{env_id}.s3");
-                let store = crate::objects::s3(&bucket, &env.s3, &config.base_dir, timeouts, &at)
-                    .map_err(SourceError::Connect)?;
-                sources.buckets.insert(store_name(org_id, env_id), store);
-            }
+        for &(org_id, env_id, bucket, s3) in buckets {
+            let at = format!("orgs.{org_id}.envs.{env_id}.s3");
+            let store = crate::objects::s3(bucket, s3, &config.base_dir, timeouts, &at)
+                .map_err(SourceError::Connect)?;
+            sources.buckets.insert(store_name(org_id, env_id), store);
         }
-        for (org_id, org) in &config.orgs {
-            if !org.takes_video_urls() {
-                continue;
-            }
-            let policy =
-                guard::UrlPolicy::new(&org.video_url_prefixes, &org.video_url_private_hosts);
+        for (org_id, policy) in policies {
             let client = policy
                 .client(&config.fetch)
                 .map_err(|e| SourceError::Connect(e.to_string()))?;
             let http = sources.http.with_client(client, &format!("org:{org_id}\n"));
-            sources.guarded.insert(org_id.clone(), (policy, http));
+            sources.guarded.insert(org_id, (policy, http));
         }
         Ok(sources)
     }

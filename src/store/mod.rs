@@ -23,8 +23,9 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::config::{Config, StoreConfig};
+use crate::config::StoreConfig;
 use crate::domain::Problem;
+use crate::orgs::Orgs;
 use crate::source::SourceTemplate;
 use http::StatusCode;
 
@@ -439,24 +440,20 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Opens the stores of `config`.
-    pub fn open(config: &Config) -> anyhow::Result<Stores> {
+    /// Opens the store of every `store:` environment.
+    pub fn open(orgs: &Orgs) -> anyhow::Result<Stores> {
         let mut stores = HashMap::new();
-        for (org_id, org) in &config.orgs {
-            for (env_id, env) in &org.envs {
-                let Ok(SourceTemplate::Store(dir)) =
-                    SourceTemplate::parse(&env.source, &config.base_dir)
-                else {
-                    continue;
-                };
-                let store = ObjectStore::open(&dir, env.store.clone()).map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot open the store {} of {org_id}/{env_id}: {e}",
-                        dir.display()
-                    )
-                })?;
-                stores.insert((org_id.clone(), env_id.clone()), Arc::new(store));
-            }
+        for (org_id, env_id, template, env) in orgs.templates() {
+            let SourceTemplate::Store(dir) = template else {
+                continue;
+            };
+            let store = ObjectStore::open(dir, env.store.clone()).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the store {} of {org_id}/{env_id}: {e}",
+                    dir.display()
+                )
+            })?;
+            stores.insert((org_id.to_owned(), env_id.to_owned()), Arc::new(store));
         }
         Ok(Stores { stores })
     }

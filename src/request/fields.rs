@@ -1,0 +1,244 @@
+//! The one parser of picture parameters. URLs, signed-token claims, job
+//! bodies, the compatibility shapes and uploads all check `width`,
+//! `height`, `quality`, `fit`, `format` and times here, with the same rules
+//! and the same messages; each caller only says where the value was
+//! (`query.width`, `body.width`, ...). Pure.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::domain::{FieldError, Fit, Format, TimeSpec, MAX_DIMENSION};
+
+/// Times past this many seconds are treated as "past the end" all the same.
+const MAX_TIME_SECS: f64 = 1e9;
+
+/// A parameter's value as it arrived: text (a URL's query, a form field)
+/// or JSON (a body, a token's claims; a JSON string is read as text).
+#[derive(Debug, Clone, Copy)]
+pub enum Raw<'a> {
+    Text(&'a str),
+    Json(&'a Value),
+}
+
+impl Raw<'_> {
+    /// The value as received, for `errors[].value`.
+    pub fn shown(&self) -> Cow<'_, str> {
+        match self {
+            Raw::Text(s) => Cow::Borrowed(s),
+            Raw::Json(Value::String(s)) => Cow::Borrowed(s),
+            Raw::Json(v) => Cow::Owned(v.to_string()),
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        match self {
+            Raw::Text(s) => Some(s),
+            Raw::Json(Value::String(s)) => Some(s),
+            Raw::Json(_) => None,
+        }
+    }
+
+    /// An integer in `min..=max`: plain digits, or a JSON integer.
+    fn integer(&self, min: u64, max: u64) -> Option<u64> {
+        let n = match self {
+            Raw::Json(Value::Number(n)) => n.as_u64(),
+            _ => {
+                let s = self.text()?;
+                if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                s.parse().ok()
+            }
+        };
+        n.filter(|n| (min..=max).contains(n))
+    }
+}
+
+/// `width` or `height` (named `name`): 1 to [`MAX_DIMENSION`].
+pub fn dimension(name: &str, raw: Raw) -> Result<u32, String> {
+    raw.integer(1, MAX_DIMENSION as u64)
+        .map(|n| n as u32)
+        .ok_or_else(|| format!("{name} must be an integer between 1 and {MAX_DIMENSION}"))
+}
+
+/// `quality`: 1 to 100.
+pub fn quality(name: &str, raw: Raw) -> Result<u8, String> {
+    raw.integer(1, 100)
+        .map(|n| n as u8)
+        .ok_or_else(|| format!("{name} must be an integer between 1 and 100"))
+}
+
+/// `fit`: thumbd's names, or the conversion-task API's (`max`, `scale`).
+pub fn fit(name: &str, raw: Raw) -> Result<Fit, String> {
+    raw.text()
+        .and_then(Fit::parse)
+        .ok_or_else(|| format!("{name} must be crop, contain, fill or pad (or max, scale)"))
+}
+
+/// `format`, in any case.
+pub fn format(name: &str, raw: Raw) -> Result<Format, String> {
+    raw.text()
+        .and_then(Format::from_ext)
+        .ok_or_else(|| format!("{name} must be webp, jpg, png or avif"))
+}
+
+/// A time in seconds (plain decimal, or a JSON number), 0 or more.
+pub fn seconds(name: &str, raw: Raw) -> Result<f64, String> {
+    let secs = match raw {
+        Raw::Json(Value::Number(n)) => n.as_f64().filter(|s| s.is_finite() && *s >= 0.0),
+        _ => raw.text().and_then(parse_seconds),
+    };
+    secs.ok_or_else(|| format!("{name} must be a number of seconds, 0 or more, like 12 or 12.5"))
+}
+
+/// `timeStamp`: seconds, or `auto` for the best frame.
+pub fn time(name: &str, raw: Raw) -> Result<TimeSpec, String> {
+    if raw.text() == Some("auto") {
+        return Ok(TimeSpec::Auto);
+    }
+    seconds(name, raw)
+        .map(|s| TimeSpec::At(seconds_to_us(s)))
+        .map_err(|_| {
+            format!("{name} must be a non-negative number of seconds, like 12 or 12.5, or auto")
+        })
+}
+
+/// Collects the errors of one request's parameters under one location
+/// prefix (`query`, `body`).
+pub struct Fields<'e> {
+    at: &'static str,
+    errors: &'e mut Vec<FieldError>,
+}
+
+impl<'e> Fields<'e> {
+    pub fn new(at: &'static str, errors: &'e mut Vec<FieldError>) -> Fields<'e> {
+        Fields { at, errors }
+    }
+
+    /// Checks `raw` (parameter `name`) with `check`; its error is recorded
+    /// at `{at}.{name}`.
+    pub fn check<T>(
+        &mut self,
+        name: &str,
+        raw: Raw,
+        check: impl FnOnce(&str, Raw) -> Result<T, String>,
+    ) -> Option<T> {
+        match check(name, raw) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.error(name, &raw.shown(), message);
+                None
+            }
+        }
+    }
+
+    /// Records an error of parameter `name`.
+    pub fn error(&mut self, name: &str, value: &str, message: impl Into<String>) {
+        let location = if name.is_empty() {
+            self.at.to_owned()
+        } else {
+            format!("{}.{name}", self.at)
+        };
+        self.errors.push(FieldError::new(&location, value, message));
+    }
+}
+
+/// A `timeStamp` value: seconds, or `auto` for the best frame.
+pub fn parse_time(value: &str) -> Option<TimeSpec> {
+    time("timeStamp", Raw::Text(value)).ok()
+}
+
+/// Seconds to the canonical microseconds (times past the end all mean the
+/// last frame, so very large ones are capped).
+pub fn seconds_to_us(secs: f64) -> u64 {
+    (secs.min(MAX_TIME_SECS) * 1e6).round() as u64
+}
+
+pub(crate) fn parse_quality(value: &str) -> Option<u8> {
+    quality("quality", Raw::Text(value)).ok()
+}
+
+/// 1 to `max`, in plain digits (at most 6 of them).
+pub(crate) fn parse_count(value: &str, max: u32) -> Option<u32> {
+    if value.is_empty() || value.len() > 6 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse::<u32>().ok().filter(|v| (1..=max).contains(v))
+}
+
+/// Seconds as a plain decimal: digits, an optional fraction. No sign, no
+/// exponent, no `inf`/`nan`.
+pub fn parse_seconds(value: &str) -> Option<f64> {
+    let (int, frac) = match value.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (value, None),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let ok = value.len() <= 32
+        && digits(int)
+        && frac.is_none_or(|f| !f.is_empty() && digits(f))
+        && !(int.is_empty() && frac.is_none());
+    if !ok {
+        return None;
+    }
+    let secs: f64 = value.parse().ok()?;
+    secs.is_finite().then_some(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn one_rule_for_text_and_json() {
+        assert_eq!(dimension("width", Raw::Text("320")), Ok(320));
+        assert_eq!(dimension("width", Raw::Json(&json!(320))), Ok(320));
+        assert_eq!(dimension("width", Raw::Json(&json!("320"))), Ok(320));
+        for bad in [
+            json!(0),
+            json!(4097),
+            json!(-1),
+            json!(3.5),
+            json!("+3"),
+            json!(true),
+        ] {
+            assert_eq!(
+                dimension("width", Raw::Json(&bad)).unwrap_err(),
+                "width must be an integer between 1 and 4096",
+                "{bad}"
+            );
+        }
+        assert!(quality("quality", Raw::Text("101")).is_err());
+        assert_eq!(quality("quality", Raw::Json(&json!(80))), Ok(80));
+        assert_eq!(fit("fit", Raw::Text("max")), Ok(Fit::Contain));
+        assert_eq!(format("format", Raw::Text("JPG")), Ok(Format::Jpeg));
+        assert_eq!(
+            format("format", Raw::Text("gif")).unwrap_err(),
+            "format must be webp, jpg, png or avif"
+        );
+        assert_eq!(time("t", Raw::Text("auto")), Ok(TimeSpec::Auto));
+        assert_eq!(
+            time("t", Raw::Json(&json!(1.5))),
+            Ok(TimeSpec::At(1_500_000))
+        );
+        assert_eq!(time("t", Raw::Text("1.5")), Ok(TimeSpec::At(1_500_000)));
+        for bad in ["-1", "1e3", "inf", "", "."] {
+            assert!(time("t", Raw::Text(bad)).is_err(), "{bad}");
+        }
+        assert!(time("t", Raw::Json(&json!(-1))).is_err());
+    }
+
+    #[test]
+    fn errors_carry_the_callers_location() {
+        let mut errors = Vec::new();
+        let mut fields = Fields::new("body", &mut errors);
+        assert_eq!(fields.check("width", Raw::Json(&json!(0)), dimension), None);
+        assert_eq!(fields.check("fit", Raw::Text("crop"), fit), Some(Fit::Crop));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].location, "body.width");
+        assert_eq!(errors[0].value, "0");
+    }
+}

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
-use serde_json::Value;
 
 use crate::domain::Problem;
 use crate::jobs::model::Status;
@@ -62,18 +61,16 @@ pub(super) fn job_status(record: &JobRecord) -> Result<StatusCode, Problem> {
 
 /// The problem a failed job stored, as a call's answer (with its `jobId`).
 pub(super) fn failed_problem(record: &JobRecord) -> Problem {
-    let stored = record.error.as_ref();
-    let field = |name: &str| stored.and_then(|e| e.get(name));
-    let status = field("status")
-        .and_then(Value::as_u64)
-        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+    let failure = record.error.as_ref();
+    let status = failure
+        .and_then(|e| StatusCode::from_u16(e.status).ok())
         .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-    let detail = field("detail")
-        .and_then(Value::as_str)
+    let detail = failure
+        .map(|e| e.detail.as_str())
+        .filter(|d| !d.is_empty())
         .unwrap_or("the thumbnail could not be made");
-    let code = field("type")
-        .and_then(Value::as_str)
-        .and_then(|t| t.strip_prefix("urn:thumbd:problem:"))
+    let code = failure
+        .and_then(|e| e.code())
         .unwrap_or("undecodable-video");
     let title = match status.as_u16() {
         404 => "Not found",

@@ -17,10 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::error::{store_err, JobError};
-use super::model::{now_ms, Delivery, JobRecord, Status};
+use super::model::{now_ms, Delivery, JobFailure, JobRecord, Status};
 use super::postgres::PgStore;
 use super::scheduler::Scheduler;
 use super::store::Store;
@@ -412,9 +410,10 @@ impl Backend {
         &self,
         id: &str,
         status: Status,
-        error: Option<Value>,
+        error: Option<JobFailure>,
         size: Option<(u32, u32)>,
     ) -> Result<bool, JobError> {
+        let error = error.as_ref().map(JobFailure::to_json);
         match self {
             Backend::Sqlite { store, .. } => {
                 let id = id.to_owned();

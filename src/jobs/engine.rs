@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use super::backend::{Backend, Lease};
 use super::error::JobError;
-use super::model::{now_ms, Delivery, JobRecord, JobRequest, Shape, Status};
+use super::model::{now_ms, Delivery, JobFailure, JobRecord, JobRequest, Shape, Status};
 use super::{submission, webhook};
 use crate::config::{Config, JobsConfig};
 use crate::domain::Problem;
@@ -392,8 +392,8 @@ impl Jobs {
             Ok(size) => (Status::Completed, None, Some(size)),
             Err(e) => {
                 tracing::info!(job = %id, error = %e, "job failed");
-                let problem = serde_json::to_value(Problem::from(e.as_ref())).expect("serializes");
-                (Status::Failed, Some(problem), None)
+                let failure = JobFailure::from_problem(&Problem::from(e.as_ref()));
+                (Status::Failed, Some(failure), None)
             }
         };
         if !backend.finish(id, status, error, size).await? {

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{Format, TimeSpec};
+use crate::domain::{Format, Problem, TimeSpec};
 use crate::request::{seconds_to_us, Params, ThumbnailRequest};
 
 /// Where a job is in its life.
@@ -163,6 +163,52 @@ impl Delivery {
     }
 }
 
+/// Why a job failed, as stored and shown: the problem it would have
+/// answered (code, status, title, detail), typed. Stored as that problem's
+/// JSON (`type`, `title`, `status`, `detail` and any extension members).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobFailure {
+    /// `urn:thumbd:problem:<code>`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default = "JobFailure::unknown_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub detail: String,
+    /// Extension members, as stored.
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, Value>,
+}
+
+impl JobFailure {
+    fn unknown_status() -> u16 {
+        500
+    }
+
+    /// The failure of a job that would have answered `problem`.
+    pub fn from_problem(problem: &Problem) -> JobFailure {
+        JobFailure {
+            kind: problem.kind.clone(),
+            title: problem.title.to_owned(),
+            status: problem.status,
+            detail: problem.detail.clone(),
+            extensions: problem.extensions.clone(),
+        }
+    }
+
+    /// The problem's code (`undecodable-video`, `source-timeout`, ...).
+    pub fn code(&self) -> Option<&str> {
+        self.kind.strip_prefix("urn:thumbd:problem:")
+    }
+
+    /// The stored JSON.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("a JSON object")
+    }
+}
+
 /// One job as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
@@ -173,8 +219,8 @@ pub struct JobRecord {
     pub webhook_url: Option<String>,
     pub timeout_ms: Option<u64>,
     pub status: Status,
-    /// Problem details, when failed.
-    pub error: Option<Value>,
+    /// Why it failed, when it did.
+    pub error: Option<JobFailure>,
     pub attempts: u32,
     /// Size of the rendered thumbnail, when completed.
     pub size: Option<(u32, u32)>,

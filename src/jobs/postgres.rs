@@ -407,7 +407,9 @@ fn from_row(row: &Row) -> Result<JobRecord> {
         webhook_url: row.try_get(7)?,
         timeout_ms: int(8)?.map(|n| n as u64),
         status: Status::parse(&status).ok_or_else(|| bad("status"))?,
-        error: row.try_get(10)?,
+        error: row
+            .try_get::<_, Option<Value>>(10)?
+            .and_then(|e| serde_json::from_value(e).ok()),
         attempts: int(11)?.unwrap_or(0) as u32,
         size: width.zip(height),
         webhook: webhook.as_deref().and_then(Delivery::parse),

@@ -35,7 +35,7 @@ pub fn thumbd(r: &JobRecord) -> Value {
         doc["height"] = h.into();
     }
     if let Some(e) = &r.error {
-        doc["error"] = e.clone();
+        doc["error"] = e.to_json();
     }
     if let Some(state) = r.webhook {
         doc["webhook"] = json!({"state": state.as_str(), "attempts": r.webhook_attempts});
@@ -66,11 +66,8 @@ pub fn video_url(r: &JobRecord) -> Value {
         doc["response"] = r.url.clone().into();
     }
     if let Some(e) = &r.error {
-        doc["error"] = e
-            .get("detail")
-            .cloned()
-            .unwrap_or_else(|| "the thumbnail failed".into());
-        doc["problem"] = e.clone();
+        doc["error"] = e.detail.clone().into();
+        doc["problem"] = e.to_json();
     }
     if r.status.is_final() {
         let start = r.started_ms.or(r.ended_ms);
@@ -126,8 +123,8 @@ pub fn task(r: &JobRecord) -> Value {
         doc["result"] = json!({ "files": [file] });
     }
     if let Some(e) = &r.error {
-        doc["message"] = e.get("detail").cloned().unwrap_or(Value::Null);
-        doc["code"] = task_code(e.get("status").and_then(Value::as_u64).unwrap_or(500)).into();
+        doc["message"] = e.detail.clone().into();
+        doc["code"] = task_code(u64::from(e.status)).into();
     }
     doc
 }

@@ -14,7 +14,7 @@ use super::demo::DemoPage;
 use super::endpoint::Route;
 use super::responses::CachePolicy;
 use crate::auth::Verifier;
-use crate::config::{Config, ServerConfig};
+use crate::config::{Access, Config, ServerConfig};
 use crate::domain::animated::AnimatedLimits;
 use crate::jobs::Jobs;
 use crate::metrics::{Metrics, RouteMetrics};
@@ -70,6 +70,11 @@ impl App {
     /// The `store:` environment `org`'s uploads go to when a call names none.
     pub(super) fn upload_env(&self, org: &str) -> Option<&str> {
         self.orgs.get(org)?.upload_env.as_deref()
+    }
+
+    /// Who may see `org`/`env`'s pictures; `None` if it is not configured.
+    pub(super) fn env_access(&self, org: &str, env: &str) -> Option<Access> {
+        self.orgs.env(org, env).map(|e| e.access)
     }
 
     /// `org`'s video-URL environment, when it takes video URLs.

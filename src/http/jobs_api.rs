@@ -34,7 +34,7 @@ pub(super) fn preview_token(
 ) -> Result<Response<Body>, Problem> {
     app.access.authorize_api(org, headers)?;
     let key = key_of(key)?;
-    if app.renderer.access(org, env).is_none() {
+    if app.env_access(org, env).is_none() {
         return Err(Problem::not_found(format!(
             "there is no environment {env:?} in org {org:?}"
         )));
@@ -161,7 +161,7 @@ pub(super) async fn best(
                 value: String::new(),
             }])
         })?;
-    if app.renderer.access(org, &env).is_none() {
+    if app.env_access(org, &env).is_none() {
         return Err(Problem::not_found(format!(
             "there is no environment {env:?} in org {org:?}"
         )));

@@ -31,7 +31,7 @@ pub(super) async fn storyboard(
         key: &req.key,
         audiences: &STORYBOARD_AUDIENCES,
     };
-    let access = app.renderer.access(&req.org, &req.env);
+    let access = app.env_access(&req.org, &req.env);
     let expires_at = app
         .access
         .picture(access, &target, parsed.token.as_deref(), headers)?;
@@ -83,7 +83,7 @@ pub(super) async fn animated(
         key: &req.key,
         audiences: &ANIMATED_AUDIENCES,
     };
-    let access = app.renderer.access(&req.org, &req.env);
+    let access = app.env_access(&req.org, &req.env);
     let expires_at = app
         .access
         .picture(access, &target, token.as_deref(), headers)?;

@@ -25,7 +25,7 @@ pub(super) async fn thumbnail(
         parsed.format = request::negotiate(accept);
     }
     let negotiated = parsed.auto;
-    let Some(access) = app.renderer.access(&parsed.org, &parsed.env) else {
+    let Some(access) = app.env_access(&parsed.org, &parsed.env) else {
         return Err(Problem::not_found(format!(
             "there is no environment {:?} in org {:?}",
             parsed.env, parsed.org

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Access, Config};
+use crate::config::Config;
 use crate::domain::{RenderSpec, TimeSpec};
 use crate::media::decode::DecodedFrame;
 use crate::media::{self, Limits, MediaError};
@@ -182,11 +182,6 @@ impl Renderer {
     /// The orgs and environments this renderer serves.
     pub fn orgs(&self) -> &Arc<Orgs> {
         &self.orgs
-    }
-
-    /// Who may see `org`/`env`'s thumbnails; `None` if it is not configured.
-    pub fn access(&self, org: &str, env: &str) -> Option<Access> {
-        self.environment(org, env).map(|e| e.access)
     }
 
     /// `req` as its environment serves it: its size snapped to the allowed

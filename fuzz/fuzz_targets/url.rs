@@ -9,7 +9,7 @@ fuzz_target!(|input: (&str, Option<&str>)| {
     if let Ok(parsed) = thumbd::request::parse(tail, query) {
         let req = parsed.into_request();
         let key = req.render_key().to_string();
-        let url = thumbd::jobs::model::thumbnail_url("http://t", &req);
+        let url = thumbd::jobs::submission::thumbnail_url("http://t", &req);
         let back = url.strip_prefix("http://t/v1/thumbnail/").expect("our prefix");
         let (tail, query) = match back.split_once('?') {
             Some((t, q)) => (t, Some(q)),

@@ -292,9 +292,15 @@ fn yaml(path: &str) -> Vec<Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The config as thumbd reads it (validated, defaults filled in).
+/// The config as thumbd reads it (validated, defaults filled in), checked
+/// by every subsystem as `serve` and `check-config` do.
 fn thumbd_config(text: &str, name: &str) -> thumbd::Config {
-    thumbd::Config::from_toml(text, repo()).unwrap_or_else(|e| panic!("thumbd refuses {name}: {e}"))
+    let config = thumbd::Config::from_toml(text, repo())
+        .unwrap_or_else(|e| panic!("thumbd refuses {name}: {e}"));
+    if let Err(e) = thumbd::setup::resolve(&config) {
+        panic!("thumbd refuses {name}: {e}");
+    }
+    config
 }
 
 fn seconds(v: &Value) -> u64 {

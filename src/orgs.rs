@@ -161,7 +161,7 @@ impl Orgs {
     }
 
     /// Whether any org takes video URLs (and so needs the URL book).
-    pub fn take_video_urls(&self) -> bool {
+    pub fn takes_video_urls(&self) -> bool {
         self.orgs.values().any(|o| o.video_urls.is_some())
     }
 }

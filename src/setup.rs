@@ -105,7 +105,7 @@ pub fn renderer(config: &Config, orgs: Arc<Orgs>) -> anyhow::Result<Renderer> {
         }
         None => None,
     };
-    let urls = if orgs.take_video_urls() {
+    let urls = if orgs.takes_video_urls() {
         Some(Arc::new(UrlBook::open(config)?))
     } else {
         None

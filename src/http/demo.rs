@@ -96,9 +96,11 @@ impl DemoPage {
     pub(super) fn new(config: &Config, orgs: &Orgs) -> DemoPage {
         let mut found = Vec::new();
         let mut signed = None;
-        for (org_id, env_id, template, env) in orgs.templates() {
-            let org = &orgs.get(org_id).expect("listed").config;
-            {
+        for (org_id, org) in orgs.iter() {
+            for (env_id, env) in org.envs() {
+                let Some(template) = env.template() else {
+                    continue;
+                };
                 let keys = list_videos(template);
                 let sample = |key: &String| Sample {
                     org: org_id.to_owned(),
@@ -110,6 +112,7 @@ impl DemoPage {
                     Access::Public => found.extend(keys.iter().map(sample)),
                     Access::Signed if signed.is_none() => {
                         let kid = org
+                            .config
                             .signing_keys
                             .iter()
                             .find(|k| k.alg.starts_with("HS") && k.secret.is_some())

@@ -28,10 +28,10 @@ use super::responses::{json_response, Body};
 use crate::domain::FieldError;
 use crate::domain::Problem;
 use crate::domain::{Fit, Format};
-use crate::jobs::model::JobRequest;
+use crate::jobs::model::{moment_secs, past_end_ms, JobRequest};
 use crate::jobs::shapes::{self, Shape};
 use crate::request::fields::{self, Fields, Raw};
-use crate::request::Params;
+use crate::request::{seconds_to_us, Params};
 use crate::store::{ObjectStore, Staged, StoreError};
 
 /// Longest text field accepted, bytes.
@@ -357,10 +357,8 @@ where
         quality: form.quality,
         ..Params::default()
     };
-    // The key is the digest: not known before the commit, and not needed
-    // for the time rules.
-    let timed = JobRequest::at_time(org, &env, "", params, form.format, form.time_secs, duration);
-    if let Some((requested_ms, duration_ms)) = timed.past_end(duration) {
+    let secs = moment_secs(form.time_secs, duration);
+    if let Some((requested_ms, duration_ms)) = past_end_ms(seconds_to_us(secs) / 1000, duration) {
         return Err(Problem::from(&crate::jobs::JobError::PastEnd {
             requested_ms,
             duration_ms,
@@ -374,12 +372,11 @@ where
             .map_err(|e| store_problem(&e))?;
     let (key, new) = (committed.key.clone(), committed.new);
 
-    let mut job = JobRequest {
+    let job = JobRequest {
         client_id: form.client_id,
         webhook_url: form.webhook_url,
-        ..timed
+        ..JobRequest::at_time(org, &env, &key, params, form.format, Some(secs), duration)
     };
-    job.thumbnail.key = key.clone();
     let record = match app.jobs.submit_request(job, Shape::Thumbd).await {
         Ok((record, _)) => record,
         Err(e) => {

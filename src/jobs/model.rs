@@ -63,6 +63,20 @@ pub struct JobRequest {
 /// none: one second in, or the end of a shorter video.
 pub const DEFAULT_SECOND: f64 = 1.0;
 
+/// The moment a job renders: `time_secs` if given, else
+/// [`DEFAULT_SECOND`], or the end of a shorter video.
+pub fn moment_secs(time_secs: Option<f64>, duration_secs: Option<f64>) -> f64 {
+    time_secs.unwrap_or_else(|| DEFAULT_SECOND.min(duration_secs.unwrap_or(DEFAULT_SECOND)))
+}
+
+/// The one past-the-end rule of every shape, to the millisecond: the
+/// requested time and the duration in whole milliseconds when the time is
+/// past the end of a video lasting `duration_secs`.
+pub fn past_end_ms(requested_ms: u64, duration_secs: Option<f64>) -> Option<(u64, u64)> {
+    let duration_ms = (duration_secs? * 1000.0).round() as u64;
+    (requested_ms > duration_ms).then_some((requested_ms, duration_ms))
+}
+
 impl JobRequest {
     /// A job for one picture at one moment (`time_secs`), as the
     /// compatibility shapes and uploads submit them; `None` takes
@@ -76,9 +90,7 @@ impl JobRequest {
         time_secs: Option<f64>,
         duration_secs: Option<f64>,
     ) -> JobRequest {
-        let secs = time_secs
-            .unwrap_or_else(|| DEFAULT_SECOND.min(duration_secs.unwrap_or(DEFAULT_SECOND)));
-        let time_us = seconds_to_us(secs);
+        let time_us = seconds_to_us(moment_secs(time_secs, duration_secs));
         let params = Params {
             time: Some(TimeSpec::At(time_us)),
             ..params
@@ -97,12 +109,10 @@ impl JobRequest {
         }
     }
 
-    /// The video's duration in whole milliseconds if the requested time is
-    /// past it: the one past-the-end rule of every shape.
+    /// [`past_end_ms`] for this job's requested time (none: the middle,
+    /// never past the end).
     pub fn past_end(&self, duration_secs: Option<f64>) -> Option<(u64, u64)> {
-        let duration_ms = (duration_secs? * 1000.0).round() as u64;
-        let requested_ms = self.timestamp_ms?;
-        (requested_ms > duration_ms).then_some((requested_ms, duration_ms))
+        past_end_ms(self.timestamp_ms?, duration_secs)
     }
 }
 
@@ -239,4 +249,67 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Problem;
+
+    #[test]
+    fn one_second_or_the_end_and_past_it_to_the_millisecond() {
+        assert_eq!(moment_secs(None, Some(30.0)), 1.0);
+        assert_eq!(
+            moment_secs(None, Some(0.4)),
+            0.4,
+            "the end of a shorter video"
+        );
+        assert_eq!(moment_secs(None, None), 1.0);
+        assert_eq!(
+            moment_secs(Some(12.5), Some(3.0)),
+            12.5,
+            "a given time is kept"
+        );
+        assert_eq!(
+            past_end_ms(10_000, Some(10.0)),
+            None,
+            "the end itself is not past it"
+        );
+        assert_eq!(
+            past_end_ms(10_000, Some(9.9996)),
+            None,
+            "rounded to the millisecond"
+        );
+        assert_eq!(past_end_ms(10_001, Some(10.0)), Some((10_001, 10_000)));
+        assert_eq!(past_end_ms(10_001, None), None, "unknown duration");
+        let job = JobRequest::at_time(
+            "o",
+            "e",
+            "k",
+            Params::default(),
+            Format::Webp,
+            None,
+            Some(0.5),
+        );
+        assert_eq!(job.timestamp_ms, Some(500));
+        assert_eq!(job.thumbnail.spec.time, TimeSpec::At(500_000));
+        assert_eq!(job.past_end(Some(0.5)), None);
+        assert_eq!(job.past_end(Some(0.4)), Some((500, 400)));
+    }
+
+    #[test]
+    fn a_failure_is_stored_as_its_problem() {
+        let problem = Problem::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            "past-end",
+            "Time past the end",
+            "timestampMs 5 is past the end",
+        )
+        .with_member("durationMs", 4);
+        let failure = JobFailure::from_problem(&problem);
+        assert_eq!(failure.to_json(), serde_json::to_value(&problem).unwrap());
+        assert_eq!(failure.code(), Some("past-end"));
+        let back: JobFailure = serde_json::from_value(failure.to_json()).unwrap();
+        assert_eq!(back, failure);
+    }
 }

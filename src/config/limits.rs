@@ -28,6 +28,12 @@ pub struct RenderConfig {
     /// Decoder threads per render; 0 = automatic: FFmpeg's frame threads for
     /// a render running alone, one thread while other renders run.
     pub decoder_threads: usize,
+    /// Largest HLS playlist or DASH manifest read, bytes; past it, 413
+    /// before its body is read.
+    pub max_playlist_bytes: u64,
+    /// Most segments (or renditions) one playlist or manifest may list;
+    /// past it, 413.
+    pub max_playlist_segments: usize,
 }
 
 impl Default for RenderConfig {
@@ -40,6 +46,8 @@ impl Default for RenderConfig {
             max_source_bytes: 512 * 1024 * 1024,
             max_frame_pixels: 40_000_000,
             decoder_threads: 0,
+            max_playlist_bytes: 4 * 1024 * 1024,
+            max_playlist_segments: 20_000,
         }
     }
 }

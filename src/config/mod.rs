@@ -184,6 +184,12 @@ impl Config {
                 return invalid("cache.shared.failure_backoff_secs must be at most 3600".into());
             }
         }
+        if self.render.max_playlist_bytes == 0 || self.render.max_playlist_segments == 0 {
+            return invalid(
+                "render.max_playlist_bytes and render.max_playlist_segments must be positive"
+                    .into(),
+            );
+        }
         if self.fetch.initial_read_bytes == 0 || self.fetch.max_read_bytes == 0 {
             return invalid(
                 "fetch.initial_read_bytes and fetch.max_read_bytes must be positive".into(),

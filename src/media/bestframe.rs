@@ -136,7 +136,7 @@ fn poor(g: &Grey) -> bool {
 }
 
 /// Candidate times in microseconds, ascending, without repeats.
-fn candidate_times(duration_us: Option<u64>) -> Vec<u64> {
+pub(super) fn candidate_times(duration_us: Option<u64>) -> Vec<u64> {
     let Some(d) = duration_us.filter(|&d| d > 0) else {
         // Unknown length: the first seconds only.
         return (0..OPENING_CANDIDATES).map(|i| i * 1_000_000).collect();
@@ -149,6 +149,12 @@ fn candidate_times(duration_us: Option<u64>) -> Vec<u64> {
     times.sort_unstable();
     times.dedup();
     times
+}
+
+/// How representative `frame` looks (see [`score`]), for candidates
+/// decoded elsewhere (a segmented video's segment starts).
+pub(super) fn score_frame(frame: &DecodedFrame) -> Result<f64, MediaError> {
+    luma(frame).map(|g| score(&g))
 }
 
 /// A small grey picture: luma values, row by row.

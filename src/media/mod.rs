@@ -53,6 +53,7 @@ pub mod mp4;
 pub mod palette;
 pub mod picture;
 pub mod pixels;
+pub mod segmented;
 pub mod storyboard;
 pub mod stream;
 pub mod tonemap;

@@ -82,6 +82,19 @@ pub fn render(
             }
         }
     };
+    compose(spec, duration_us, &times, &set, limits, max_pixels)
+}
+
+/// The sprite and layout of tiles starting at `times`, tile `i` showing
+/// `set.frames[set.of_time[i]]`. Blocking.
+pub(super) fn compose(
+    spec: &StoryboardSpec,
+    duration_us: u64,
+    times: &[u64],
+    set: &FrameSet,
+    limits: &Limits,
+    max_pixels: u64,
+) -> Result<Storyboard, MediaError> {
     let first = set
         .frames
         .first()
@@ -182,7 +195,7 @@ const MIN_TILE_US: u64 = 1000;
 /// The start of each tile's range, microseconds, ascending, each at least
 /// [`MIN_TILE_US`] before the next and before the end. `keyframes` are the
 /// times the container's index lists (empty without one).
-fn tile_times(duration_us: u64, tiles: TileCount, keyframes: &[u64]) -> Vec<u64> {
+pub(super) fn tile_times(duration_us: u64, tiles: TileCount, keyframes: &[u64]) -> Vec<u64> {
     let even = duration_us.div_ceil(MAX_TILES as u64).max(MIN_TILE_US);
     let interval = match tiles {
         TileCount::Tiles(n) => duration_us.div_ceil(n.clamp(1, MAX_TILES) as u64),
@@ -223,7 +236,7 @@ fn tile_times(duration_us: u64, tiles: TileCount, keyframes: &[u64]) -> Vec<u64>
 
 /// One tile per distinct keyframe in `set`, starting when it is shown (the
 /// first at 0), in order; tiles closer than [`MIN_TILE_US`] merged.
-fn at_keyframes(set: FrameSet, duration_us: u64) -> (Vec<u64>, FrameSet) {
+pub(super) fn at_keyframes(set: FrameSet, duration_us: u64) -> (Vec<u64>, FrameSet) {
     let FrameSet { frames, of_time } = set;
     let mut order: Vec<usize> = of_time;
     order.dedup();

@@ -8,6 +8,7 @@
 
 mod error;
 mod served;
+mod streaming;
 mod timed;
 
 use std::borrow::Cow;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::domain::{RenderSpec, TimeSpec};
 use crate::media::decode::DecodedFrame;
+use crate::media::segmented::{self, Video};
 use crate::media::{self, Limits, MediaError};
 use crate::metrics::{CacheLabels, Metrics};
 use crate::orgs::{Env, Locator, Orgs};
@@ -26,8 +28,9 @@ use crate::request::animated::AnimatedRequest;
 use crate::request::storyboard::StoryboardRequest;
 use crate::request::{RenderKey, ThumbnailRequest};
 use crate::shared_cache::SharedCache;
+use crate::source::segments::Scope;
 use crate::source::urlbook::{self, UrlBook};
-use crate::source::{SourceError, SourceLocation, SourceRead, Sources};
+use crate::source::{SourceError, SourceLocation, Sources};
 
 pub use error::RenderError;
 
@@ -49,6 +52,9 @@ use timed::{decoder_threads, TimedRead};
 /// which version of it: a render stored under a version must come from
 /// that version's frames), which moment.
 type FrameKey = (SourceLocation, String, TimeSpec);
+
+/// Streaming documents whose chosen rendition's timeline is kept.
+const STREAMS_KEPT: u64 = 256;
 
 /// A decoded frame with what it cost to get it.
 struct Decoded {
@@ -78,6 +84,9 @@ pub struct Renderer {
     metrics: Arc<Metrics>,
     /// The second tier, when `[cache.shared]` is set.
     shared: Option<Arc<SharedCache>>,
+    /// Streaming sources' timelines, by document and size asked.
+    streams: moka::future::Cache<streaming::StreamKey, Arc<streaming::Stream>>,
+    playlists: streaming::PlaylistLimits,
 }
 
 impl Renderer {
@@ -134,6 +143,14 @@ impl Renderer {
             timeout: r.timeout(),
             limits: (r.max_frame_pixels, r.max_source_bytes, r.decoder_threads),
             metrics,
+            streams: streaming::stream_cache(
+                STREAMS_KEPT,
+                Duration::from_secs(config.cache.source_ttl_secs),
+            ),
+            playlists: streaming::PlaylistLimits {
+                max_bytes: r.max_playlist_bytes,
+                max_segments: r.max_playlist_segments,
+            },
         }
     }
 
@@ -212,6 +229,7 @@ impl Renderer {
             .locate(&req.org, &req.env, &req.key)
             .await
             .map_err(Arc::new)?;
+        let scope = self.scope(&req.org, &req.env, &location);
         let spec = req.spec.clone();
         // Set when this request's render runs; otherwise it waited for
         // another request's (or found it cached by then).
@@ -221,7 +239,10 @@ impl Renderer {
             .try_get_with(req.render_key(), async {
                 rendered_here.store(true, Ordering::Relaxed);
                 let Some(shared) = &self.shared else {
-                    return self.render(&location, spec).await.map(Arc::new);
+                    return self
+                        .render_parts(&location, &scope, String::new(), spec)
+                        .await
+                        .map(|(t, _)| Arc::new(t));
                 };
                 // The source's current version names the entry, so a
                 // replaced video misses.
@@ -234,7 +255,8 @@ impl Renderer {
                     };
                     return Ok(Arc::new(Thumbnail::new(&found, timings)));
                 }
-                let (thumbnail, rendered) = self.render_parts(&location, version, spec).await?;
+                let (thumbnail, rendered) =
+                    self.render_parts(&location, &scope, version, spec).await?;
                 shared.put(name, &rendered);
                 Ok(Arc::new(thumbnail))
             })
@@ -255,16 +277,31 @@ impl Renderer {
         let key = SequenceKey::Storyboard(req.clone());
         let spec = req.spec.clone();
         let max_pixels = self.pictures.storyboard_max_pixels;
-        self.sequence(&req.org, &req.env, &req.key, key, move |reader, limits| {
-            let board = media::storyboard::render(reader, &spec, limits, max_pixels)?;
-            Ok(Sequence::new(
-                board.bytes,
-                spec.format.content_type(),
-                (board.width, board.height),
-                Some(board.layout),
-                0,
-            ))
-        })
+        let size = (Some(spec.tile_width), None);
+        self.sequence(
+            &req.org,
+            &req.env,
+            &req.key,
+            key,
+            size,
+            move |video, limits| {
+                let board = match video {
+                    Video::Whole(reader) => {
+                        media::storyboard::render(reader, &spec, limits, max_pixels)?
+                    }
+                    Video::Segmented(mut segments) => {
+                        segmented::storyboard(&mut *segments, &spec, limits, max_pixels)?
+                    }
+                };
+                Ok(Sequence::new(
+                    board.bytes,
+                    spec.format.content_type(),
+                    (board.width, board.height),
+                    Some(board.layout),
+                    0,
+                ))
+            },
+        )
         .await
     }
 
@@ -275,16 +312,29 @@ impl Renderer {
     ) -> Result<(Arc<Sequence>, CacheStatus), Arc<RenderError>> {
         let key = SequenceKey::Animated(req.clone());
         let spec = req.spec.clone();
-        self.sequence(&req.org, &req.env, &req.key, key, move |reader, limits| {
-            let anim = media::animated::render(reader, &spec, limits)?;
-            Ok(Sequence::new(
-                anim.bytes,
-                spec.format.content_type(),
-                (anim.width, anim.height),
-                None,
-                anim.frames,
-            ))
-        })
+        let size = (Some(spec.width), None);
+        self.sequence(
+            &req.org,
+            &req.env,
+            &req.key,
+            key,
+            size,
+            move |video, limits| {
+                let anim = match video {
+                    Video::Whole(reader) => media::animated::render(reader, &spec, limits)?,
+                    Video::Segmented(mut segments) => {
+                        segmented::animated(&mut *segments, &spec, limits)?
+                    }
+                };
+                Ok(Sequence::new(
+                    anim.bytes,
+                    spec.format.content_type(),
+                    (anim.width, anim.height),
+                    None,
+                    anim.frames,
+                ))
+            },
+        )
         .await
     }
 
@@ -294,7 +344,8 @@ impl Renderer {
         env: &str,
         key: &str,
         cache_key: SequenceKey,
-        make: impl FnOnce(Box<dyn SourceRead>, &Limits) -> Result<Sequence, MediaError> + Send + 'static,
+        (width, height): (Option<u32>, Option<u32>),
+        make: impl FnOnce(Video, &Limits) -> Result<Sequence, MediaError> + Send + 'static,
     ) -> Result<(Arc<Sequence>, CacheStatus), Arc<RenderError>> {
         if let Some(s) = self.sequences.get(&cache_key).await {
             self.metrics.cache_hits.inc();
@@ -323,7 +374,13 @@ impl Renderer {
                     }
                     entry = Some((shared, name));
                 }
-                let reader = self.sources.open(&location).await?;
+                let video = if location.stream_kind().is_some() {
+                    let scope = self.scope(org, env, &location);
+                    let stream = self.stream(&location, &scope, width, height).await?;
+                    Video::Segmented(Box::new(self.segments(&stream)))
+                } else {
+                    Video::Whole(self.sources.open(&location).await?)
+                };
                 let limits = self.limits(Instant::now());
                 let timeout = self.timeout;
                 let made = self
@@ -333,7 +390,7 @@ impl Renderer {
                             deadline: Instant::now() + timeout,
                             ..limits
                         };
-                        make(reader, &limits)
+                        make(video, &limits)
                     })
                     .await
                     .map_err(|e| self.busy(e))??;
@@ -389,10 +446,28 @@ impl Renderer {
         key: &str,
     ) -> Result<media::decode::Probe, RenderError> {
         let location = self.locate(org, env, key).await?;
+        if location.stream_kind().is_some() {
+            // The playlist says it, without reading media.
+            let scope = self.scope(org, env, &location);
+            let stream = self.stream(&location, &scope, None, None).await?;
+            return Ok(media::decode::Probe {
+                duration_secs: Some(streaming::duration_secs(&stream)),
+            });
+        }
         let reader = self.sources.open(&location).await?;
         let limits = self.limits(Instant::now() + self.timeout);
         let probe = self.pool.run(move || media::decode::probe(reader, &limits));
         Ok(probe.await.map_err(|e| self.busy(e))??)
+    }
+
+    /// Where the URIs of a streaming document at `location`, found
+    /// through `org`/`env`, may point: within the environment's template,
+    /// or the org's video-URL rules.
+    fn scope(&self, org: &str, env: &str, location: &SourceLocation) -> Scope {
+        match self.environment(org, env).map(|e| &e.locator) {
+            Some(Locator::Template(t)) => t.scope(),
+            _ => Scope::around(location),
+        }
     }
 
     /// Where `key` of `org`/`env` is.
@@ -466,13 +541,13 @@ impl Renderer {
     }
 
     /// Renders without the thumbnail cache (the byte and frame caches still
-    /// apply).
+    /// apply). A playlist's URIs may point within its own folder.
     pub async fn render(
         &self,
         location: &SourceLocation,
         spec: RenderSpec,
     ) -> Result<Thumbnail, RenderError> {
-        self.render_parts(location, String::new(), spec)
+        self.render_parts(location, &Scope::around(location), String::new(), spec)
             .await
             .map(|(t, _)| t)
     }
@@ -482,16 +557,33 @@ impl Renderer {
     async fn render_parts(
         &self,
         location: &SourceLocation,
+        scope: &Scope,
         version: String,
         spec: RenderSpec,
     ) -> Result<(Thumbnail, media::Rendered), RenderError> {
         let started = Instant::now();
         let decoded_here = AtomicBool::new(false);
+        // A streaming source's frame depends on the rendition the size
+        // chose: it names the frame too.
+        let stream = match location.stream_kind() {
+            Some(_) => Some(
+                self.stream(location, scope, spec.width, spec.height)
+                    .await?,
+            ),
+            None => None,
+        };
+        let version = match &stream {
+            Some(s) => format!("{version}\n{}", s.rendition),
+            None => version,
+        };
         let decoded = self
             .frames
             .try_get_with((location.clone(), version, spec.time), async {
                 decoded_here.store(true, Ordering::Relaxed);
-                self.decode(location, spec.time).await
+                match &stream {
+                    Some(stream) => self.decode_segmented(stream, spec.time).await,
+                    None => self.decode(location, spec.time).await,
+                }
             })
             .await
             .map_err(|e| (*e).clone())?;
@@ -520,6 +612,42 @@ impl Renderer {
             "rendered"
         );
         Ok((Thumbnail::new(&rendered, timings), rendered))
+    }
+
+    /// Finds and decodes the frame shown at `time` of a streaming source.
+    async fn decode_segmented(
+        &self,
+        stream: &streaming::Stream,
+        time: TimeSpec,
+    ) -> Result<Arc<Decoded>, RenderError> {
+        let mut segments = self.segments(stream);
+        let limits = self.limits(Instant::now());
+        let timeout = self.timeout;
+        let frame = self
+            .pool
+            .run(move || {
+                let limits = Limits {
+                    deadline: Instant::now() + timeout,
+                    ..limits
+                };
+                let started = Instant::now();
+                segmented::decode_frame(&mut segments, time, &limits)
+                    .map(|f| (f, started.elapsed()))
+            })
+            .await
+            .map_err(|e| self.busy(e))?;
+        let (frame, elapsed) = frame?;
+        // Segments are fetched as the decode reads them: one figure.
+        let decoded = Decoded {
+            fetch: Duration::ZERO,
+            decode: elapsed,
+            frame,
+        };
+        self.metrics.stage("decode", decoded.decode);
+        self.metrics
+            .frames_decoded
+            .observe(decoded.frame.packets_decoded as f64);
+        Ok(Arc::new(decoded))
     }
 
     /// Finds and decodes the frame shown at `time`.

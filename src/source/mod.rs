@@ -16,11 +16,19 @@
 //!   connects only to allowed addresses.
 //! - [`urlbook`]: the video URLs thumbd has been given, by key.
 //! - [`range`]: `Range`/`Content-Range` arithmetic. Pure.
+//! - [`streaming`]: HLS playlists and DASH manifests as a rendition's
+//!   segments. Pure.
+//! - [`segments`]: where a playlist's URIs may point, reading playlists
+//!   and opening segments (each after its init segment, read as one file
+//!   through [`concat`]).
 
+pub mod concat;
 pub mod guard;
 pub mod http;
 pub mod object;
 pub mod range;
+pub mod segments;
+pub mod streaming;
 pub mod urlbook;
 
 use std::io::{Read, Seek};
@@ -98,6 +106,12 @@ pub enum SourceError {
     /// environment's `s3` settings or the bucket's policy are wrong.
     #[error("object storage refused access ({0}): check the environment's s3 credentials, region and endpoint, and the bucket policy")]
     Denied(String),
+    /// A playlist or manifest thumbd cannot use.
+    #[error(transparent)]
+    Stream(#[from] streaming::StreamError),
+    /// A playlist names a URI outside the video's source.
+    #[error("{0}")]
+    OutsideSource(String),
 }
 
 impl SourceError {
@@ -114,6 +128,8 @@ impl SourceError {
             SourceError::Forbidden(_) => "forbidden",
             SourceError::Replaced => "replaced",
             SourceError::Denied(_) => "denied",
+            SourceError::Stream(_) => "stream",
+            SourceError::OutsideSource(_) => "outside_source",
         }
     }
 }
@@ -154,6 +170,13 @@ pub enum SourceLocation {
     Object {
         store: String,
         path: String,
+    },
+    /// A URL a playlist at a video URL of `org` names (a segment, a
+    /// rendition's playlist): read through the org's guard, without a
+    /// validator of its own.
+    UrlPart {
+        org: String,
+        url: String,
     },
 }
 
@@ -411,6 +434,15 @@ impl Sources {
                 }
                 Ok(reader)
             }
+            SourceLocation::UrlPart { org, url } => {
+                let (policy, http) = self.guarded.get(org).ok_or_else(|| {
+                    SourceError::Forbidden("this org does not take video URLs".into())
+                })?;
+                policy
+                    .check(url)
+                    .map_err(|e| SourceError::Forbidden(e.to_string()))?;
+                http.open(url).await
+            }
         }
     }
 
@@ -498,8 +530,47 @@ impl From<&SourceError> for Problem {
             SourceError::Denied(_) => {
                 bad_gateway("the video storage refused thumbd's request; see thumbd's log".into())
             }
+            SourceError::Stream(e) => stream_problem(e),
+            SourceError::OutsideSource(why) => Problem::new(
+                S::FORBIDDEN,
+                "playlist-uri-forbidden",
+                "Playlist URI not allowed",
+                why.clone(),
+            ),
         }
     }
+}
+
+fn stream_problem(e: &streaming::StreamError) -> Problem {
+    use streaming::StreamError as E;
+    let (status, kind, title) = match e {
+        E::Invalid(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid-playlist",
+            "Invalid playlist",
+        ),
+        E::Encrypted => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "encrypted-stream",
+            "Encrypted stream",
+        ),
+        E::Live => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "live-stream",
+            "Live stream",
+        ),
+        E::TooLarge(_) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "stream-too-large",
+            "Stream too large",
+        ),
+        E::Unsupported(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-stream",
+            "Unsupported stream",
+        ),
+    };
+    Problem::new(status, kind, title, e.to_string())
 }
 
 fn bad_gateway(detail: String) -> Problem {

@@ -1,0 +1,180 @@
+//! Streaming sources in the renderer: which rendition a render reads, its
+//! timeline (fetched once and kept for `cache.source_ttl_secs`, as source
+//! metadata is), and the segments handed to the media pipeline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::source::segments::{RemoteSegments, Scope, StreamKind};
+use crate::source::streaming::{
+    choose::choose, dash, hls, sidx, Hls, Part, Segments, StreamError, StreamLimits, Timeline,
+};
+use crate::source::{SourceError, SourceLocation, Sources};
+
+use super::{RenderError, Renderer};
+
+/// One rendition's timeline, ready to read.
+pub(super) struct Stream {
+    pub(super) timeline: Arc<Timeline>,
+    /// What names the rendition (its playlist's or index's URL) in the
+    /// frame cache's keys: renders of other sizes may read another.
+    pub(super) rendition: String,
+    scope: Scope,
+}
+
+/// A streaming document and the size asked of it.
+pub(super) type StreamKey = (SourceLocation, Option<u32>, Option<u32>);
+
+/// The cache of timelines, by document and size asked.
+pub(super) fn stream_cache(
+    entries: u64,
+    ttl: Duration,
+) -> moka::future::Cache<StreamKey, Arc<Stream>> {
+    moka::future::Cache::builder()
+        .max_capacity(entries)
+        .time_to_live(ttl)
+        .build()
+}
+
+/// Bounds on the documents a render reads.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PlaylistLimits {
+    pub(super) max_bytes: u64,
+    pub(super) max_segments: usize,
+}
+
+impl Renderer {
+    /// The rendition of the document at `location` (found through
+    /// `scope`) a render of `width` x `height` reads, and its timeline.
+    pub(super) async fn stream(
+        &self,
+        location: &SourceLocation,
+        scope: &Scope,
+        width: Option<u32>,
+        height: Option<u32>,
+    ) -> Result<Arc<Stream>, RenderError> {
+        let kind = location
+            .stream_kind()
+            .ok_or_else(|| SourceError::Io("not a streaming document".into()))?;
+        self.streams
+            .try_get_with((location.clone(), width, height), async {
+                load(
+                    &self.sources,
+                    self.playlists,
+                    kind,
+                    location,
+                    scope,
+                    (width, height),
+                )
+                .await
+                .map(Arc::new)
+            })
+            .await
+            .map_err(|e| (*e).clone())
+    }
+
+    /// The segments of `stream`, for a blocking thread.
+    pub(super) fn segments(&self, stream: &Stream) -> RemoteSegments {
+        RemoteSegments::new(
+            self.sources.clone(),
+            stream.scope.clone(),
+            stream.timeline.clone(),
+            self.limits.1,
+        )
+    }
+}
+
+/// Reads the document, chooses the rendition, reads its playlist or
+/// index, and checks every URI of its timeline against `scope`.
+async fn load(
+    sources: &Sources,
+    limits: PlaylistLimits,
+    kind: StreamKind,
+    location: &SourceLocation,
+    scope: &Scope,
+    (width, height): (Option<u32>, Option<u32>),
+) -> Result<Stream, RenderError> {
+    let parse_limits = StreamLimits {
+        max_segments: limits.max_segments,
+    };
+    let document = sources.read_document(location, limits.max_bytes).await?;
+    let base = location.base_url()?;
+    let invalid = |why: &str| SourceError::Stream(StreamError::Invalid(why.into()));
+    let (timeline, rendition) = match kind {
+        StreamKind::Hls => match hls::parse(&document, &base, &parse_limits)
+            .map_err(SourceError::from)?
+        {
+            Hls::Media(timeline) => (timeline, base.to_string()),
+            Hls::Master(renditions) => {
+                let chosen = choose(&renditions, width, height).ok_or_else(|| {
+                    SourceError::Stream(StreamError::Unsupported(
+                        "the playlist lists no video rendition".into(),
+                    ))
+                })?;
+                let Segments::Playlist(url) = &chosen.segments else {
+                    return Err(invalid("a master playlist's rendition is not a playlist").into());
+                };
+                let media = sources.within(scope, url)?;
+                let document = sources.read_document(&media, limits.max_bytes).await?;
+                match hls::parse(&document, url, &parse_limits).map_err(SourceError::from)? {
+                    Hls::Media(timeline) => (timeline, url.to_string()),
+                    Hls::Master(_) => {
+                        return Err(
+                            invalid("a master playlist names another master playlist").into()
+                        )
+                    }
+                }
+            }
+        },
+        StreamKind::Dash => {
+            let renditions =
+                dash::parse(&document, &base, &parse_limits).map_err(SourceError::from)?;
+            let chosen = choose(&renditions, width, height).ok_or_else(|| {
+                SourceError::Stream(StreamError::Unsupported(
+                    "the manifest lists no video representation".into(),
+                ))
+            })?;
+            let which = renditions
+                .iter()
+                .position(|r| std::ptr::eq(r, chosen))
+                .unwrap_or(0);
+            match &chosen.segments {
+                Segments::Listed(timeline) => (timeline.clone(), format!("{base}#{which}")),
+                Segments::Indexed {
+                    media,
+                    init,
+                    index,
+                    offset_us,
+                } => {
+                    let part = Part {
+                        uri: media.clone(),
+                        range: Some(*index),
+                    };
+                    let bytes = sources.read_part(scope, &part, limits.max_bytes).await?;
+                    let timeline =
+                        sidx::timeline(&bytes, *index, media, *init, *offset_us, &parse_limits)
+                            .map_err(SourceError::from)?;
+                    (timeline, format!("{media}#{which}"))
+                }
+                Segments::Playlist(_) => {
+                    return Err(invalid("a DASH representation is not a segment list").into())
+                }
+            }
+        }
+    };
+    let timeline = timeline.from_zero();
+    if timeline.segments.is_empty() {
+        return Err(invalid("the playlist lists no segment").into());
+    }
+    sources.check_timeline(scope, &timeline)?;
+    Ok(Stream {
+        timeline: Arc::new(timeline),
+        rendition,
+        scope: scope.clone(),
+    })
+}
+
+/// The duration a stream's playlist says, seconds.
+pub(super) fn duration_secs(stream: &Stream) -> f64 {
+    stream.timeline.duration_us as f64 / 1e6
+}

@@ -21,7 +21,10 @@ use super::storyboard::{self, Storyboard, StoryboardSpec, TileCount};
 use super::stream::{open_video, DecodedFrame};
 use super::{animated, exact, Limits, MediaError, TimeSpec};
 use crate::domain::animated::AnimatedSpec;
+use crate::source::concat::StartOnly;
 use crate::source::segments::SegmentSource;
+use crate::source::streaming::StreamError;
+use crate::source::SourceRead;
 
 /// A video as the pipeline reads it: one file, or segments.
 pub enum Video {
@@ -36,7 +39,10 @@ pub fn decode_frame(
     limits: &Limits,
 ) -> Result<DecodedFrame, MediaError> {
     let duration_us = src.timeline().duration_us;
+    let growing = src.timeline().growing;
     let target = match time {
+        TimeSpec::At(us) if !growing || us < duration_us => us,
+        _ if growing => return Err(growing_playlist()),
         TimeSpec::Auto => return best_frame(src, limits),
         TimeSpec::Middle => duration_us / 2,
         TimeSpec::At(us) => us,
@@ -101,6 +107,7 @@ fn first_frames(
         .map(|(&i, reader)| {
             deadline(limits)?;
             let start = src.timeline().segments[i].start_us;
+            let reader = Box::new(StartOnly(reader));
             let (mut demuxer, info) = open_video(reader, limits)?;
             let frame = exact::frame_in(&mut demuxer, &info, TimeSpec::At(0), limits)?;
             Ok(shifted(frame, start))
@@ -120,6 +127,9 @@ pub fn storyboard(
 ) -> Result<Storyboard, MediaError> {
     let timeline = src.timeline();
     let duration_us = timeline.duration_us;
+    if timeline.growing {
+        return Err(growing_playlist());
+    }
     if duration_us == 0 {
         return Err(MediaError::Unreadable(
             "the playlist's duration is 0".into(),
@@ -153,6 +163,13 @@ pub fn storyboard(
     for (reader, (&i, offsets)) in readers.into_iter().zip(by_segment.iter_mut()) {
         deadline(limits)?;
         offsets.sort_unstable();
+        // Only a segment's first frame is wanted: the demuxer need not
+        // know where it ends (an MPEG-TS segment's end is not read).
+        let reader: Box<dyn SourceRead> = if offsets == &[0] {
+            Box::new(StartOnly(reader))
+        } else {
+            reader
+        };
         let (mut demuxer, info) = open_video(reader, limits)?;
         for &offset in offsets.iter() {
             let frame = exact::frame_in(&mut demuxer, &info, TimeSpec::At(offset), limits)?;
@@ -178,6 +195,9 @@ pub fn animated(
     spec: &AnimatedSpec,
     limits: &Limits,
 ) -> Result<animated::Animation, MediaError> {
+    if src.timeline().growing && spec.end_us > src.timeline().duration_us {
+        return Err(growing_playlist());
+    }
     let first = segment_at(src, spec.start_us)?;
     let last = segment_at(src, spec.end_us.saturating_sub(1).max(spec.start_us))?;
     let start = src.timeline().segments[first].start_us;
@@ -188,6 +208,10 @@ pub fn animated(
         ..spec.clone()
     };
     animated::render(reader, &within, limits)
+}
+
+fn growing_playlist() -> MediaError {
+    MediaError::Source(StreamError::Growing.into())
 }
 
 fn segment_at(src: &dyn SegmentSource, time_us: u64) -> Result<usize, MediaError> {

@@ -450,8 +450,10 @@ impl Renderer {
             // The playlist says it, without reading media.
             let scope = self.scope(org, env, &location);
             let stream = self.stream(&location, &scope, None, None).await?;
+            // (A growing EVENT playlist's end is not known yet.)
             return Ok(media::decode::Probe {
-                duration_secs: Some(streaming::duration_secs(&stream)),
+                duration_secs: (!stream.timeline.growing)
+                    .then(|| streaming::duration_secs(&stream)),
             });
         }
         let reader = self.sources.open(&location).await?;

@@ -159,6 +159,36 @@ impl SourceRead for Concat {
     }
 }
 
+/// A reader whose size the demuxer is not told (see
+/// [`SourceRead::size_known`]): for reading only the start of a segment.
+pub struct StartOnly(pub Box<dyn SourceRead>);
+
+impl Read for StartOnly {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Seek for StartOnly {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.0.seek(to)
+    }
+}
+
+impl SourceRead for StartOnly {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+
+    fn size_known(&self) -> bool {
+        false
+    }
+
+    fn prefetch(&mut self, start: u64, end: u64) -> io::Result<()> {
+        self.0.prefetch(start, end)
+    }
+}
+
 /// The position `to` names in a stream of `len` bytes at `pos`.
 fn seek_within(pos: u64, len: u64, to: SeekFrom) -> io::Result<u64> {
     let target = match to {

@@ -48,6 +48,13 @@ pub trait SourceRead: Read + Seek + Send {
     /// Total size in bytes.
     fn size(&self) -> u64;
 
+    /// Whether the demuxer is told the size. A reader whose start alone
+    /// is wanted says no: FFmpeg then does not read an MPEG-TS file's end
+    /// to estimate its duration (a segment's first frame needs none of it).
+    fn size_known(&self) -> bool {
+        true
+    }
+
     /// Says bytes `start..end` will be read soon, so a remote source can
     /// fetch them in one request. A hint: sources without round trips ignore it.
     fn prefetch(&mut self, _start: u64, _end: u64) -> std::io::Result<()> {
@@ -558,6 +565,11 @@ fn stream_problem(e: &streaming::StreamError) -> Problem {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "live-stream",
             "Live stream",
+        ),
+        E::Growing => (
+            StatusCode::CONFLICT,
+            "growing-playlist",
+            "Playlist still growing",
         ),
         E::TooLarge(_) => (
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -321,6 +321,9 @@ unsafe extern "C" fn seek_callback(opaque: *mut c_void, offset: i64, whence: c_i
     // SAFETY: as in `read_callback`.
     let state = &mut *(opaque as *mut CallbackState);
     if whence & ffi::AVSEEK_SIZE as c_int != 0 {
+        if !state.reader.size_known() {
+            return ffi::AVERROR(38) as i64; // ENOSYS: unknown
+        }
         return state.reader.size() as i64;
     }
     let pos = match whence & !(ffi::AVSEEK_FORCE as c_int) {

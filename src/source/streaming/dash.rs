@@ -232,6 +232,7 @@ impl Context<'_> {
         Ok(Timeline {
             segments,
             duration_us: self.period_us.unwrap_or(sum),
+            growing: false,
         })
     }
 }

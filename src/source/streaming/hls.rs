@@ -281,6 +281,8 @@ fn media(
     Ok(Timeline {
         segments,
         duration_us: start_us,
+        growing: !playlist.end_list
+            && matches!(playlist.playlist_type, Some(MediaPlaylistType::Event)),
     })
 }
 

@@ -56,6 +56,9 @@ pub struct Timeline {
     /// Sum of the segments' durations (HLS) or the presentation's
     /// duration (DASH), microseconds.
     pub duration_us: u64,
+    /// An HLS `EVENT` playlist without `EXT-X-ENDLIST`: segments may still
+    /// be added, so only what lies within the listed ones is settled.
+    pub growing: bool,
 }
 
 impl Timeline {
@@ -138,6 +141,10 @@ pub enum StreamError {
     /// playlist, DASH `type="dynamic"`): its frames at a time change.
     #[error("the playlist is a live stream; thumbd reads only VOD and EVENT playlists")]
     Live,
+    /// An answer that depends on where a growing `EVENT` playlist ends
+    /// (its middle, best frame, storyboard, a time past its last segment).
+    #[error("the playlist is an EVENT playlist still growing (no EXT-X-ENDLIST): thumbd answers only times within its listed segments until it ends (no middle, auto, storyboard or time past its end, which would change)")]
+    Growing,
     /// More segments (or a bigger document) than allowed.
     #[error("{0}")]
     TooLarge(String),

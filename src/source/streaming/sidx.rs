@@ -107,6 +107,7 @@ pub fn timeline(
     Ok(Timeline {
         segments,
         duration_us: start,
+        growing: false,
     })
 }
 

@@ -446,3 +446,81 @@ async fn storyboards_and_animations_are_shared_too() {
     }
     assert_eq!(metric(&b.metrics().await, "thumbd_renders_total"), 0.0);
 }
+
+/// An HLS playlist in a bucket (`s3://` template): its renditions and
+/// segments are objects beside it, read through the same signed, ranged
+/// GETs, with the same picture as over HTTP; a URI out of the template's
+/// prefix is refused before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hls_playlist_in_a_bucket_reads_its_segments_from_the_bucket() {
+    let status = std::process::Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/streaming.sh"
+        ))
+        .arg(fixtures())
+        .status()
+        .unwrap();
+    assert!(status.success(), "streaming fixtures");
+    let (s3, http) = setup().await;
+    let package = fixtures().join("streams/hls_fmp4");
+    let mut stack = vec![package.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let name = path.strip_prefix(&package).unwrap().display().to_string();
+                s3.put(
+                    "videos",
+                    &format!("in/hls_fmp4/{name}"),
+                    &std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    s3.put(
+        "videos",
+        "in/bad/master.m3u8",
+        b"#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:4,\n../../out/seg.ts\n#EXT-X-ENDLIST\n",
+    );
+    s3.put("videos", "out/seg.ts", b"not to be read");
+    let t = Thumbd::start(&config(&s3, &http, SECRET_KEY, "")).await;
+    let query = "png?width=320&timeStamp=9.5";
+    let (status, headers, from_s3) = get(&t.url(&format!(
+        "/v1/thumbnail/demo/s3/hls_fmp4/master.m3u8.{query}"
+    )))
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&from_s3));
+    assert_eq!(headers["x-thumbnail-time"], "9.500");
+    let (status, _, from_http) = get(&t.url(&format!(
+        "/v1/thumbnail/demo/http/streams/hls_fmp4/master.m3u8.{query}"
+    )))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        from_s3, from_http,
+        "the same picture from the bucket and over HTTP"
+    );
+    assert_eq!(read_pattern(&from_s3).frame, 228);
+    let read: Vec<String> = s3
+        .all_traffic()
+        .into_iter()
+        .filter(|(path, t)| path.starts_with("videos/in/hls_fmp4/") && t.requests > 0)
+        .map(|(path, _)| path)
+        .collect();
+    assert!(
+        read.iter()
+            .all(|p| !p.contains("/720/") && !p.contains("/360/")),
+        "only the 180p rendition: {read:?}"
+    );
+
+    let (status, _, body) = get(&t.url("/v1/thumbnail/demo/s3/bad/master.m3u8.webp")).await;
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        problem(&body)["type"],
+        "urn:thumbd:problem:playlist-uri-forbidden"
+    );
+    assert_eq!(s3.traffic("videos/out/seg.ts").requests, 0);
+}

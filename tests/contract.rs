@@ -550,6 +550,29 @@ async fn every_documented_status_is_produced_and_matches_the_description() {
         "this is a text file, not a video\n".repeat(100),
     )
     .unwrap();
+    // Streaming documents: an EVENT playlist still growing (409 for what
+    // depends on its end), a live one (415), one naming another host
+    // (403), one over render.max_playlist_bytes (413).
+    for (name, text) in [
+        (
+            "event.m3u8",
+            "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-TARGETDURATION:1\n#EXTINF:0.5,\nseg0.ts\n".to_owned(),
+        ),
+        (
+            "live.m3u8",
+            "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\nseg0.ts\n".to_owned(),
+        ),
+        (
+            "elsewhere.m3u8",
+            "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:4,\nhttp://192.0.2.1/seg0.ts\n#EXT-X-ENDLIST\n".to_owned(),
+        ),
+        (
+            "huge.m3u8",
+            format!("#EXTM3U\n{}", "#EXTINF:4,\nseg.ts\n".repeat(300_000)),
+        ),
+    ] {
+        std::fs::write(junk.path().join(name), text).unwrap();
+    }
     let src = source.addr;
     // The main server: faulty sources answer 500 (502) or after 3 s, past
     // a 1 s fetch limit (504); `junk` holds a text file (415); upload
@@ -892,6 +915,37 @@ source = "http://{src}/fault/slow/{{key}}"
         None,
     )
     .await;
+    for (name, file, status, code) in [
+        (
+            "a growing EVENT playlist",
+            "event.m3u8",
+            409,
+            "growing-playlist",
+        ),
+        ("a live playlist", "live.m3u8", 415, "live-stream"),
+        (
+            "a playlist naming another host",
+            "elsewhere.m3u8",
+            403,
+            "playlist-uri-forbidden",
+        ),
+        (
+            "a playlist over max_playlist_bytes",
+            "huge.m3u8",
+            413,
+            "stream-too-large",
+        ),
+    ] {
+        t.check(
+            name,
+            &main,
+            THUMBNAIL,
+            req("GET", thumb(&format!("demo/junk/{file}.webp"))),
+            status,
+            Some(code),
+        )
+        .await;
+    }
     t.check(
         "frame over max_frame_pixels",
         &frames,
@@ -1262,6 +1316,34 @@ source = "http://{src}/fault/slow/{{key}}"
             "demo/local/clip.webm",
             422,
             "frame-too-large",
+        ),
+        (
+            "a growing EVENT playlist",
+            &main,
+            "demo/junk/event.m3u8",
+            409,
+            "growing-playlist",
+        ),
+        (
+            "a live playlist",
+            &main,
+            "demo/junk/live.m3u8",
+            415,
+            "live-stream",
+        ),
+        (
+            "a playlist naming another host",
+            &main,
+            "demo/junk/elsewhere.m3u8",
+            403,
+            "playlist-uri-forbidden",
+        ),
+        (
+            "a playlist over max_playlist_bytes",
+            &main,
+            "demo/junk/huge.m3u8",
+            413,
+            "stream-too-large",
         ),
         (
             "source answers 500",

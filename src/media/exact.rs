@@ -30,6 +30,27 @@ pub(super) fn frame_in(
     time: TimeSpec,
     limits: &Limits,
 ) -> Result<DecodedFrame, MediaError> {
+    frame_from(demuxer, info, time, limits, false)
+}
+
+/// The first frame of a video just opened, read from where the demuxer
+/// is, without a seek: a segment's first frame costs its first bytes
+/// only (a timestamp seek in MPEG-TS searches the file for timestamps).
+pub(super) fn opening_frame(
+    demuxer: &mut Demuxer,
+    info: &StreamInfo,
+    limits: &Limits,
+) -> Result<DecodedFrame, MediaError> {
+    frame_from(demuxer, info, TimeSpec::At(0), limits, true)
+}
+
+fn frame_from(
+    demuxer: &mut Demuxer,
+    info: &StreamInfo,
+    time: TimeSpec,
+    limits: &Limits,
+    just_opened: bool,
+) -> Result<DecodedFrame, MediaError> {
     let target_us = match time {
         TimeSpec::At(us) => us as i64,
         // (`Auto` is chosen before: see `super::decode::decode_frame`.)
@@ -38,7 +59,11 @@ pub(super) fn frame_in(
     // Round down: the frame shown at 1.5 s in a 1/25 time base is tick 37, not 38.
     let target = info.start + rescale_down(target_us, Rational(1, 1_000_000), info.time_base);
 
-    let mut attempt = Seek::To(target);
+    let mut attempt = if just_opened {
+        Seek::Here
+    } else {
+        Seek::To(target)
+    };
     // Non-reference frames before the target are skipped until that proves
     // wrong (see `Decoded::skipped`); then the attempt runs again without.
     // Only where every packet carries its own presentation time: elsewhere
@@ -72,6 +97,7 @@ pub(super) fn frame_in(
                     }
                 }
             }
+            Seek::Here => {}
             Seek::Start => seek_to_start(demuxer, info)?,
             Seek::FirstByte => seek_to_first_byte(demuxer)?,
         }
@@ -124,6 +150,7 @@ pub(super) fn frame_in(
                     Seek::Start
                 }
             }
+            Seek::Here => Seek::Start,
             Seek::Start => Seek::FirstByte,
             // From the very first byte nothing comes earlier: the first frame
             // decoded is the one shown.
@@ -293,6 +320,9 @@ fn cue_range(
 /// Where to start decoding from.
 #[derive(Debug, Clone, Copy)]
 enum Seek {
+    /// Nowhere: the demuxer was just opened, and reads from the start
+    /// (the packets its probing read first).
+    Here,
     /// The keyframe at or before this timestamp.
     To(i64),
     /// The stream's first timestamp.

@@ -109,7 +109,7 @@ fn first_frames(
             let start = src.timeline().segments[i].start_us;
             let reader = Box::new(StartOnly(reader));
             let (mut demuxer, info) = open_video(reader, limits)?;
-            let frame = exact::frame_in(&mut demuxer, &info, TimeSpec::At(0), limits)?;
+            let frame = exact::opening_frame(&mut demuxer, &info, limits)?;
             Ok(shifted(frame, start))
         })
         .collect()
@@ -172,7 +172,11 @@ pub fn storyboard(
         };
         let (mut demuxer, info) = open_video(reader, limits)?;
         for &offset in offsets.iter() {
-            let frame = exact::frame_in(&mut demuxer, &info, TimeSpec::At(offset), limits)?;
+            let frame = if offset == 0 {
+                exact::opening_frame(&mut demuxer, &info, limits)?
+            } else {
+                exact::frame_in(&mut demuxer, &info, TimeSpec::At(offset), limits)?
+            };
             index.insert((i, offset), frames.len());
             frames.push(shifted(frame, starts[i]));
         }

@@ -159,8 +159,8 @@ impl SourceRead for Concat {
     }
 }
 
-/// A reader whose size the demuxer is not told (see
-/// [`SourceRead::size_known`]): for reading only the start of a segment.
+/// A reader of which only the start is wanted (see
+/// [`SourceRead::start_only`]): a segment's first frame.
 pub struct StartOnly(pub Box<dyn SourceRead>);
 
 impl Read for StartOnly {
@@ -180,8 +180,8 @@ impl SourceRead for StartOnly {
         self.0.size()
     }
 
-    fn size_known(&self) -> bool {
-        false
+    fn start_only(&self) -> bool {
+        true
     }
 
     fn prefetch(&mut self, start: u64, end: u64) -> io::Result<()> {

@@ -48,11 +48,12 @@ pub trait SourceRead: Read + Seek + Send {
     /// Total size in bytes.
     fn size(&self) -> u64;
 
-    /// Whether the demuxer is told the size. A reader whose start alone
-    /// is wanted says no: FFmpeg then does not read an MPEG-TS file's end
-    /// to estimate its duration (a segment's first frame needs none of it).
-    fn size_known(&self) -> bool {
-        true
+    /// Whether only the start of the video is wanted (a segment's first
+    /// frame): the demuxer is then not told the size (FFmpeg does not read
+    /// an MPEG-TS file's end to estimate its duration) and analyses only
+    /// its first frames (no frame-rate estimate).
+    fn start_only(&self) -> bool {
+        false
     }
 
     /// Says bytes `start..end` will be read soon, so a remote source can

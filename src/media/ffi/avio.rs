@@ -37,6 +37,8 @@ const IO_BUFFER_SIZE: usize = 64 * 1024;
 /// a 1080p stream fetched over the network.
 const PROBE_SIZE: i64 = 1024 * 1024;
 const ANALYZE_DURATION_US: i64 = 2_000_000;
+/// The same for a video of which only the first frame is wanted.
+const START_ANALYZE_DURATION_US: i64 = 200_000;
 
 /// The demuxers thumbd opens (FFmpeg's names): MP4/MOV/3GP (also
 /// fragmented), Matroska/WebM, MPEG-TS, MPEG-PS, FLV, AVI, Ogg, ASF (WMV),
@@ -154,6 +156,13 @@ impl Demuxer {
             };
             (*fmt).probesize = PROBE_SIZE;
             (*fmt).max_analyze_duration = ANALYZE_DURATION_US;
+            if (*state).reader.start_only() {
+                // Only the first frame is wanted: the stream parameters
+                // come with it, and no frame rate is estimated from the
+                // frames after it (which would read a second or two more).
+                (*fmt).fps_probe_size = 0;
+                (*fmt).max_analyze_duration = START_ANALYZE_DURATION_US;
+            }
             // Freed with the context (they are its AVOptions).
             let forced = match formats {
                 Formats::Documented => {
@@ -321,10 +330,14 @@ unsafe extern "C" fn seek_callback(opaque: *mut c_void, offset: i64, whence: c_i
     // SAFETY: as in `read_callback`.
     let state = &mut *(opaque as *mut CallbackState);
     if whence & ffi::AVSEEK_SIZE as c_int != 0 {
-        if !state.reader.size_known() {
+        if state.reader.start_only() {
             return ffi::AVERROR(38) as i64; // ENOSYS: unknown
         }
         return state.reader.size() as i64;
+    }
+    // (Nor may the end be found by seeking there.)
+    if whence & !(ffi::AVSEEK_FORCE as c_int) == 2 && state.reader.start_only() {
+        return ffi::AVERROR(38) as i64;
     }
     let pos = match whence & !(ffi::AVSEEK_FORCE as c_int) {
         0 if offset >= 0 => SeekFrom::Start(offset as u64),

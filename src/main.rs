@@ -59,7 +59,7 @@ enum Command {
         width: Option<String>,
         #[arg(long)]
         height: Option<String>,
-        /// crop, contain, fill or pad (with both width and height).
+        /// crop, smart, contain, fill or pad (with both width and height).
         #[arg(long)]
         fit: Option<String>,
         /// webp, jpg, png or avif; by default taken from the output file's extension.

@@ -60,6 +60,10 @@ pub enum Fit {
     Fill,
     /// Fit inside and letterbox with black to exactly the box.
     Pad,
+    /// Fill the box exactly as `Crop` does (the same window size), with the
+    /// window placed over the most salient part of the frame (detail, skin
+    /// tones, saturation) rather than the centre.
+    Smart,
 }
 
 impl Fit {
@@ -68,6 +72,7 @@ impl Fit {
     pub fn parse(s: &str) -> Option<Fit> {
         match s {
             "crop" => Some(Fit::Crop),
+            "smart" => Some(Fit::Smart),
             "contain" | "max" => Some(Fit::Contain),
             "fill" | "scale" => Some(Fit::Fill),
             "pad" => Some(Fit::Pad),
@@ -81,6 +86,7 @@ impl Fit {
             Fit::Contain => "contain",
             Fit::Fill => "fill",
             Fit::Pad => "pad",
+            Fit::Smart => "smart",
         }
     }
 }
@@ -103,7 +109,8 @@ pub struct RenderSpec {
     pub format: Format,
     pub width: Option<u32>,
     pub height: Option<u32>,
-    /// Set only when both width and height are.
+    /// Set only when both width and height are. `Smart` is its own value
+    /// (and so its own render key): its window depends on the frame.
     pub fit: Option<Fit>,
     /// Set only for lossy formats.
     pub quality: Option<u8>,
@@ -116,3 +123,22 @@ pub const DEFAULT_QUALITY: u8 = 80;
 /// Frames the best-frame scan may decode beyond keyframes by default
 /// (`pictures.best_frame_scan_frames`).
 pub const DEFAULT_SCAN_FRAMES: u32 = 300;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_names_round_trip_and_smart_is_not_crop() {
+        for fit in [Fit::Crop, Fit::Contain, Fit::Fill, Fit::Pad, Fit::Smart] {
+            assert_eq!(Fit::parse(fit.as_str()), Some(fit));
+        }
+        assert_eq!(Fit::parse("smart"), Some(Fit::Smart));
+        assert_ne!(
+            Fit::Smart.as_str(),
+            Fit::Crop.as_str(),
+            "its own render key"
+        );
+        assert_eq!(Fit::parse("Smart"), None, "names are lower case");
+    }
+}

@@ -35,6 +35,23 @@ impl Orientation {
     pub fn swaps_axes(self) -> bool {
         self.quarter_turns % 2 == 1
     }
+
+    /// Where a point of the displayed picture comes from in the stored one,
+    /// both as fractions (0..1) of their width and height: the turn undone,
+    /// then the mirror.
+    pub fn stored_point(self, (u, v): (f64, f64)) -> (f64, f64) {
+        let (x, y) = match self.quarter_turns % 4 {
+            0 => (u, v),
+            1 => (v, 1.0 - u),
+            2 => (1.0 - u, 1.0 - v),
+            _ => (1.0 - v, u),
+        };
+        if self.hflip {
+            (1.0 - x, y)
+        } else {
+            (x, y)
+        }
+    }
 }
 
 /// A video's stored picture shape.
@@ -71,6 +88,23 @@ pub struct Rect {
     pub height: u32,
 }
 
+/// A region of the displayed picture (turned and with its pixels at their
+/// displayed shape, as a player shows it), in displayed pixels: the
+/// picture is [`Shape::display_size`] wide and high. `fit=smart` chooses one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+impl Window {
+    pub fn centre(&self) -> (f64, f64) {
+        (self.x + self.width / 2.0, self.y + self.height / 2.0)
+    }
+}
+
 /// What to do to a decoded frame to get the requested picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
@@ -100,6 +134,34 @@ impl Plan {
     pub fn is_letterboxed(&self) -> bool {
         self.oriented_size() != self.canvas
     }
+
+    /// Whether the crop leaves out part of `shape`'s picture.
+    pub fn is_cropped(&self, shape: &Shape) -> bool {
+        (self.crop.width, self.crop.height) != (shape.width, shape.height)
+    }
+
+    /// The plan with its crop, of the same size, moved so that its centre
+    /// is as near `window`'s centre as the picture allows (`fit=smart`).
+    /// A crop centred on the picture stays exactly where `Fit::Crop` puts it.
+    pub fn centred_on(mut self, shape: &Shape, window: &Window) -> Plan {
+        let (dw, dh) = shape.display_size();
+        let (cx, cy) = window.centre();
+        let (sx, sy) = shape.orientation.stored_point((cx / dw, cy / dh));
+        // The crop's top-left as a share of the room it has to move in,
+        // rounded to the nearest half pixel and then down, as the centred
+        // crop's `(room) / 2` is: a window on the centre moves nothing.
+        let place = |centre: f64, size: u32, whole: u32| {
+            let room = whole - size;
+            if room == 0 {
+                return 0;
+            }
+            let at = (centre * whole as f64 - size as f64 / 2.0).clamp(0.0, room as f64);
+            ((at * 2.0).round() as u32 / 2).min(room)
+        };
+        self.crop.x = place(sx, self.crop.width, shape.width);
+        self.crop.y = place(sy, self.crop.height, shape.height);
+        self
+    }
 }
 
 fn clamp_dim(v: f64) -> u32 {
@@ -107,7 +169,8 @@ fn clamp_dim(v: f64) -> u32 {
 }
 
 /// Plans the output for a requested `width`/`height` and `fit` (used only
-/// when both are given).
+/// when both are given). `Fit::Smart` plans `Fit::Crop`'s centred crop;
+/// [`Plan::centred_on`] then moves it onto the window chosen.
 pub fn plan(shape: &Shape, width: Option<u32>, height: Option<u32>, fit: Option<Fit>) -> Plan {
     let (dw, dh) = shape.display_size();
     let full = Rect {
@@ -136,7 +199,7 @@ pub fn plan(shape: &Shape, width: Option<u32>, height: Option<u32>, fit: Option<
             let (bw, bh) = (w as f64, h as f64);
             match fit.unwrap_or(Fit::Crop) {
                 Fit::Fill => ((1.0, 1.0), (w, h), (w, h)),
-                Fit::Crop => {
+                Fit::Crop | Fit::Smart => {
                     let (box_aspect, aspect) = (bw / bh, dw / dh);
                     let keep = if aspect > box_aspect {
                         (box_aspect / aspect, 1.0)
@@ -278,6 +341,80 @@ mod tests {
         assert_eq!(p.crop.x, (1920 - 540) / 2);
     }
 
+    fn window_at(cx: f64, cy: f64) -> Window {
+        Window {
+            x: cx - 1.0,
+            y: cy - 1.0,
+            width: 2.0,
+            height: 2.0,
+        }
+    }
+
+    #[test]
+    fn smart_crop_moves_the_crop_onto_the_window() {
+        let s = shape(1921, 1080);
+        let crop = plan(&s, Some(100), Some(100), Some(Fit::Crop));
+        let smart = plan(&s, Some(100), Some(100), Some(Fit::Smart));
+        assert_eq!(smart, crop, "planned as crop");
+        assert!(crop.is_cropped(&s));
+        // On the centre: exactly the centred crop (841 px of room: 420).
+        let centred = smart.centred_on(&s, &window_at(960.5, 540.0));
+        assert_eq!(centred, crop);
+        // Left of where the crop can go: against the left edge; part way:
+        // centred on the window.
+        assert_eq!(smart.centred_on(&s, &window_at(100.0, 540.0)).crop.x, 0);
+        assert_eq!(smart.centred_on(&s, &window_at(700.0, 540.0)).crop.x, 160);
+        assert_eq!(
+            smart.centred_on(&s, &window_at(1900.0, 540.0)).crop.x,
+            1921 - 1080
+        );
+        // The size and everything else stay.
+        let moved = smart.centred_on(&s, &window_at(700.0, 10.0));
+        assert_eq!(
+            (moved.crop.width, moved.crop.height, moved.crop.y),
+            (1080, 1080, 0)
+        );
+        assert_eq!((moved.scaled, moved.canvas), (crop.scaled, crop.canvas));
+        // A box of the picture's own shape crops nothing, and stays so.
+        let whole = plan(&s, Some(1921), Some(1080), Some(Fit::Smart));
+        assert!(!whole.is_cropped(&s));
+        assert_eq!(whole.centred_on(&s, &window_at(0.0, 0.0)), whole);
+    }
+
+    #[test]
+    fn smart_crop_window_of_a_turned_or_mirrored_video() {
+        // Stored 1920x1080, shown turned a quarter clockwise: 1080x1920.
+        // A wide box crops the displayed height, which is the stored width.
+        let mut s = shape(1920, 1080);
+        s.orientation.quarter_turns = 1;
+        let p = plan(&s, Some(200), Some(100), Some(Fit::Smart));
+        assert_eq!((p.crop.width, p.crop.height), (540, 1080));
+        // The top of the displayed picture is the stored left (turning
+        // clockwise takes the left column to the top row).
+        assert_eq!(p.centred_on(&s, &window_at(540.0, 0.0)).crop.x, 0);
+        assert_eq!(p.centred_on(&s, &window_at(540.0, 1920.0)).crop.x, 1380);
+        // Three quarters: the top is the stored right.
+        s.orientation.quarter_turns = 3;
+        assert_eq!(p.centred_on(&s, &window_at(540.0, 0.0)).crop.x, 1380);
+        // Mirrored, not turned: the displayed left is the stored right.
+        let mut m = shape(1920, 1080);
+        m.orientation.hflip = true;
+        let p = plan(&m, Some(100), Some(100), Some(Fit::Smart));
+        assert_eq!(p.centred_on(&m, &window_at(0.0, 540.0)).crop.x, 840);
+        // Anamorphic pixels: the window is in displayed pixels.
+        let mut a = shape(720, 576);
+        a.sar = (64, 45); // shown 1024x576
+        let p = plan(&a, Some(100), Some(100), Some(Fit::Smart));
+        assert_eq!(p.crop.width, 405);
+        // The displayed quarter (256 of 1024) is the stored quarter (180).
+        let q = p.centred_on(&a, &window_at(256.0, 288.0));
+        assert_eq!(q.crop.x, 0);
+        // At 576 of 1024 displayed, 405 of 720 stored: the crop's left is
+        // 405 - 202.5, rounded down as the centred crop's is.
+        let q = p.centred_on(&a, &window_at(576.0, 288.0));
+        assert_eq!(q.crop.x, 202);
+    }
+
     #[test]
     fn display_matrix_angles() {
         // The matrix FFmpeg 5.1 writes for the `rotate=90` tag (ffprobe:
@@ -297,10 +434,17 @@ mod tests {
         #[test]
         fn plans_stay_in_bounds(w in 1u32..9000, h in 1u32..9000, sn in 1u32..5, sd in 1u32..5,
                                 turns in 0u8..4, bw in proptest::option::of(1u32..=4096),
-                                bh in proptest::option::of(1u32..=4096), fit in 0usize..4) {
-            let s = Shape { width: w, height: h, sar: (sn, sd), orientation: Orientation { quarter_turns: turns, hflip: false } };
-            let fit = [Fit::Crop, Fit::Contain, Fit::Fill, Fit::Pad][fit];
-            let p = plan(&s, bw, bh, Some(fit));
+                                bh in proptest::option::of(1u32..=4096), fit in 0usize..5,
+                                hflip: bool, cx in -0.5f64..1.5, cy in -0.5f64..1.5) {
+            let s = Shape { width: w, height: h, sar: (sn, sd), orientation: Orientation { quarter_turns: turns, hflip } };
+            let fit = [Fit::Crop, Fit::Contain, Fit::Fill, Fit::Pad, Fit::Smart][fit];
+            let mut p = plan(&s, bw, bh, Some(fit));
+            if fit == Fit::Smart {
+                let (dw, dh) = s.display_size();
+                let moved = p.centred_on(&s, &Window { x: cx * dw, y: cy * dh, width: 0.0, height: 0.0 });
+                proptest::prop_assert_eq!((moved.crop.width, moved.crop.height), (p.crop.width, p.crop.height));
+                p = moved;
+            }
             proptest::prop_assert!(p.crop.x + p.crop.width <= w && p.crop.y + p.crop.height <= h);
             proptest::prop_assert!(p.crop.width >= 1 && p.crop.height >= 1);
             proptest::prop_assert!(p.canvas.0 >= 1 && p.canvas.0 <= 4096 && p.canvas.1 >= 1 && p.canvas.1 <= 4096);

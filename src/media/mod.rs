@@ -21,6 +21,10 @@
 //! - [`exact`]: the exact frame shown at a time, from an open video: seek
 //!   before it, decode forward, fetch in one request what the index says
 //!   it needs.
+//! - [`segmented`]: videos kept as segments (HLS, DASH): one segment
+//!   opened per frame, segment starts as the keyframes.
+//! - [`smartcrop`]: `fit=smart`: where the crop window goes (detail, skin
+//!   tones, strong colour on a small copy of the frame).
 //! - [`picture`]: scale and convert the frame (to YUV for WebP and AVIF,
 //!   else RGB), tone-map, rotate, pad.
 //! - [`stream`]: the FFmpeg stepping every decode shares: open the
@@ -54,6 +58,7 @@ pub mod palette;
 pub mod picture;
 pub mod pixels;
 pub mod segmented;
+pub mod smartcrop;
 pub mod storyboard;
 pub mod stream;
 pub mod tonemap;
@@ -129,7 +134,10 @@ pub fn render(
 /// Scales, orients and encodes a decoded frame as `spec` asks. The frame is
 /// not changed, so one decode can serve several sizes and formats.
 pub fn finish(frame: &decode::DecodedFrame, spec: &RenderSpec) -> Result<Rendered, MediaError> {
-    let plan = geometry::plan(&frame.shape(), spec.width, spec.height, spec.fit);
+    let plan = match (spec.fit, spec.width, spec.height) {
+        (Some(Fit::Smart), Some(w), Some(h)) => smartcrop::plan(frame, w, h)?,
+        _ => geometry::plan(&frame.shape(), spec.width, spec.height, spec.fit),
+    };
     let picture = picture::prepare(frame, &plan, spec.format)?;
     let (width, height) = (picture.width(), picture.height());
     let bytes = encode::encode(picture, spec.format, spec.quality)?;

@@ -8,6 +8,10 @@
 //! the small output planes. Everything else (JPEG, PNG, HDR, full-range or
 //! letterboxed frames) becomes RGB, honouring the frame's matrix and range.
 //! The pixel work itself (crop, swscale) is [`super::ffi::swscale`]'s.
+//!
+//! The crop is the plan's, wherever it sits: centred for `fit=crop`, or
+//! placed on the subject by [`super::smartcrop`] for `fit=smart`. Both
+//! forms cut it from the stored frame the same way, before turning.
 
 #![deny(unsafe_code)]
 

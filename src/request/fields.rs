@@ -69,11 +69,12 @@ pub fn quality(name: &str, raw: Raw) -> Result<u8, String> {
         .ok_or_else(|| format!("{name} must be an integer between 1 and 100"))
 }
 
-/// `fit`: thumbd's names, or the conversion-task API's (`max`, `scale`).
+/// `fit`: thumbd's names (`smart` among them: a crop placed on the
+/// subject), or the conversion-task API's (`max`, `scale`).
 pub fn fit(name: &str, raw: Raw) -> Result<Fit, String> {
     raw.text()
         .and_then(Fit::parse)
-        .ok_or_else(|| format!("{name} must be crop, contain, fill or pad (or max, scale)"))
+        .ok_or_else(|| format!("{name} must be crop, smart, contain, fill or pad (or max, scale)"))
 }
 
 /// `format`, in any case.
@@ -214,6 +215,11 @@ mod tests {
         assert!(quality("quality", Raw::Text("101")).is_err());
         assert_eq!(quality("quality", Raw::Json(&json!(80))), Ok(80));
         assert_eq!(fit("fit", Raw::Text("max")), Ok(Fit::Contain));
+        assert_eq!(fit("fit", Raw::Json(&json!("smart"))), Ok(Fit::Smart));
+        assert_eq!(
+            fit("fit", Raw::Text("zoom")).unwrap_err(),
+            "fit must be crop, smart, contain, fill or pad (or max, scale)"
+        );
         assert_eq!(format("format", Raw::Text("JPG")), Ok(Format::Jpeg));
         assert_eq!(
             format("format", Raw::Text("gif")).unwrap_err(),

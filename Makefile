@@ -35,7 +35,7 @@ S3S_FS := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/s3s-fs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run test test-cdn s3-server bench bench-hits bench-storyboard bench-bestframe bench-gallery bench-streaming bench-smartcrop bench-cluster bench-upload fuzz soak build release deps test-deps browser-deps contract-venv footage check-rust lint fmt samples clean-fixtures
+.PHONY: run test test-cdn s3-server bench bench-hits bench-storyboard bench-bestframe bench-gallery bench-streaming bench-smartcrop bench-placeholders bench-cluster bench-upload fuzz soak build release deps test-deps browser-deps contract-venv footage check-rust lint fmt samples clean-fixtures
 
 ## run: install what is missing, build, and serve the embedded default config
 run: deps check-rust
@@ -87,6 +87,12 @@ bench-smartcrop: deps check-rust
 	@$(call install,$(BENCH_PACKAGES))
 	$(CARGO) build --release --locked
 	/usr/bin/python3 bench/smartcrop.py $(ARGS)
+
+## bench-placeholders: /v1/placeholder against a thumbnail of the same frame, cold and from a decoded frame
+bench-placeholders: deps check-rust
+	@$(call install,$(BENCH_PACKAGES))
+	$(CARGO) build --release --locked
+	/usr/bin/python3 bench/placeholders.py $(ARGS)
 
 ## bench-cluster: S3 against nginx as a source, shared-cache hits against renders, 3 nodes against 1
 bench-cluster: deps s3-server check-rust

@@ -92,6 +92,29 @@ impl AccessControl {
         Ok((parsed.into_request(), grant))
     }
 
+    /// Like [`AccessControl::signed_thumbnail`], for what shows the frame
+    /// of a thumbnail's moment in no picture format of its own (a
+    /// placeholder): the token's bound format does not apply, its other
+    /// bound parameters (the moment) do.
+    pub(super) fn signed_frame(
+        &self,
+        mut parsed: ParsedRequest,
+        headers: &HeaderMap,
+    ) -> Result<(ThumbnailRequest, Grant), AuthError> {
+        let token = parsed
+            .token
+            .as_deref()
+            .or(bearer_token(headers))
+            .ok_or(AuthError::Missing)?;
+        let target = Target::thumbnail(&parsed.org, &parsed.env, &parsed.key);
+        let grant = self.verifier.verify(token, &target)?;
+        parsed
+            .params
+            .bind(&grant.bound)
+            .map_err(AuthError::BoundParam)?;
+        Ok((parsed.into_request(), grant))
+    }
+
     /// Settles who may see a picture (`target`) of an environment whose
     /// access is `access` (`None`: no such environment): `None` for a
     /// public environment, the token's expiry for a signed one.

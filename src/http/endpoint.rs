@@ -14,6 +14,10 @@ pub(super) enum Endpoint<'a> {
     Storyboard(&'a str),
     /// `/v1/animated/{org}/{env}/{key}.{ext}`: the raw tail.
     Animated(&'a str),
+    /// `/v1/placeholder/{org}/{env}/{key}.json`: the raw tail.
+    Placeholder(&'a str),
+    /// `/v1/info/{org}/{env}/{key}.json`: the raw tail.
+    Info(&'a str),
     /// `POST /v1/api/{org}/{env}/edge-ids/{key}/preview-token`
     PreviewToken {
         org: &'a str,
@@ -103,6 +107,10 @@ impl<'a> Endpoint<'a> {
             Endpoint::Storyboard(tail)
         } else if let Some(tail) = path.strip_prefix("/v1/animated/") {
             Endpoint::Animated(tail)
+        } else if let Some(tail) = path.strip_prefix("/v1/placeholder/") {
+            Endpoint::Placeholder(tail)
+        } else if let Some(tail) = path.strip_prefix("/v1/info/") {
+            Endpoint::Info(tail)
         } else if let Some(call) = path.strip_prefix(API_PREFIX).and_then(api_call) {
             call
         } else if let Some(id) = path
@@ -146,6 +154,8 @@ impl<'a> Endpoint<'a> {
             Endpoint::Thumbnail(_)
             | Endpoint::Storyboard(_)
             | Endpoint::Animated(_)
+            | Endpoint::Placeholder(_)
+            | Endpoint::Info(_)
             | Endpoint::Health
             | Endpoint::Ready
             | Endpoint::Metrics
@@ -161,6 +171,8 @@ impl<'a> Endpoint<'a> {
             Endpoint::Thumbnail(_) => Route::Thumbnail,
             Endpoint::Storyboard(_) => Route::Storyboard,
             Endpoint::Animated(_) => Route::Animated,
+            Endpoint::Placeholder(_) => Route::Placeholder,
+            Endpoint::Info(_) => Route::Info,
             Endpoint::PreviewToken { .. }
             | Endpoint::SubmitJob { .. }
             | Endpoint::BestThumbnail { .. }
@@ -214,6 +226,8 @@ pub(super) enum Route {
     Thumbnail,
     Storyboard,
     Animated,
+    Placeholder,
+    Info,
     Api,
     Health,
     Ready,
@@ -224,10 +238,12 @@ pub(super) enum Route {
 }
 
 impl Route {
-    pub(super) const ALL: [Route; 10] = [
+    pub(super) const ALL: [Route; 12] = [
         Route::Thumbnail,
         Route::Storyboard,
         Route::Animated,
+        Route::Placeholder,
+        Route::Info,
         Route::Api,
         Route::Health,
         Route::Ready,
@@ -241,6 +257,8 @@ impl Route {
         match self {
             Route::Thumbnail => "thumbnail",
             Route::Storyboard => "storyboard",
+            Route::Placeholder => "placeholder",
+            Route::Info => "info",
             Route::Animated => "animated",
             Route::Api => "api",
             Route::Health => "health",

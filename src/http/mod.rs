@@ -16,6 +16,9 @@
 //!   the responses, access and `job_answers`:
 //!   - `thumbnails`: `/v1/thumbnail/...`.
 //!   - `pictures`: storyboards (sprite, WebVTT, JSON) and animated previews.
+//!   - `placeholders`: `/v1/placeholder/...`: BlurHash, ThumbHash and a
+//!     tiny WebP of a thumbnail's frame.
+//!   - `info`: `/v1/info/...`: what a video is (duration, size, codec, ...).
 //!   - `jobs_api`: the JSON API under `/v1/api/` (jobs, batches, the best
 //!     thumbnail, preview tokens).
 //!   - `uploads`: multipart video uploads into a `store:` environment.
@@ -41,10 +44,12 @@ mod compat;
 mod conn;
 mod demo;
 mod endpoint;
+mod info;
 mod job_answers;
 mod jobs_api;
 mod operations;
 mod pictures;
+mod placeholders;
 mod responses;
 mod router;
 mod server;

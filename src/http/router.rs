@@ -9,7 +9,9 @@ use http::{Method, Response};
 use super::app::App;
 use super::endpoint::{Endpoint, Route};
 use super::responses::{problem_response, read_api_body, Body};
-use super::{compat, demo, jobs_api, operations, pictures, thumbnails, uploads};
+use super::{
+    compat, demo, info, jobs_api, operations, pictures, placeholders, thumbnails, uploads,
+};
 use crate::domain::Problem;
 use crate::pool::as_client;
 
@@ -66,6 +68,14 @@ where
         Endpoint::Animated(tail) => {
             let animated = pictures::animated(app, tail, query, headers, head);
             as_client(app.clients.of(parts), animated).await
+        }
+        Endpoint::Placeholder(tail) => {
+            let placeholder = placeholders::placeholder(app, tail, query, headers, head);
+            as_client(app.clients.of(parts), placeholder).await
+        }
+        Endpoint::Info(tail) => {
+            let info = info::info(app, tail, query, headers, head);
+            as_client(app.clients.of(parts), info).await
         }
         // Every JSON API call's body is read first, used or not (an unread
         // body would close the connection).

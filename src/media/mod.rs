@@ -21,6 +21,9 @@
 //! - [`exact`]: the exact frame shown at a time, from an open video: seek
 //!   before it, decode forward, fetch in one request what the index says
 //!   it needs.
+//! - [`info`]: what a video is (`/v1/info`), from its container and
+//!   codec configuration, no frame decoded.
+//! - [`placeholder`]: BlurHash, ThumbHash and a tiny WebP of a frame.
 //! - [`segmented`]: videos kept as segments (HLS, DASH): one segment
 //!   opened per frame, segment starts as the keyframes.
 //! - [`smartcrop`]: `fit=smart`: where the crop window goes (detail, skin
@@ -53,10 +56,12 @@ pub mod exact;
 pub mod ffi;
 pub mod frames;
 pub mod geometry;
+pub mod info;
 pub mod mp4;
 pub mod palette;
 pub mod picture;
 pub mod pixels;
+pub mod placeholder;
 pub mod segmented;
 pub mod smartcrop;
 pub mod storyboard;

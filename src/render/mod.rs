@@ -7,6 +7,8 @@
 //! knows about HTTP.
 
 mod error;
+mod info;
+mod placeholder;
 mod served;
 mod streaming;
 mod timed;
@@ -53,8 +55,9 @@ use timed::{decoder_threads, TimedRead};
 /// that version's frames), which moment.
 type FrameKey = (SourceLocation, String, TimeSpec);
 
-/// Streaming documents whose chosen rendition's timeline is kept.
-const STREAMS_KEPT: u64 = 256;
+/// Segments of the streaming timelines kept (about 100 MB at most; a
+/// one-hour VOD in 6 s segments is 600).
+const STREAMS_KEPT: u64 = 250_000;
 
 /// A decoded frame with what it cost to get it.
 struct Decoded {
@@ -87,6 +90,11 @@ pub struct Renderer {
     /// Streaming sources' timelines, by document and size asked.
     streams: moka::future::Cache<streaming::StreamKey, Arc<streaming::Stream>>,
     playlists: streaming::PlaylistLimits,
+    /// What each video is (`/v1/info`, the job engine's probe), kept for
+    /// `cache.source_ttl_secs`.
+    infos: info::InfoCache,
+    /// Placeholders of frames (BlurHash, ThumbHash, LQIP), by video and moment.
+    placeholders: placeholder::PlaceholderCache,
 }
 
 impl Renderer {
@@ -151,6 +159,8 @@ impl Renderer {
                 max_bytes: r.max_playlist_bytes,
                 max_segments: r.max_playlist_segments,
             },
+            infos: info::info_cache(Duration::from_secs(config.cache.source_ttl_secs)),
+            placeholders: placeholder::cache(),
         }
     }
 
@@ -437,29 +447,19 @@ impl Renderer {
             .is_some_and(|req| self.cache.contains_key(req.as_ref()))
     }
 
-    /// Reads a video's container header: its duration. Through the same
-    /// pool and limits as renders.
+    /// A video's duration, from the same kept info as `/v1/info` (see
+    /// [`Renderer::info`]): a file's container header and index, a
+    /// streaming source's playlist. Through the same pool and limits as
+    /// renders.
     pub async fn probe(
         &self,
         org: &str,
         env: &str,
         key: &str,
     ) -> Result<media::decode::Probe, RenderError> {
-        let location = self.locate(org, env, key).await?;
-        if location.stream_kind().is_some() {
-            // The playlist says it, without reading media.
-            let scope = self.scope(org, env, &location);
-            let stream = self.stream(&location, &scope, None, None).await?;
-            // (A growing EVENT playlist's end is not known yet.)
-            return Ok(media::decode::Probe {
-                duration_secs: (!stream.timeline.growing)
-                    .then(|| streaming::duration_secs(&stream)),
-            });
-        }
-        let reader = self.sources.open(&location).await?;
-        let limits = self.limits(Instant::now() + self.timeout);
-        let probe = self.pool.run(move || media::decode::probe(reader, &limits));
-        Ok(probe.await.map_err(|e| self.busy(e))??)
+        Ok(media::decode::Probe {
+            duration_secs: self.probed_duration(org, env, key).await?,
+        })
     }
 
     /// Where the URIs of a streaming document at `location`, found
@@ -564,6 +564,45 @@ impl Renderer {
         spec: RenderSpec,
     ) -> Result<(Thumbnail, media::Rendered), RenderError> {
         let started = Instant::now();
+        let (decoded, decoded_here) = self.frame(location, scope, version, &spec).await?;
+        let mut timings = RenderTimings::default();
+        if decoded_here {
+            timings.fetch = decoded.fetch;
+            timings.decode = decoded.decode;
+        } else {
+            timings.frame_reused = true;
+        }
+        // Admitted with its decode: the encode waits for a slot, never refused.
+        let rendered = self
+            .pool
+            .run_admitted(move || {
+                let started = Instant::now();
+                media::finish(&decoded.frame, &spec).map(|r| (r, started.elapsed()))
+            })
+            .await
+            .map_err(|e| self.busy(e))?;
+        let (rendered, encode) = rendered?;
+        timings.encode = encode;
+        self.metrics.stage("encode", encode);
+        self.metrics.renders.inc();
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "rendered"
+        );
+        Ok((Thumbnail::new(&rendered, timings), rendered))
+    }
+
+    /// The decoded frame `spec` shows (its time; for a streaming source
+    /// also its size, which chooses the rendition), from the frame cache
+    /// or decoded once however many ask at the same time; and whether it
+    /// was decoded for this call.
+    async fn frame(
+        &self,
+        location: &SourceLocation,
+        scope: &Scope,
+        version: String,
+        spec: &RenderSpec,
+    ) -> Result<(Arc<Decoded>, bool), RenderError> {
         let decoded_here = AtomicBool::new(false);
         // A streaming source's frame depends on the rendition the size
         // chose: it names the frame too.
@@ -589,31 +628,7 @@ impl Renderer {
             })
             .await
             .map_err(|e| (*e).clone())?;
-        let mut timings = RenderTimings::default();
-        if decoded_here.load(Ordering::Relaxed) {
-            timings.fetch = decoded.fetch;
-            timings.decode = decoded.decode;
-        } else {
-            timings.frame_reused = true;
-        }
-        // Admitted with its decode: the encode waits for a slot, never refused.
-        let rendered = self
-            .pool
-            .run_admitted(move || {
-                let started = Instant::now();
-                media::finish(&decoded.frame, &spec).map(|r| (r, started.elapsed()))
-            })
-            .await
-            .map_err(|e| self.busy(e))?;
-        let (rendered, encode) = rendered?;
-        timings.encode = encode;
-        self.metrics.stage("encode", encode);
-        self.metrics.renders.inc();
-        tracing::debug!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "rendered"
-        );
-        Ok((Thumbnail::new(&rendered, timings), rendered))
+        Ok((decoded, decoded_here.load(Ordering::Relaxed)))
     }
 
     /// Finds and decodes the frame shown at `time` of a streaming source.

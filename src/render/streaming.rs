@@ -25,13 +25,20 @@ pub(super) struct Stream {
 /// A streaming document and the size asked of it.
 pub(super) type StreamKey = (SourceLocation, Option<u32>, Option<u32>);
 
-/// The cache of timelines, by document and size asked.
+/// The cache of timelines, by document and size asked, weighed by their
+/// segments (each a few hundred bytes: its URLs), so that long playlists
+/// cannot make it large.
 pub(super) fn stream_cache(
-    entries: u64,
+    segments: u64,
     ttl: Duration,
 ) -> moka::future::Cache<StreamKey, Arc<Stream>> {
     moka::future::Cache::builder()
-        .max_capacity(entries)
+        .max_capacity(segments)
+        .weigher(|_k: &StreamKey, s: &Arc<Stream>| {
+            (s.timeline.segments.len() + 1)
+                .try_into()
+                .unwrap_or(u32::MAX)
+        })
         .time_to_live(ttl)
         .build()
 }

@@ -368,7 +368,7 @@ impl SegmentSource for RemoteSegments {
         let Some(head) = segments.get(first) else {
             return Err(SourceError::Io(format!("no segment {first}")));
         };
-        let last = last.min(segments.len() - 1);
+        let last = last.min(segments.len() - 1).max(first);
         let run: Vec<&Part> = segments[first..=last]
             .iter()
             .take_while(|s| s.init == head.init)

@@ -68,13 +68,7 @@ impl AccessControl {
         mut parsed: ParsedRequest,
         headers: &HeaderMap,
     ) -> Result<(ThumbnailRequest, Grant), AuthError> {
-        let token = parsed
-            .token
-            .as_deref()
-            .or(bearer_token(headers))
-            .ok_or(AuthError::Missing)?;
-        let target = Target::thumbnail(&parsed.org, &parsed.env, &parsed.key);
-        let grant = self.verifier.verify(token, &target)?;
+        let grant = self.thumbnail_grant(&parsed, headers)?;
         let format_ok = if grant.format_auto {
             parsed.auto
         } else {
@@ -101,18 +95,28 @@ impl AccessControl {
         mut parsed: ParsedRequest,
         headers: &HeaderMap,
     ) -> Result<(ThumbnailRequest, Grant), AuthError> {
+        let grant = self.thumbnail_grant(&parsed, headers)?;
+        parsed
+            .params
+            .bind(&grant.bound)
+            .map_err(AuthError::BoundParam)?;
+        Ok((parsed.into_request(), grant))
+    }
+
+    /// The grant of the thumbnail token `parsed` carries (or the
+    /// `Authorization` header), verified for its org, env and key.
+    fn thumbnail_grant(
+        &self,
+        parsed: &ParsedRequest,
+        headers: &HeaderMap,
+    ) -> Result<Grant, AuthError> {
         let token = parsed
             .token
             .as_deref()
             .or(bearer_token(headers))
             .ok_or(AuthError::Missing)?;
         let target = Target::thumbnail(&parsed.org, &parsed.env, &parsed.key);
-        let grant = self.verifier.verify(token, &target)?;
-        parsed
-            .params
-            .bind(&grant.bound)
-            .map_err(AuthError::BoundParam)?;
-        Ok((parsed.into_request(), grant))
+        self.verifier.verify(token, &target)
     }
 
     /// Settles who may see a picture (`target`) of an environment whose

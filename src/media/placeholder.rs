@@ -104,48 +104,10 @@ fn blurhash_components(width: u32, height: u32) -> (u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use ffmpeg_next::format::Pixel;
-    use ffmpeg_next::frame;
 
     use super::*;
     use crate::media::geometry::Orientation;
-    use crate::media::tonemap::Transfer;
-
-    /// A limited-range BT.601 YUV 4:2:0 frame, each pixel's colour (RGB) from
-    /// `paint(x, y)`.
-    fn frame(
-        width: u32,
-        height: u32,
-        orientation: Orientation,
-        paint: impl Fn(u32, u32) -> [u8; 3],
-    ) -> DecodedFrame {
-        let mut f = frame::Video::new(Pixel::YUV420P, width, height);
-        let yuv = |[r, g, b]: [u8; 3]| {
-            let (r, g, b) = (r as f64, g as f64, b as f64);
-            let y = 16.0 + (0.299 * r + 0.587 * g + 0.114 * b) * 219.0 / 255.0;
-            let u = 128.0 + (-0.168_736 * r - 0.331_264 * g + 0.5 * b) * 224.0 / 255.0;
-            let v = 128.0 + (0.5 * r - 0.418_688 * g - 0.081_312 * b) * 224.0 / 255.0;
-            [y, u, v].map(|c| c.round().clamp(0.0, 255.0) as u8)
-        };
-        for plane in 0..3 {
-            let sub = if plane == 0 { 1 } else { 2 };
-            let stride = f.stride(plane);
-            let data = f.data_mut(plane);
-            for y in 0..height.div_ceil(sub) {
-                for x in 0..width.div_ceil(sub) {
-                    data[y as usize * stride + x as usize] = yuv(paint(x * sub, y * sub))[plane];
-                }
-            }
-        }
-        DecodedFrame {
-            frame: f,
-            sar: (1, 1),
-            orientation,
-            transfer: Transfer::Sdr,
-            time_secs: 1.5,
-            packets_decoded: 1,
-        }
-    }
+    use crate::media::stream::painted_frame as frame;
 
     /// A BlurHash's components (across, down), from its first character.
     fn components(hash: &str) -> (u32, u32) {
@@ -203,7 +165,8 @@ mod tests {
 
     #[test]
     fn hashes_decode_back_to_the_frame() {
-        let f = frame(320, 180, Orientation::default(), |x, _| red_blue(x, 320));
+        let mut f = frame(320, 180, Orientation::default(), |x, _| red_blue(x, 320));
+        f.time_secs = 1.5;
         let p = placeholder(&f).unwrap();
         assert_eq!((p.width, p.height, p.time_secs), (320, 180, 1.5));
         assert_eq!(components(&p.blurhash), (4, 3));

@@ -261,12 +261,10 @@ fn best_offset(profile: &[f64], len: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use ffmpeg_next::format::Pixel;
-    use ffmpeg_next::frame;
 
     use super::*;
     use crate::media::geometry::Orientation;
-    use crate::media::tonemap::Transfer;
+    use crate::media::stream::painted_frame as yuv_frame;
 
     const BACKGROUND: [u8; 3] = [120, 130, 140];
     const SKIN: [u8; 3] = [222, 170, 138];
@@ -447,41 +445,6 @@ mod tests {
         let img = picture(256, 144, |x, y| grey_grain(x, y, 20));
         let w = salient_window(&img, 256.0 / 144.0);
         assert_eq!((w.x, w.y, w.width, w.height), (0.0, 0.0, 256.0, 144.0));
-    }
-
-    /// A limited-range BT.601 YUV 4:2:0 frame painted by `paint` (RGB).
-    fn yuv_frame(
-        width: u32,
-        height: u32,
-        orientation: Orientation,
-        paint: impl Fn(u32, u32) -> [u8; 3],
-    ) -> DecodedFrame {
-        let mut f = frame::Video::new(Pixel::YUV420P, width, height);
-        let yuv = |[r, g, b]: [u8; 3]| {
-            let (r, g, b) = (r as f64, g as f64, b as f64);
-            let y = 16.0 + (0.299 * r + 0.587 * g + 0.114 * b) * 219.0 / 255.0;
-            let u = 128.0 + (-0.168_736 * r - 0.331_264 * g + 0.5 * b) * 224.0 / 255.0;
-            let v = 128.0 + (0.5 * r - 0.418_688 * g - 0.081_312 * b) * 224.0 / 255.0;
-            [y, u, v].map(|c| c.round().clamp(0.0, 255.0) as u8)
-        };
-        for plane in 0..3 {
-            let sub = if plane == 0 { 1 } else { 2 };
-            let stride = f.stride(plane);
-            let data = f.data_mut(plane);
-            for y in 0..height.div_ceil(sub) {
-                for x in 0..width.div_ceil(sub) {
-                    data[y as usize * stride + x as usize] = yuv(paint(x * sub, y * sub))[plane];
-                }
-            }
-        }
-        DecodedFrame {
-            frame: f,
-            sar: (1, 1),
-            orientation,
-            transfer: Transfer::Sdr,
-            time_secs: 0.0,
-            packets_decoded: 1,
-        }
     }
 
     /// A 640x360 frame with a red checkerboard on its left third (x 30

@@ -45,6 +45,43 @@ impl DecodedFrame {
     }
 }
 
+/// For tests: a limited-range BT.601 YUV 4:2:0 frame, each pixel's colour
+/// (RGB) from `paint(x, y)`, shown at 0 s.
+#[cfg(test)]
+pub(crate) fn painted_frame(
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+    paint: impl Fn(u32, u32) -> [u8; 3],
+) -> DecodedFrame {
+    let mut f = frame::Video::new(ffmpeg_next::format::Pixel::YUV420P, width, height);
+    let yuv = |[r, g, b]: [u8; 3]| {
+        let (r, g, b) = (r as f64, g as f64, b as f64);
+        let y = 16.0 + (0.299 * r + 0.587 * g + 0.114 * b) * 219.0 / 255.0;
+        let u = 128.0 + (-0.168_736 * r - 0.331_264 * g + 0.5 * b) * 224.0 / 255.0;
+        let v = 128.0 + (0.5 * r - 0.418_688 * g - 0.081_312 * b) * 224.0 / 255.0;
+        [y, u, v].map(|c| c.round().clamp(0.0, 255.0) as u8)
+    };
+    for plane in 0..3 {
+        let sub = if plane == 0 { 1 } else { 2 };
+        let stride = f.stride(plane);
+        let data = f.data_mut(plane);
+        for y in 0..height.div_ceil(sub) {
+            for x in 0..width.div_ceil(sub) {
+                data[y as usize * stride + x as usize] = yuv(paint(x * sub, y * sub))[plane];
+            }
+        }
+    }
+    DecodedFrame {
+        frame: f,
+        sar: (1, 1),
+        orientation,
+        transfer: Transfer::Sdr,
+        time_secs: 0.0,
+        packets_decoded: 1,
+    }
+}
+
 /// Decode errors tolerated (corrupt packets are skipped) before giving up.
 pub(super) const MAX_DECODE_ERRORS: usize = 64;
 

@@ -172,24 +172,11 @@ impl Frames {
             // on as many threads as a render alone may use.
             let mut unique: Vec<i64> = entries.iter().map(|e| e.timestamp).collect();
             unique.dedup();
-            let mut packets = Vec::with_capacity(unique.len());
-            for &ts in &unique {
-                // (At or before its target: entries were searched for `target - delay`.)
-                let at = ts.saturating_add(delay);
-                if !stream::seek_past_last_cue(&mut self.demuxer, &self.info, at)? {
-                    stream::seek(&mut self.demuxer, &self.info, at)?;
-                }
-                let mut packet = self.next_keyframe_packet()?;
-                // A Matroska cue points at its cluster, which can hold an
-                // earlier keyframe than the one it lists.
-                while packet.pts().is_some_and(|p| p < at) {
-                    match self.next_keyframe_packet() {
-                        Ok(next) if next.pts().is_some_and(|p| p <= at) => packet = next,
-                        _ => break,
-                    }
-                }
-                packets.push(packet);
-            }
+            // Seeks jump: the gaps between prefetched keyframes stay unread.
+            self.demuxer.seek_directly(true);
+            let packets = self.keyframe_packets(&unique, delay);
+            self.demuxer.seek_directly(false);
+            let packets = packets?;
             let threads = match self.limits.decoder_threads {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS)),
                 n => n,
@@ -419,6 +406,34 @@ impl Frames {
     }
 
     /// Reads on to the next keyframe packet of the video stream.
+    /// The keyframe packet at each of `timestamps` (index entries, decoded
+    /// `delay` before they are shown).
+    fn keyframe_packets(
+        &mut self,
+        timestamps: &[i64],
+        delay: i64,
+    ) -> Result<Vec<Packet>, MediaError> {
+        let mut packets = Vec::with_capacity(timestamps.len());
+        for &ts in timestamps {
+            // (At or before its target: entries were searched for `target - delay`.)
+            let at = ts.saturating_add(delay);
+            if !stream::seek_past_last_cue(&mut self.demuxer, &self.info, at)? {
+                stream::seek(&mut self.demuxer, &self.info, at)?;
+            }
+            let mut packet = self.next_keyframe_packet()?;
+            // A Matroska cue points at its cluster, which can hold an
+            // earlier keyframe than the one it lists.
+            while packet.pts().is_some_and(|p| p < at) {
+                match self.next_keyframe_packet() {
+                    Ok(next) if next.pts().is_some_and(|p| p <= at) => packet = next,
+                    _ => break,
+                }
+            }
+            packets.push(packet);
+        }
+        Ok(packets)
+    }
+
     fn next_keyframe_packet(&mut self) -> Result<Packet, MediaError> {
         let (demuxer, info) = (&mut self.demuxer, &self.info);
         let mut skipped = 0usize;

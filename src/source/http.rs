@@ -2,7 +2,8 @@
 //!
 //! Bytes are fetched exactly where they are asked for (no rounding out to
 //! blocks: object storage bills bytes) and cached per 32 KiB block, each
-//! block holding the run of its bytes fetched so far, in a moka cache
+//! block holding the runs of its bytes fetched so far (apart ones kept
+//! apart: two keyframes a few KiB apart both stay), in a moka cache
 //! weighted by size and keyed by the URL and its validator (ETag, else
 //! Last-Modified). So several thumbnails of one video share its container
 //! index and packets, and a changed object never mixes with its old bytes.
@@ -64,7 +65,7 @@ struct ObjectInfo {
 
 type BlockKey = (Arc<str>, u64);
 
-/// The bytes of one block fetched so far: one run, `offset` bytes into it.
+/// A run of bytes fetched within one block, `offset` bytes into it.
 #[derive(Debug, Clone)]
 struct Piece {
     offset: u64,
@@ -110,9 +111,49 @@ impl Piece {
     }
 }
 
+/// The runs of one block held: pieces in order, none touching another
+/// (touching ones are joined). A block can hold several apart: two
+/// keyframes' packets a few KiB apart both stay.
+#[derive(Debug, Clone, Default)]
+struct Runs(Vec<Piece>);
+
+impl Runs {
+    /// The run holding `offset` (within the block), if any.
+    fn run_at(&self, offset: u64) -> Option<&Piece> {
+        let after = self.0.partition_point(|p| p.offset <= offset);
+        self.0[..after].last().filter(|p| offset < p.end())
+    }
+
+    /// The bytes from `offset` to the end of its run.
+    fn from(&self, offset: u64) -> Option<Bytes> {
+        self.run_at(offset).and_then(|p| p.from(offset))
+    }
+
+    /// These runs and `new`, joined where they touch.
+    fn with(&self, new: Piece) -> Runs {
+        let mut joined = new;
+        let mut runs = Vec::with_capacity(self.0.len() + 1);
+        for p in &self.0 {
+            if p.end() < joined.offset || p.offset > joined.end() {
+                runs.push(p.clone());
+            } else {
+                joined = Piece::merge(Some(p), joined);
+            }
+        }
+        let at = runs.partition_point(|p: &Piece| p.offset < joined.offset);
+        runs.insert(at, joined);
+        Runs(runs)
+    }
+
+    /// Bytes held, for the cache's weight.
+    fn bytes(&self) -> usize {
+        self.0.iter().map(|p| p.data.len()).sum()
+    }
+}
+
 struct Shared {
     client: reqwest::Client,
-    blocks: moka::sync::Cache<BlockKey, Piece>,
+    blocks: moka::sync::Cache<BlockKey, Runs>,
     objects: moka::sync::Cache<String, ObjectInfo>,
     initial_read: u64,
     max_read: u64,
@@ -150,7 +191,7 @@ impl HttpSources {
             .map_err(|e| SourceError::Connect(e.to_string()))?;
         let blocks = moka::sync::Cache::builder()
             .max_capacity(cache.source_max_bytes)
-            .weigher(|_k: &BlockKey, v: &Piece| v.data.len().try_into().unwrap_or(u32::MAX))
+            .weigher(|_k: &BlockKey, v: &Runs| v.bytes().try_into().unwrap_or(u32::MAX))
             .build();
         let objects = moka::sync::Cache::builder()
             .max_capacity(100_000)
@@ -375,7 +416,7 @@ pub struct RangeReader {
     pos: u64,
     /// Blocks this reader has used, so cache eviction under load cannot make
     /// one render fetch the same bytes twice.
-    local: HashMap<u64, Piece>,
+    local: HashMap<u64, Runs>,
     /// Where the last fetch ended: a read there continues a sequential run.
     next_sequential: Option<u64>,
     read_ahead: u64,
@@ -387,7 +428,7 @@ impl RangeReader {
     /// The bytes held from `pos` to the end of their run, if any.
     fn held(&mut self, pos: u64) -> Option<Bytes> {
         let (index, offset) = (pos / BLOCK_SIZE, pos % BLOCK_SIZE);
-        if let Some(bytes) = self.local.get(&index).and_then(|p| p.from(offset)) {
+        if let Some(bytes) = self.local.get(&index).and_then(|r| r.from(offset)) {
             return Some(bytes);
         }
         let shared = self
@@ -395,7 +436,10 @@ impl RangeReader {
             .blocks
             .get(&(self.info.identity.clone(), index))?;
         let bytes = shared.from(offset)?;
-        let merged = Piece::merge(self.local.get(&index), shared);
+        let mut merged = self.local.remove(&index).unwrap_or_default();
+        for piece in shared.0 {
+            merged = merged.with(piece);
+        }
         self.local.insert(index, merged);
         Some(bytes)
     }
@@ -403,9 +447,10 @@ impl RangeReader {
     /// Where the run of held bytes containing `pos` starts, if `pos` is held.
     fn held_start(&mut self, pos: u64) -> Option<u64> {
         self.held(pos)?;
-        let index = pos / BLOCK_SIZE;
+        let (index, offset) = (pos / BLOCK_SIZE, pos % BLOCK_SIZE);
         self.local
             .get(&index)
+            .and_then(|r| r.run_at(offset))
             .map(|p| index * BLOCK_SIZE + p.offset)
     }
 
@@ -421,9 +466,19 @@ impl RangeReader {
                 data: data.slice((at - start) as usize..(until - start) as usize),
             };
             let key = (self.info.identity.clone(), index);
-            let cached = Piece::merge(self.shared.blocks.get(&key).as_ref(), piece.clone());
+            let cached = self
+                .shared
+                .blocks
+                .get(&key)
+                .unwrap_or_default()
+                .with(piece.clone());
             self.shared.blocks.insert(key, cached);
-            let local = Piece::merge(self.local.get(&index), piece);
+            let local = self
+                .local
+                .get(&index)
+                .cloned()
+                .unwrap_or_default()
+                .with(piece);
             self.local.insert(index, local);
             at = until;
         }
@@ -654,6 +709,25 @@ mod tests {
     fn apart_runs_keep_the_new_one() {
         let kept = Piece::merge(Some(&piece(0, "abcdefgh")), piece(10, "k"));
         assert_eq!((kept.offset, &kept.data[..]), (10, &b"k"[..]));
+    }
+
+    #[test]
+    fn a_block_keeps_runs_apart_and_joins_those_that_touch() {
+        let runs = Runs::default()
+            .with(piece(20, "uv"))
+            .with(piece(2, "cd"))
+            .with(piece(10, "kl"));
+        assert_eq!(runs.0.len(), 3, "{runs:?}");
+        assert_eq!(runs.from(3).as_deref(), Some(&b"d"[..]));
+        assert_eq!(runs.from(11).as_deref(), Some(&b"l"[..]));
+        assert_eq!(runs.from(21).as_deref(), Some(&b"v"[..]));
+        assert_eq!(runs.from(5), None);
+        assert_eq!(runs.from(0), None);
+        let runs = runs.with(piece(4, "efghij"));
+        assert_eq!(runs.0.len(), 2, "{runs:?}");
+        assert_eq!(runs.from(2).as_deref(), Some(&b"cdefghijkl"[..]));
+        assert_eq!(runs.run_at(7).map(|p| p.offset), Some(2));
+        assert_eq!(runs.bytes(), 12);
     }
 
     #[test]

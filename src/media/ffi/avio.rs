@@ -227,6 +227,16 @@ impl Demuxer {
         f(state.reader.as_mut())
     }
 
+    /// Whether every seek goes to the reader. By default FFmpeg reaches a
+    /// target up to its buffer plus 32 KiB ahead by reading through the
+    /// gap, which fetches it: reading keyframes whose packets were
+    /// prefetched a few KiB apart then read the whole file between them.
+    pub fn seek_directly(&mut self, on: bool) {
+        // SAFETY: the I/O context is owned by `self` and no FFmpeg call is
+        // running; `direct` is a plain public field of it.
+        unsafe { (*self.avio).direct = c_int::from(on) };
+    }
+
     /// Passes several read-ahead hints at once (see [`SourceRead::prefetch_many`]).
     pub fn prefetch_many(&mut self, ranges: &[(u64, u64)]) -> Result<(), MediaError> {
         // SAFETY: as in `take_failure`: no FFmpeg call is running.

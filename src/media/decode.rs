@@ -1,6 +1,6 @@
-//! Decoding for one render: what the container says of a video
-//! ([`probe`]), and the frame a thumbnail shows ([`decode_frame`]): the
-//! exact frame at a time ([`super::exact`]) or, for `timeStamp=auto`, the
+//! Decoding for one render: what the container says of an upload
+//! ([`probe_complete`]), and the frame a thumbnail shows
+//! ([`decode_frame`]): the exact frame at a time ([`super::exact`]) or, for `timeStamp=auto`, the
 //! best frame ([`super::bestframe`]).
 
 #![deny(unsafe_code)]
@@ -19,18 +19,9 @@ pub struct Probe {
     pub duration_secs: Option<f64>,
 }
 
-/// Reads the container header (and index) only: cheap, and the bytes land
-/// in the source cache for the render that follows.
-pub fn probe(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Probe, MediaError> {
-    let (_, info) = open_stream(reader, limits)?;
-    Ok(Probe {
-        duration_secs: info.duration_us.map(|us| us as f64 / 1e6),
-    })
-}
-
-/// Like [`probe`], and also refuses a file that its own index says is cut
-/// short (MP4's sample table, Matroska's cues pointing past its end): an
-/// upload is checked so before it is kept.
+/// What the container says of the video's length, refusing a file that
+/// its own index says is cut short (MP4's sample table, Matroska's cues
+/// pointing past its end): an upload is checked so before it is kept.
 pub fn probe_complete(reader: Box<dyn SourceRead>, limits: &Limits) -> Result<Probe, MediaError> {
     let (demuxer, info) = open_stream(reader, limits)?;
     check_frame_size(demuxer.input(), &info, limits)?;

@@ -12,9 +12,10 @@
 //! - [`storyboard`]: a sprite of tiles and its layout.
 //! - [`animated`]: animated WebP and GIF previews: frames at a rate, scaled
 //!   and handed one by one to [`animate`]'s encoders.
-//! - [`decode`]: the entry points for one render: [`decode::probe`], what
-//!   the container says, and [`decode::decode_frame`], the frame a
-//!   thumbnail shows (exact, or the best one).
+//! - [`decode`]: the entry points for one render:
+//!   [`decode::probe_complete`], what the container says of an upload, and
+//!   [`decode::decode_frame`], the frame a thumbnail shows (exact, or the
+//!   best one). What a video is (`/v1/info`) is [`info`]'s.
 //! - [`bestframe`]: `timeStamp=auto`, the most representative keyframe.
 //! - [`frames`]: many frames of one open video: keyframes decoded alone
 //!   (their packets fetched together), exact frames, a sequence at a rate.

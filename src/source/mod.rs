@@ -20,7 +20,7 @@
 //!   segments. Pure.
 //! - [`segments`]: where a playlist's URIs may point, reading playlists
 //!   and opening segments (each after its init segment, read as one file
-//!   through [`concat`]).
+//!   through [`concat`](mod@concat)).
 
 pub mod concat;
 pub mod guard;

@@ -131,7 +131,7 @@ pub fn pool(url: &str, application_name: &str, size: usize) -> anyhow::Result<(P
 }
 
 /// Runs `schema` (`CREATE ... IF NOT EXISTS` statements) in one
-/// transaction under [`SCHEMA_LOCK`], so nodes starting at once do not
+/// transaction under `SCHEMA_LOCK`, so nodes starting at once do not
 /// race. For the jobs table and the video URL book's.
 pub async fn create_schema(pool: &Pool, schema: &str) -> Result<()> {
     let mut client = pool.get().await?;

@@ -226,7 +226,7 @@ impl Jobs {
 
     /// Waits up to `limit` for the job to finish; returns it as it then is.
     /// Jobs finished here are seen at once; with PostgreSQL the record is
-    /// also read every [`LOOK_AGAIN`], for jobs another node finishes.
+    /// also read every `LOOK_AGAIN`, for jobs another node finishes.
     pub async fn wait_final(
         &self,
         org: &str,

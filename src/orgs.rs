@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use crate::config::{Access, Config, ConfigError, EnvConfig, OrgConfig};
 use crate::source::guard::{check_prefix, UrlPolicy};
+use crate::source::segments::Scope;
 use crate::source::SourceTemplate;
 
 /// Every configured org, by id.
@@ -58,8 +59,12 @@ pub struct Env {
 #[derive(Debug)]
 pub enum Locator {
     /// The configured `source` template, parsed (and named for the env,
-    /// see [`SourceTemplate::for_env`]).
-    Template(SourceTemplate),
+    /// see [`SourceTemplate::for_env`]), and where the URIs of a playlist
+    /// found through it may point.
+    Template {
+        template: SourceTemplate,
+        scope: Scope,
+    },
     /// The org's video URLs, by the key made from each (the URL book).
     VideoUrls,
 }
@@ -182,7 +187,10 @@ impl Env {
             sizes
         };
         Env {
-            locator: Locator::Template(template),
+            locator: Locator::Template {
+                scope: template.scope(),
+                template,
+            },
             access: env.access,
             widths: sorted(&env.allowed_widths),
             heights: sorted(&env.allowed_heights),
@@ -193,7 +201,7 @@ impl Env {
     /// The parsed template, for environments that have one.
     pub fn template(&self) -> Option<&SourceTemplate> {
         match &self.locator {
-            Locator::Template(t) => Some(t),
+            Locator::Template { template, .. } => Some(template),
             Locator::VideoUrls => None,
         }
     }

@@ -61,6 +61,37 @@ impl AccessControl {
         self.verifier.issue_preview(target)
     }
 
+    /// Who may see what a thumbnail URL names, before any cache is
+    /// consulted: a public environment's request as it is, a signed one's
+    /// as `signed` verifies it (with the token's expiry); no environment
+    /// (`access` is `None`) is 404.
+    pub(super) fn settle(
+        &self,
+        access: Option<Access>,
+        parsed: ParsedRequest,
+        headers: &HeaderMap,
+        signed: impl FnOnce(
+            &Self,
+            ParsedRequest,
+            &HeaderMap,
+        ) -> Result<(ThumbnailRequest, Grant), AuthError>,
+    ) -> Result<(ThumbnailRequest, Option<u64>), Problem> {
+        match access {
+            None => Err(Problem::not_found(format!(
+                "there is no environment {:?} in org {:?}",
+                parsed.env, parsed.org
+            ))),
+            Some(Access::Public) => Ok((parsed.into_request(), None)),
+            Some(Access::Signed) => match signed(self, parsed, headers) {
+                Ok((req, grant)) => Ok((req, Some(grant.expires_at))),
+                Err(e) => {
+                    tracing::info!(error = %e, "token refused");
+                    Err(Problem::from(&e))
+                }
+            },
+        }
+    }
+
     /// Verifies the token of a thumbnail request to a signed environment
     /// and applies the parameters it binds.
     pub(super) fn signed_thumbnail(

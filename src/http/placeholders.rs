@@ -7,9 +7,9 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 
+use super::access::AccessControl;
 use super::app::App;
 use super::responses::{picture_response, render_problem, Body};
-use crate::config::Access;
 use crate::domain::{FieldError, Format, Problem};
 use crate::request::{self, ParsedRequest};
 
@@ -29,23 +29,12 @@ pub(super) async fn placeholder(
     head: bool,
 ) -> Result<Response<Body>, Problem> {
     let parsed = parse(tail, query).map_err(Problem::invalid_request)?;
-    let Some(access) = app.env_access(&parsed.org, &parsed.env) else {
-        return Err(Problem::not_found(format!(
-            "there is no environment {:?} in org {:?}",
-            parsed.env, parsed.org
-        )));
-    };
-    // Access is settled before the cache is consulted, as for thumbnails.
-    let (req, expires_at) = match access {
-        Access::Public => (parsed.into_request(), None),
-        Access::Signed => {
-            let (req, grant) = app.access.signed_frame(parsed, headers).map_err(|e| {
-                tracing::info!(error = %e, "token refused");
-                Problem::from(&e)
-            })?;
-            (req, Some(grant.expires_at))
-        }
-    };
+    // Access is settled before the cache is consulted: a cached private
+    // picture is never served without a valid token.
+    let access = app.env_access(&parsed.org, &parsed.env);
+    let (req, expires_at) =
+        app.access
+            .settle(access, parsed, headers, AccessControl::signed_frame)?;
     let (served, cache) = app
         .renderer
         .placeholder(&req)

@@ -5,9 +5,9 @@
 
 use http::{header, HeaderMap, HeaderValue, Response};
 
+use super::access::AccessControl;
 use super::app::App;
 use super::responses::{render_problem, thumbnail_response, Body};
-use crate::config::Access;
 use crate::domain::Problem;
 use crate::request;
 
@@ -25,24 +25,12 @@ pub(super) async fn thumbnail(
         parsed.format = request::negotiate(accept);
     }
     let negotiated = parsed.auto;
-    let Some(access) = app.env_access(&parsed.org, &parsed.env) else {
-        return Err(Problem::not_found(format!(
-            "there is no environment {:?} in org {:?}",
-            parsed.env, parsed.org
-        )));
-    };
     // Access is settled before the cache is consulted: a cached private
-    // thumbnail is never served without a valid token.
-    let (req, expires_at) = match access {
-        Access::Public => (parsed.into_request(), None),
-        Access::Signed => {
-            let (req, grant) = app.access.signed_thumbnail(parsed, headers).map_err(|e| {
-                tracing::info!(error = %e, "token refused");
-                Problem::from(&e)
-            })?;
-            (req, Some(grant.expires_at))
-        }
-    };
+    // picture is never served without a valid token.
+    let access = app.env_access(&parsed.org, &parsed.env);
+    let (req, expires_at) =
+        app.access
+            .settle(access, parsed, headers, AccessControl::signed_thumbnail)?;
     let (thumbnail, cache) = app
         .renderer
         .thumbnail(&req)

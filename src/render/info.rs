@@ -11,15 +11,15 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::domain::TimeSpec;
-use crate::media::info::{Keyframes, Rendition, Streaming, StreamingFormat, VideoInfo};
-use crate::media::{self, Limits, MediaError};
+use crate::media;
+use crate::media::info::{Keyframes, Streaming, StreamingFormat, VideoInfo};
 use crate::source::concat::StartOnly;
 use crate::source::segments::{SegmentSource, StreamKind};
-use crate::source::streaming::{dash, hls, Hls, StreamLimits, Timeline};
-use crate::source::{SourceError, SourceLocation};
+use crate::source::streaming::Timeline;
+use crate::source::SourceLocation;
 
 use super::{streaming, CacheStatus, RenderError, Renderer};
 
@@ -163,14 +163,6 @@ impl Renderer {
         let scope = self.scope(org, env, location);
         // The rendition a render of the video's own size reads: the largest.
         let stream = self.stream(location, &scope, None, None).await?;
-        let document = self
-            .sources
-            .read_document(location, self.playlists.max_bytes)
-            .await?;
-        let limits = StreamLimits {
-            max_segments: self.playlists.max_segments,
-        };
-        let renditions = listed_renditions(&document, location, kind, &limits)?;
         let mut segments = self.segments(&stream);
         let mut info = self
             .on_pool(move |limits| {
@@ -182,65 +174,17 @@ impl Renderer {
         let timeline = &stream.timeline;
         info.duration_secs = (!timeline.growing).then(|| streaming::duration_secs(&stream));
         info.keyframes = segment_starts(timeline);
-        info.audio |= lists_audio(&document, kind);
+        info.audio |= stream.separate_audio;
         info.streaming = Some(Streaming {
             format: match kind {
                 StreamKind::Hls => StreamingFormat::Hls,
                 StreamKind::Dash => StreamingFormat::Dash,
             },
             growing: timeline.growing,
-            renditions,
+            renditions: stream.listed.clone(),
         });
         Ok(info)
     }
-
-    /// Runs `f` on the render pool, its deadline starting once a slot is
-    /// free (waiting is bounded by the queue).
-    async fn on_pool<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Limits) -> Result<T, MediaError> + Send + 'static,
-    ) -> Result<T, RenderError> {
-        let limits = self.limits(Instant::now());
-        let timeout = self.timeout;
-        let done = self
-            .pool
-            .run(move || {
-                let limits = Limits {
-                    deadline: Instant::now() + timeout,
-                    ..limits
-                };
-                f(&limits)
-            })
-            .await
-            .map_err(|e| self.busy(e))?;
-        Ok(done?)
-    }
-}
-
-/// The renditions a master playlist or manifest lists, in its order; none
-/// for a lone HLS media playlist.
-fn listed_renditions(
-    document: &[u8],
-    location: &SourceLocation,
-    kind: StreamKind,
-    limits: &StreamLimits,
-) -> Result<Vec<Rendition>, SourceError> {
-    let base = location.base_url()?;
-    let listed = match kind {
-        StreamKind::Hls => match hls::parse(document, &base, limits)? {
-            Hls::Master(renditions) => renditions,
-            Hls::Media(_) => Vec::new(),
-        },
-        StreamKind::Dash => dash::parse(document, &base, limits)?,
-    };
-    Ok(listed
-        .iter()
-        .map(|r| Rendition {
-            width: r.width,
-            height: r.height,
-            bandwidth: (r.bandwidth > 0).then_some(r.bandwidth),
-        })
-        .collect())
 }
 
 /// A stream's keyframes as thumbd's storyboards take them: its segments'
@@ -264,24 +208,6 @@ fn segment_starts(timeline: &Timeline) -> Option<Keyframes> {
         count: timeline.segments.len(),
         interval_secs,
     })
-}
-
-/// Whether the document names a separate sound track: an HLS `EXT-X-MEDIA`
-/// of `TYPE=AUDIO`, a DASH audio adaptation set or representation. (Sound
-/// muxed into the video's segments is found in the first segment.)
-fn lists_audio(document: &[u8], kind: StreamKind) -> bool {
-    let text = String::from_utf8_lossy(document);
-    match kind {
-        StreamKind::Hls => text.lines().any(|line| {
-            line.trim_start().starts_with("#EXT-X-MEDIA:")
-                && line
-                    .split(',')
-                    .any(|attr| attr.trim().trim_start_matches("#EXT-X-MEDIA:") == "TYPE=AUDIO")
-        }),
-        StreamKind::Dash => ["contentType=\"audio\"", "mimeType=\"audio/"]
-            .iter()
-            .any(|needle| text.contains(needle)),
-    }
 }
 
 fn round_ms(secs: f64) -> f64 {
@@ -338,19 +264,5 @@ mod tests {
             })
         );
         assert_eq!(segment_starts(&timeline(&[4_000_000; 3], true)), None);
-    }
-
-    #[test]
-    fn separate_sound_tracks() {
-        let master =
-            b"#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"a.m3u8\"\n\
-            #EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO=\"a\"\nv.m3u8\n";
-        assert!(lists_audio(master, StreamKind::Hls));
-        let subtitles = b"#EXTM3U\n#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"s\",NAME=\"AUDIO\"\n";
-        assert!(!lists_audio(subtitles, StreamKind::Hls));
-        let mpd = br#"<MPD><Period><AdaptationSet contentType="audio"/></Period></MPD>"#;
-        assert!(lists_audio(mpd, StreamKind::Dash));
-        let video_only = br#"<MPD><Period><AdaptationSet mimeType="video/mp4"/></Period></MPD>"#;
-        assert!(!lists_audio(video_only, StreamKind::Dash));
     }
 }

@@ -391,19 +391,7 @@ impl Renderer {
                 } else {
                     Video::Whole(self.sources.open(&location).await?)
                 };
-                let limits = self.limits(Instant::now());
-                let timeout = self.timeout;
-                let made = self
-                    .pool
-                    .run(move || {
-                        let limits = Limits {
-                            deadline: Instant::now() + timeout,
-                            ..limits
-                        };
-                        make(video, &limits)
-                    })
-                    .await
-                    .map_err(|e| self.busy(e))??;
+                let made = self.on_pool(move |limits| make(video, limits)).await?;
                 self.metrics.renders.inc();
                 if let Some((shared, name)) = entry {
                     shared.put_sequence(name, &made.stored());
@@ -465,10 +453,10 @@ impl Renderer {
     /// Where the URIs of a streaming document at `location`, found
     /// through `org`/`env`, may point: within the environment's template,
     /// or the org's video-URL rules.
-    fn scope(&self, org: &str, env: &str, location: &SourceLocation) -> Scope {
+    fn scope(&self, org: &str, env: &str, location: &SourceLocation) -> Cow<'_, Scope> {
         match self.environment(org, env).map(|e| &e.locator) {
-            Some(Locator::Template(t)) => t.scope(),
-            _ => Scope::around(location),
+            Some(Locator::Template { scope, .. }) => Cow::Borrowed(scope),
+            _ => Cow::Owned(Scope::around(location)),
         }
     }
 
@@ -478,7 +466,7 @@ impl Renderer {
             .environment(org, env)
             .ok_or(RenderError::UnknownEnvironment)?;
         match &env.locator {
-            Locator::Template(t) => Ok(t.locate(key)),
+            Locator::Template { template, .. } => Ok(template.locate(key)),
             Locator::VideoUrls => {
                 let book = self.urls.as_ref().ok_or(RenderError::UnknownEnvironment)?;
                 let entry = book.get(org, key).await?.ok_or(SourceError::NotFound)?;
@@ -540,6 +528,34 @@ impl Renderer {
             best_frame_scan_frames: self.pictures.best_frame_scan_frames,
             deadline,
         }
+    }
+
+    /// Runs `f` on the render pool: its deadline starts once a slot is
+    /// free (waiting is bounded by the queue), and it decodes on FFmpeg's
+    /// frame threads only while no other render runs or waits.
+    async fn on_pool<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Limits) -> Result<T, MediaError> + Send + 'static,
+    ) -> Result<T, RenderError> {
+        let limits = self.limits(Instant::now());
+        let timeout = self.timeout;
+        let pool = self.pool.clone();
+        let done = self
+            .pool
+            .run(move || {
+                let limits = Limits {
+                    deadline: Instant::now() + timeout,
+                    decoder_threads: decoder_threads(
+                        limits.decoder_threads,
+                        pool.busy() + pool.waiting(),
+                    ),
+                    ..limits
+                };
+                f(&limits)
+            })
+            .await
+            .map_err(|e| self.busy(e))?;
+        Ok(done?)
     }
 
     /// Renders without the thumbnail cache (the byte and frame caches still
@@ -638,22 +654,12 @@ impl Renderer {
         time: TimeSpec,
     ) -> Result<Arc<Decoded>, RenderError> {
         let mut segments = self.segments(stream);
-        let limits = self.limits(Instant::now());
-        let timeout = self.timeout;
-        let frame = self
-            .pool
-            .run(move || {
-                let limits = Limits {
-                    deadline: Instant::now() + timeout,
-                    ..limits
-                };
+        let (frame, elapsed) = self
+            .on_pool(move |limits| {
                 let started = Instant::now();
-                segmented::decode_frame(&mut segments, time, &limits)
-                    .map(|f| (f, started.elapsed()))
+                segmented::decode_frame(&mut segments, time, limits).map(|f| (f, started.elapsed()))
             })
-            .await
-            .map_err(|e| self.busy(e))?;
-        let (frame, elapsed) = frame?;
+            .await?;
         // Segments are fetched as the decode reads them: one figure.
         let decoded = Decoded {
             fetch: Duration::ZERO,
@@ -681,27 +687,12 @@ impl Renderer {
             inner: reader,
             nanos: reading.clone(),
         });
-        // The deadline starts once a slot is free: waiting is bounded by the queue.
-        let limits = self.limits(Instant::now());
-        let timeout = self.timeout;
-        let pool = self.pool.clone();
-        let frame = self
-            .pool
-            .run(move || {
-                let limits = Limits {
-                    deadline: Instant::now() + timeout,
-                    decoder_threads: decoder_threads(
-                        limits.decoder_threads,
-                        pool.busy() + pool.waiting(),
-                    ),
-                    ..limits
-                };
+        let (frame, elapsed) = self
+            .on_pool(move |limits| {
                 let started = Instant::now();
-                media::decode::decode_frame(reader, time, &limits).map(|f| (f, started.elapsed()))
+                media::decode::decode_frame(reader, time, limits).map(|f| (f, started.elapsed()))
             })
-            .await
-            .map_err(|e| self.busy(e))?;
-        let (frame, elapsed) = frame?;
+            .await?;
         let read = Duration::from_nanos(reading.load(Ordering::Relaxed));
         let decoded = Decoded {
             fetch: opened + read,

@@ -5,6 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use url::Url;
+
+use crate::media::info::Rendition;
 use crate::source::segments::{RemoteSegments, Scope, StreamKind};
 use crate::source::streaming::{
     choose::choose, dash, hls, sidx, Hls, Part, Segments, StreamError, StreamLimits, Timeline,
@@ -19,6 +22,11 @@ pub(super) struct Stream {
     /// What names the rendition (its playlist's or index's URL) in the
     /// frame cache's keys: renders of other sizes may read another.
     pub(super) rendition: String,
+    /// The video renditions the master playlist or manifest lists, in its
+    /// order (none for a lone media playlist).
+    pub(super) listed: Vec<Rendition>,
+    /// Whether the document names a sound track apart from the video's.
+    pub(super) separate_audio: bool,
     scope: Scope,
 }
 
@@ -107,12 +115,13 @@ async fn load(
     let document = sources.read_document(location, limits.max_bytes).await?;
     let base = location.base_url()?;
     let invalid = |why: &str| SourceError::Stream(StreamError::Invalid(why.into()));
+    let separate_audio = lists_audio(&document, kind);
+    let mut listed = Vec::new();
     let (timeline, rendition) = match kind {
-        StreamKind::Hls => match hls::parse(&document, &base, &parse_limits)
-            .map_err(SourceError::from)?
-        {
+        StreamKind::Hls => match parsed(document.clone(), &base, parse_limits, hls::parse).await? {
             Hls::Media(timeline) => (timeline, base.to_string()),
             Hls::Master(renditions) => {
+                listed = summary(&renditions);
                 let chosen = choose(&renditions, width, height).ok_or_else(|| {
                     SourceError::Stream(StreamError::Unsupported(
                         "the playlist lists no video rendition".into(),
@@ -123,7 +132,7 @@ async fn load(
                 };
                 let media = sources.within(scope, url)?;
                 let document = sources.read_document(&media, limits.max_bytes).await?;
-                match hls::parse(&document, url, &parse_limits).map_err(SourceError::from)? {
+                match parsed(document, url, parse_limits, hls::parse).await? {
                     Hls::Media(timeline) => (timeline, url.to_string()),
                     Hls::Master(_) => {
                         return Err(
@@ -134,8 +143,8 @@ async fn load(
             }
         },
         StreamKind::Dash => {
-            let renditions =
-                dash::parse(&document, &base, &parse_limits).map_err(SourceError::from)?;
+            let renditions = parsed(document.clone(), &base, parse_limits, dash::parse).await?;
+            listed = summary(&renditions);
             let chosen = choose(&renditions, width, height).ok_or_else(|| {
                 SourceError::Stream(StreamError::Unsupported(
                     "the manifest lists no video representation".into(),
@@ -158,9 +167,11 @@ async fn load(
                         range: Some(*index),
                     };
                     let bytes = sources.read_part(scope, &part, limits.max_bytes).await?;
-                    let timeline =
-                        sidx::timeline(&bytes, *index, media, *init, *offset_us, &parse_limits)
-                            .map_err(SourceError::from)?;
+                    let (index, init, offset_us) = (*index, *init, *offset_us);
+                    let timeline = parsed(bytes, media, parse_limits, move |b, m, l| {
+                        sidx::timeline(b, index, m, init, offset_us, l)
+                    })
+                    .await?;
                     (timeline, format!("{media}#{which}"))
                 }
                 Segments::Playlist(_) => {
@@ -177,11 +188,77 @@ async fn load(
     Ok(Stream {
         timeline: Arc::new(timeline),
         rendition,
+        listed,
+        separate_audio,
         scope: scope.clone(),
     })
+}
+
+/// `parse` of `bytes` (a playlist, manifest or index fetched from `base`)
+/// on a blocking thread: a document of megabytes takes milliseconds.
+async fn parsed<T: Send + 'static>(
+    bytes: bytes::Bytes,
+    base: &Url,
+    limits: StreamLimits,
+    parse: impl FnOnce(&[u8], &Url, &StreamLimits) -> Result<T, StreamError> + Send + 'static,
+) -> Result<T, SourceError> {
+    let base = base.clone();
+    tokio::task::spawn_blocking(move || parse(&bytes, &base, &limits))
+        .await
+        .map_err(|e| SourceError::Io(e.to_string()))?
+        .map_err(SourceError::from)
+}
+
+/// What `/v1/info` shows of the renditions a document lists.
+fn summary(renditions: &[crate::source::streaming::Rendition]) -> Vec<Rendition> {
+    renditions
+        .iter()
+        .map(|r| Rendition {
+            width: r.width,
+            height: r.height,
+            bandwidth: (r.bandwidth > 0).then_some(r.bandwidth),
+        })
+        .collect()
+}
+
+/// Whether the document names a separate sound track: an HLS `EXT-X-MEDIA`
+/// of `TYPE=AUDIO`, a DASH audio adaptation set or representation. (Sound
+/// muxed into the video's segments is found in the first segment.)
+fn lists_audio(document: &[u8], kind: StreamKind) -> bool {
+    let text = String::from_utf8_lossy(document);
+    match kind {
+        StreamKind::Hls => text.lines().any(|line| {
+            line.trim_start().starts_with("#EXT-X-MEDIA:")
+                && line
+                    .split(',')
+                    .any(|attr| attr.trim().trim_start_matches("#EXT-X-MEDIA:") == "TYPE=AUDIO")
+        }),
+        StreamKind::Dash => ["contentType=\"audio\"", "mimeType=\"audio/"]
+            .iter()
+            .any(|needle| text.contains(needle)),
+    }
 }
 
 /// The duration a stream's playlist says, seconds.
 pub(super) fn duration_secs(stream: &Stream) -> f64 {
     stream.timeline.duration_us as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separate_sound_tracks() {
+        let master =
+            b"#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"a.m3u8\"\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO=\"a\"\nv.m3u8\n";
+        assert!(lists_audio(master, StreamKind::Hls));
+        let subtitles = b"#EXTM3U\n#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"s\",NAME=\"AUDIO\"\n";
+        assert!(!lists_audio(subtitles, StreamKind::Hls));
+        let mpd = br#"<MPD><Period><AdaptationSet contentType="audio"/></Period></MPD>"#;
+        assert!(lists_audio(mpd, StreamKind::Dash));
+        let video_only = br#"<MPD><Period><AdaptationSet mimeType="video/mp4"/></Period></MPD>"#;
+        assert!(!lists_audio(video_only, StreamKind::Dash));
+    }
 }

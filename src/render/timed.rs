@@ -64,7 +64,6 @@ pub(super) fn decoder_threads(configured: usize, renders: usize) -> usize {
 }
 
 #[cfg(test)]
-#[cfg(test)]
 mod tests {
     use super::decoder_threads;
 

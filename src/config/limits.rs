@@ -58,6 +58,11 @@ impl Default for RenderConfig {
 pub struct PicturesConfig {
     /// Largest storyboard sprite, in pixels (width x height).
     pub storyboard_max_pixels: u64,
+    /// Most tiles in one storyboard, over all its sprite sheets.
+    pub storyboard_max_tiles: u32,
+    /// The colour transparent pixels get in a JPEG (which has no alpha),
+    /// `#rrggbb`.
+    pub jpeg_background: String,
     /// Longest animated preview (`end - start`), seconds.
     pub animated_max_secs: f64,
     /// Highest `fps` of an animated preview.
@@ -76,6 +81,8 @@ impl Default for PicturesConfig {
     fn default() -> Self {
         PicturesConfig {
             storyboard_max_pixels: 16 * 1024 * 1024,
+            storyboard_max_tiles: 1000,
+            jpeg_background: "#ffffff".to_owned(),
             animated_max_secs: 10.0,
             animated_max_fps: 30,
             animated_max_width: 640,

@@ -35,7 +35,7 @@ S3S_FS := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/s3s-fs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run test test-cdn s3-server bench bench-hits bench-storyboard bench-bestframe bench-gallery bench-streaming bench-smartcrop bench-placeholders bench-cluster bench-upload fuzz soak build release deps test-deps browser-deps contract-venv footage check-rust lint fmt samples clean-fixtures
+.PHONY: run test test-cdn s3-server bench bench-hits bench-storyboard bench-bestframe bench-gallery bench-midgop bench-streaming bench-smartcrop bench-placeholders bench-cluster bench-upload fuzz soak build release deps test-deps browser-deps contract-venv footage check-rust lint fmt samples clean-fixtures
 
 ## run: install what is missing, build, and serve the embedded default config
 run: deps check-rust
@@ -69,6 +69,12 @@ bench-bestframe: deps check-rust
 	@$(call install,$(BENCH_PACKAGES))
 	$(CARGO) build --release --locked
 	/usr/bin/python3 bench/bestframe.py $(ARGS)
+
+## bench-midgop: mid-GOP renders (x264/x265 B-frames, no B-frames) and snap=keyframe, cold, against the ffmpeg CLI
+bench-midgop: deps check-rust
+	@$(call install,$(BENCH_PACKAGES))
+	$(CARGO) build --release --locked
+	/usr/bin/python3 bench/midgop.py $(ARGS)
 
 ## bench-gallery: a 200-thumbnail batch job, animated WebP/GIF previews and timeStamp=auto, cold, against the ffmpeg CLI
 bench-gallery: deps check-rust

@@ -135,6 +135,7 @@ fn spec(width: u32, format: Format) -> RenderSpec {
         fit: None,
         quality: format.is_lossy().then_some(80),
         time: TimeSpec::At(4_000_000),
+        snap: false,
     }
 }
 
@@ -150,13 +151,16 @@ fn decode(c: &mut Criterion<ThreadCpu>) {
     g.finish();
 }
 
+/// The JPEG background of transparent frames (these are opaque).
+const WHITE: [u8; 3] = media::alpha::DEFAULT_BACKGROUND;
+
 fn scale_and_encode(c: &mut Criterion<ThreadCpu>) {
     thumbd::init_ffmpeg();
     let frame = decode_frame(Box::new(sample()), TimeSpec::At(4_000_000), &limits()).unwrap();
     let mut g = c.benchmark_group("finish");
     for width in [320, 1280] {
         g.bench_function(format!("scale+encode webp {width}"), |b| {
-            b.iter(|| media::finish(black_box(&frame), &spec(width, Format::Webp)).unwrap())
+            b.iter(|| media::finish(black_box(&frame), &spec(width, Format::Webp), WHITE).unwrap())
         });
     }
     let hd = decode_frame(Box::new(hd_sample()), TimeSpec::At(0), &limits()).unwrap();
@@ -167,12 +171,12 @@ fn scale_and_encode(c: &mut Criterion<ThreadCpu>) {
     ] {
         g.bench_function(
             format!("1080p frame: scale+encode {} {width}", format.ext()),
-            |b| b.iter(|| media::finish(black_box(&hd), &spec(width, format)).unwrap()),
+            |b| b.iter(|| media::finish(black_box(&hd), &spec(width, format), WHITE).unwrap()),
         );
     }
     g.finish();
 
-    let rgb = media::finish(&frame, &spec(1280, Format::Png)).unwrap();
+    let rgb = media::finish(&frame, &spec(1280, Format::Png), WHITE).unwrap();
     let img = image_from_png(&rgb.bytes);
     let mut g = c.benchmark_group("encode 1280x720");
     for (name, format) in [

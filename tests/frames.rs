@@ -419,6 +419,7 @@ mod pipeline {
             fit: None,
             quality: None,
             time: TimeSpec::At(time_us),
+            snap: false,
         }
     }
 

@@ -37,6 +37,7 @@ fn renders_do_not_keep_what_they_read() {
             fit: None,
             quality: None,
             time: TimeSpec::At(35_000_000),
+            snap: false,
         };
         let limits = Limits {
             max_frame_pixels: 40_000_000,

@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         fit: None,
         quality: Some(50),
         time: TimeSpec::At(time_ms * 1000),
+        snap: false,
     };
     let started = Instant::now();
     let _ = thumbd::media::render(Box::new(Cursor::new(data)), &spec, &limits);

@@ -119,12 +119,16 @@ fn bound_params(claims: &Map<String, Value>) -> Result<Params, AuthError> {
         }
         time = Some(t);
     }
+    // A token that fixes the moment fixes it exactly unless it says
+    // `snap`: a URL cannot move it to a keyframe.
+    let snap = claim(claims, "snap", fields::snap)?.or(time.map(|_| false));
     Ok(Params {
         width: claim(claims, "width", fields::dimension)?,
         height: claim(claims, "height", fields::dimension)?,
         time,
         fit: claim(claims, "fit", fields::fit)?,
         quality: claim(claims, "quality", fields::quality)?,
+        snap,
     })
 }
 
@@ -187,7 +191,9 @@ mod tests {
                 height: Some(180),
                 time: Some(TimeSpec::At(12_500_000)),
                 fit: Some(Fit::Pad),
-                quality: Some(70)
+                quality: Some(70),
+                // A bound time binds the exact frame.
+                snap: Some(false),
             }
         );
         assert_eq!(g.format, Some(Format::Jpeg));

@@ -304,8 +304,15 @@ pub fn sign_token(config: &Config, req: &SignRequest) -> Result<String, String> 
     }
     match b.time {
         Some(crate::domain::TimeSpec::At(t)) => claims["timeStamp"] = (t as f64 / 1e6).into(),
-        Some(crate::domain::TimeSpec::Auto) => claims["timeStamp"] = "auto".into(),
-        Some(crate::domain::TimeSpec::Middle) | None => {}
+        Some(t) => {
+            if let Some(text) = t.as_param() {
+                claims["timeStamp"] = text.into();
+            }
+        }
+        None => {}
+    }
+    if let Some(snap) = b.snap {
+        claims["snap"] = if snap { "keyframe" } else { "exact" }.into();
     }
     if let Some(f) = b.fit {
         claims["fit"] = f.as_str().into();

@@ -16,5 +16,6 @@ pub use field::FieldError;
 pub use id::is_valid_id;
 pub use problem::{Problem, ProblemBody};
 pub use spec::{
-    Fit, Format, RenderSpec, TimeSpec, DEFAULT_QUALITY, DEFAULT_SCAN_FRAMES, MAX_DIMENSION,
+    format_seconds, Fit, Format, RenderSpec, TimeSpec, DEFAULT_QUALITY, DEFAULT_SCAN_FRAMES,
+    MAX_DIMENSION, NEAR_WINDOW_US, WHOLE,
 };

@@ -92,6 +92,12 @@ impl Fit {
 }
 
 /// Which moment of the video.
+///
+/// `At`, `Middle`, `Auto` and `Keyframe` are what a decode is asked for;
+/// `Fraction`, `Frame` and `Near` name a moment through something the
+/// video alone knows (its duration, its frames' times, its best frame near
+/// a time) and are settled into those before the render cache is asked
+/// (see `render::moments`), so a moment named two ways is one cache entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TimeSpec {
     /// The middle of the video (no time given).
@@ -101,7 +107,55 @@ pub enum TimeSpec {
     /// The most representative frame (`timeStamp=auto`): not black, uniform,
     /// faded or blurred when a better one exists.
     Auto,
+    /// The most representative frame within [`NEAR_WINDOW_US`] of this many
+    /// microseconds (`timeStamp=auto:30`, or `auto` with `near=30`).
+    Near(u64),
+    /// A share of the duration in millionths (`timeStamp=25%`: 250 000).
+    Fraction(u32),
+    /// A frame number, counted from 0 in presentation order (`f1234`).
+    Frame(u64),
+    /// The keyframe at or before this many microseconds, decoded alone
+    /// (`snap=keyframe`; other forms are settled into a time first).
+    Keyframe(u64),
 }
+
+impl TimeSpec {
+    /// The moment as a URL's `timeStamp` states it (`None` for the middle,
+    /// which is no `timeStamp` at all). A settled `Keyframe` reads as its
+    /// time: `snap=keyframe` says the rest.
+    pub fn as_param(self) -> Option<String> {
+        Some(match self {
+            TimeSpec::Middle => return None,
+            TimeSpec::At(us) | TimeSpec::Keyframe(us) => format_seconds(us),
+            TimeSpec::Auto => "auto".to_owned(),
+            TimeSpec::Near(us) => format!("auto:{}", format_seconds(us)),
+            TimeSpec::Fraction(f) => {
+                // Millionths of the whole: four decimals of a percent.
+                let text = format!("{}.{:04}", f / 10_000, f % 10_000);
+                format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
+            }
+            TimeSpec::Frame(n) => format!("f{n}"),
+        })
+    }
+
+    /// Whether the moment depends on the picture (the best frame), so
+    /// that `snap=keyframe` has nothing to snap.
+    pub fn is_auto(self) -> bool {
+        matches!(self, TimeSpec::Auto | TimeSpec::Near(_))
+    }
+}
+
+/// Microseconds as the shortest decimal of seconds (`12.5`, `0.04`, `3`).
+pub fn format_seconds(us: u64) -> String {
+    let text = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// How far from its moment `auto:T` looks for the best frame, each way.
+pub const NEAR_WINDOW_US: u64 = 5_000_000;
+
+/// The whole duration in [`TimeSpec::Fraction`]'s unit.
+pub const WHOLE: u32 = 1_000_000;
 
 /// What to render, independent of where the video comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -115,6 +169,9 @@ pub struct RenderSpec {
     /// Set only for lossy formats.
     pub quality: Option<u8>,
     pub time: TimeSpec,
+    /// `snap=keyframe`: the keyframe at or before the moment instead of
+    /// the exact frame (faster, its own cache entry).
+    pub snap: bool,
 }
 
 /// Default `quality` for lossy formats.
@@ -127,6 +184,23 @@ pub const DEFAULT_SCAN_FRAMES: u32 = 300;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moments_read_back_as_written() {
+        for (spec, text) in [
+            (TimeSpec::At(12_500_000), "12.5"),
+            (TimeSpec::At(0), "0"),
+            (TimeSpec::Auto, "auto"),
+            (TimeSpec::Near(30_000_000), "auto:30"),
+            (TimeSpec::Fraction(250_000), "25%"),
+            (TimeSpec::Fraction(333_333), "33.3333%"),
+            (TimeSpec::Fraction(WHOLE), "100%"),
+            (TimeSpec::Frame(1234), "f1234"),
+        ] {
+            assert_eq!(spec.as_param().as_deref(), Some(text));
+        }
+        assert_eq!(TimeSpec::Middle.as_param(), None);
+    }
 
     #[test]
     fn fit_names_round_trip_and_smart_is_not_crop() {

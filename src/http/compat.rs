@@ -370,6 +370,7 @@ async fn task_inner(
         time: None,
         fit,
         quality: None,
+        snap: None,
     };
     let job = JobRequest {
         thumbnail: ThumbnailRequest {

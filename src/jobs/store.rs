@@ -262,6 +262,7 @@ mod tests {
                     fit: None,
                     quality: Some(80),
                     time: TimeSpec::At(12_000_000),
+                    snap: false,
                 },
             },
             url: "http://x/".into(),

@@ -21,7 +21,9 @@ pub(super) fn spec_value(s: &RenderSpec) -> Value {
         "fit": s.fit.map(Fit::as_str),
         "quality": s.quality,
         "time_us": match s.time { TimeSpec::At(us) => Some(us), _ => None },
-        "time": match s.time { TimeSpec::Auto => Some("auto"), _ => None },
+        // Other forms as a URL writes them ("auto", "25%", "f12", "auto:30").
+        "time": match s.time { TimeSpec::At(_) | TimeSpec::Middle => None, t => t.as_param() },
+        "snap": s.snap.then_some("keyframe"),
     })
 }
 
@@ -34,8 +36,39 @@ pub(super) fn spec_from_value(v: &Value) -> Option<RenderSpec> {
         fit: v["fit"].as_str().and_then(Fit::parse),
         quality: v["quality"].as_u64().map(|n| n as u8),
         time: match v["time"].as_str() {
-            Some("auto") => TimeSpec::Auto,
-            _ => v["time_us"].as_u64().map_or(TimeSpec::Middle, TimeSpec::At),
+            Some(text) => crate::request::parse_time(text)?,
+            None => v["time_us"].as_u64().map_or(TimeSpec::Middle, TimeSpec::At),
         },
+        snap: v["snap"].as_str() == Some("keyframe"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_moment_is_stored_and_read_back() {
+        for (time, snap) in [
+            (TimeSpec::Middle, false),
+            (TimeSpec::Middle, true),
+            (TimeSpec::At(12_500_000), false),
+            (TimeSpec::At(0), true),
+            (TimeSpec::Auto, false),
+            (TimeSpec::Near(30_000_000), false),
+            (TimeSpec::Fraction(333_333), true),
+            (TimeSpec::Frame(1234), false),
+        ] {
+            let spec = RenderSpec {
+                format: Format::Webp,
+                width: Some(320),
+                height: None,
+                fit: None,
+                quality: Some(80),
+                time,
+                snap,
+            };
+            assert_eq!(spec_from_value(&spec_value(&spec)), Some(spec));
+        }
+    }
 }

@@ -83,13 +83,43 @@ pub fn validate(
         err(&mut errors, "width", &Value::Null, "width is required");
     }
     let height = param(&mut errors, obj, "height", fields::dimension);
-    // "auto": the best frame (see the thumbnail URL's `timeStamp=auto`).
-    let auto_time = obj.get("timestampMs").and_then(Value::as_str) == Some("auto");
-    let timestamp_ms = if auto_time {
-        None
+    // The moment: `timestampMs` (milliseconds, or "auto": the best frame),
+    // or `timeStamp` in any form a URL takes ("12.5", "25%", "f1234",
+    // "auto:30").
+    let given = |name: &str| obj.get(name).is_some_and(|v| !v.is_null());
+    let (auto_time, timestamp_ms, time) = if given("timeStamp") {
+        if given("timestampMs") {
+            err(
+                &mut errors,
+                "timeStamp",
+                &obj["timeStamp"],
+                "give timeStamp or timestampMs, not both",
+            );
+        }
+        let time = param(&mut errors, obj, "timeStamp", fields::time);
+        let ms = match time {
+            Some(crate::domain::TimeSpec::At(us)) => Some(us / 1000),
+            _ => None,
+        };
+        (false, ms, time)
     } else {
-        int(&mut errors, "timestampMs", 0, 1_000_000_000_000, true)
+        let auto = obj.get("timestampMs").and_then(Value::as_str) == Some("auto");
+        let ms = if auto {
+            None
+        } else {
+            int(&mut errors, "timestampMs", 0, 1_000_000_000_000, true)
+        };
+        (auto, ms, None)
     };
+    let snap = param(&mut errors, obj, "snap", fields::snap).unwrap_or(false);
+    if snap && time.is_some_and(crate::domain::TimeSpec::is_auto) | auto_time {
+        err(
+            &mut errors,
+            "snap",
+            &obj["snap"],
+            "snap applies to a time, not to auto (which chooses its frame)",
+        );
+    }
     let quality = param(&mut errors, obj, "quality", fields::quality);
     let timeout_ms = int(&mut errors, "timeoutMs", 1, 3_600_000, false);
     let string = |errors: &mut Vec<FieldError>, name: &str| -> Option<String> {
@@ -135,10 +165,11 @@ pub fn validate(
         time: if auto_time {
             Some(crate::domain::TimeSpec::Auto)
         } else {
-            timestamp_ms.map(|ms| crate::domain::TimeSpec::At(ms * 1000))
+            time.or(timestamp_ms.map(|ms| crate::domain::TimeSpec::At(ms * 1000)))
         },
         fit,
         quality,
+        snap: Some(snap),
     };
     let format = format.expect("checked");
     Ok(JobRequest {
@@ -173,10 +204,12 @@ pub fn thumbnail_url(base: &str, req: &ThumbnailRequest) -> String {
     if let Some(h) = s.height {
         query.push(format!("height={h}"));
     }
-    match s.time {
-        crate::domain::TimeSpec::At(us) => query.push(format!("timeStamp={}", format_seconds(us))),
-        crate::domain::TimeSpec::Auto => query.push("timeStamp=auto".to_owned()),
-        crate::domain::TimeSpec::Middle => {}
+    if let Some(t) = s.time.as_param() {
+        // (`%` is the one character of a moment a query must escape.)
+        query.push(format!("timeStamp={}", t.replace('%', "%25")));
+    }
+    if s.snap {
+        query.push("snap=keyframe".to_owned());
     }
     if let Some(f) = s.fit.filter(|f| *f != Fit::Crop) {
         query.push(format!("fit={}", f.as_str()));
@@ -199,12 +232,6 @@ pub fn thumbnail_url(base: &str, req: &ThumbnailRequest) -> String {
     )
 }
 
-/// Microseconds as the shortest decimal seconds: 12000000 -> "12", 12500000 -> "12.5".
-fn format_seconds(us: u64) -> String {
-    let text = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
-    text.trim_end_matches('0').trim_end_matches('.').to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -219,6 +246,12 @@ mod tests {
             json!({"width": 320, "timestampMs": 12500, "format": "jpg", "quality": 60}),
             json!({"width": 100, "height": 100, "timestampMs": 0, "fit": "pad", "format": "png"}),
             json!({"width": 64, "timestampMs": 1, "env": "staging", "fit": "crop", "quality": 80}),
+            json!({"width": 320, "timeStamp": "25%"}),
+            json!({"width": 320, "timeStamp": "33.3333%", "snap": "keyframe"}),
+            json!({"width": 320, "timeStamp": "f1234"}),
+            json!({"width": 320, "timeStamp": "auto:30.5"}),
+            json!({"width": 320, "timeStamp": 7.25, "snap": "keyframe"}),
+            json!({"width": 320, "timestampMs": 7250, "snap": "exact"}),
         ] {
             let job = validate(&body, "acme", "clips/a.mp4", Some("prod")).unwrap();
             let url = thumbnail_url("https://t.example.com/", &job.thumbnail);
@@ -240,6 +273,51 @@ mod tests {
             thumbnail_url("https://t", &job.thumbnail),
             "https://t/v1/thumbnail/acme/prod/a.mp4.webp?width=320&height=180&timeStamp=12"
         );
+    }
+
+    #[test]
+    fn a_moment_is_named_once() {
+        let locations = |body: serde_json::Value| -> Vec<String> {
+            validate(&body, "o", "k", Some("e"))
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.location)
+                .collect()
+        };
+        assert_eq!(
+            locations(json!({"width": 320, "timeStamp": "2", "timestampMs": 2000})),
+            ["body.timeStamp"]
+        );
+        assert_eq!(
+            locations(json!({"width": 320, "timeStamp": "auto:3", "snap": "keyframe"})),
+            ["body.snap"]
+        );
+        assert_eq!(
+            locations(json!({"width": 320, "timestampMs": "auto", "snap": "keyframe"})),
+            ["body.snap"]
+        );
+        assert_eq!(
+            locations(json!({"width": 320, "timeStamp": "120%"})),
+            ["body.timeStamp"]
+        );
+        assert_eq!(locations(json!({"width": 320})), ["body.timestampMs"]);
+        // The same render named two ways is one job.
+        let a = validate(
+            &json!({"width": 320, "timeStamp": 2.5}),
+            "o",
+            "k",
+            Some("e"),
+        )
+        .unwrap();
+        let b = validate(
+            &json!({"width": 320, "timestampMs": 2500}),
+            "o",
+            "k",
+            Some("e"),
+        )
+        .unwrap();
+        assert_eq!(job_id(&a.thumbnail), job_id(&b.thumbnail));
+        assert_eq!(a.timestamp_ms, Some(2500), "checked against the duration");
     }
 
     #[test]

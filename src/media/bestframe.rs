@@ -20,6 +20,7 @@ use super::frames::Frames;
 use super::pixels::Picture;
 use super::stream::DecodedFrame;
 use super::{geometry, picture, Format, Limits, MediaError};
+use crate::domain::NEAR_WINDOW_US;
 use crate::source::SourceRead;
 
 /// Candidates spread over the first part of the video.
@@ -68,6 +69,82 @@ pub fn best_frame(
         _ => keyframe,
     })
 }
+
+/// Decodes the best frame within [`NEAR_WINDOW_US`] of `center_us`
+/// (`timeStamp=auto:30`): the keyframes in that window are the
+/// candidates, scored as [`best_frame`]'s are; when they are fewer than
+/// two or all poor, the window is also scanned from its first keyframe
+/// (or its start) as [`best_frame`] scans, within the same frame budget.
+/// With nothing decodable in the window, the frame at `center_us`.
+pub fn best_frame_near(
+    reader: Box<dyn SourceRead>,
+    center_us: u64,
+    limits: &Limits,
+) -> Result<DecodedFrame, MediaError> {
+    let mut frames = Frames::open(reader, limits)?;
+    let duration_us = frames.duration_us();
+    let center = duration_us.map_or(center_us, |d| center_us.min(d));
+    let lo = center.saturating_sub(NEAR_WINDOW_US);
+    let hi = duration_us.map_or(center + NEAR_WINDOW_US, |d| {
+        (center + NEAR_WINDOW_US).min(d)
+    });
+    let times: Vec<u64> = (0..NEAR_CANDIDATES)
+        .map(|i| lo + (hi - lo) * i / (NEAR_CANDIDATES - 1))
+        .collect();
+    let set = frames.keyframes(&times, false)?;
+    let within = |f: &DecodedFrame| {
+        let us = (f.time_secs * 1e6).round() as u64;
+        (lo..=hi).contains(&us)
+    };
+    let mut best: Option<(&DecodedFrame, f64, Grey)> = None;
+    let mut distinct = 0;
+    let mut last_time = f64::NAN;
+    for frame in set.frames.iter().filter(|f| within(f)) {
+        if frame.time_secs == last_time {
+            continue;
+        }
+        last_time = frame.time_secs;
+        distinct += 1;
+        let grey = luma(frame)?;
+        let s = score(&grey);
+        tracing::debug!(time = frame.time_secs, score = s, "near candidate");
+        if best.as_ref().is_none_or(|(_, b, _)| s > *b) {
+            best = Some((frame, s, grey));
+        }
+    }
+    let enough = best
+        .as_ref()
+        .is_some_and(|(_, _, grey)| !poor(grey) && distinct >= 2);
+    let best = best.map(|(f, s, _)| (f.clone(), s));
+    if enough || limits.best_frame_scan_frames == 0 {
+        if let Some((frame, _)) = best {
+            return Ok(frame);
+        }
+    }
+    let first_key = set
+        .frames
+        .iter()
+        .filter(|f| within(f))
+        .map(|f| (f.time_secs * 1e6).round() as u64)
+        .min();
+    let start = first_key.unwrap_or(lo);
+    let scanned = scan(&mut frames, start, Some(hi + 1), limits)?;
+    match (best, scanned) {
+        (Some((k, ks)), Some((f, fs))) => Ok(if fs > ks { f } else { k }),
+        (Some((k, _)), None) => Ok(k),
+        (None, Some((f, _))) => Ok(f),
+        (None, None) => {
+            let mut exact = frames.exact(&[center])?;
+            exact
+                .frames
+                .pop()
+                .ok_or_else(|| MediaError::NoFrame("no frame near the time decoded".into()))
+        }
+    }
+}
+
+/// Keyframe candidates looked for in the window of `auto:T`.
+const NEAR_CANDIDATES: u64 = 9;
 
 /// The best frame of a sequential decode from `start_us` (the latest
 /// keyframe looked at: the picture is likelier to have begun after it

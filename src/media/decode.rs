@@ -47,8 +47,10 @@ pub fn decode_frame(
     time: TimeSpec,
     limits: &Limits,
 ) -> Result<DecodedFrame, MediaError> {
-    if time == TimeSpec::Auto {
-        return super::bestframe::best_frame(reader, limits);
+    match time {
+        TimeSpec::Auto => return super::bestframe::best_frame(reader, limits),
+        TimeSpec::Near(us) => return super::bestframe::best_frame_near(reader, us, limits),
+        _ => {}
     }
     let (mut demuxer, info) = open_video(reader, limits)?;
     super::exact::frame_in(&mut demuxer, &info, time, limits)

@@ -14,7 +14,7 @@ use ffmpeg_next::format::context::Input;
 use ffmpeg_next::{codec, frame, Rational};
 
 use super::ffi::avio::Demuxer;
-use super::ffi::ffmpeg::{rescale, rescale_down, set_skip_nonref};
+use super::ffi::ffmpeg::{rescale, rescale_down, rescale_up, set_skip_nonref};
 use super::ffi::index::StreamIndex;
 use super::stream::{
     finish, open_decoder, read_packet, seek, seek_past_last_cue, seek_to_first_byte, seek_to_start,
@@ -44,6 +44,107 @@ pub(super) fn opening_frame(
     frame_from(demuxer, info, TimeSpec::At(0), limits, true)
 }
 
+/// Decodes the keyframe at or before `time_us` (`snap=keyframe`): the
+/// keyframe's time is read from the first key packet after a seek (from
+/// further back if the seek landed after the time, as byte-based seeking
+/// in MPEG-TS can), then that frame is decoded exactly, so what is shown is
+/// the keyframe's own picture at its own time.
+pub(super) fn keyframe_in(
+    demuxer: &mut Demuxer,
+    info: &StreamInfo,
+    time_us: u64,
+    limits: &Limits,
+) -> Result<DecodedFrame, MediaError> {
+    let target = info.start + rescale_down(time_us as i64, Rational(1, 1_000_000), info.time_base);
+    let one_second = rescale(1_000_000, Rational(1, 1_000_000), info.time_base).max(1);
+    let mut attempt = Seek::To(target);
+    let mut step = one_second;
+    let mut earliest: Option<i64> = None;
+    let key = loop {
+        match attempt {
+            Seek::To(ts) => {
+                if !seek_past_last_cue(demuxer, info, ts)? {
+                    seek(demuxer, info, ts)?;
+                }
+            }
+            Seek::Start => seek_to_start(demuxer, info)?,
+            Seek::FirstByte | Seek::Here => seek_to_first_byte(demuxer)?,
+        }
+        let found = first_key_packet(demuxer, info, limits, target)?;
+        if let Some(pts) = found {
+            if pts <= target {
+                break Some(pts);
+            }
+            earliest = Some(earliest.map_or(pts, |e| e.min(pts)));
+        }
+        // Landed after the time (byte-based seeking): from further back,
+        // then the start, then the first byte; after that the earliest
+        // keyframe seen is the first.
+        attempt = match attempt {
+            Seek::To(ts) if ts > info.start => {
+                let earlier = ts.saturating_sub(step);
+                step = step.saturating_mul(2);
+                if earlier > info.start {
+                    Seek::To(earlier)
+                } else {
+                    Seek::Start
+                }
+            }
+            Seek::To(_) => Seek::Start,
+            Seek::Start => Seek::FirstByte,
+            Seek::FirstByte | Seek::Here => break earliest,
+        };
+    };
+    let Some(key) = key else {
+        // No key packet flagged (some raw or damaged streams): the frame
+        // at the time, as without snap.
+        return frame_from(demuxer, info, TimeSpec::At(time_us), limits, false);
+    };
+    let key_us = rescale_up(
+        (key - info.start).max(0),
+        info.time_base,
+        Rational(1, 1_000_000),
+    );
+    frame_from(demuxer, info, TimeSpec::At(key_us as u64), limits, false)
+}
+
+/// Packets read after a seek while looking for the keyframe.
+const MAX_PACKETS_TO_KEY: usize = 10_000;
+
+/// From where the demuxer is, the presentation time (decoding time where
+/// the container states none) of the latest key packet of the video
+/// stream at or before `target`, read until a packet decoded after it
+/// (later keyframes are after it too); or, if the first key packet is
+/// already after `target` (the seek landed late), that one.
+fn first_key_packet(
+    demuxer: &mut Demuxer,
+    info: &StreamInfo,
+    limits: &Limits,
+    target: i64,
+) -> Result<Option<i64>, MediaError> {
+    let mut latest = None;
+    for _ in 0..MAX_PACKETS_TO_KEY {
+        let Some(packet) = read_packet(demuxer, limits)? else {
+            break;
+        };
+        if packet.stream() != info.index {
+            continue;
+        }
+        let Some(ts) = packet.pts().or(packet.dts()) else {
+            continue;
+        };
+        if packet.is_key() {
+            if ts > target {
+                return Ok(latest.or(Some(ts)));
+            }
+            latest = Some(ts);
+        } else if latest.is_some() && packet.dts().is_some_and(|dts| dts > target) {
+            break;
+        }
+    }
+    Ok(latest)
+}
+
 fn frame_from(
     demuxer: &mut Demuxer,
     info: &StreamInfo,
@@ -55,6 +156,12 @@ fn frame_from(
         TimeSpec::At(us) => us as i64,
         // (`Auto` is chosen before: see `super::decode::decode_frame`.)
         TimeSpec::Middle | TimeSpec::Auto => info.duration_us.map_or(0, |d| d / 2),
+        TimeSpec::Keyframe(us) => return keyframe_in(demuxer, info, us, limits),
+        TimeSpec::Near(_) | TimeSpec::Fraction(_) | TimeSpec::Frame(_) => {
+            return Err(MediaError::Internal(format!(
+                "{time:?} reached the decoder unsettled"
+            )))
+        }
     };
     // Round down: the frame shown at 1.5 s in a 1/25 time base is tick 37, not 38.
     let target = info.start + rescale_down(target_us, Rational(1, 1_000_000), info.time_base);

@@ -55,6 +55,7 @@ pub mod decode;
 pub mod encode;
 pub mod exact;
 pub mod ffi;
+pub mod frame_number;
 pub mod frames;
 pub mod geometry;
 pub mod info;

@@ -21,6 +21,7 @@ use super::storyboard::{self, Storyboard, StoryboardSpec, TileCount};
 use super::stream::{open_video, DecodedFrame};
 use super::{animated, exact, Limits, MediaError, TimeSpec};
 use crate::domain::animated::AnimatedSpec;
+use crate::domain::NEAR_WINDOW_US;
 use crate::source::concat::StartOnly;
 use crate::source::segments::SegmentSource;
 use crate::source::streaming::StreamError;
@@ -41,11 +42,19 @@ pub fn decode_frame(
     let duration_us = src.timeline().duration_us;
     let growing = src.timeline().growing;
     let target = match time {
-        TimeSpec::At(us) if !growing || us < duration_us => us,
+        TimeSpec::At(us) | TimeSpec::Keyframe(us) if !growing || us < duration_us => us,
+        TimeSpec::Near(us) if !growing || us + NEAR_WINDOW_US < duration_us => {
+            return best_frame_near(src, us, limits)
+        }
         _ if growing => return Err(growing_playlist()),
         TimeSpec::Auto => return best_frame(src, limits),
         TimeSpec::Middle => duration_us / 2,
-        TimeSpec::At(us) => us,
+        TimeSpec::At(us) | TimeSpec::Keyframe(us) | TimeSpec::Near(us) => us,
+        TimeSpec::Fraction(_) | TimeSpec::Frame(_) => {
+            return Err(MediaError::Internal(format!(
+                "{time:?} reached the decoder unsettled"
+            )))
+        }
     };
     let i = segment_at(src, target)?;
     let start = src.timeline().segments[i].start_us;
@@ -59,13 +68,40 @@ pub fn decode_frame(
             .map_err(|e| MediaError::Unreadable(e.to_string()))?;
     }
     let (mut demuxer, info) = open_video(reader, limits)?;
-    let frame = exact::frame_in(
-        &mut demuxer,
-        &info,
-        TimeSpec::At(target.saturating_sub(start)),
-        limits,
-    )?;
+    let offset = target.saturating_sub(start);
+    let within = match time {
+        TimeSpec::Keyframe(_) => TimeSpec::Keyframe(offset),
+        _ => TimeSpec::At(offset),
+    };
+    let frame = exact::frame_in(&mut demuxer, &info, within, limits)?;
     Ok(shifted(frame, start))
+}
+
+/// The best of the first frames of the segments starting within
+/// [`NEAR_WINDOW_US`] of `center_us` (`auto:T`), or of the segment
+/// holding it when none starts there.
+fn best_frame_near(
+    src: &mut dyn SegmentSource,
+    center_us: u64,
+    limits: &Limits,
+) -> Result<DecodedFrame, MediaError> {
+    let center = center_us.min(src.timeline().duration_us);
+    let (lo, hi) = (
+        center.saturating_sub(NEAR_WINDOW_US),
+        center + NEAR_WINDOW_US,
+    );
+    let mut segments: Vec<usize> = src
+        .timeline()
+        .segments
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| (lo..=hi).contains(&s.start_us))
+        .map(|(i, _)| i)
+        .collect();
+    if segments.is_empty() {
+        segments.push(segment_at(src, center)?);
+    }
+    best_of(src, &segments, limits)
 }
 
 /// The best of the frames at the starts of the segments holding the best
@@ -77,8 +113,17 @@ fn best_frame(src: &mut dyn SegmentSource, limits: &Limits) -> Result<DecodedFra
         .map(|&t| segment_at(src, t))
         .collect::<Result<_, _>>()?;
     segments.dedup();
+    best_of(src, &segments, limits)
+}
+
+/// The best-scoring first frame of `segments`; the earliest on a tie.
+fn best_of(
+    src: &mut dyn SegmentSource,
+    segments: &[usize],
+    limits: &Limits,
+) -> Result<DecodedFrame, MediaError> {
     let mut best: Option<(DecodedFrame, f64)> = None;
-    for (i, frame) in segments.iter().zip(first_frames(src, &segments, limits)?) {
+    for (i, frame) in segments.iter().zip(first_frames(src, segments, limits)?) {
         let s = bestframe::score_frame(&frame)?;
         tracing::debug!(
             segment = i,

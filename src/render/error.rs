@@ -15,6 +15,8 @@ pub enum RenderError {
     Media(#[from] MediaError),
     #[error(transparent)]
     Busy(PoolError),
+    #[error(transparent)]
+    Moment(#[from] super::MomentError),
 }
 
 impl From<SourceError> for RenderError {
@@ -37,6 +39,7 @@ impl From<&RenderError> for Problem {
             .with_header("retry-after", 1),
             RenderError::Busy(PoolError::Panicked(_)) => Problem::internal(),
             RenderError::Media(m) => Problem::from(m),
+            RenderError::Moment(m) => Problem::from(m),
         }
     }
 }

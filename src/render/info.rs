@@ -17,7 +17,7 @@ use crate::domain::TimeSpec;
 use crate::media;
 use crate::media::info::{Keyframes, Streaming, StreamingFormat, VideoInfo};
 use crate::source::concat::StartOnly;
-use crate::source::segments::{SegmentSource, StreamKind};
+use crate::source::segments::{Scope, SegmentSource, StreamKind};
 use crate::source::streaming::Timeline;
 use crate::source::SourceLocation;
 
@@ -25,7 +25,7 @@ use super::{streaming, CacheStatus, RenderError, Renderer};
 
 /// A video's info as kept.
 pub(super) struct Kept {
-    info: Arc<VideoInfo>,
+    pub(super) info: Arc<VideoInfo>,
     /// The time of the frame `timeStamp=auto` shows, once seen in the frame
     /// cache: kept from then on, so the answer only ever gains it.
     auto_time: OnceLock<f64>,
@@ -76,7 +76,7 @@ impl Renderer {
         })
     }
 
-    async fn kept_info(
+    pub(super) async fn kept_info(
         &self,
         org: &str,
         env: &str,
@@ -154,15 +154,24 @@ impl Renderer {
         env: &str,
         location: &SourceLocation,
     ) -> Result<VideoInfo, RenderError> {
+        let scope = self.scope(org, env, location);
+        self.read_info_in(location, &scope).await
+    }
+
+    /// What the video at `location` is, its playlist's URIs within `scope`.
+    pub(super) async fn read_info_in(
+        &self,
+        location: &SourceLocation,
+        scope: &Scope,
+    ) -> Result<VideoInfo, RenderError> {
         let Some(kind) = location.stream_kind() else {
             let reader = self.sources.open(location).await?;
             return self
                 .on_pool(move |limits| media::info::info(reader, limits))
                 .await;
         };
-        let scope = self.scope(org, env, location);
         // The rendition a render of the video's own size reads: the largest.
-        let stream = self.stream(location, &scope, None, None).await?;
+        let stream = self.stream(location, scope, None, None).await?;
         let mut segments = self.segments(&stream);
         let mut info = self
             .on_pool(move |limits| {

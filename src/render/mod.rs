@@ -8,6 +8,7 @@
 
 mod error;
 mod info;
+mod moments;
 mod placeholder;
 mod served;
 mod streaming;
@@ -35,6 +36,7 @@ use crate::source::urlbook::{self, UrlBook};
 use crate::source::{SourceError, SourceLocation, Sources};
 
 pub use error::RenderError;
+pub use moments::MomentError;
 
 /// What the renderer is built from; the composition root
 /// ([`crate::setup::build`]) builds each before it.
@@ -93,6 +95,9 @@ pub struct Renderer {
     /// What each video is (`/v1/info`, the job engine's probe), kept for
     /// `cache.source_ttl_secs`.
     infos: info::InfoCache,
+    /// Moments named through the video (`25%`, `f1234`, `snap=keyframe`),
+    /// settled into times (see [`moments`]).
+    moments: moments::MomentCache,
     /// Placeholders of frames (BlurHash, ThumbHash, LQIP), by video and moment.
     placeholders: placeholder::PlaceholderCache,
 }
@@ -160,6 +165,7 @@ impl Renderer {
                 max_segments: r.max_playlist_segments,
             },
             infos: info::info_cache(Duration::from_secs(config.cache.source_ttl_secs)),
+            moments: moments::moment_cache(Duration::from_secs(config.cache.source_ttl_secs)),
             placeholders: placeholder::cache(),
         }
     }
@@ -230,6 +236,7 @@ impl Renderer {
         let Some(req) = self.canonical(req) else {
             return Err(Arc::new(RenderError::UnknownEnvironment));
         };
+        let req = self.settle(req).await.map_err(Arc::new)?;
         let req = req.as_ref();
         if let Some(t) = self.cache.get(req).await {
             self.metrics.cache_hits.inc();
@@ -432,6 +439,7 @@ impl Renderer {
     /// snaps it) is in the cache now.
     pub fn is_cached(&self, req: &ThumbnailRequest) -> bool {
         self.canonical(req)
+            .and_then(|req| self.settled_now(req))
             .is_some_and(|req| self.cache.contains_key(req.as_ref()))
     }
 
@@ -565,7 +573,9 @@ impl Renderer {
         location: &SourceLocation,
         spec: RenderSpec,
     ) -> Result<Thumbnail, RenderError> {
-        self.render_parts(location, &Scope::around(location), String::new(), spec)
+        let scope = Scope::around(location);
+        let spec = self.settle_spec(location, &scope, spec).await?;
+        self.render_parts(location, &scope, String::new(), spec)
             .await
             .map(|(t, _)| t)
     }

@@ -93,6 +93,7 @@ fn key(req: &ThumbnailRequest) -> RenderKey {
             fit: None,
             quality: None,
             time: req.spec.time,
+            snap: req.spec.snap,
         },
     }
 }
@@ -109,6 +110,7 @@ impl Renderer {
         let Some(req) = self.canonical(req) else {
             return Err(Arc::new(RenderError::UnknownEnvironment));
         };
+        let req = self.settle(req).await.map_err(Arc::new)?;
         let key = key(&req);
         if let Some(p) = self.placeholders.get(&key).await {
             self.metrics.cache_hits.inc();
@@ -175,6 +177,7 @@ mod tests {
                 fit: None,
                 quality: Some(80),
                 time,
+                snap: false,
             },
         };
         let at = TimeSpec::At(2_000_000);

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::domain::{FieldError, Fit, Format, TimeSpec, MAX_DIMENSION};
+use crate::domain::{FieldError, Fit, Format, TimeSpec, MAX_DIMENSION, WHOLE};
 
 /// Times past this many seconds are treated as "past the end" all the same.
 const MAX_TIME_SECS: f64 = 1e9;
@@ -93,16 +93,61 @@ pub fn seconds(name: &str, raw: Raw) -> Result<f64, String> {
     secs.ok_or_else(|| format!("{name} must be a number of seconds, 0 or more, like 12 or 12.5"))
 }
 
-/// `timeStamp`: seconds, or `auto` for the best frame.
+/// `timeStamp`: seconds (`12.5`), a share of the duration (`25%`), a frame
+/// number (`f1234`, from 0 in presentation order), `auto` for the best
+/// frame, or `auto:30` for the best frame near a time.
 pub fn time(name: &str, raw: Raw) -> Result<TimeSpec, String> {
-    if raw.text() == Some("auto") {
+    let bad = || {
+        format!(
+            "{name} must be seconds (12.5), a percentage of the duration (25%), \
+             a frame number (f1234), auto, or auto near a time (auto:30)"
+        )
+    };
+    let Some(text) = raw.text() else {
+        return seconds(name, raw)
+            .map(|s| TimeSpec::At(seconds_to_us(s)))
+            .map_err(|_| bad());
+    };
+    if text == "auto" {
         return Ok(TimeSpec::Auto);
     }
-    seconds(name, raw)
+    if let Some(near) = text.strip_prefix("auto:") {
+        return parse_seconds(near)
+            .map(|s| TimeSpec::Near(seconds_to_us(s)))
+            .ok_or_else(bad);
+    }
+    if let Some(percent) = text.strip_suffix('%') {
+        return parse_seconds(percent)
+            .filter(|p| *p <= 100.0)
+            .map(|p| TimeSpec::Fraction((p / 100.0 * f64::from(WHOLE)).round() as u32))
+            .ok_or_else(bad);
+    }
+    if let Some(number) = text.strip_prefix('f') {
+        let digits = !number.is_empty()
+            && number.len() <= MAX_FRAME_DIGITS
+            && number.bytes().all(|b| b.is_ascii_digit());
+        return digits
+            .then(|| number.parse().ok())
+            .flatten()
+            .map(TimeSpec::Frame)
+            .ok_or_else(bad);
+    }
+    parse_seconds(text)
         .map(|s| TimeSpec::At(seconds_to_us(s)))
-        .map_err(|_| {
-            format!("{name} must be a non-negative number of seconds, like 12 or 12.5, or auto")
-        })
+        .ok_or_else(bad)
+}
+
+/// Digits a frame number may have (a day at 1000 fps has 8).
+const MAX_FRAME_DIGITS: usize = 12;
+
+/// `snap`: `keyframe` (the keyframe at or before the moment) or `exact`
+/// (the default: the frame at the moment).
+pub fn snap(name: &str, raw: Raw) -> Result<bool, String> {
+    match raw.text() {
+        Some("keyframe") => Ok(true),
+        Some("exact") => Ok(false),
+        _ => Err(format!("{name} must be keyframe or exact")),
+    }
 }
 
 /// Collects the errors of one request's parameters under one location
@@ -145,7 +190,7 @@ impl<'e> Fields<'e> {
     }
 }
 
-/// A `timeStamp` value: seconds, or `auto` for the best frame.
+/// A `timeStamp` value in any of its forms (see [`time`]).
 pub fn parse_time(value: &str) -> Option<TimeSpec> {
     time("timeStamp", Raw::Text(value)).ok()
 }
@@ -231,7 +276,39 @@ mod tests {
             Ok(TimeSpec::At(1_500_000))
         );
         assert_eq!(time("t", Raw::Text("1.5")), Ok(TimeSpec::At(1_500_000)));
-        for bad in ["-1", "1e3", "inf", "", "."] {
+        assert_eq!(time("t", Raw::Text("25%")), Ok(TimeSpec::Fraction(250_000)));
+        assert_eq!(time("t", Raw::Text("100%")), Ok(TimeSpec::Fraction(WHOLE)));
+        assert_eq!(time("t", Raw::Text("0.5%")), Ok(TimeSpec::Fraction(5_000)));
+        assert_eq!(time("t", Raw::Text("f0")), Ok(TimeSpec::Frame(0)));
+        assert_eq!(time("t", Raw::Text("f1234")), Ok(TimeSpec::Frame(1234)));
+        assert_eq!(
+            time("t", Raw::Json(&json!("auto:30"))),
+            Ok(TimeSpec::Near(30_000_000))
+        );
+        assert_eq!(
+            time("t", Raw::Text("auto:0.5")),
+            Ok(TimeSpec::Near(500_000))
+        );
+        for bad in [
+            "-1",
+            "1e3",
+            "inf",
+            "",
+            ".",
+            "101%",
+            "-5%",
+            "%",
+            "f",
+            "f-1",
+            "F12",
+            "f1.5",
+            "f1234567890123",
+            "auto:",
+            "auto:-1",
+            "auto:x",
+            "Auto",
+            "25 %",
+        ] {
             assert!(time("t", Raw::Text(bad)).is_err(), "{bad}");
         }
         assert!(time("t", Raw::Json(&json!(-1))).is_err());

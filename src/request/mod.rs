@@ -29,6 +29,8 @@ pub struct Params {
     pub time: Option<TimeSpec>,
     pub fit: Option<Fit>,
     pub quality: Option<u8>,
+    /// `snap=keyframe` (true) or `snap=exact` (false).
+    pub snap: Option<bool>,
 }
 
 impl Params {
@@ -51,6 +53,9 @@ impl Params {
                 None
             },
             time: self.time.unwrap_or(TimeSpec::Middle),
+            // (`auto` chooses its frame: nothing to snap; refused where
+            // it is parsed.)
+            snap: self.snap == Some(true) && !self.time.is_some_and(TimeSpec::is_auto),
         }
     }
 
@@ -76,7 +81,8 @@ impl Params {
         one(&mut self.height, bound.height, "height")?;
         one(&mut self.time, bound.time, "timeStamp")?;
         one(&mut self.fit, bound.fit, "fit")?;
-        one(&mut self.quality, bound.quality, "quality")
+        one(&mut self.quality, bound.quality, "quality")?;
+        one(&mut self.snap, bound.snap, "snap")
     }
 }
 
@@ -150,7 +156,15 @@ impl fmt::Display for RenderKey {
             TimeSpec::Middle => write!(f, "t=mid"),
             TimeSpec::Auto => write!(f, "t=auto"),
             TimeSpec::At(us) => write!(f, "t={us}us"),
+            TimeSpec::Near(us) => write!(f, "t=auto:{us}us"),
+            TimeSpec::Fraction(millionths) => write!(f, "t={millionths}ppm"),
+            TimeSpec::Frame(n) => write!(f, "t=f{n}"),
+            TimeSpec::Keyframe(us) => write!(f, "t=key:{us}us"),
+        }?;
+        if s.snap {
+            write!(f, "&snap=keyframe")?;
         }
+        Ok(())
     }
 }
 
@@ -360,6 +374,7 @@ fn check_key(raw: &str, errors: &mut Vec<FieldError>) -> Option<String> {
 fn parse_query(query: &str, errors: &mut Vec<FieldError>) -> (Params, Option<String>) {
     let mut params = Params::default();
     let mut token = None;
+    let mut near: Option<(f64, Cow<str>)> = None;
     // Parameters taken so far, by canonical name, with their values.
     let mut seen: Vec<(&'static str, Cow<str>)> = Vec::new();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
@@ -370,6 +385,8 @@ fn parse_query(query: &str, errors: &mut Vec<FieldError>) -> (Params, Option<Str
             "quality" => "quality",
             "token" => "token",
             "timeStamp" | "time" => "timeStamp",
+            "near" => "near",
+            "snap" => "snap",
             _ => continue, // unknown parameters are ignored
         };
         let loc = || format!("query.{name}");
@@ -399,11 +416,42 @@ fn parse_query(query: &str, errors: &mut Vec<FieldError>) -> (Params, Option<Str
             "timeStamp" => {
                 params.time = fields.check(&name, raw, |_, raw| fields::time("timeStamp", raw))
             }
+            "near" => {
+                near = fields
+                    .check(&name, raw, fields::seconds)
+                    .map(|s| (s, value.clone()))
+            }
+            "snap" => params.snap = fields.check(&name, raw, fields::snap),
             "fit" => params.fit = fields.check(&name, raw, fields::fit),
             "quality" => params.quality = fields.check(&name, raw, fields::quality),
             _ => token = Some(value.to_string()),
         }
         seen.push((canonical, value));
+    }
+    // `near=30` with `timeStamp=auto` is `timeStamp=auto:30`.
+    if let Some((secs, value)) = near {
+        let near = TimeSpec::Near(seconds_to_us(secs));
+        match params.time {
+            Some(TimeSpec::Auto) => params.time = Some(near),
+            Some(t) if t == near => {}
+            Some(TimeSpec::Near(_)) => errors.push(FieldError::new(
+                "query.near",
+                &value,
+                "near differs from the time in timeStamp=auto:...",
+            )),
+            _ => errors.push(FieldError::new(
+                "query.near",
+                &value,
+                "near applies to timeStamp=auto (the best frame near a time)",
+            )),
+        }
+    }
+    if params.snap == Some(true) && params.time.is_some_and(TimeSpec::is_auto) {
+        errors.push(FieldError::new(
+            "query.snap",
+            "keyframe",
+            "snap applies to a time, not to auto (which chooses its frame)",
+        ));
     }
     (params, token)
 }

@@ -21,6 +21,9 @@ pub struct Entry {
     pub size: i64,
     /// Whether decoding can start here (Matroska's cues list only these).
     pub keyframe: bool,
+    /// Decoded but never shown: MP4 samples before the start of an edit
+    /// list, kept because later frames depend on them.
+    pub discard: bool,
 }
 
 impl Entry {
@@ -78,6 +81,7 @@ impl<'a> StreamIndex<'a> {
                 timestamp: (*e).timestamp,
                 size: i64::from((*e).size()),
                 keyframe: (*e).flags() & ffi::AVINDEX_KEYFRAME != 0,
+                discard: (*e).flags() & ffi::AVINDEX_DISCARD_FRAME != 0,
             })
         }
     }

@@ -263,6 +263,7 @@ fn worker(seeds: &[(String, Vec<u8>)], seed: u64, start: u64, until: Instant) {
             fit: None,
             quality: None,
             time,
+            snap: false,
         };
         let limits = Limits {
             max_frame_pixels: 40_000_000,

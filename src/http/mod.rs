@@ -33,11 +33,14 @@
 //!   (`Prefer: wait`, a job's status, a failed job's problem).
 //! - `access`: API keys and their rate limit, tokens of signed environments.
 //! - `clients`: who a request is for, behind trusted proxies.
+//! - [`access_log`]: the access line, formatted by hand and written with
+//!   the other log lines in batches by one logging thread.
 //! - `responses`: problem+json, JSON and plain bodies, picture headers
 //!   (ETag/304, `Cache-Control`, `X-Thumbnail-*`, `Server-Timing`), reading
 //!   an API body within its limit.
 
 mod access;
+pub mod access_log;
 mod app;
 mod clients;
 mod compat;

@@ -2,8 +2,8 @@
 //! ([`serve`]) and shutting down as a load balancer expects, then per
 //! request ([`App::handle`]) an `X-Request-Id`, a count in
 //! [`crate::metrics`], `Connection: close` when its body was left unread,
-//! and one access-log line (target `thumbd::access`). What a request asks
-//! for is the router's.
+//! and one access-log line (target `thumbd::access`, written by
+//! `access_log`). What a request asks for is the router's.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,6 +21,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use super::access_log::{self, AccessLine};
 use super::app::App;
 use super::clients::PeerAddr;
 use super::conn::{Linger, SendTimeout, TrackedBody};
@@ -155,23 +156,21 @@ impl App {
         let elapsed = started.elapsed();
         let status = response.status();
         self.route_metrics[route as usize].record(status.as_u16(), elapsed);
-        let bytes = response.body().size_hint().exact().unwrap_or(0);
-        let cache = response
-            .headers()
-            .get(X_THUMBNAIL_CACHE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
-        tracing::info!(
-            target: "thumbd::access",
-            request_id = request_id.to_str().unwrap_or("-"),
-            method = %parts.method,
-            path = %redacted(&parts.uri),
-            status = status.as_u16(),
-            bytes,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            cache,
-            "request"
-        );
+        if access_log::enabled() {
+            access_log::log(&AccessLine {
+                request_id: request_id.to_str().unwrap_or("-"),
+                method: parts.method.as_str(),
+                path: &redacted(&parts.uri),
+                status: status.as_u16(),
+                bytes: response.body().size_hint().exact().unwrap_or(0),
+                duration_ms: elapsed.as_secs_f64() * 1000.0,
+                cache: response
+                    .headers()
+                    .get(X_THUMBNAIL_CACHE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-"),
+            });
+        }
         response.headers_mut().insert(X_REQUEST_ID, request_id);
         response
     }

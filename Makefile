@@ -35,7 +35,7 @@ S3S_FS := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/s3s-fs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run test test-cdn s3-server bench bench-hits bench-storyboard bench-bestframe bench-gallery bench-midgop bench-streaming bench-smartcrop bench-placeholders bench-cluster bench-upload fuzz soak build release deps test-deps browser-deps contract-venv footage check-rust lint fmt samples clean-fixtures
+.PHONY: run test test-cdn s3-server bench bench-hits bench-storyboard bench-bestframe bench-gallery bench-midgop bench-streaming bench-smartcrop bench-alpha bench-placeholders bench-cluster bench-upload fuzz soak build release deps test-deps browser-deps contract-venv footage check-rust lint fmt samples clean-fixtures
 
 ## run: install what is missing, build, and serve the embedded default config
 run: deps check-rust
@@ -93,6 +93,12 @@ bench-smartcrop: deps check-rust
 	@$(call install,$(BENCH_PACKAGES))
 	$(CARGO) build --release --locked
 	/usr/bin/python3 bench/smartcrop.py $(ARGS)
+
+## bench-alpha: a VP9 WebM with alpha against the same video without, cold renders in each format (transparency's cost)
+bench-alpha: deps check-rust
+	@$(call install,$(BENCH_PACKAGES))
+	$(CARGO) build --release --locked
+	/usr/bin/python3 bench/alpha.py $(ARGS)
 
 ## bench-placeholders: /v1/placeholder against a thumbnail of the same frame, cold and from a decoded frame
 bench-placeholders: deps check-rust

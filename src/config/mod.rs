@@ -157,6 +157,13 @@ impl Config {
                     .into(),
             );
         }
+        if hex_colour(&p.jpeg_background).is_none() {
+            return invalid(format!(
+                "pictures.jpeg_background {:?} is not a colour: write it as #rrggbb, six hex \
+                 digits (#ffffff is white)",
+                p.jpeg_background
+            ));
+        }
         if !(8192..=1024 * 1024).contains(&self.server.max_header_bytes) {
             return invalid(
                 "server.max_header_bytes must be between 8192 and 1048576 (bytes)".into(),
@@ -301,6 +308,18 @@ impl Config {
     pub fn env(&self, org: &str, env: &str) -> Option<&EnvConfig> {
         self.orgs.get(org)?.envs.get(env)
     }
+}
+
+/// A colour written `#rrggbb` (six hex digits, either case), as
+/// `pictures.jpeg_background` takes it, as RGB; `None` for anything else.
+/// Checked at start-up, so the renderer can rely on it.
+pub fn hex_colour(text: &str) -> Option<[u8; 3]> {
+    let hex = text.strip_prefix('#')?;
+    if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).ok();
+    Some([byte(0)?, byte(2)?, byte(4)?])
 }
 
 fn check_id(what: &str, id: &str) -> Result<(), ConfigError> {

@@ -1,9 +1,10 @@
 //! Encoding the final picture: WebP with libwebp (`libwebp-sys`), from YUV
 //! planes as they are or from RGB; AVIF with the system's libavif and its
 //! libaom encoder, the same way; JPEG with `jpeg-encoder` (SIMD); PNG with
-//! the `image` crate's fast settings. The calls into libwebp and libavif
-//! are [`super::ffi::webp`]'s and [`super::ffi::avif`]'s; the settings and
-//! the choice of encoder are here.
+//! the `image` crate's fast settings. A picture with transparency keeps it
+//! in WebP, AVIF (an alpha plane beside the colour) and PNG (RGBA). The
+//! calls into libwebp and libavif are [`super::ffi::webp`]'s and
+//! [`super::ffi::avif`]'s; the settings and the choice of encoder are here.
 
 #![deny(unsafe_code)]
 
@@ -12,7 +13,7 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ExtendedColorType, ImageEncoder};
 
 use super::ffi::{avif, webp};
-use super::pixels::Picture;
+use super::pixels::{self, FinalPicture, Picture};
 use super::{Format, MediaError};
 
 /// libwebp effort level for thumbnails (and animated previews): 0 (fast)
@@ -56,7 +57,7 @@ pub fn encode(picture: Picture, format: Format, quality: Option<u8>) -> Result<B
         Picture::Yuv420(_) => Err(fail(&"the picture was prepared as YUV")),
     };
     match format {
-        Format::Webp => webp::encode(picture, quality, WEBP_METHOD).map_err(|e| fail(&e)),
+        Format::Webp => webp::encode(picture, None, quality, WEBP_METHOD).map_err(|e| fail(&e)),
         Format::Avif => avif(&picture, quality),
         Format::Jpeg => {
             let img = rgb(picture)?;
@@ -81,13 +82,54 @@ pub fn encode(picture: Picture, format: Format, quality: Option<u8>) -> Result<B
     }
 }
 
+/// Encodes a thumbnail's picture with its transparency: WebP and AVIF
+/// carry the alpha plane beside their lossy colour (losslessly), PNG
+/// becomes RGBA. Without alpha it is [`encode`], byte for byte. JPEG has
+/// no alpha: [`super::alpha`] composites its pictures before they get here.
+pub fn encode_final(
+    picture: FinalPicture,
+    format: Format,
+    quality: Option<u8>,
+) -> Result<Bytes, MediaError> {
+    let FinalPicture { picture, alpha } = picture;
+    let Some(alpha) = alpha else {
+        return encode(picture, format, quality);
+    };
+    let quality = quality.unwrap_or(crate::domain::DEFAULT_QUALITY);
+    let fail = |e: &dyn std::fmt::Display| {
+        MediaError::Internal(format!("{} encoding failed: {e}", format.ext()))
+    };
+    match (format, picture) {
+        (Format::Webp, picture) => {
+            webp::encode(picture, Some(alpha), quality, WEBP_METHOD).map_err(|e| fail(&e))
+        }
+        (Format::Avif, picture) => {
+            avif::encode(&picture, Some(&alpha), avif_quantizer(quality), AVIF_SPEED)
+                .map_err(|e| fail(&e))
+        }
+        (Format::Png, Picture::Rgb(img)) => {
+            if alpha.len() < img.width as usize * img.height as usize {
+                return Err(fail(&"the alpha plane is smaller than its picture"));
+            }
+            let rgba = pixels::rgba(&img.data, &alpha);
+            let mut out = Vec::with_capacity(rgba.len() / 2);
+            PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
+                .write_image(&rgba, img.width, img.height, ExtendedColorType::Rgba8)
+                .map_err(|e| fail(&e))?;
+            Ok(Bytes::from(out))
+        }
+        (Format::Png, Picture::Yuv420(_)) => Err(fail(&"the picture was prepared as YUV")),
+        (Format::Jpeg, _) => Err(fail(&"JPEG has no alpha; composite the picture first")),
+    }
+}
+
 /// Encodes `picture` as AVIF at `quality` (1-100). It takes
 /// [`Picture::Yuv420`] as it is (BT.601 limited range, signalled so) under
 /// the same conditions as WebP; [`Picture::Rgb`] is converted by libavif
 /// (BT.601 full range). Either way the file says sRGB primaries and transfer,
 /// as browsers assume for WebP and JPEG, so the three look the same.
 pub fn avif(picture: &Picture, quality: u8) -> Result<Bytes, MediaError> {
-    avif::encode(picture, avif_quantizer(quality), AVIF_SPEED)
+    avif::encode(picture, None, avif_quantizer(quality), AVIF_SPEED)
         .map_err(|e| MediaError::Internal(format!("avif encoding failed: {e}")))
 }
 
@@ -220,6 +262,102 @@ mod tests {
             v: vec![128; 4],
         });
         assert!(matches!(avif(&img, 80), Err(MediaError::Internal(_))));
+    }
+
+    /// A 17x9 opacity ramp: every level from 0 to 255 across and down.
+    fn ramp() -> Vec<u8> {
+        (0..9u32)
+            .flat_map(|y| (0..17u32).map(move |x| ((x * 15 + y * 2).min(255)) as u8))
+            .collect()
+    }
+
+    fn orange_rgb() -> Picture {
+        let mut img = RgbImage::black(17, 9);
+        img.data
+            .chunks_exact_mut(3)
+            .for_each(|px| px.copy_from_slice(&[200, 80, 40]));
+        Picture::Rgb(img)
+    }
+
+    #[test]
+    fn alpha_is_kept_exactly_in_webp_png_and_avif() {
+        for picture in [orange_rgb(), flat_orange_yuv()] {
+            let alpha = Some(ramp());
+            for format in [Format::Webp, Format::Png] {
+                if format == Format::Png && matches!(picture, Picture::Yuv420(_)) {
+                    continue;
+                }
+                let final_ = FinalPicture {
+                    picture: picture.clone(),
+                    alpha: alpha.clone(),
+                };
+                let bytes = encode_final(final_, format, Some(80)).unwrap();
+                let decoded = image::load_from_memory(&bytes).unwrap();
+                assert!(decoded.color().has_alpha(), "{format:?}");
+                let rgba = decoded.to_rgba8();
+                let got: Vec<u8> = rgba.pixels().map(|p| p.0[3]).collect();
+                assert_eq!(got, ramp(), "{format:?}");
+                // Where it is opaque enough to see, the colour is kept.
+                assert_near(
+                    {
+                        let p = rgba.get_pixel(16, 8).0;
+                        [p[0], p[1], p[2]]
+                    },
+                    [200, 80, 40],
+                    6,
+                );
+            }
+            let final_ = FinalPicture {
+                picture: picture.clone(),
+                alpha: alpha.clone(),
+            };
+            let bytes = encode_final(final_, Format::Avif, Some(80)).unwrap();
+            let decoded = avif::decode(&bytes);
+            assert_eq!(decoded.alpha, Some(ramp()), "AVIF alpha is lossless");
+            assert_near(decoded.rgb.get_pixel(16, 8).0, [200, 80, 40], 6);
+        }
+    }
+
+    #[test]
+    fn without_alpha_the_final_picture_encodes_as_before() {
+        for format in [Format::Webp, Format::Avif, Format::Jpeg, Format::Png] {
+            let final_ = FinalPicture {
+                picture: orange_rgb(),
+                alpha: None,
+            };
+            assert_eq!(
+                encode_final(final_, format, Some(70)).unwrap(),
+                encode(orange_rgb(), format, Some(70)).unwrap(),
+                "{format:?}"
+            );
+        }
+        let avif = encode_final(
+            FinalPicture {
+                picture: orange_rgb(),
+                alpha: None,
+            },
+            Format::Avif,
+            None,
+        )
+        .unwrap();
+        assert_eq!(avif::decode(&avif).alpha, None);
+    }
+
+    #[test]
+    fn alpha_planes_that_do_not_fit_are_refused() {
+        for format in [Format::Webp, Format::Avif, Format::Png, Format::Jpeg] {
+            let final_ = FinalPicture {
+                picture: orange_rgb(),
+                alpha: Some(vec![0; 10]),
+            };
+            assert!(
+                matches!(
+                    encode_final(final_, format, None),
+                    Err(MediaError::Internal(_))
+                ),
+                "{format:?}"
+            );
+        }
     }
 
     #[test]

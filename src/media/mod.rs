@@ -17,6 +17,8 @@
 //!   [`decode::decode_frame`], the frame a thumbnail shows (exact, or the
 //!   best one). What a video is (`/v1/info`) is [`info`]'s.
 //! - [`bestframe`]: `timeStamp=auto`, the most representative keyframe.
+//! - [`alpha`]: transparency in thumbnails: the alpha plane beside the
+//!   picture (WebP, AVIF, PNG), or composited for JPEG.
 //! - [`frames`]: many frames of one open video: keyframes decoded alone
 //!   (their packets fetched together), exact frames, a sequence at a rate.
 //! - [`exact`]: the exact frame shown at a time, from an open video: seek
@@ -48,6 +50,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod alpha;
 pub mod animate;
 pub mod animated;
 pub mod bestframe;
@@ -135,19 +138,26 @@ pub fn render(
     limits: &Limits,
 ) -> Result<Rendered, MediaError> {
     let frame = decode::decode_frame(input, spec.time, limits)?;
-    finish(&frame, spec)
+    finish(&frame, spec, alpha::DEFAULT_BACKGROUND)
 }
 
 /// Scales, orients and encodes a decoded frame as `spec` asks. The frame is
-/// not changed, so one decode can serve several sizes and formats.
-pub fn finish(frame: &decode::DecodedFrame, spec: &RenderSpec) -> Result<Rendered, MediaError> {
+/// not changed, so one decode can serve several sizes and formats. A frame
+/// with transparency keeps it in WebP, AVIF and PNG; a JPEG of it shows
+/// `background` (RGB, `pictures.jpeg_background`) where it is transparent
+/// ([`alpha`]).
+pub fn finish(
+    frame: &decode::DecodedFrame,
+    spec: &RenderSpec,
+    background: [u8; 3],
+) -> Result<Rendered, MediaError> {
     let plan = match (spec.fit, spec.width, spec.height) {
         (Some(Fit::Smart), Some(w), Some(h)) => smartcrop::plan(frame, w, h)?,
         _ => geometry::plan(&frame.shape(), spec.width, spec.height, spec.fit),
     };
-    let picture = picture::prepare(frame, &plan, spec.format)?;
-    let (width, height) = (picture.width(), picture.height());
-    let bytes = encode::encode(picture, spec.format, spec.quality)?;
+    let picture = alpha::prepare(frame, &plan, spec.format, background)?;
+    let (width, height) = (picture.picture.width(), picture.picture.height());
+    let bytes = encode::encode_final(picture, spec.format, spec.quality)?;
     Ok(Rendered {
         bytes,
         format: spec.format,

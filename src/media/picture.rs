@@ -97,8 +97,12 @@ fn to_yuv420(decoded: &DecodedFrame, plan: &Plan) -> Result<YuvImage, MediaError
 }
 
 /// A new reference to the frame's buffers with the crop applied, or `None`
-/// when the plan keeps the whole picture.
-fn crop(decoded: &DecodedFrame, plan: &Plan) -> Result<Option<DecodedFrame>, MediaError> {
+/// when the plan keeps the whole picture. [`super::alpha`] cuts the alpha
+/// plane with it too.
+pub(super) fn crop(
+    decoded: &DecodedFrame,
+    plan: &Plan,
+) -> Result<Option<DecodedFrame>, MediaError> {
     let (fw, fh) = (decoded.frame.width(), decoded.frame.height());
     let c = plan.crop;
     if (c.x, c.y, c.width, c.height) == (0, 0, fw, fh) {
@@ -272,8 +276,15 @@ fn orient_yuv(img: YuvImage, o: Orientation) -> YuvImage {
 }
 
 /// Mirrors then turns a `w` x `h` plane of `bpp`-byte pixels; returns it
-/// with its new width and height.
-fn orient_plane(data: Vec<u8>, w: u32, h: u32, bpp: usize, o: Orientation) -> (Vec<u8>, u32, u32) {
+/// with its new width and height. [`super::alpha`] turns the alpha plane
+/// with it.
+pub(super) fn orient_plane(
+    data: Vec<u8>,
+    w: u32,
+    h: u32,
+    bpp: usize,
+    o: Orientation,
+) -> (Vec<u8>, u32, u32) {
     if o == Orientation::default() {
         return (data, w, h);
     }

@@ -1,6 +1,7 @@
 //! The pixel buffers that pass from [`super::picture`] to the encoders: a
-//! packed RGB picture, a BT.601 4:2:0 YUV one, and [`Picture`], which is one
-//! or the other. Plain data; no FFmpeg.
+//! packed RGB picture, a BT.601 4:2:0 YUV one, [`Picture`], which is one
+//! or the other, and [`FinalPicture`], a picture with the transparency a
+//! thumbnail keeps. Plain data; no FFmpeg.
 
 #![deny(unsafe_code)]
 
@@ -67,4 +68,26 @@ impl Picture {
             Picture::Yuv420(img) => img.height,
         }
     }
+}
+
+/// A thumbnail's picture and, when the frame shows something through, its
+/// transparency: `alpha` is 8-bit straight (not premultiplied) opacity, 0
+/// transparent to 255 opaque, one byte a pixel of the picture, packed.
+/// Kept apart from [`Picture`] so that every picture without alpha (and
+/// every storyboard, animation and placeholder) goes through exactly the
+/// path it did; [`super::alpha`] makes it, [`super::encode`] encodes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalPicture {
+    pub picture: Picture,
+    pub alpha: Option<Vec<u8>>,
+}
+
+/// Packed RGB and an alpha plane as packed RGBA (as many pixels as both
+/// hold), for the encoders that take alpha interleaved.
+pub fn rgba(rgb: &[u8], alpha: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(alpha.len() * 4);
+    for (c, &a) in rgb.chunks_exact(3).zip(alpha) {
+        out.extend_from_slice(&[c[0], c[1], c[2], a]);
+    }
+    out
 }

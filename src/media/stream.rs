@@ -16,6 +16,7 @@ use ffmpeg_next::{codec, frame, Packet, Rational};
 use super::ffi::avio::Demuxer;
 use super::ffi::ffmpeg::{self, rescale, SEEK_BACKWARD, SEEK_BYTE};
 use super::ffi::index::StreamIndex;
+use super::ffi::swscale;
 use super::geometry::{Orientation, Shape};
 use super::tonemap::Transfer;
 use super::{Limits, MediaError};
@@ -35,6 +36,30 @@ pub struct DecodedFrame {
 }
 
 impl DecodedFrame {
+    /// Whether the frame carries transparency (an alpha channel in its
+    /// pixel format: WebM with alpha through libvpx, ProRes 4444, PNG and
+    /// QuickTime Animation in MOV). Thumbnails keep it
+    /// ([`super::alpha`]); every other use of the frame ignores it.
+    pub fn has_alpha(&self) -> bool {
+        swscale::has_alpha(self.frame.format())
+    }
+
+    /// What the frame is counted as in a cache of decoded frames, in
+    /// bytes: two a pixel (planes of up to 16 bits at 4:2:0), or, for a
+    /// frame with alpha, its planes' real size where that is more (an
+    /// alpha plane, 4:4:4 at 12 bits), so that frames with alpha are not
+    /// undercounted.
+    pub fn cached_bytes(&self) -> u64 {
+        let pixels = u64::from(self.frame.width()) * u64::from(self.frame.height());
+        if !self.has_alpha() {
+            return pixels * 2;
+        }
+        let planes: u64 = (0..self.frame.planes())
+            .map(|i| self.frame.data(i).len() as u64)
+            .sum();
+        planes.max(pixels * 2)
+    }
+
     pub fn shape(&self) -> Shape {
         Shape {
             width: self.frame.width(),
@@ -401,9 +426,40 @@ pub(super) fn open_decoder(
         limits.max_frame_pixels.min(i64::MAX as u64) as i64,
     );
     let codec_id = stream.parameters().id();
-    ctx.decoder()
-        .video()
-        .map_err(|e| MediaError::Unreadable(format!("no decoder for {codec_id:?} ({e})")))
+    let decoder = ctx.decoder();
+    match alpha_decoder(&stream) {
+        Some(codec) => decoder.open_as(codec).and_then(|d| d.video()),
+        None => decoder.video(),
+    }
+    .map_err(|e| MediaError::Unreadable(format!("no decoder for {codec_id:?} ({e})")))
+}
+
+/// The decoder for a WebM stream with alpha, which FFmpeg's own VP8 and
+/// VP9 decoders would decode without it: Matroska keeps the alpha as a
+/// second VP8/VP9 picture in each block's `BlockAdditional` (packet side
+/// data) and marks the track `alpha_mode=1`; libvpx's decoders (as
+/// browsers and `ffmpeg -c:v libvpx-vp9` do) decode both into `yuva420p`.
+/// Their colour planes are the same pictures, so the frame shown at a time
+/// does not change. `None` for every other stream (FFmpeg's default
+/// decoder), and where FFmpeg was built without libvpx (the alpha is lost,
+/// as before).
+fn alpha_decoder(stream: &ffmpeg_next::format::stream::Stream) -> Option<ffmpeg_next::Codec> {
+    let name = match stream.parameters().id() {
+        codec::Id::VP8 => "libvpx",
+        codec::Id::VP9 => "libvpx-vp9",
+        _ => return None,
+    };
+    if stream.metadata().get("alpha_mode") != Some("1") {
+        return None;
+    }
+    let found = ffmpeg_next::decoder::find_by_name(name);
+    if found.is_none() {
+        tracing::debug!(
+            decoder = name,
+            "FFmpeg has no libvpx decoder: the video's alpha is ignored"
+        );
+    }
+    found
 }
 
 pub(super) fn seek(demuxer: &mut Demuxer, info: &StreamInfo, ts: i64) -> Result<(), MediaError> {

@@ -127,11 +127,8 @@ impl Renderer {
         let frames = moka::future::Cache::builder()
             .max_capacity(config.cache.frame_max_bytes)
             .weigher(|_k: &FrameKey, d: &Arc<Decoded>| {
-                let f = &d.frame;
-                // Planes of up to 16 bits a sample at 4:2:0: two bytes a pixel covers them.
-                (f.frame.width() as u64 * f.frame.height() as u64 * 2)
-                    .try_into()
-                    .unwrap_or(u32::MAX)
+                // Two bytes a pixel, or more for alpha (DecodedFrame::cached_bytes).
+                d.frame.cached_bytes().try_into().unwrap_or(u32::MAX)
             })
             .time_to_idle(Duration::from_secs(config.cache.frame_ttl_secs))
             .build();
@@ -599,11 +596,13 @@ impl Renderer {
             timings.frame_reused = true;
         }
         // Admitted with its decode: the encode waits for a slot, never refused.
+        let background = crate::config::hex_colour(&self.pictures.jpeg_background)
+            .unwrap_or(media::alpha::DEFAULT_BACKGROUND);
         let rendered = self
             .pool
             .run_admitted(move || {
                 let started = Instant::now();
-                media::finish(&decoded.frame, &spec).map(|r| (r, started.elapsed()))
+                media::finish(&decoded.frame, &spec, background).map(|r| (r, started.elapsed()))
             })
             .await
             .map_err(|e| self.busy(e))?;

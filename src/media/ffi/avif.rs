@@ -154,6 +154,9 @@ impl Drop for Job {
                 if image.image_owns_yuv_planes == 0 {
                     image.yuv_planes = [std::ptr::null_mut(); 3];
                 }
+                if image.image_owns_alpha_plane == 0 {
+                    image.alpha_plane = std::ptr::null_mut();
+                }
                 sys::avifImageDestroy(self.image);
             }
             if !self.encoder.is_null() {
@@ -168,8 +171,15 @@ impl Drop for Job {
 const SERIES: &str = "0.11.";
 
 /// Encodes `picture` at the AV1 `quantizer` (0 best - 63 worst) and
-/// libaom `speed` (0 slowest - 10).
-pub fn encode(picture: &Picture, quantizer: u8, speed: i32) -> Result<Bytes, String> {
+/// libaom `speed` (0 slowest - 10), with `alpha` (8-bit straight opacity,
+/// one byte a pixel, packed) as its alpha item when given: coded
+/// losslessly, as WebP keeps it, so edges stay where the video has them.
+pub fn encode(
+    picture: &Picture,
+    alpha: Option<&[u8]>,
+    quantizer: u8,
+    speed: i32,
+) -> Result<Bytes, String> {
     // SAFETY: a static NUL-terminated string.
     let version = unsafe { CStr::from_ptr(sys::avifVersion()) }.to_string_lossy();
     if !version.starts_with(SERIES) {
@@ -192,6 +202,9 @@ pub fn encode(picture: &Picture, quantizer: u8, speed: i32) -> Result<Bytes, Str
     };
     if job.image.is_null() {
         return Err("out of memory".into());
+    }
+    if alpha.is_some_and(|a| a.len() < width as usize * height as usize) {
+        return Err("the alpha plane is smaller than its picture".into());
     }
     {
         // SAFETY: a live image libavif made, with the layout of
@@ -239,6 +252,17 @@ pub fn encode(picture: &Picture, quantizer: u8, speed: i32) -> Result<Bytes, Str
         };
         check(result, None)?;
     }
+    if let Some(alpha) = alpha {
+        // Attached after the RGB conversion, which fills an image's alpha
+        // plane opaque when the RGB has none.
+        // SAFETY: as above. Borrowed: libavif only reads the plane of an
+        // image it encodes, and `Job` detaches it before freeing.
+        let image = unsafe { &mut *job.image };
+        image.image_owns_alpha_plane = 0;
+        image.alpha_plane = alpha.as_ptr() as *mut u8;
+        image.alpha_row_bytes = width;
+        image.alpha_premultiplied = 0;
+    }
     // SAFETY: a new encoder, configured through its declared fields.
     job.encoder = unsafe { sys::avifEncoderCreate() };
     if job.encoder.is_null() {
@@ -252,6 +276,10 @@ pub fn encode(picture: &Picture, quantizer: u8, speed: i32) -> Result<Bytes, Str
         encoder.speed = speed;
         encoder.min_quantizer = c_int::from(quantizer.min(63));
         encoder.max_quantizer = c_int::from(quantizer.min(63));
+        // Lossless alpha (libavif's default, said here): a lossy mask
+        // rings at the hard edges most transparent videos have.
+        encoder.min_quantizer_alpha = 0;
+        encoder.max_quantizer_alpha = 0;
     }
     // SAFETY: the image and its planes outlive the call; the output is
     // freed by `Job`.
@@ -296,6 +324,8 @@ pub struct DecodedAvif {
     pub limited: bool,
     pub cicp: (u16, u16, u16),
     pub rgb: image::RgbImage,
+    /// The alpha item's plane (8-bit images), packed; `None` without one.
+    pub alpha: Option<Vec<u8>>,
 }
 
 /// Decodes `bytes` with libavif, for tests; panics on failure.
@@ -328,6 +358,15 @@ pub fn decode(bytes: &[u8]) -> DecodedAvif {
                 img.matrix_coefficients,
             ),
             rgb: image::RgbImage::from_raw(img.width, img.height, pixels).unwrap(),
+            alpha: (!img.alpha_plane.is_null()).then(|| {
+                assert_eq!(img.depth, 8, "8-bit alpha");
+                (0..img.height as usize)
+                    .flat_map(|y| {
+                        let row = img.alpha_plane.add(y * img.alpha_row_bytes as usize);
+                        std::slice::from_raw_parts(row, img.width as usize).to_vec()
+                    })
+                    .collect()
+            }),
         };
         sys::avifImageDestroy(image);
         sys::avifDecoderDestroy(decoder);

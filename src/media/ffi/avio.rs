@@ -52,13 +52,13 @@ pub const FORMATS: &CStr =
 /// MPEG-1/2, MPEG-4 part 2 (Xvid, DivX 4/5), H.263, Sorenson Spark, ProRes,
 /// PNG and Motion JPEG (intra-only codecs found in MOV and AVI), Theora,
 /// MS-MPEG-4 v2 and v3 (DivX 3), Windows Media Video 7, 8 and 9 (WMV1-3),
-/// Cinepak and DV. Each has a fixture and a test. Left out on purpose,
-/// though FFmpeg decodes them: MS-MPEG-4 v1 and VC-1 advanced profile
+/// Cinepak, DV and QuickTime Animation (qtrle). Each has a fixture and a
+/// test. Left out on purpose, though FFmpeg decodes them: MS-MPEG-4 v1 and VC-1 advanced profile
 /// (WVC1), for which no encoder and no sample with a licence for tests
 /// exists here, so nothing would show they work.
 pub const DECODERS: &CStr = c"h264,hevc,vp8,libvpx,vp9,libvpx-vp9,av1,libdav1d,libaom-av1,\
 mpeg1video,mpeg2video,mpegvideo,mpeg4,h263,h263p,flv,prores,png,mjpeg,theora,\
-msmpeg4v2,msmpeg4,wmv1,wmv2,wmv3,cinepak,dvvideo";
+msmpeg4v2,msmpeg4,wmv1,wmv2,wmv3,cinepak,dvvideo,qtrle";
 
 /// A protocol whitelist no protocol is on, for contexts that bypass
 /// `io_open` (nested contexts copy it).

@@ -42,6 +42,150 @@ pub fn is_yuv(format: Pixel) -> bool {
     }
 }
 
+/// Whether the pixel format carries an alpha channel (transparency) that
+/// [`alpha`] reads: integer samples of up to 16 bits. Palettes are left
+/// out: FFmpeg flags them as having alpha because their entries could,
+/// though the decoders that output them (Cinepak, QuickTime Animation at
+/// 8 bits) fill it opaque, and their thumbnails stay as they were.
+pub fn has_alpha(format: Pixel) -> bool {
+    let format: ffi::AVPixelFormat = format.into();
+    let excluded = ffi::AV_PIX_FMT_FLAG_PAL
+        | ffi::AV_PIX_FMT_FLAG_HWACCEL
+        | ffi::AV_PIX_FMT_FLAG_BITSTREAM
+        | ffi::AV_PIX_FMT_FLAG_FLOAT;
+    // SAFETY: a pixel format's descriptor is static data (null if unknown);
+    // `nb_components` of its `comp` entries are filled in.
+    unsafe {
+        let desc = ffi::av_pix_fmt_desc_get(format);
+        if desc.is_null() || (*desc).nb_components < 2 {
+            return false;
+        }
+        let last = (*desc).comp[(*desc).nb_components as usize - 1];
+        (*desc).flags & ffi::AV_PIX_FMT_FLAG_ALPHA as u64 != 0
+            && (*desc).flags & excluded as u64 == 0
+            && (1..=16).contains(&last.depth)
+    }
+}
+
+/// The frame's alpha channel as 8-bit opacity (0 transparent, 255
+/// opaque), `width` x `height` packed: read from wherever the pixel format
+/// keeps it (its own plane for `yuva*` and `gbrap*`, a byte of each pixel
+/// for `rgba`/`argb`, the second of `ya8`'s, 10-16 bits for ProRes
+/// 4444), rounded to 8 bits.
+/// `None` when the format has no alpha ([`has_alpha`]).
+pub fn alpha(frame: &frame::Video) -> Option<Vec<u8>> {
+    if !has_alpha(frame.format()) {
+        return None;
+    }
+    let format: ffi::AVPixelFormat = frame.format().into();
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let mut out = vec![0u8; w * h];
+    if out.is_empty() {
+        return Some(out);
+    }
+    // SAFETY: the descriptor is static data, non-null for a format
+    // `has_alpha` accepts; the frame's planes hold `h` rows of its
+    // linesize, and the alpha component's plane, step and offset say
+    // where each pixel's alpha lies in them (FFmpeg's own readers use the
+    // same).
+    unsafe {
+        let desc = ffi::av_pix_fmt_desc_get(format);
+        // FFmpeg keeps alpha as the last component (`ya8` has two).
+        let index = (*desc).nb_components as usize - 1;
+        let comp = (*desc).comp[index];
+        let raw = frame.as_ptr();
+        let plane = (*raw).data[comp.plane as usize];
+        let linesize = (*raw).linesize[comp.plane as usize] as isize;
+        if comp.depth == 8 && comp.shift == 0 {
+            // One byte a sample: read it straight (the common case, and
+            // the one VP8/VP9 `yuva420p` takes).
+            let (step, offset) = (comp.step as usize, comp.offset as usize);
+            for (y, row) in out.chunks_exact_mut(w).enumerate() {
+                let src = plane.offset(y as isize * linesize).add(offset);
+                if step == 1 {
+                    ptr::copy_nonoverlapping(src, row.as_mut_ptr(), w);
+                } else {
+                    for (x, a) in row.iter_mut().enumerate() {
+                        *a = *src.add(x * step);
+                    }
+                }
+            }
+        } else {
+            let max = (1u32 << comp.depth) - 1;
+            let mut wide = vec![0u16; w];
+            for (y, row) in out.chunks_exact_mut(w).enumerate() {
+                ffi::av_read_image_line2(
+                    wide.as_mut_ptr() as *mut std::os::raw::c_void,
+                    (*raw).data.as_ptr() as *mut *const u8,
+                    (*raw).linesize.as_ptr(),
+                    desc,
+                    0,
+                    y as c_int,
+                    index as c_int,
+                    w as c_int,
+                    0,
+                    2,
+                );
+                for (a, &v) in row.iter_mut().zip(&wide) {
+                    *a = ((u32::from(v) * 255 + max / 2) / max) as u8;
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// A packed 8-bit single-channel plane (`src`, `sw` x `sh`) resampled to
+/// `w` x `h` with the same bicubic filter as the colour, values kept in
+/// full range (for an alpha plane: 0 and 255 stay 0 and 255).
+pub fn scale_plane(src: &[u8], sw: u32, sh: u32, w: u32, h: u32) -> Result<Vec<u8>, MediaError> {
+    if src.len() < sw as usize * sh as usize || sw == 0 || sh == 0 {
+        return Err(MediaError::Internal(
+            "the plane is smaller than its size".into(),
+        ));
+    }
+    // swscale's vector code may read a little past a row: the rows are
+    // copied into a padded plane first.
+    let padded = PaddedPlane::new(sw as usize, sh as usize);
+    for (y, row) in src.chunks_exact(sw as usize).take(sh as usize).enumerate() {
+        // SAFETY: the padded plane has `sh` rows of at least `sw` bytes.
+        unsafe {
+            ptr::copy_nonoverlapping(row.as_ptr(), padded.start.add(y * padded.stride), row.len())
+        };
+    }
+    let mut out = vec![0u8; w as usize * h as usize];
+    let source = Source {
+        data: [
+            padded.start,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        ],
+        linesize: [padded.stride as c_int, 0, 0, 0],
+        width: sw,
+        height: sh,
+        format: Pixel::GRAY8,
+    };
+    let colour = SourceColour {
+        full_range: true,
+        matrix: SWS_CS_ITU601,
+    };
+    // SAFETY: `source` points at `sh` rows of its stride, alive until
+    // the call returns; `out` holds `h` rows of `w` bytes, GRAY8's one
+    // plane.
+    unsafe {
+        scale_from(
+            &source,
+            colour,
+            Pixel::GRAY8,
+            (w, h),
+            [out.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()],
+            [w as c_int, 0, 0],
+        )?;
+    }
+    Ok(out)
+}
+
 /// A new reference to the frame's buffers with `left`, `top`, `right` and
 /// `bottom` pixels cropped off (FFmpeg refuses a crop larger than the frame).
 pub fn crop(
@@ -171,6 +315,15 @@ impl Drop for Sws {
     }
 }
 
+/// The pixels swscale reads: a frame's planes, or a plane of ours.
+struct Source {
+    data: [*mut u8; 4],
+    linesize: [c_int; 4],
+    width: u32,
+    height: u32,
+    format: Pixel,
+}
+
 /// Scales and converts the frame into `dst`: up to three planes with their
 /// strides in bytes, as `dst_format` lays them out.
 ///
@@ -181,11 +334,42 @@ unsafe fn scale(
     frame: &frame::Video,
     colour: SourceColour,
     dst_format: Pixel,
+    size: (u32, u32),
+    dst: [*mut u8; 3],
+    dst_strides: [c_int; 3],
+) -> Result<(), MediaError> {
+    // SAFETY: the frame's planes outlive the call (the caller holds it).
+    let raw = unsafe { &*frame.as_ptr() };
+    let source = Source {
+        data: [raw.data[0], raw.data[1], raw.data[2], raw.data[3]],
+        linesize: [
+            raw.linesize[0],
+            raw.linesize[1],
+            raw.linesize[2],
+            raw.linesize[3],
+        ],
+        width: frame.width(),
+        height: frame.height(),
+        format: frame.format(),
+    };
+    // SAFETY: the caller's promise on `dst`; `source` is the frame's.
+    unsafe { scale_from(&source, colour, dst_format, size, dst, dst_strides) }
+}
+
+/// [`scale`] from any [`Source`].
+///
+/// # Safety
+/// As [`scale`]; `source`'s planes must hold the rows its format has at
+/// its height, of its linesizes.
+unsafe fn scale_from(
+    source: &Source,
+    colour: SourceColour,
+    dst_format: Pixel,
     (w, h): (u32, u32),
     dst: [*mut u8; 3],
     dst_strides: [c_int; 3],
 ) -> Result<(), MediaError> {
-    let src_format: ffi::AVPixelFormat = frame.format().into();
+    let src_format: ffi::AVPixelFormat = source.format.into();
     let yuv_out = dst_format == Pixel::YUV420P;
     // Full horizontal chroma interpolation matters only when converting to
     // RGB; resampling YUV planes keeps the chroma at its own resolution.
@@ -198,8 +382,8 @@ unsafe fn scale(
     // `dst_format` has at height `h`, of its stride (the caller's promise).
     unsafe {
         let ctx = ffi::sws_getContext(
-            frame.width() as c_int,
-            frame.height() as c_int,
+            source.width as c_int,
+            source.height as c_int,
             src_format,
             w as c_int,
             h as c_int,
@@ -212,7 +396,7 @@ unsafe fn scale(
         if ctx.is_null() {
             return Err(MediaError::Unreadable(format!(
                 "cannot convert pixel format {:?}",
-                frame.format()
+                source.format
             )));
         }
         let sws = Sws(ctx);
@@ -252,13 +436,12 @@ unsafe fn scale(
                 scratch[i] = Some(plane);
             }
         }
-        let raw = frame.as_ptr();
         let rows = ffi::sws_scale(
             sws.0,
-            (*raw).data.as_ptr() as *const *const u8,
-            (*raw).linesize.as_ptr(),
+            source.data.as_ptr() as *const *const u8,
+            source.linesize.as_ptr(),
             0,
-            frame.height() as c_int,
+            source.height as c_int,
             dst_planes.as_ptr(),
             padded_strides.as_ptr(),
         );

@@ -11,6 +11,14 @@ the bytes each fetched, and the bytes of the keyframe packets the tiles use
 plus the index (what a storyboard needs at least).
 
 `make bench-storyboard` installs nginx and the ffmpeg CLI, builds, runs this.
+
+`make bench-storyboard ARGS=--scenes` instead measures what the kinds of
+storyboard cost thumbd on the same video, each cold in a fresh process:
+the default (100 tiles on one sprite), `tiles=scenes` (every keyframe
+decoded small and compared, then a tile per scene) and `interval=2` (a
+tile per keyframe, 301 over four sheets); for each, the description
+(`.vtt`, which makes the first sheet) and then every sheet it names, with
+the requests and bytes fetched.
 """
 
 import os
@@ -121,7 +129,8 @@ def needed_bytes(path, interval_s, tiles):
     return first + sum(size for _, size in used), len(used)
 
 
-def thumbd_run(work, nginx_port, n):
+def start_thumbd(work, nginx_port, n):
+    """A fresh thumbd over nginx; returns (process, base URL)."""
     port = free_port()
     cfg = os.path.join(work, f"thumbd{n}.toml")
     with open(cfg, "w") as f:
@@ -136,9 +145,19 @@ source = "http://127.0.0.1:{nginx_port}/{{key}}"
 """)
     proc = subprocess.Popen([THUMBD, "serve", "--config", cfg], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        url = f"http://127.0.0.1:{port}/v1/storyboard/bench/nginx/{VIDEO}.jpg"
+        wait_http(f"{base}/healthz")
+    except Exception:
+        proc.terminate()
+        raise
+    return proc, base
+
+
+def thumbd_run(work, nginx_port, n):
+    proc, base = start_thumbd(work, nginx_port, n)
+    try:
+        url = f"{base}/v1/storyboard/bench/nginx/{VIDEO}.jpg"
         start = time.perf_counter()
         with urllib.request.urlopen(url, timeout=120) as r:
             body = r.read()
@@ -158,10 +177,76 @@ def cli_run(work, nginx_port, interval_s):
     return time.perf_counter() - start, os.path.getsize(out)
 
 
+def get(url):
+    with urllib.request.urlopen(url, timeout=300) as r:
+        assert r.status == 200, url
+        return r.read()
+
+
+def storyboard_run(work, nginx, n, query):
+    """One cold storyboard: its VTT (which makes the first sheet), then every
+    sheet it names in order. Returns (VTT seconds, total seconds, cues,
+    sheets, (requests, bytes) the source served)."""
+    proc, base = start_thumbd(work, nginx.port, n)
+    try:
+        since = nginx.offset()
+        start = time.perf_counter()
+        vtt = get(f"{base}/v1/storyboard/bench/nginx/{VIDEO}.vtt?{query}").decode()
+        described = time.perf_counter() - start
+        urls = []
+        for line in vtt.splitlines():
+            if "#xywh=" in line:
+                url = line.split("#xywh=")[0]
+                if url not in urls:
+                    urls.append(url)
+        for url in urls:
+            get(url)
+        total = time.perf_counter() - start
+        return described, total, vtt.count(" --> "), len(urls), nginx.traffic(since)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def kinds(work, nginx, path):
+    """The default storyboard, tiles=scenes and interval=2, side by side."""
+    keyframes = sum(1 for l in subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=flags",
+         "-of", "csv=p=0", path], check=True, capture_output=True, text=True).stdout.splitlines()
+        if l.startswith("K"))
+    size_mb = os.path.getsize(path) / 1e6
+    print(f"video: {VIDEO}, {size_mb:.0f} MB, {keyframes} keyframes; cold, median of {RUNS}")
+    print("| storyboard | tiles (sheets) | VTT (first sheet made) | VTT + every sheet | requests | bytes fetched |")
+    print("|---|---|---|---|---|---|")
+    boards = [("default", "width=160"), ("tiles=scenes", "width=160&tiles=scenes"),
+              ("interval=2", "width=160&interval=2")]
+    # Round-robin, so that whatever else the machine does falls on each alike.
+    runs = {name: [] for name, _ in boards}
+    for n in range(RUNS):
+        for k, (name, query) in enumerate(boards):
+            runs[name].append(storyboard_run(work, nginx, n * len(boards) + k, query))
+    for name, _ in boards:
+        runs_of = runs[name]
+        described = statistics.median(r[0] for r in runs_of)
+        total = statistics.median(r[1] for r in runs_of)
+        _, _, cues, sheets, (reqs, fetched) = runs_of[-1]
+        print(f"| {name} | {cues} ({sheets}) | {described * 1000:.0f} ms | {total * 1000:.0f} ms |"
+              f" {reqs} | {fetched / 1e6:.2f} MB |")
+
+
 def main():
     if not os.path.exists(THUMBD):
         sys.exit("build the release binary first (make bench-storyboard does)")
     path = make_video()
+    if "--scenes" in sys.argv[1:]:
+        work = tempfile.mkdtemp(prefix="thumbd-storyboard-")
+        nginx = Nginx(work)
+        try:
+            kinds(work, nginx, path)
+        finally:
+            nginx.stop()
+            shutil.rmtree(work, ignore_errors=True)
+        return
     work = tempfile.mkdtemp(prefix="thumbd-storyboard-")
     nginx = Nginx(work)
     try:

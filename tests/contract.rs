@@ -1391,6 +1391,71 @@ source = "http://{src}/fault/slow/{{key}}"
         Some("frame-too-large"),
     )
     .await;
+    // A storyboard over several sprite sheets: its JSON lists them, a
+    // later sheet is a sprite, one past the last is 404; more tiles than
+    // pictures.storyboard_max_tiles (1000) is 422; tiles=scenes.
+    let a = t
+        .check(
+            "the JSON of two sheets",
+            &main,
+            STORYBOARD,
+            req("GET", board("demo/local/clip.webm.json?width=16&tiles=150")),
+            200,
+            None,
+        )
+        .await;
+    let layout = a.json();
+    t.expect(
+        layout["sheets"].as_array().map(Vec::len) == Some(2)
+            && layout["tiles"].as_array().map(Vec::len) == Some(150)
+            && layout["tiles"][149]["sheet"] == 1,
+        || format!("two sheets: {layout}"),
+    );
+    t.check(
+        "a later sheet",
+        &main,
+        STORYBOARD,
+        req(
+            "GET",
+            board("demo/local/clip.webm.webp?width=16&tiles=150&sheet=1"),
+        ),
+        200,
+        None,
+    )
+    .await;
+    t.check(
+        "a sheet past the last",
+        &main,
+        STORYBOARD,
+        req(
+            "GET",
+            board("demo/local/clip.webm.webp?width=16&tiles=150&sheet=2"),
+        ),
+        404,
+        Some("not-found"),
+    )
+    .await;
+    t.check(
+        "more tiles than storyboard_max_tiles",
+        &main,
+        STORYBOARD,
+        req("GET", board("demo/local/clip.webm.vtt?tiles=1001")),
+        422,
+        Some("too-many-tiles"),
+    )
+    .await;
+    t.check(
+        "scene tiles",
+        &main,
+        STORYBOARD,
+        req(
+            "GET",
+            board("demo/local/demo.mp4.json?width=16&tiles=scenes"),
+        ),
+        200,
+        None,
+    )
+    .await;
 
     // Jobs.
     let submit = |key: &str| format!("/v1/api/demo/edge-ids/{key}/thumbnails");

@@ -157,6 +157,14 @@ impl Config {
                     .into(),
             );
         }
+        if !(1..=10_000).contains(&p.storyboard_max_tiles) {
+            // (A first sheet's layout lists every tile; past 10 000 it
+            // nears what the shared cache reads back of an entry's header.)
+            return invalid(format!(
+                "pictures.storyboard_max_tiles must be between 1 and 10000, not {}",
+                p.storyboard_max_tiles
+            ));
+        }
         if hex_colour(&p.jpeg_background).is_none() {
             return invalid(format!(
                 "pictures.jpeg_background {:?} is not a colour: write it as #rrggbb, six hex \

@@ -148,3 +148,19 @@ fn secrets_come_from_a_value_a_variable_or_a_file() {
         .unwrap_err()
         .contains("at most one"));
 }
+
+#[test]
+fn storyboard_tiles_are_bounded() {
+    let with = |n: u64| {
+        Config::from_toml(
+            &format!("[pictures]\nstoryboard_max_tiles = {n}\n[orgs.a.envs.b]\nsource = \"file:x/{{key}}\"\n"),
+            Path::new("."),
+        )
+    };
+    assert!(with(1).is_ok());
+    assert!(with(10_000).is_ok());
+    for bad in [0, 10_001] {
+        let err = with(bad).unwrap_err().to_string();
+        assert!(err.contains("storyboard_max_tiles"), "{err}");
+    }
+}

@@ -143,13 +143,16 @@ impl Frames {
         // B-frame delay, as the first keyframe says), so the entry searched
         // for a time and the keyframe the seek lands on are the same.
         let delay = self.decode_delay();
+        // MPEG-TS has none: what its demuxer learns while seeking lists only
+        // the keyframes it happened to read (a second call would trust it).
+        let indexed = self.info.container != Container::StoresDts;
         let entries: Option<Vec<_>> = {
             let index = StreamIndex::of(self.demuxer.input(), self.info.index);
             targets
                 .iter()
                 .map(|&ts| {
                     let i = index.search(ts.saturating_sub(delay), false)?;
-                    index.get(i).filter(|e| e.keyframe && e.pos >= 0)
+                    index.get(i).filter(|e| indexed && e.keyframe && e.pos >= 0)
                 })
                 .collect()
         };

@@ -10,12 +10,16 @@
 //! below it (and the names of this one).
 //!
 //! - [`storyboard`]: a sprite of tiles and its layout.
+//! - [`scenes`]: `tiles=scenes`: where a video's scenes start, consecutive
+//!   keyframes compared small.
 //! - [`animated`]: animated WebP and GIF previews: frames at a rate, scaled
 //!   and handed one by one to [`animate`]'s encoders.
 //! - [`decode`]: the entry points for one render:
 //!   [`decode::probe_complete`], what the container says of an upload, and
 //!   [`decode::decode_frame`], the frame a thumbnail shows (exact, or the
 //!   best one). What a video is (`/v1/info`) is [`info`]'s.
+//! - [`frame_number`]: when frame N is shown (`timeStamp=f1234`): from an
+//!   MP4's index and composition offsets, packets, or a decode.
 //! - [`bestframe`]: `timeStamp=auto`, the most representative keyframe.
 //! - [`alpha`]: transparency in thumbnails: the alpha plane beside the
 //!   picture (WebP, AVIF, PNG), or composited for JPEG.
@@ -67,6 +71,7 @@ pub mod palette;
 pub mod picture;
 pub mod pixels;
 pub mod placeholder;
+pub mod scenes;
 pub mod segmented;
 pub mod smartcrop;
 pub mod storyboard;

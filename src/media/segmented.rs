@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 
 use super::bestframe;
 use super::frames::FrameSet;
-use super::storyboard::{self, Storyboard, StoryboardSpec, TileCount};
+use super::storyboard::{
+    self, Part, SheetTiles, Storyboard, StoryboardLimits, StoryboardSpec, TileCount, SHEET_TILES,
+};
 use super::stream::{open_video, DecodedFrame};
 use super::{animated, exact, Limits, MediaError, TimeSpec};
 use crate::domain::animated::AnimatedSpec;
@@ -160,15 +162,18 @@ fn first_frames(
         .collect()
 }
 
-/// A storyboard: tiles as [`storyboard::render`] plans them, with segment
-/// starts as the keyframes: a tile shows the first frame of its segment,
-/// or its exact frame when asked (`exact`) or when its count put it more
-/// than a tile after its segment's start.
+/// A sheet of a storyboard: tiles as [`storyboard::render`] plans them,
+/// with segment starts as the keyframes: a tile shows the first frame of
+/// its segment, or its exact frame when asked (`exact`) or when its count
+/// put it more than a tile after its segment's start. `tiles=scenes` is
+/// refused (415 `unsupported-stream`): it would read the start of every
+/// segment.
 pub fn storyboard(
     src: &mut dyn SegmentSource,
     spec: &StoryboardSpec,
+    part: Part<'_>,
     limits: &Limits,
-    max_pixels: u64,
+    bounds: StoryboardLimits,
 ) -> Result<Storyboard, MediaError> {
     let timeline = src.timeline();
     let duration_us = timeline.duration_us;
@@ -180,11 +185,77 @@ pub fn storyboard(
             "the playlist's duration is 0".into(),
         ));
     }
+    if spec.tiles == TileCount::Scenes {
+        return Err(MediaError::Source(
+            StreamError::Unsupported(
+                "tiles=scenes decodes every keyframe, which for a streaming source means fetching \
+                 the start of every segment; ask for tiles or interval"
+                    .into(),
+            )
+            .into(),
+        ));
+    }
     let starts: Vec<u64> = timeline.segments.iter().map(|s| s.start_us).collect();
-    let planned = storyboard::tile_times(duration_us, spec.tiles, &starts);
-    let step = planned.get(1).map_or(duration_us, |&t| t);
+    match part {
+        Part::Later { sheet, whole } => {
+            let (times, end_us) = storyboard::sheet_times(whole, sheet)?;
+            let set = segment_tiles(
+                src,
+                spec,
+                &times,
+                &starts,
+                storyboard::layout_step(whole),
+                limits,
+            )?;
+            let tiles = SheetTiles {
+                times: &times,
+                end_us,
+                set: &set,
+                tile_height: Some(whole.tile_height),
+            };
+            storyboard::compose(spec, duration_us, tiles, limits, bounds)
+        }
+        Part::First => {
+            let planned =
+                storyboard::tile_times(duration_us, spec.tiles, &starts, bounds.max_tiles);
+            let step = planned.get(1).map_or(duration_us, |&t| t);
+            if spec.tiles == TileCount::Auto {
+                let set = segment_tiles(src, spec, &planned, &starts, step, limits)?;
+                let (times, set) = if spec.exact {
+                    (planned, set)
+                } else {
+                    storyboard::at_keyframes(set, duration_us)
+                };
+                let tiles = SheetTiles {
+                    times: &times,
+                    end_us: duration_us,
+                    set: &set,
+                    tile_height: None,
+                };
+                return storyboard::compose(spec, duration_us, tiles, limits, bounds);
+            }
+            let first = &planned[..planned.len().min(SHEET_TILES as usize)];
+            let set = segment_tiles(src, spec, first, &starts, step, limits)?;
+            let shown = |i: usize| storyboard::planned_shown(&starts, planned[i], step, spec.exact);
+            storyboard::first_sheet(spec, duration_us, &planned, set, shown, limits, bounds)
+        }
+    }
+}
+
+/// The frames of tiles starting at `times`: each its segment's first
+/// frame, or its exact one when asked or when more than `step` after the
+/// segment's start (not for the default storyboard, whose tiles follow
+/// the segments). Each segment opened once, its frames decoded in order.
+fn segment_tiles(
+    src: &mut dyn SegmentSource,
+    spec: &StoryboardSpec,
+    times: &[u64],
+    starts: &[u64],
+    step: u64,
+    limits: &Limits,
+) -> Result<FrameSet, MediaError> {
     // For each tile: its segment and the time within it to show.
-    let wanted: Vec<(usize, u64)> = planned
+    let wanted: Vec<(usize, u64)> = times
         .iter()
         .map(|&t| {
             let i = segment_at(src, t)?;
@@ -193,7 +264,6 @@ pub fn storyboard(
             Ok((i, if exact { offset } else { 0 }))
         })
         .collect::<Result<_, MediaError>>()?;
-    // Each segment opened once, its frames decoded in time order.
     let mut by_segment: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
     for &(i, offset) in &wanted {
         let offsets = by_segment.entry(i).or_default();
@@ -226,16 +296,10 @@ pub fn storyboard(
             frames.push(shifted(frame, starts[i]));
         }
     }
-    let set = FrameSet {
+    Ok(FrameSet {
         of_time: wanted.iter().map(|k| index[k]).collect(),
         frames,
-    };
-    let (times, set) = if spec.tiles == TileCount::Auto && !spec.exact {
-        storyboard::at_keyframes(set, duration_us)
-    } else {
-        (planned, set)
-    };
-    storyboard::compose(spec, duration_us, &times, &set, limits, max_pixels)
+    })
 }
 
 /// An animated preview: the segments its range spans, read as one video.

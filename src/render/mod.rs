@@ -11,6 +11,7 @@ mod info;
 mod moments;
 mod placeholder;
 mod served;
+mod storyboard;
 mod streaming;
 mod timed;
 
@@ -28,7 +29,6 @@ use crate::metrics::{CacheLabels, Metrics};
 use crate::orgs::{Env, Locator, Orgs};
 use crate::pool::{PoolError, WorkPool};
 use crate::request::animated::AnimatedRequest;
-use crate::request::storyboard::StoryboardRequest;
 use crate::request::{RenderKey, ThumbnailRequest};
 use crate::shared_cache::SharedCache;
 use crate::source::segments::Scope;
@@ -280,43 +280,6 @@ impl Renderer {
             thumbnail.timings.from_shared,
         );
         Ok((thumbnail, status))
-    }
-
-    /// The storyboard (sprite and layout) for `req`, cached and made once
-    /// however many callers ask at the same time, as thumbnails are.
-    pub async fn storyboard(
-        &self,
-        req: &StoryboardRequest,
-    ) -> Result<(Arc<Sequence>, CacheStatus), Arc<RenderError>> {
-        let key = SequenceKey::Storyboard(req.clone());
-        let spec = req.spec.clone();
-        let max_pixels = self.pictures.storyboard_max_pixels;
-        let size = (Some(spec.tile_width), None);
-        self.sequence(
-            &req.org,
-            &req.env,
-            &req.key,
-            key,
-            size,
-            move |video, limits| {
-                let board = match video {
-                    Video::Whole(reader) => {
-                        media::storyboard::render(reader, &spec, limits, max_pixels)?
-                    }
-                    Video::Segmented(mut segments) => {
-                        segmented::storyboard(&mut *segments, &spec, limits, max_pixels)?
-                    }
-                };
-                Ok(Sequence::new(
-                    board.bytes,
-                    spec.format.content_type(),
-                    (board.width, board.height),
-                    Some(board.layout),
-                    0,
-                ))
-            },
-        )
-        .await
     }
 
     /// The animated preview for `req`, cached and coalesced.

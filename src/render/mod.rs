@@ -239,6 +239,17 @@ impl Renderer {
             self.metrics.cache_hits.inc();
             return Ok((t, CacheStatus::Hit));
         }
+        // Boxed: a render's state is kilobytes, and a hit (above) should
+        // not carry room for it through every future it is awaited in.
+        Box::pin(self.render_missing(req)).await
+    }
+
+    /// The thumbnail for `req` (canonical and settled) when the cache did
+    /// not have it: rendered once however many callers ask.
+    async fn render_missing(
+        &self,
+        req: &ThumbnailRequest,
+    ) -> Result<(Arc<Thumbnail>, CacheStatus), Arc<RenderError>> {
         let location = self
             .locate(&req.org, &req.env, &req.key)
             .await

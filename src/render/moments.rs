@@ -85,11 +85,9 @@ impl Renderer {
                 match self.moments.get(&key) {
                     Some(us) => us,
                     None => {
-                        let location = self.locate(&req.org, &req.env, &req.key).await?;
-                        let scope = self.scope(&req.org, &req.env, &location);
-                        let us = self
-                            .read_moment(&location, &scope, form, Some((&req.org, &req.env)))
-                            .await?;
+                        // Boxed: a read is rare and its state large; a hit
+                        // should not carry room for it.
+                        let us = Box::pin(self.read_kept_moment(&req, form)).await?;
                         self.moments.insert(key, us);
                         us
                     }
@@ -119,6 +117,18 @@ impl Renderer {
         let mut settled = req.into_owned();
         settled.spec.time = moment(us, settled.spec.snap);
         Some(Cow::Owned(settled))
+    }
+
+    /// Reads what settling `form` of an environment's video needs.
+    async fn read_kept_moment(
+        &self,
+        req: &ThumbnailRequest,
+        form: TimeSpec,
+    ) -> Result<u64, RenderError> {
+        let location = self.locate(&req.org, &req.env, &req.key).await?;
+        let scope = self.scope(&req.org, &req.env, &location);
+        let kept = Some((req.org.as_str(), req.env.as_str()));
+        self.read_moment(&location, &scope, form, kept).await
     }
 
     /// `spec` settled for a render outside any environment (`thumbd

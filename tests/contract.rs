@@ -1020,6 +1020,66 @@ source = "http://{src}/fault/slow/{{key}}"
         format!(".auto 304: headers {:?}", a.headers)
     });
 
+    // Moments named through the video: a share of the duration, a frame
+    // number, the best frame near a time, the keyframe before a time.
+    for (name, query) in [
+        ("a share of the duration", "timeStamp=25%25"),
+        ("a frame number", "timeStamp=f3"),
+        ("the best frame near a time", "timeStamp=auto:1"),
+        ("auto with near", "timeStamp=auto&near=1"),
+        ("the keyframe before a time", "timeStamp=1.5&snap=keyframe"),
+    ] {
+        let a = t
+            .check(
+                name,
+                &main,
+                THUMBNAIL,
+                req(
+                    "GET",
+                    thumb(&format!("demo/local/clip.webm.webp?width=64&{query}")),
+                ),
+                200,
+                None,
+            )
+            .await;
+        t.expect(a.header("x-thumbnail-time").is_some(), || {
+            format!("{name}: no X-Thumbnail-Time: {:?}", a.headers)
+        });
+    }
+    t.check(
+        "a frame past the last",
+        &main,
+        THUMBNAIL,
+        req(
+            "GET",
+            thumb("demo/local/clip.webm.webp?width=64&timeStamp=f100000"),
+        ),
+        422,
+        Some("past-end"),
+    )
+    .await;
+    t.check(
+        "a frame number of a playlist",
+        &main,
+        THUMBNAIL,
+        req("GET", thumb("demo/junk/event.m3u8.webp?timeStamp=f3")),
+        422,
+        Some("unsupported-time"),
+    )
+    .await;
+    t.check(
+        "snap with auto",
+        &main,
+        THUMBNAIL,
+        req(
+            "GET",
+            thumb("demo/local/clip.webm.webp?timeStamp=auto&snap=keyframe"),
+        ),
+        400,
+        Some("invalid-request"),
+    )
+    .await;
+
     // Storyboards and animated previews: the same access, caching and
     // problems as thumbnails, through the same render queue. Small tiles
     // and few frames keep the renders of the debug build quick.

@@ -7,6 +7,10 @@
 //! after `t` (byte-based seeking in MPEG-TS), we seek again earlier. The
 //! container's index, where it has one, says which bytes to fetch in one
 //! request and when every candidate has been read.
+//!
+//! Open GOPs (an H.264 keyframe that is an I-frame but not IDR, as x264's
+//! `open-gop` and broadcast encoders write them) need one more step: see
+//! [`OpenGop`].
 
 #![deny(unsafe_code)]
 
@@ -14,7 +18,7 @@ use ffmpeg_next::format::context::Input;
 use ffmpeg_next::{codec, frame, Rational};
 
 use super::ffi::avio::Demuxer;
-use super::ffi::ffmpeg::{rescale, rescale_down, rescale_up, set_skip_nonref};
+use super::ffi::ffmpeg::{extradata, rescale, rescale_down, rescale_up, set_skip_nonref};
 use super::ffi::index::StreamIndex;
 use super::stream::{
     finish, open_decoder, read_packet, seek, seek_past_last_cue, seek_to_first_byte, seek_to_start,
@@ -180,6 +184,7 @@ fn frame_from(
     let mut skip_nonref = info.container.packets_carry_pts();
     let mut packets_decoded = 0;
     let ordering = Ordering::of(demuxer.input(), info);
+    let open_gop = OpenGop::of(demuxer.input(), info);
     let mut earliest: Option<Found> = None;
     let mut step_back = 0i64;
     loop {
@@ -190,6 +195,7 @@ fn frame_from(
             skip_nonref,
             ordering,
             exact_pts: info.container.packets_carry_pts(),
+            open_gop,
         };
         match attempt {
             Seek::To(ts) => {
@@ -288,6 +294,9 @@ struct Plan {
     /// [`Container::packets_carry_pts`]): AVI's are copies of its decoding
     /// times, which a packed B-frame contradicts.
     exact_pts: bool,
+    /// For H.264: how to tell a pass that starts at an open-GOP keyframe,
+    /// whose drain needs care; `None` for other codecs.
+    open_gop: Option<OpenGop>,
 }
 
 /// Which packet timestamps say that no later packet can be the frame shown.
@@ -470,6 +479,9 @@ fn decode_until(
     let mut sent = 0usize;
     let mut errors = 0usize;
     let mut last_dts: Option<i64> = None;
+    // Where the keyframe this pass starts at is shown, if it opens a GOP
+    // (see `OpenGop`).
+    let mut open_key: Option<i64> = None;
     while let Some(packet) = read_packet(demuxer, limits)? {
         if packet.stream() != info.index {
             continue;
@@ -478,6 +490,12 @@ fn decode_until(
         // would decode to garbage.
         if sent == 0 && !packet.is_key() {
             continue;
+        }
+        if sent == 0 {
+            open_key = plan
+                .open_gop
+                .filter(|o| packet.data().is_some_and(|d| o.keyframe_opens_gop(d)))
+                .and(packet.pts());
         }
         // Decoded after the target, so shown after it (pts >= dts), as is
         // everything after it: nothing more can be the frame shown.
@@ -510,7 +528,7 @@ fn decode_until(
         }
         sent += 1;
         last_dts = last_dts.max(packet.dts());
-        if receive(decoder, &mut best, target, last_dts, limits)? {
+        if receive(decoder, &mut best, target, last_dts, None, limits)? {
             return Ok(Decoded {
                 found: best,
                 skipped,
@@ -530,8 +548,14 @@ fn decode_until(
     if let Some(failure) = demuxer.take_failure() {
         return Err(failure);
     }
+    if open_key.is_some() {
+        // The frames decoded before the keyframe came out, which the drain
+        // would drop (see `OpenGop`). The decoder was opened without flags
+        // (`open_decoder`), so this adds the one.
+        decoder.set_flags(codec::Flags::OUTPUT_CORRUPT);
+    }
     let _ = decoder.send_eof();
-    receive(decoder, &mut best, target, last_dts, limits)?;
+    receive(decoder, &mut best, target, last_dts, open_key, limits)?;
     Ok(Decoded {
         found: best,
         skipped,
@@ -539,13 +563,15 @@ fn decode_until(
     })
 }
 
-/// Takes every frame the decoder has ready. Returns true once a frame after
-/// `target` has been seen (so `best` is final).
+/// Takes every frame the decoder has ready, but those shown before `from`
+/// (an open GOP's leading pictures: see [`OpenGop`]). Returns true once a
+/// frame after `target` has been seen (so `best` is final).
 fn receive(
     decoder: &mut ffmpeg_next::decoder::Video,
     best: &mut Option<Found>,
     target: i64,
     last_dts: Option<i64>,
+    from: Option<i64>,
     limits: &Limits,
 ) -> Result<bool, MediaError> {
     let mut frame = frame::Video::empty();
@@ -569,6 +595,9 @@ fn receive(
                 .max(last_dts.map(|d| d + 1))
                 .unwrap_or(i64::MIN),
         };
+        if from.is_some_and(|from| pts < from) {
+            continue;
+        }
         let after = pts > target;
         if !after || best.is_none() {
             let frame = std::mem::replace(&mut frame, frame::Video::empty());
@@ -579,4 +608,186 @@ fn receive(
         }
     }
     Ok(false)
+}
+
+/// How an H.264 stream's packets hold their NAL units, to tell whether a
+/// pass starts at an open-GOP keyframe: an I-frame that is not IDR, which
+/// frames after it may refer across (x264's `open-gop`, broadcast MPEG-TS).
+///
+/// FFmpeg's H.264 decoder, started at such a keyframe, takes the frames it
+/// decodes before it has output the keyframe for not yet "recovered"
+/// (they might refer to pictures before it). While packets keep coming it
+/// outputs them anyway once the keyframe is out (every frame from then on
+/// is whole), but when it is drained (`send_eof`, which ends every pass
+/// here as soon as the frame shown has been sent) it drops them. Seeking
+/// to the keyframe at 1.2 s of a 25 fps x264 `open-gop` file, the frames
+/// at 1.28 and 1.36 s were sent before the keyframe came out (the decoder
+/// holds two frames back to reorder them) and never came out: frame 30 was
+/// shown for 32 and 34, in MP4, Matroska and MPEG-TS alike, and at the end
+/// of the file, where every pass drains. So the drain of such a pass lets
+/// every frame out (`AV_CODEC_FLAG_OUTPUT_CORRUPT`) and keeps those shown
+/// at or after the keyframe: the leading pictures before it refer to the
+/// GOP before, which was not decoded, and what follows is whole (FFmpeg
+/// would have output it had it decoded on).
+///
+/// A pass that starts at an IDR frame (closed GOPs) is unchanged, as is
+/// one starting at a P-frame keyframe (intra refresh: which of its frames
+/// are whole only the decoder knows). HEVC needs none of this: FFmpeg's
+/// decoder skips the leading pictures of the CRA keyframe it starts at,
+/// and drops nothing at the drain.
+#[derive(Debug, Clone, Copy)]
+enum OpenGop {
+    /// Each NAL unit after a start code (MPEG-TS, raw streams).
+    AnnexB,
+    /// Each NAL unit after its size in this many bytes (MP4, Matroska:
+    /// the `avcC` extradata says how many).
+    Sized(usize),
+}
+
+impl OpenGop {
+    /// `None` for every codec but H.264.
+    fn of(input: &Input, info: &StreamInfo) -> Option<OpenGop> {
+        let parameters = input.stream(info.index)?.parameters();
+        if parameters.id() != codec::Id::H264 {
+            return None;
+        }
+        Some(match extradata(&parameters) {
+            [1, _, _, _, sizes, ..] => OpenGop::Sized(usize::from(sizes & 3) + 1),
+            _ => OpenGop::AnnexB,
+        })
+    }
+
+    /// Whether a key packet is an open-GOP keyframe: its first slice is
+    /// intra (I or SI) and not IDR.
+    fn keyframe_opens_gop(self, data: &[u8]) -> bool {
+        // Some muxers store start codes whatever the extradata says.
+        let framing = if data.starts_with(&[0, 0, 1]) || data.starts_with(&[0, 0, 0, 1]) {
+            OpenGop::AnnexB
+        } else {
+            self
+        };
+        match first_slice(framing, data) {
+            Some(nal) if nal[0] & 0x1f == NAL_SLICE => intra_slice(nal),
+            _ => false,
+        }
+    }
+}
+
+/// H.264 NAL unit types: a slice of a picture that is not IDR, and of one
+/// that is.
+const NAL_SLICE: u8 = 1;
+const NAL_IDR_SLICE: u8 = 5;
+
+/// The first slice NAL unit in a packet (from its header byte to the end
+/// of the packet, for start codes: only its first bytes are read).
+fn first_slice(framing: OpenGop, data: &[u8]) -> Option<&[u8]> {
+    let is_slice = |nal: &&[u8]| matches!(nal[0] & 0x1f, NAL_SLICE | NAL_IDR_SLICE);
+    match framing {
+        OpenGop::AnnexB => (0..data.len().saturating_sub(3))
+            .filter(|&i| data[i..i + 3] == [0, 0, 1])
+            .map(|i| &data[i + 3..])
+            .find(is_slice),
+        OpenGop::Sized(n) => {
+            let mut pos = 0;
+            while let Some(size) = data.get(pos..pos + n) {
+                let size = size.iter().fold(0usize, |s, &b| s << 8 | usize::from(b));
+                let nal = data
+                    .get(pos + n..pos + n + size)
+                    .filter(|nal| !nal.is_empty())?;
+                if is_slice(&nal) {
+                    return Some(nal);
+                }
+                pos += n + size;
+            }
+            None
+        }
+    }
+}
+
+/// Whether a slice NAL unit (header byte first) is intra: its `slice_type`
+/// (after `first_mb_in_slice`), modulo 5, is I (2) or SI (4).
+fn intra_slice(nal: &[u8]) -> bool {
+    // The header's first bytes, less emulation prevention (00 00 03).
+    let mut bytes = Vec::with_capacity(16);
+    let mut zeros = 0;
+    for &b in nal.iter().skip(1).take(16) {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        bytes.push(b);
+    }
+    let mut pos = 0;
+    let slice_type = exp_golomb(&bytes, &mut pos).and_then(|_| exp_golomb(&bytes, &mut pos));
+    matches!(slice_type.map(|t| t % 5), Some(2 | 4))
+}
+
+/// An unsigned Exp-Golomb code read at bit `pos`, which is moved past it.
+fn exp_golomb(bytes: &[u8], pos: &mut usize) -> Option<u32> {
+    let bit = |i: usize| bytes.get(i / 8).map(|b| b >> (7 - i % 8) & 1);
+    let mut zeros = 0;
+    while bit(*pos)? == 0 {
+        zeros += 1;
+        *pos += 1;
+        if zeros > 31 {
+            return None;
+        }
+    }
+    *pos += 1;
+    let mut value = 1u64;
+    for _ in 0..zeros {
+        value = value << 1 | u64::from(bit(*pos)?);
+        *pos += 1;
+    }
+    u32::try_from(value - 1).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OpenGop;
+
+    /// Slice headers: `first_mb_in_slice` 0 (`1`), then `slice_type` 7, I
+    /// (`0001000`), or 5, P (`00110`).
+    const I_SLICE: u8 = 0b1000_1000;
+    const P_SLICE: u8 = 0b1001_1000;
+
+    #[test]
+    fn an_intra_keyframe_that_is_not_idr_opens_a_gop() {
+        let sized = OpenGop::Sized(4);
+        // SEI, then a non-IDR I slice, each after its size.
+        let open = [0, 0, 0, 2, 0x06, 0x80, 0, 0, 0, 2, 0x41, I_SLICE];
+        assert!(sized.keyframe_opens_gop(&open));
+        // The same with start codes, whatever the extradata said.
+        let annex_b = [0, 0, 0, 1, 0x06, 0x80, 0, 0, 1, 0x41, I_SLICE, 0x10];
+        assert!(sized.keyframe_opens_gop(&annex_b));
+        assert!(OpenGop::AnnexB.keyframe_opens_gop(&annex_b));
+        // Two-byte sizes.
+        assert!(OpenGop::Sized(2).keyframe_opens_gop(&[0, 2, 0x41, I_SLICE]));
+    }
+
+    #[test]
+    fn idr_and_p_keyframes_and_damaged_packets_do_not() {
+        let sized = OpenGop::Sized(4);
+        assert!(
+            !sized.keyframe_opens_gop(&[0, 0, 0, 2, 0x65, I_SLICE]),
+            "IDR"
+        );
+        assert!(
+            !sized.keyframe_opens_gop(&[0, 0, 0, 2, 0x41, P_SLICE]),
+            "intra refresh"
+        );
+        assert!(
+            !OpenGop::AnnexB.keyframe_opens_gop(&[0, 0, 1, 0x65, I_SLICE]),
+            "IDR"
+        );
+        for damaged in [
+            &[][..],
+            &[0, 0, 0, 9, 0x41, I_SLICE],
+            &[0, 0, 0, 0],
+            &[0, 0, 0, 1, 0x41],
+        ] {
+            assert!(!sized.keyframe_opens_gop(damaged), "{damaged:?}");
+        }
+    }
 }

@@ -73,7 +73,8 @@ def make_videos():
 class Nginx:
     """nginx serving VIDEOS (Range support is built in), logging bytes sent."""
 
-    def __init__(self):
+    def __init__(self, probe="large.mp4"):
+        """`probe`: a file of VIDEOS fetched to know nginx is up."""
         self.port = free_port()
         self.prefix = os.path.join(WORK, "nginx")
         os.makedirs(os.path.join(self.prefix, "logs"), exist_ok=True)
@@ -100,7 +101,7 @@ http {{
 }}
 """)
         self.proc = subprocess.Popen(["nginx", "-p", self.prefix, "-c", conf, "-g", "daemon off;"])
-        wait_http(f"http://127.0.0.1:{self.port}/large.mp4", head=True)
+        wait_http(f"http://127.0.0.1:{self.port}/{probe}", head=True)
 
     def pids(self):
         """The master and its workers."""

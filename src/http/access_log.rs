@@ -375,9 +375,9 @@ fn push_json_str(buf: &mut Vec<u8>, s: &str) {
 /// written by a thread of its own in batches. A line is queued whole under
 /// a lock held for a copy, so lines never tear and keep the order they were
 /// logged in. The writer sleeps until a line arrives, collects for up to
-/// [`FLUSH_INTERVAL`] (less when the queue passes [`EARLY_WRITE_BYTES`] or
-/// a line other than an access line arrives: a warning should not wait),
-/// and writes the batch with one write. Past [`MAX_QUEUED_BYTES`] loggers
+/// 20 ms (less when the queue passes 1 MiB or a line other than an access
+/// line arrives: a warning should not wait), and writes the batch with one
+/// write. Past 8 MiB queued, loggers
 /// wait; nothing is dropped. [`LogGuard`] writes what is left at exit.
 ///
 /// Cloned cheaply; it is also `tracing`'s writer ([`MakeWriter`]), so

@@ -10,7 +10,7 @@
 //!
 //! Open GOPs (an H.264 keyframe that is an I-frame but not IDR, as x264's
 //! `open-gop` and broadcast encoders write them) need one more step: see
-//! [`OpenGop`].
+//! `OpenGop`.
 
 #![deny(unsafe_code)]
 

@@ -7,46 +7,10 @@ mod common;
 
 use std::process::Command;
 
+use common::vtt::{parse_vtt, Cue};
 use common::{get, picture_fixtures, read_pattern, SourceServer, Thumbd};
 
 /// A WebVTT cue: its time range and what its text points at.
-#[derive(Debug)]
-struct Cue {
-    start: f64,
-    end: f64,
-    url: String,
-    xywh: [u32; 4],
-}
-
-fn vtt_seconds(t: &str) -> f64 {
-    let parts: Vec<f64> = t.split(':').map(|p| p.parse().expect("a number")).collect();
-    assert_eq!(parts.len(), 3, "HH:MM:SS.mmm: {t}");
-    parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
-}
-
-/// Parses a storyboard VTT as a player does.
-fn parse_vtt(text: &str) -> Vec<Cue> {
-    assert!(text.starts_with("WEBVTT\n"), "{text}");
-    text.split("\n\n")
-        .skip(1)
-        .filter(|block| !block.trim().is_empty())
-        .map(|block| {
-            let mut lines = block.lines();
-            let timing = lines.next().expect("a timing line");
-            let (start, end) = timing.split_once(" --> ").expect("start --> end");
-            let target = lines.next().expect("a cue text");
-            let (url, frag) = target.split_once("#xywh=").expect("a #xywh= fragment");
-            let v: Vec<u32> = frag.split(',').map(|n| n.parse().unwrap()).collect();
-            Cue {
-                start: vtt_seconds(start),
-                end: vtt_seconds(end),
-                url: url.to_owned(),
-                xywh: [v[0], v[1], v[2], v[3]],
-            }
-        })
-        .collect()
-}
-
 /// The frame number the pattern in `img`'s region shows.
 fn frame_in(img: &image::DynamicImage, [x, y, w, h]: [u32; 4]) -> u32 {
     let tile = img.crop_imm(x, y, w, h);

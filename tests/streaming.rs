@@ -28,7 +28,9 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::vtt::parse_vtt;
 use common::{fixtures, free_port, get, read_pattern, Proc, SourceServer};
+
 use serde_json::{json, Value};
 
 const FPS: f64 = 24.0;
@@ -801,47 +803,6 @@ async fn a_thumbnail_reads_the_playlists_the_init_and_one_segment() {
         }
     }
     common::assert_no_failures(&failures);
-}
-
-/// A WebVTT cue: its time range and where its tile is.
-#[derive(Debug)]
-struct Cue {
-    start: f64,
-    end: f64,
-    url: String,
-    xywh: [u32; 4],
-}
-
-fn vtt_seconds(t: &str) -> f64 {
-    let parts: Vec<f64> = t.split(':').map(|p| p.parse().expect("a number")).collect();
-    assert_eq!(parts.len(), 3, "HH:MM:SS.mmm: {t}");
-    parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
-}
-
-fn parse_vtt(text: &str) -> Vec<Cue> {
-    assert!(text.starts_with("WEBVTT\n"), "{text}");
-    text.split("\n\n")
-        .skip(1)
-        .filter(|block| !block.trim().is_empty())
-        .map(|block| {
-            let mut lines = block.lines();
-            let (start, end) = lines
-                .next()
-                .and_then(|l| l.split_once(" --> "))
-                .expect("start --> end");
-            let (url, frag) = lines
-                .next()
-                .and_then(|l| l.split_once("#xywh="))
-                .expect("URL#xywh=");
-            let v: Vec<u32> = frag.split(',').map(|n| n.parse().unwrap()).collect();
-            Cue {
-                start: vtt_seconds(start),
-                end: vtt_seconds(end),
-                url: url.to_owned(),
-                xywh: [v[0], v[1], v[2], v[3]],
-            }
-        })
-        .collect()
 }
 
 fn tile(img: &image::DynamicImage, [x, y, w, h]: [u32; 4]) -> image::DynamicImage {

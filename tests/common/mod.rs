@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 pub mod postgres;
 pub mod proxies;
 pub mod s3;
+pub mod vtt;
 
 /// The repository's sample videos (what `make run` serves).
 pub fn samples() -> &'static Path {

@@ -113,6 +113,17 @@ async fn storyboards_show_the_keyframe_at_each_cue() {
         // there is one, else found by seeking (MPEG-TS).
         let path = format!("/v1/storyboard/demo/http/{file}.vtt?format=png");
         check_storyboard(&thumbd, &path, 30, keyframe, &mut failures).await;
+        // The sprite the VTT was made from is a hit now, and says so.
+        let (_, headers, _) = get(&thumbd.url(&format!(
+            "/v1/storyboard/demo/http/{file}.png?width=160&columns=10"
+        )))
+        .await;
+        if headers["server-timing"] != "cache;desc=hit" {
+            failures.push(format!(
+                "{file}: sprite Server-Timing {:?}",
+                headers["server-timing"]
+            ));
+        }
     }
     // Exact frames, every 5 s, 4 columns.
     let exact = |start: f64| (start * 25.0).round() as u32;
@@ -386,6 +397,15 @@ async fn animated_previews_show_each_tick() {
         assert_eq!(status, 200, "{ext}: {}", String::from_utf8_lossy(&body));
         assert_eq!(headers["content-type"], format!("image/{ext}").as_str());
         assert_eq!(headers["x-animation-frames"], "20");
+        // Where the time went, as for thumbnails: the render on a miss.
+        let timing = headers["server-timing"].to_str().unwrap();
+        let made: f64 = timing
+            .strip_prefix("cache;desc=miss, render;dur=")
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or_else(|| panic!("{ext}: Server-Timing {timing}"));
+        assert!(made > 0.0, "{timing}");
+        let (_, again, _) = get(&url).await;
+        assert_eq!(again["server-timing"], "cache;desc=hit");
         let frames = animation_frames(&body, ext == "gif");
         if frames.len() != 20 {
             failures.push(format!("{ext}: {} frames", frames.len()));

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::app::App;
-use super::responses::{picture_response, render_problem, Body};
+use super::responses::{picture_response, render_problem, sequence_timing, Body, SERVER_TIMING};
 use crate::auth::{Target, ANIMATED_AUDIENCES, STORYBOARD_AUDIENCES};
 use crate::domain::{FieldError, Problem};
 use crate::media::storyboard::Layout;
@@ -46,12 +46,13 @@ pub(super) async fn storyboard(
     let failed = |e: Arc<RenderError>| render_problem(&e, &req.org, &req.env, &req.key);
     let (first, first_cache) = app.renderer.storyboard(req).await.map_err(failed)?;
     let whole = first.layout.as_ref().expect("storyboards have a layout");
-    let (body, content_type, etag, cache) = match parsed.output {
+    let (body, content_type, etag, cache, made_in) = match parsed.output {
         Output::Sprite if req.sheet == 0 => (
             first.bytes.clone(),
             first.content_type,
             first.etag.clone(),
             first_cache,
+            first.made_in,
         ),
         Output::Sprite => {
             let sheets = whole.sheets();
@@ -72,6 +73,7 @@ pub(super) async fn storyboard(
                 sheet.content_type,
                 sheet.etag.clone(),
                 cache,
+                sheet.made_in,
             )
         }
         Output::Vtt | Output::Json => {
@@ -86,11 +88,17 @@ pub(super) async fn storyboard(
             };
             // The description changes with the sprites and with their URLs.
             let etag = crate::render::strong_etag(text.as_bytes());
-            (Bytes::from(text), content_type, etag, first_cache)
+            (
+                Bytes::from(text),
+                content_type,
+                etag,
+                first_cache,
+                first.made_in,
+            )
         }
     };
     let cache_control = app.cache.until(expires_at);
-    Ok(picture_response(
+    let mut response = picture_response(
         body,
         content_type,
         &etag,
@@ -98,7 +106,12 @@ pub(super) async fn storyboard(
         cache_control,
         headers,
         head,
-    ))
+    );
+    // (For a description: how its first sheet, which it is made from, was found.)
+    response
+        .headers_mut()
+        .insert(SERVER_TIMING, sequence_timing(cache, made_in));
+    Ok(response)
 }
 
 /// 422 for a well-formed `tiles` past what this server makes
@@ -149,9 +162,9 @@ pub(super) async fn animated(
         headers,
         head,
     );
-    response
-        .headers_mut()
-        .insert(X_ANIMATION_FRAMES, HeaderValue::from(anim.frames));
+    let h = response.headers_mut();
+    h.insert(X_ANIMATION_FRAMES, HeaderValue::from(anim.frames));
+    h.insert(SERVER_TIMING, sequence_timing(cache, anim.made_in));
     Ok(response)
 }
 

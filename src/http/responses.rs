@@ -23,7 +23,7 @@ const MAX_API_BODY: usize = 1024 * 1024;
 pub(super) const X_THUMBNAIL_CACHE: HeaderName = HeaderName::from_static("x-thumbnail-cache");
 /// `X-Thumbnail-Time`: the time of the frame shown, as rendered.
 const X_THUMBNAIL_TIME: HeaderName = HeaderName::from_static("x-thumbnail-time");
-const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+pub(super) const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 /// A problem+json answer. Answers that would fail the same way again (400,
 /// 404, 413, 415, 422) may be kept by a CDN for `error_max_age_secs`; the
@@ -251,6 +251,20 @@ pub(super) fn picture_response(
         builder.body(Body::new(body))
     }
     .expect("valid response")
+}
+
+/// `Server-Timing` of a storyboard's or an animation's answer: how it was
+/// found, and on a miss how long making it took (`made_in`).
+pub(super) fn sequence_timing(cache: CacheStatus, made_in: std::time::Duration) -> HeaderValue {
+    match cache {
+        CacheStatus::Hit => HeaderValue::from_static("cache;desc=hit"),
+        CacheStatus::Shared => HeaderValue::from_static("cache;desc=shared"),
+        _ => HeaderValue::from_str(&format!(
+            "cache;desc=miss, render;dur={:.1}",
+            made_in.as_secs_f64() * 1000.0
+        ))
+        .expect("ascii"),
+    }
 }
 
 /// `Server-Timing` of a render, in milliseconds per stage (what a browser's

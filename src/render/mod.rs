@@ -339,6 +339,21 @@ impl Renderer {
             self.metrics.cache_hits.inc();
             return Ok((s, CacheStatus::Hit));
         }
+        // Boxed, as a thumbnail's render is: a hit should not carry its room.
+        Box::pin(self.make_sequence(org, env, key, cache_key, (width, height), make)).await
+    }
+
+    /// A storyboard or animation the cache did not have: made once however
+    /// many callers ask.
+    async fn make_sequence(
+        &self,
+        org: &str,
+        env: &str,
+        key: &str,
+        cache_key: SequenceKey,
+        (width, height): (Option<u32>, Option<u32>),
+        make: impl FnOnce(Video, &Limits) -> Result<Sequence, MediaError> + Send + 'static,
+    ) -> Result<(Arc<Sequence>, CacheStatus), Arc<RenderError>> {
         let location = self.locate(org, env, key).await.map_err(Arc::new)?;
         let made_here = AtomicBool::new(false);
         // The shared cache's name for it: the key's Debug form names every
@@ -369,7 +384,15 @@ impl Renderer {
                 } else {
                     Video::Whole(self.sources.open(&location).await?)
                 };
-                let made = self.on_pool(move |limits| make(video, limits)).await?;
+                let made = self
+                    .on_pool(move |limits| {
+                        let started = Instant::now();
+                        make(video, limits).map(|mut s| {
+                            s.made_in = started.elapsed();
+                            s
+                        })
+                    })
+                    .await?;
                 self.metrics.renders.inc();
                 if let Some((shared, name)) = entry {
                     shared.put_sequence(name, &made.stored());

@@ -120,6 +120,9 @@ pub struct Sequence {
     pub frames: usize,
     /// Found in the shared cache: nothing was rendered.
     pub from_shared: bool,
+    /// How long making it took on the render pool (fetching the frames it
+    /// reads included); zero when it came from the shared cache.
+    pub made_in: std::time::Duration,
 }
 
 impl Sequence {
@@ -167,6 +170,7 @@ impl Sequence {
             layout,
             frames,
             from_shared: false,
+            made_in: std::time::Duration::ZERO,
         }
     }
 }

@@ -34,7 +34,6 @@
 #![deny(unsafe_code)]
 
 use std::collections::BinaryHeap;
-use std::io::{self, SeekFrom};
 
 use ffmpeg_next::ffi::AV_NOPTS_VALUE;
 use ffmpeg_next::format::context::Input;
@@ -43,6 +42,7 @@ use ffmpeg_next::{frame, Packet, Rational};
 use super::ffi::avio::Demuxer;
 use super::ffi::ffmpeg::rescale_up;
 use super::ffi::index::StreamIndex;
+use super::mp4::{be_u32, be_u64, child, children, read_moov};
 use super::stream::{
     open_decoder, open_video, read_packet, seek_to_first_byte, seek_to_start, Container,
     StreamInfo, MAX_DECODE_ERRORS,
@@ -333,60 +333,9 @@ fn mp4_times(demuxer: &mut Demuxer, info: &StreamInfo) -> Option<Vec<i64>> {
     Some(times)
 }
 
-/// Top-level boxes walked looking for the `moov` (files have a handful).
-const MAX_TOP_BOXES: usize = 16;
-/// The largest `moov` read (as [`super::mp4`] fetches at most).
-const MAX_MOOV: u64 = 64 * 1024 * 1024;
 /// Samples of a track at most (18 hours at 60 fps); beyond, packets are
 /// read instead of holding another copy of the index.
 const MAX_SAMPLES: usize = 4_000_000;
-
-/// The body of the file's `moov` box, read from the source where
-/// [`super::mp4::prefetch_index`] had it fetched; the reader is left where
-/// it was.
-fn read_moov(r: &mut dyn SourceRead) -> io::Result<Option<Vec<u8>>> {
-    let back = r.stream_position()?;
-    let found = find_moov(r);
-    r.seek(SeekFrom::Start(back))?;
-    found
-}
-
-fn find_moov(r: &mut dyn SourceRead) -> io::Result<Option<Vec<u8>>> {
-    let file_size = r.size();
-    let mut at = 0u64;
-    for _ in 0..MAX_TOP_BOXES {
-        if at.saturating_add(8) > file_size {
-            return Ok(None);
-        }
-        r.seek(SeekFrom::Start(at))?;
-        let mut head = [0u8; 16];
-        r.read_exact(&mut head[..8])?;
-        let (size, header) = match u32::from_be_bytes(head[..4].try_into().expect("4 bytes")) {
-            0 => (file_size - at, 8),
-            1 => {
-                r.read_exact(&mut head[8..])?;
-                (
-                    u64::from_be_bytes(head[8..].try_into().expect("8 bytes")),
-                    16,
-                )
-            }
-            n => (u64::from(n), 8),
-        };
-        if size < header || size > file_size - at {
-            return Ok(None);
-        }
-        if &head[4..8] == b"moov" {
-            if size > MAX_MOOV {
-                return Ok(None);
-            }
-            let mut body = vec![0u8; (size - header) as usize];
-            r.read_exact(&mut body)?;
-            return Ok(Some(body));
-        }
-        at += size;
-    }
-    Ok(None)
-}
 
 /// What a track's sample table says of each sample, in decoding order.
 struct SampleTable {
@@ -536,42 +485,6 @@ fn composition_offsets(ctts: &[u8], samples: usize) -> Option<(Option<Vec<i32>>,
         offsets.extend(std::iter::repeat_n(offset, count as usize));
     }
     (offsets.len() == samples).then_some((Some(offsets), shift))
-}
-
-/// The children of a box body: (type, body) pairs.
-fn children(body: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    let mut at = 0usize;
-    std::iter::from_fn(move || {
-        let size = be_u32(body, at)?;
-        let kind = body.get(at + 4..at + 8)?;
-        let (start, end) = match size {
-            0 => (at + 8, body.len()),
-            1 => (
-                at + 16,
-                at.checked_add(usize::try_from(be_u64(body, at + 8)?).ok()?)?,
-            ),
-            n => (at + 8, at.checked_add(n as usize)?),
-        };
-        let inner = body.get(start..end)?;
-        at = end;
-        Some((kind, inner))
-    })
-}
-
-fn child<'a>(body: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
-    children(body).find(|(k, _)| k == kind).map(|(_, b)| b)
-}
-
-fn be_u32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(
-        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
-fn be_u64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(
-        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
-    ))
 }
 
 #[cfg(test)]

@@ -158,29 +158,81 @@ fn find_first_fragment(r: &mut dyn SourceRead, track_id: u32) -> io::Result<Opti
     Ok(None)
 }
 
-/// The children of a box body: (type, body) pairs.
-fn children(body: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+/// The children of a box body: (type, body) pairs (at most
+/// [`MAX_CHILDREN`]); a child whose size runs past the body ends the walk.
+pub(super) fn children(body: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     let mut at = 0usize;
     std::iter::from_fn(move || {
-        let head = body.get(at..at + 8)?;
-        let size = u32::from_be_bytes(head[..4].try_into().ok()?) as usize;
-        if size < 8 {
-            return None;
-        }
-        let kind = &body[at + 4..at + 8];
-        let inner = body.get(at + 8..at + size)?;
-        at += size;
+        let size = be_u32(body, at)?;
+        let kind = body.get(at + 4..at + 8)?;
+        let (start, end) = match size {
+            // To the end of the body.
+            0 => (at + 8, body.len()),
+            // A 64-bit size follows the type.
+            1 => (
+                at + 16,
+                at.checked_add(usize::try_from(be_u64(body, at + 8)?).ok()?)?,
+            ),
+            n => (at + 8, at.checked_add(n as usize)?),
+        };
+        let inner = body.get(start..end)?;
+        at = end;
         Some((kind, inner))
     })
     .take(MAX_CHILDREN)
 }
 
-fn be_u32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+/// The first child of `body` of type `kind`.
+pub(super) fn child<'a>(body: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    children(body).find(|(k, _)| k == kind).map(|(_, b)| b)
 }
 
-fn be_u64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+pub(super) fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+pub(super) fn be_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
+/// The body of the file's `moov` box (at most [`MAX_INDEX`] bytes), read
+/// where [`prefetch_index`] had the source fetch it; the reader is left
+/// where it was.
+pub(super) fn read_moov(r: &mut dyn SourceRead) -> io::Result<Option<Vec<u8>>> {
+    let pos = r.stream_position()?;
+    let found = find_moov(r);
+    r.seek(SeekFrom::Start(pos))?;
+    found
+}
+
+fn find_moov(r: &mut dyn SourceRead) -> io::Result<Option<Vec<u8>>> {
+    let file_size = r.size();
+    let mut at = 0;
+    for _ in 0..MAX_BOXES {
+        let Some(b) = read_header(r, at, file_size)? else {
+            return Ok(None);
+        };
+        let end = b.start.checked_add(b.size).filter(|&end| end <= file_size);
+        let Some(end) = end else {
+            return Ok(None);
+        };
+        if &b.kind == b"moov" {
+            // The header: 8 bytes, or 16 with a 64-bit size.
+            let header = r.stream_position()? - b.start;
+            if b.size > MAX_INDEX {
+                return Ok(None);
+            }
+            let mut body = vec![0u8; (b.size - header) as usize];
+            r.read_exact(&mut body)?;
+            return Ok(Some(body));
+        }
+        at = end;
+    }
+    Ok(None)
 }
 
 /// `moof` body -> the `traf` of `track_id` -> its `tfdt` and its first

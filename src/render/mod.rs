@@ -79,6 +79,8 @@ pub struct Renderer {
     /// entries should not push out thousands of small ones).
     sequences: moka::future::Cache<SequenceKey, Arc<Sequence>>,
     pictures: crate::config::PicturesConfig,
+    /// `pictures.jpeg_background`, parsed once (the config checked it).
+    jpeg_background: [u8; 3],
     /// Recently decoded frames, so other sizes and formats of the same frame
     /// (a srcset) only scale and encode, and concurrent requests for them
     /// share one decode.
@@ -143,6 +145,8 @@ impl Renderer {
             shared,
             sequences,
             pictures: config.pictures.clone(),
+            jpeg_background: crate::config::hex_colour(&config.pictures.jpeg_background)
+                .unwrap_or(media::alpha::DEFAULT_BACKGROUND),
             frames,
             orgs,
             urls,
@@ -593,8 +597,7 @@ impl Renderer {
             timings.frame_reused = true;
         }
         // Admitted with its decode: the encode waits for a slot, never refused.
-        let background = crate::config::hex_colour(&self.pictures.jpeg_background)
-            .unwrap_or(media::alpha::DEFAULT_BACKGROUND);
+        let background = self.jpeg_background;
         let rendered = self
             .pool
             .run_admitted(move || {

@@ -544,6 +544,27 @@ fn the_render_command_uses_the_same_pipeline_and_rules() {
     assert!(String::from_utf8_lossy(&run.stdout).contains("80x48 png at 1.480s"));
     let r = read_pattern(&std::fs::read(&out).unwrap());
     assert_eq!((r.frame, r.upright), (37, true));
+    // Moments named through the video are settled as the server settles
+    // them: a share of the 4 s duration, a frame number.
+    for (time, frame, shown) in [("25%", 25, "at 1.000s"), ("f37", 37, "at 1.480s")] {
+        let run = Command::new(env!("CARGO_BIN_EXE_thumbd"))
+            .args(["render"])
+            .arg(fixtures().join("h264_faststart.mp4"))
+            .args(["--time", time, "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success() && said.contains(shown),
+            "{time}: {said}"
+        );
+        assert_eq!(
+            read_pattern(&std::fs::read(&out).unwrap()).frame,
+            frame,
+            "{time}"
+        );
+    }
 
     let bad = Command::new(env!("CARGO_BIN_EXE_thumbd"))
         .args(["render", "x.mp4", "--width", "5000", "-o"])

@@ -76,27 +76,23 @@ impl Renderer {
         &self,
         req: Cow<'a, ThumbnailRequest>,
     ) -> Result<Cow<'a, ThumbnailRequest>, RenderError> {
-        let spec = &req.spec;
-        let us = match unsettled(spec.time, spec.snap) {
+        let form = match unsettled(req.spec.time, req.spec.snap) {
             None => return Ok(req),
-            Some(Asked::At(us)) => us,
-            Some(Asked::Read(form)) => {
-                let key = (req.org.clone(), req.env.clone(), req.key.clone(), form);
-                match self.moments.get(&key) {
-                    Some(us) => us,
-                    None => {
-                        // Boxed: a read is rare and its state large; a hit
-                        // should not carry room for it.
-                        let us = Box::pin(self.read_kept_moment(&req, form)).await?;
-                        self.moments.insert(key, us);
-                        us
-                    }
-                }
+            Some(Asked::At(us)) => return Ok(at_moment(req, us)),
+            Some(Asked::Read(form)) => form,
+        };
+        let key = moment_key(&req, form);
+        let us = match self.moments.get(&key) {
+            Some(us) => us,
+            None => {
+                // Boxed: a read is rare and its state large; a hit should
+                // not carry room for it.
+                let us = Box::pin(self.read_kept_moment(&req, form)).await?;
+                self.moments.insert(key, us);
+                us
             }
         };
-        let mut settled = req.into_owned();
-        settled.spec.time = moment(us, settled.spec.snap);
-        Ok(Cow::Owned(settled))
+        Ok(at_moment(req, us))
     }
 
     /// `req` settled from what is kept, without reading the video: `None`
@@ -105,18 +101,12 @@ impl Renderer {
         &self,
         req: Cow<'a, ThumbnailRequest>,
     ) -> Option<Cow<'a, ThumbnailRequest>> {
-        let spec = &req.spec;
-        let us = match unsettled(spec.time, spec.snap) {
+        let us = match unsettled(req.spec.time, req.spec.snap) {
             None => return Some(req),
             Some(Asked::At(us)) => us,
-            Some(Asked::Read(form)) => {
-                self.moments
-                    .get(&(req.org.clone(), req.env.clone(), req.key.clone(), form))?
-            }
+            Some(Asked::Read(form)) => self.moments.get(&moment_key(&req, form))?,
         };
-        let mut settled = req.into_owned();
-        settled.spec.time = moment(us, settled.spec.snap);
-        Some(Cow::Owned(settled))
+        Some(at_moment(req, us))
     }
 
     /// Reads what settling `form` of an environment's video needs.
@@ -222,6 +212,18 @@ fn unsettled(time: TimeSpec, snap: bool) -> Option<Asked> {
         TimeSpec::Middle if snap => Some(Asked::Read(TimeSpec::Fraction(WHOLE / 2))),
         _ => None,
     }
+}
+
+/// Where a settled moment of `req`'s video is kept.
+fn moment_key(req: &ThumbnailRequest, form: TimeSpec) -> (String, String, String, TimeSpec) {
+    (req.org.clone(), req.env.clone(), req.key.clone(), form)
+}
+
+/// `req` asking for the moment at `us` (see [`moment`]).
+fn at_moment(req: Cow<'_, ThumbnailRequest>, us: u64) -> Cow<'_, ThumbnailRequest> {
+    let mut settled = req.into_owned();
+    settled.spec.time = moment(us, settled.spec.snap);
+    Cow::Owned(settled)
 }
 
 /// The moment a decode is asked for at `us`.

@@ -26,7 +26,8 @@ BROWSER_PACKAGES := chromium
 FOOTAGE_PACKAGES := python3-pip
 FOOTAGE_DIR := target/footage
 # Benchmarks: nginx as the video source and static-file baseline, wrk for load.
-BENCH_PACKAGES := ffmpeg nginx-light wrk python3
+# valgrind: `make bench-hits ARGS=--instructions` counts instructions under callgrind.
+BENCH_PACKAGES := ffmpeg nginx-light wrk python3 valgrind
 # Object-storage tests (tests/objects.rs, tests/cluster.rs): s3s-fs, an
 # S3-compatible server over a folder that checks SigV4 signatures, from
 # crates.io (built once into Cargo's bin folder, a few minutes).

@@ -450,6 +450,42 @@ async fn animated_previews_show_each_tick() {
     common::assert_no_failures(&failures);
 }
 
+/// Ticks that fall exactly on frame times show those frames, also where a
+/// tick is no whole number of microseconds: 15 fps over 30 fps video, from
+/// 6.5 s, tick k is frame 195 + 2k (6.5666... s is frame 197, not the
+/// frame before it).
+#[tokio::test]
+async fn animation_ticks_on_frame_times_show_those_frames() {
+    let source = SourceServer::start(picture_fixtures()).await;
+    let thumbd = Thumbd::start(&common::config(Some(&source), "")).await;
+    let mut failures = Vec::new();
+    for ext in ["webp", "gif"] {
+        let url = thumbd.url(&format!(
+            "/v1/animated/demo/http/film_opening.ts.{ext}?start=6.5&end=7.5&fps=15&width=320"
+        ));
+        let (status, _, body) = get(&url).await;
+        assert_eq!(status, 200, "{ext}: {}", String::from_utf8_lossy(&body));
+        let frames = animation_frames(&body, ext == "gif");
+        if frames.len() != 15 {
+            failures.push(format!("{ext}: {} frames", frames.len()));
+        }
+        for (k, (img, _)) in frames.iter().enumerate() {
+            let mut png = Vec::new();
+            image::DynamicImage::ImageRgba8(img.clone())
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .unwrap();
+            let r = read_pattern(&png);
+            let want = 195 + 2 * k as u32;
+            if r.frame != want {
+                failures.push(format!(
+                    "{ext}: frame {k} shows {r:?}, expected frame {want}"
+                ));
+            }
+        }
+    }
+    common::assert_no_failures(&failures);
+}
+
 #[tokio::test]
 async fn auto_follows_accept_with_few_variants() {
     let source = SourceServer::start(picture_fixtures()).await;

@@ -232,7 +232,17 @@ impl Frames {
         };
         let ticks =
             ((end_us.saturating_sub(start_us)) as u128 * fps as u128).div_ceil(1_000_000) as u64;
-        let tick_ts = |k: u64| self.ts_of(start_us + k * 1_000_000 / fps.max(1) as u64);
+        // Tick k at exactly start + k / fps (in units of 1 / (10^6 fps) s),
+        // rounded down: a tick on a frame's time shows that frame (at 15
+        // fps from 10.5 s, tick 2 is 10.6333... s, frame 319 of a 30 fps
+        // video, not the microsecond before it).
+        let fps = fps.clamp(1, 1_000) as i64;
+        let tick_ts = |k: u64| {
+            let start = start_us.min(i64::MAX as u64 / 4_000) as i64;
+            let units = start * fps + (k as i64).saturating_mul(1_000_000);
+            let unit = Rational(1, (1_000_000 * fps) as i32);
+            self.info.start + rescale_down(units, unit, self.info.time_base)
+        };
         let ticks_ts: Vec<i64> = (0..ticks.max(1)).map(tick_ts).collect();
         self.seek_to_keyframe_before(ticks_ts[0])?;
         let (demuxer, info) = (&mut self.demuxer, &self.info);

@@ -384,7 +384,10 @@ def med(xs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--parts", default="gallery,animated,auto",
+                    help="which of gallery, animated, auto to run (comma-separated)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     if not os.path.exists(THUMBD):
         sys.exit("build the release binary first (make bench-gallery does)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -400,110 +403,116 @@ def main():
               f"{sum(sizes) / 1e6:.0f} MB in all; {runs} rounds, medians", flush=True)
 
         # 1. Gallery.
-        check = {i * MOMENTS + i % MOMENTS: os.path.join(work, f"thumbd{i:02d}.webp") for i in range(N_VIDEOS)}
-        g_thumbd, g_cli, cli_dir = [], [], None
-        for n in range(runs):
-            since = nginx.offset()
-            r = thumbd_gallery(work, nginx.port, n, keep=check if n == 0 else None)
-            g_thumbd.append((*r, nginx.traffic(since)))
-            print(f"  gallery round {n}: thumbd {r[0]:.2f} s (cpu {r[1]:.1f} s)", flush=True)
-            since = nginx.offset()
-            secs, cpu, out_dir = cli_gallery(work, nginx.port, n)
-            g_cli.append((secs, cpu, nginx.traffic(since)))
-            cli_dir = cli_dir or out_dir
-            print(f"  gallery round {n}: CLI {secs:.2f} s (cpu {cpu:.1f} s)", flush=True)
-        pics = picture_check(work, check, cli_dir)
+        if "gallery" in parts:
+            check = {i * MOMENTS + i % MOMENTS: os.path.join(work, f"thumbd{i:02d}.webp") for i in range(N_VIDEOS)}
+            g_thumbd, g_cli, cli_dir = [], [], None
+            for n in range(runs):
+                since = nginx.offset()
+                r = thumbd_gallery(work, nginx.port, n, keep=check if n == 0 else None)
+                g_thumbd.append((*r, nginx.traffic(since)))
+                print(f"  gallery round {n}: thumbd {r[0]:.2f} s (cpu {r[1]:.1f} s)", flush=True)
+                since = nginx.offset()
+                secs, cpu, out_dir = cli_gallery(work, nginx.port, n)
+                g_cli.append((secs, cpu, nginx.traffic(since)))
+                cli_dir = cli_dir or out_dir
+                print(f"  gallery round {n}: CLI {secs:.2f} s (cpu {cpu:.1f} s)", flush=True)
+            pics = picture_check(work, check, cli_dir)
 
         # 2. Animated previews.
-        anim = {}
-        for ext in ("webp", "gif"):
-            for name, fn in (("thumbd", thumbd_anim), ("ffmpeg CLI", cli_anim)):
-                anim[(ext, name)] = []
-            for n in range(runs):
+        if "animated" in parts:
+            anim = {}
+            for ext in ("webp", "gif"):
                 for name, fn in (("thumbd", thumbd_anim), ("ffmpeg CLI", cli_anim)):
-                    since = nginx.offset()
-                    r = fn(work, nginx.port, n, ext)
-                    anim[(ext, name)].append((*r, nginx.traffic(since)))
-            print(f"  animated {ext}: thumbd {[round(x[0], 3) for x in anim[(ext, 'thumbd')]]} s, "
-                  f"CLI {[round(x[0], 3) for x in anim[(ext, 'ffmpeg CLI')]]} s", flush=True)
+                    anim[(ext, name)] = []
+                for n in range(runs):
+                    for name, fn in (("thumbd", thumbd_anim), ("ffmpeg CLI", cli_anim)):
+                        since = nginx.offset()
+                        r = fn(work, nginx.port, n, ext)
+                        anim[(ext, name)].append((*r, nginx.traffic(since)))
+                print(f"  animated {ext}: thumbd {[round(x[0], 3) for x in anim[(ext, 'thumbd')]]} s, "
+                      f"CLI {[round(x[0], 3) for x in anim[(ext, 'ffmpeg CLI')]]} s", flush=True)
 
         # 3. auto against the middle frame.
-        picks = {"middle": [], "auto": []}
-        for n in range(runs):
-            for mode in ("middle", "auto"):
-                picks[mode].append(thumbd_pick(work, nginx, n, mode))
+        if "auto" in parts:
+            picks = {"middle": [], "auto": []}
+            for n in range(runs):
+                for mode in ("middle", "auto"):
+                    picks[mode].append(thumbd_pick(work, nginx, n, mode))
 
         # --- Report --------------------------------------------------------
         print()
-        print("## 1. Gallery pre-warm: 200 thumbnails, 320-px WebP (20 videos x 10 moments)")
-        print("| side | wall time | CPU time | source requests | bytes fetched |")
-        print("|---|---:|---:|---:|---:|")
-        t_wall, t_cpu = med([r[0] for r in g_thumbd]), med([r[1] for r in g_thumbd])
-        c_wall, c_cpu = med([r[0] for r in g_cli]), med([r[1] for r in g_cli])
-        t_tr, c_tr = g_thumbd[0][4], g_cli[0][2]
-        print(f"| thumbd, one batch call, polled with `Prefer: wait` | {t_wall:.2f} s | {t_cpu:.1f} s "
-              f"| {t_tr[0]} | {t_tr[1] / 1e6:.1f} MB |")
-        print(f"| ffmpeg CLI, `xargs -P2` | {c_wall:.2f} s | {c_cpu:.1f} s | {c_tr[0]} | {c_tr[1] / 1e6:.1f} MB |")
-        print(f"thumbd / CLI: **{t_wall / c_wall:.3f}x** the wall time (target <= 0.3), "
-              f"{t_cpu / c_cpu:.3f}x the CPU")
-        print(f"rounds: thumbd {', '.join(f'{r[0]:.2f}' for r in g_thumbd)} s; "
-              f"CLI {', '.join(f'{r[0]:.2f}' for r in g_cli)} s; "
-              f"batch call answered in {med([r[2] for r in g_thumbd]) * 1000:.0f} ms")
-        m = g_thumbd[0][3]
-        renders = m.get("renders_total", 0) or 1
-        stages = ", ".join(f"{s} {m.get(f'render_stage_duration_seconds_sum.{s}', 0) / renders * 1000:.1f} ms"
-                           for s in ("fetch", "decode", "encode"))
-        print(f"thumbd per render (round 0, /metrics): {stages}; "
-              f"{m.get('render_frames_decoded_sum', 0) / max(m.get('render_frames_decoded_count', 1), 1):.1f} "
-              f"packets decoded; {m.get('source_requests_total', 0):.0f} source requests, "
-              f"{m.get('source_fetched_bytes_total', 0) / 1e6:.1f} MB; {renders:.0f} renders")
-        print()
-        print("Picture check: one thumbnail per video, thumbd's WebP against the CLI's gallery WebP at T, and"
-              " against the CLI's (`-ss T`) frame at T and one frame either side converted to RGB with the"
-              " video's BT.709 matrix (lossless); mean absolute difference per RGB sample (0-255) at 320x180")
-        print("| video | T (s) | vs CLI's WebP | vs CLI frame at T | at T - 1 frame | at T + 1 frame |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for i, t, as_is, at, before, after in pics:
-            print(f"| {video_name(i)} | {t:.1f} | {as_is:.2f} | {at:.2f} | {before:.2f} | {after:.2f} |")
-        closest = sum(1 for p in pics if p[3] < min(p[4], p[5]))
-        print(f"median: {med([p[2] for p in pics]):.2f} against the CLI's WebP; {med([p[3] for p in pics]):.2f}"
-              f" against its frame at T (max {max(p[3] for p in pics):.2f}), {med([p[4] for p in pics]):.2f}"
-              f" and {med([p[5] for p in pics]):.2f} one frame off; closest to the frame at T in"
-              f" {closest}/{len(pics)}")
-        print()
-        print(f"## 2. Animated preview: {ANIM_SECS} s at {ANIM_FPS} fps, {WIDTH} wide, from {ANIM_START} s of "
-              f"{video_name(ANIM_VIDEO)}; each thumbd run a fresh process")
-        print("| format | side | time | CPU | frames | bytes | source requests | fetched |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|")
-        for ext in ("webp", "gif"):
-            for name in ("thumbd", "ffmpeg CLI"):
-                rs = anim[(ext, name)]
-                print(f"| {ext} | {name} | {med([r[0] for r in rs]) * 1000:.0f} ms "
-                      f"| {med([r[3] for r in rs]) * 1000:.0f} ms | {rs[0][2]} | {rs[0][1]:,} "
-                      f"| {rs[0][4][0]} | {rs[0][4][1] / 1e6:.2f} MB |")
-        for ext in ("webp", "gif"):
-            t = med([r[0] for r in anim[(ext, "thumbd")]])
-            c = med([r[0] for r in anim[(ext, "ffmpeg CLI")]])
-            print(f"{ext}: thumbd / CLI **{t / c:.3f}x** (target <= 0.5); thumbd rounds "
-                  f"{', '.join(f'{r[0] * 1000:.0f}' for r in anim[(ext, 'thumbd')])} ms, CLI "
-                  f"{', '.join(f'{r[0] * 1000:.0f}' for r in anim[(ext, 'ffmpeg CLI')])} ms")
-        print()
-        print("## 3. `timeStamp=auto` against the middle frame, 20 videos, one fresh thumbd per mode and round")
-        print("| request | median per video | slowest | 20 videos in turn | requests / video | fetched / video |")
-        print("|---|---:|---:|---:|---:|---:|")
-        summary = {}
-        for mode in ("middle", "auto"):
-            flat = [p for run in picks[mode] for p in run]
-            total = med([sum(p[0] for p in run) for run in picks[mode]])
-            summary[mode] = (med([p[0] for p in flat]), total)
-            print(f"| {'`timeStamp=auto`' if mode == 'auto' else 'no time (the middle)'} "
-                  f"| {summary[mode][0] * 1000:.1f} ms | {max(p[0] for p in flat) * 1000:.0f} ms "
-                  f"| {total:.2f} s | {med([p[1] for p in flat]):.0f} | {med([p[2] for p in flat]) / 1e6:.2f} MB |")
-        chosen = [p[3] for p in picks["auto"][0]]
-        on_key = sum(1 for t in chosen if abs(t / 2 - round(t / 2)) < 1e-3)
-        print(f"auto / middle: {summary['auto'][0] / summary['middle'][0]:.2f}x per video (median), "
-              f"{summary['auto'][1] / summary['middle'][1]:.2f}x for the 20; frames chosen by auto: "
-              f"{', '.join(f'{t:g}' for t in chosen)} s ({on_key}/{len(chosen)} on a keyframe)")
+        if "gallery" in parts:
+            print("## 1. Gallery pre-warm: 200 thumbnails, 320-px WebP (20 videos x 10 moments)")
+            print("| side | wall time | CPU time | source requests | bytes fetched |")
+            print("|---|---:|---:|---:|---:|")
+            t_wall, t_cpu = med([r[0] for r in g_thumbd]), med([r[1] for r in g_thumbd])
+            c_wall, c_cpu = med([r[0] for r in g_cli]), med([r[1] for r in g_cli])
+            t_tr, c_tr = g_thumbd[0][4], g_cli[0][2]
+            print(f"| thumbd, one batch call, polled with `Prefer: wait` | {t_wall:.2f} s | {t_cpu:.1f} s "
+                  f"| {t_tr[0]} | {t_tr[1] / 1e6:.1f} MB |")
+            print(f"| ffmpeg CLI, `xargs -P2` | {c_wall:.2f} s | {c_cpu:.1f} s | {c_tr[0]} | {c_tr[1] / 1e6:.1f} MB |")
+            print(f"thumbd / CLI: **{t_wall / c_wall:.3f}x** the wall time (target <= 0.3), "
+                  f"{t_cpu / c_cpu:.3f}x the CPU")
+            print(f"rounds: thumbd {', '.join(f'{r[0]:.2f}' for r in g_thumbd)} s; "
+                  f"CLI {', '.join(f'{r[0]:.2f}' for r in g_cli)} s; "
+                  f"batch call answered in {med([r[2] for r in g_thumbd]) * 1000:.0f} ms")
+            m = g_thumbd[0][3]
+            renders = m.get("renders_total", 0) or 1
+            stages = ", ".join(f"{s} {m.get(f'render_stage_duration_seconds_sum.{s}', 0) / renders * 1000:.1f} ms"
+                               for s in ("fetch", "decode", "encode"))
+            print(f"thumbd per render (round 0, /metrics): {stages}; "
+                  f"{m.get('render_frames_decoded_sum', 0) / max(m.get('render_frames_decoded_count', 1), 1):.1f} "
+                  f"packets decoded; {m.get('source_requests_total', 0):.0f} source requests, "
+                  f"{m.get('source_fetched_bytes_total', 0) / 1e6:.1f} MB; {renders:.0f} renders")
+            print()
+            print("Picture check: one thumbnail per video, thumbd's WebP against the CLI's gallery WebP at T, and"
+                  " against the CLI's (`-ss T`) frame at T and one frame either side converted to RGB with the"
+                  " video's BT.709 matrix (lossless); mean absolute difference per RGB sample (0-255) at 320x180")
+            print("| video | T (s) | vs CLI's WebP | vs CLI frame at T | at T - 1 frame | at T + 1 frame |")
+            print("|---|---:|---:|---:|---:|---:|")
+            for i, t, as_is, at, before, after in pics:
+                print(f"| {video_name(i)} | {t:.1f} | {as_is:.2f} | {at:.2f} | {before:.2f} | {after:.2f} |")
+            closest = sum(1 for p in pics if p[3] < min(p[4], p[5]))
+            print(f"median: {med([p[2] for p in pics]):.2f} against the CLI's WebP; {med([p[3] for p in pics]):.2f}"
+                  f" against its frame at T (max {max(p[3] for p in pics):.2f}), {med([p[4] for p in pics]):.2f}"
+                  f" and {med([p[5] for p in pics]):.2f} one frame off; closest to the frame at T in"
+                  f" {closest}/{len(pics)}")
+        if "animated" in parts:
+            print()
+            print(f"## 2. Animated preview: {ANIM_SECS} s at {ANIM_FPS} fps, {WIDTH} wide, from {ANIM_START} s of "
+                  f"{video_name(ANIM_VIDEO)}; each thumbd run a fresh process")
+            print("| format | side | time | CPU | frames | bytes | source requests | fetched |")
+            print("|---|---|---:|---:|---:|---:|---:|---:|")
+            for ext in ("webp", "gif"):
+                for name in ("thumbd", "ffmpeg CLI"):
+                    rs = anim[(ext, name)]
+                    print(f"| {ext} | {name} | {med([r[0] for r in rs]) * 1000:.0f} ms "
+                          f"| {med([r[3] for r in rs]) * 1000:.0f} ms | {rs[0][2]} | {rs[0][1]:,} "
+                          f"| {rs[0][4][0]} | {rs[0][4][1] / 1e6:.2f} MB |")
+            for ext in ("webp", "gif"):
+                t = med([r[0] for r in anim[(ext, "thumbd")]])
+                c = med([r[0] for r in anim[(ext, "ffmpeg CLI")]])
+                print(f"{ext}: thumbd / CLI **{t / c:.3f}x** (target <= 0.5); thumbd rounds "
+                      f"{', '.join(f'{r[0] * 1000:.0f}' for r in anim[(ext, 'thumbd')])} ms, CLI "
+                      f"{', '.join(f'{r[0] * 1000:.0f}' for r in anim[(ext, 'ffmpeg CLI')])} ms")
+        if "auto" in parts:
+            print()
+            print("## 3. `timeStamp=auto` against the middle frame, 20 videos, one fresh thumbd per mode and round")
+            print("| request | median per video | slowest | 20 videos in turn | requests / video | fetched / video |")
+            print("|---|---:|---:|---:|---:|---:|")
+            summary = {}
+            for mode in ("middle", "auto"):
+                flat = [p for run in picks[mode] for p in run]
+                total = med([sum(p[0] for p in run) for run in picks[mode]])
+                summary[mode] = (med([p[0] for p in flat]), total)
+                print(f"| {'`timeStamp=auto`' if mode == 'auto' else 'no time (the middle)'} "
+                      f"| {summary[mode][0] * 1000:.1f} ms | {max(p[0] for p in flat) * 1000:.0f} ms "
+                      f"| {total:.2f} s | {med([p[1] for p in flat]):.0f} | {med([p[2] for p in flat]) / 1e6:.2f} MB |")
+            chosen = [p[3] for p in picks["auto"][0]]
+            on_key = sum(1 for t in chosen if abs(t / 2 - round(t / 2)) < 1e-3)
+            print(f"auto / middle: {summary['auto'][0] / summary['middle'][0]:.2f}x per video (median), "
+                  f"{summary['auto'][1] / summary['middle'][1]:.2f}x for the 20; frames chosen by auto: "
+                  f"{', '.join(f'{t:g}' for t in chosen)} s ({on_key}/{len(chosen)} on a keyframe)")
     finally:
         nginx.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -352,7 +352,134 @@ fn animations(c: &mut Criterion<ThreadCpu>) {
             |b| b.iter(|| gif_per_frame_palettes(black_box(&frames), width, height)),
         );
     }
+    footage_gifs(&mut g);
     g.finish();
+}
+
+/// GIF palettes on real footage (target/footage, fetched by `make
+/// footage`): 5 s at 15 fps, 320x180, as the ffmpeg CLI decodes and scales
+/// them, encoded by thumbd's encoder and by the CLI's palettegen/paletteuse
+/// (one palette for all frames, dithered) from the same frames; bytes,
+/// palettes and RGB PSNR printed, thumbd's encoder timed.
+fn footage_gifs(g: &mut criterion::BenchmarkGroup<ThreadCpu>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/footage");
+    let (width, height) = (320u32, 180u32);
+    for name in ["bigbuckbunny.mp4", "bikes.mp4", "cityCC0.mpg", "vtest.avi"] {
+        let path = dir.join(name);
+        if !path.exists() {
+            eprintln!("{name}: not in target/footage (make footage), skipped");
+            continue;
+        }
+        let scale = format!("fps=15,scale={width}:{height}:flags=lanczos");
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-t", "5", "-i"])
+            .arg(&path)
+            .args(["-vf", &scale, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .output()
+            .unwrap();
+        let frames: Vec<AnimFrame> = out
+            .stdout
+            .chunks_exact((width * height * 3) as usize)
+            .enumerate()
+            .map(|(k, data)| AnimFrame {
+                picture: RgbImage {
+                    width,
+                    height,
+                    data: data.to_vec(),
+                },
+                // As animated previews time them: from rounded start times.
+                duration_ms: ((k as u32 + 1) * 1000 + 7) / 15 - (k as u32 * 1000 + 7) / 15,
+            })
+            .collect();
+        let gif = animate::encode_gif(&frames, width, height).unwrap();
+        let raw = std::env::temp_dir().join(format!("thumbd-bench-{name}.rgb"));
+        let cli_gif = std::env::temp_dir().join(format!("thumbd-bench-{name}.gif"));
+        std::fs::write(&raw, &out.stdout).unwrap();
+        let started = Instant::now();
+        let status = std::process::Command::new("ffmpeg")
+            .args([
+                "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+            ])
+            .args(["-s", &format!("{width}x{height}"), "-r", "15", "-i"])
+            .arg(&raw)
+            .args([
+                "-filter_complex",
+                "split[a][b];[a]palettegen[p];[b][p]paletteuse",
+            ])
+            .args(["-loop", "0"])
+            .arg(&cli_gif)
+            .status()
+            .unwrap();
+        let cli_ms = started.elapsed().as_secs_f64() * 1000.0;
+        assert!(status.success());
+        let cli = std::fs::read(&cli_gif).unwrap();
+        let _ = (std::fs::remove_file(&raw), std::fs::remove_file(&cli_gif));
+        eprintln!(
+            "{name}, {} frames {width}x{height}: thumbd GIF {} bytes, {} palettes, RGB PSNR \
+             {:.2} dB; the CLI's palettegen/paletteuse {} bytes, RGB PSNR {:.2} dB, {cli_ms:.0} ms \
+             wall (its process)",
+            frames.len(),
+            gif.len(),
+            gif_palettes(&gif),
+            gif_psnr_by_time(&frames, &gif),
+            cli.len(),
+            gif_psnr_by_time(&frames, &cli),
+        );
+        g.bench_function(
+            format!("gif {name} {} frames {width}x{height}", frames.len()),
+            |b| b.iter(|| animate::encode_gif(black_box(&frames), width, height).unwrap()),
+        );
+    }
+}
+
+/// PSNR over all frames' RGB of a GIF of `frames` (each 1/15 s) that may
+/// have merged repeated pictures: frame k is compared with the GIF frame
+/// shown at k/15 s.
+fn gif_psnr_by_time(frames: &[AnimFrame], encoded: &[u8]) -> f64 {
+    use image::AnimationDecoder;
+    let decoded = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(encoded))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    let mut starts = Vec::with_capacity(decoded.len());
+    let mut at = 0.0;
+    for d in &decoded {
+        starts.push(at);
+        let (n, den) = d.delay().numer_denom_ms();
+        at += f64::from(n) / f64::from(den.max(1));
+    }
+    let (mut sum, mut n) = (0f64, 0f64);
+    for (k, f) in frames.iter().enumerate() {
+        // Centisecond delays: allow for their rounding.
+        let t = k as f64 * 1000.0 / 15.0 + 5.0;
+        let i = starts.partition_point(|&s| s <= t).saturating_sub(1);
+        for (px, got) in f
+            .picture
+            .data
+            .chunks_exact(3)
+            .zip(decoded[i].buffer().pixels())
+        {
+            for (a, b) in px.iter().zip(got.0) {
+                let e = f64::from(*a) - f64::from(b);
+                sum += e * e;
+            }
+            n += 3.0;
+        }
+    }
+    10.0 * (255.0f64 * 255.0 / (sum / n)).log10()
+}
+
+/// How many palettes a GIF holds: its global one and each local one.
+fn gif_palettes(bytes: &[u8]) -> usize {
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::Indexed);
+    let mut decoder = options.read_info(bytes).unwrap();
+    let mut palettes = usize::from(decoder.global_palette().is_some());
+    while let Some(frame) = decoder.read_next_frame().unwrap() {
+        palettes += usize::from(frame.palette.is_some());
+    }
+    palettes
 }
 
 fn gif_per_frame_palettes(frames: &[AnimFrame], width: u32, height: u32) -> Vec<u8> {

@@ -1,25 +1,25 @@
 //! Encoding animations, one frame at a time as frames are decoded:
-//! animated WebP with libwebp's animation encoder, and GIF with NeuQuant
-//! palettes (`color_quant`, trained in [`super::palette`]) written by the
-//! `gif` crate. Encoders only: [`super::animated`] finds and scales the
-//! frames; the calls into libwebp are [`super::ffi::webp`]'s.
+//! animated WebP with libwebp's animation encoder, and GIF with palettes
+//! made in [`super::palette`] (Wu's quantizer and k-means, `quantette`)
+//! written by the `gif` crate. Encoders only: [`super::animated`] finds and
+//! scales the frames; the calls into libwebp are [`super::ffi::webp`]'s.
 //!
 //! Both loop forever, and both keep about one frame's worth of working
 //! memory besides their output, whatever the number of frames (libwebp:
 //! one ARGB picture and its own few canvases; GIF: four index planes and a
 //! 512 KiB colour cache).
 //!
-//! GIF palettes are per shot, not per frame: one is trained on a frame and
+//! GIF palettes are per shot, not per frame: one is made for a frame and
 //! kept while later frames come out nearly as well under it
-//! (`RETRAIN_RATIO`), and a new one is trained on the first frame that
-//! does not (a cut, a fade, a pan to new colours). A palette trained on each
-//! frame alone gives an unchanged area slightly different colours from frame
-//! to frame, which flickers in a video's flat areas; under a kept palette the
+//! (`RETRAIN_RATIO`), and a new one is made for the first frame that does
+//! not (a cut, a fade, a pan to new colours). A palette made for each frame
+//! alone gives an unchanged area slightly different colours from frame to
+//! frame, which flickers in a video's flat areas; under a kept palette the
 //! area keeps its indices, so only each frame's changed rectangle is stored.
-//! On a pan (bench/RESULTS.md) that took 4 palettes for 50 or 100 frames,
-//! and was 2.8-7.7x faster than a palette per frame, 1-2% smaller, with a
-//! PSNR 1.6 dB better at 320 wide and 0.55 dB worse at 640. One palette for
-//! all frames would need them all before writing the first.
+//! On a pan across a detailed picture (bench/RESULTS.md) that was 7.5x
+//! faster than the `gif` crate's palette per frame at 320 wide, 14%
+//! smaller and 3.3 dB better. One palette for all frames would need them
+//! all before writing the first.
 
 #![deny(unsafe_code)]
 

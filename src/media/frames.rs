@@ -215,7 +215,9 @@ impl Frames {
 
     /// The frames shown at `start_us + k / fps` for each `k` with that time
     /// before `end_us` (clamped to the video's end), from one sequential
-    /// decode from the keyframe before `start_us`; `each` takes them in
+    /// decode from the keyframe before `start_us` that drops the frames no
+    /// tick shows and no other frame refers to (most B-frames between ticks
+    /// when `fps` is below the video's rate); `each` takes them in
     /// order (a frame shown for several ticks is given once per tick), and
     /// may stop it early with [`ControlFlow::Break`].
     /// Returns how many were given.
@@ -247,6 +249,13 @@ impl Frames {
         self.seek_to_keyframe_before(ticks_ts[0])?;
         let (demuxer, info) = (&mut self.demuxer, &self.info);
         let mut decoder = stream::open_decoder(demuxer.input(), info, &self.limits)?;
+        // Frames no tick shows and nothing refers to are not decoded
+        // (`Unshown`), where packets carry their frames' own times.
+        let mut unshown = info.container.packets_carry_pts().then(Unshown::default);
+        let mut pending: Option<Packet> = None;
+        let mut skipping = false;
+        let mut started = false;
+        let mut demuxed_all = false;
         let mut shown: Option<DecodedFrame> = None;
         let mut k = 0usize;
         let mut sent = 0usize;
@@ -258,10 +267,35 @@ impl Frames {
                 return Err(MediaError::Timeout);
             }
             if !eof {
-                match stream::read_packet(demuxer, &self.limits)? {
-                    Some(packet) => {
-                        if packet.stream() != info.index || (sent == 0 && !packet.is_key()) {
-                            continue;
+                let wanted = unshown.as_ref().map_or(1, |_| LOOK_AHEAD);
+                while !demuxed_all && unshown.as_ref().map_or(0, |u| u.ahead.len()) < wanted {
+                    match stream::read_packet(demuxer, &self.limits)? {
+                        Some(packet) => {
+                            // Decoding starts at a keyframe.
+                            if packet.stream() != info.index || !(started || packet.is_key()) {
+                                continue;
+                            }
+                            started = true;
+                            match &mut unshown {
+                                Some(u) => u.ahead.push_back(packet),
+                                None => {
+                                    pending = Some(packet);
+                                    break;
+                                }
+                            }
+                        }
+                        None => demuxed_all = true,
+                    }
+                }
+                let next = match &mut unshown {
+                    Some(u) => u.next(&ticks_ts),
+                    None => pending.take().map(|p| (p, false)),
+                };
+                match next {
+                    Some((packet, skip)) => {
+                        if skip != skipping {
+                            ffmpeg::set_skip_nonref(&mut decoder, skip);
+                            skipping = skip;
                         }
                         if decoder.send_packet(&packet).is_err() {
                             errors += 1;
@@ -546,6 +580,52 @@ impl Frames {
     }
 }
 
+/// Packets read ahead of the decoder in [`Frames::sequence`], to tell which
+/// frames no tick shows: a frame at `p` is shown until the next frame's time
+/// `q`, which for a B-frame is among the packets sent just before it (its
+/// forward reference) or just after it. 16 either side covers any
+/// reordering H.264 and HEVC allow (at most 16 frames held).
+const LOOK_AHEAD: usize = 16;
+
+#[derive(Default)]
+struct Unshown {
+    ahead: std::collections::VecDeque<Packet>,
+    /// Times of the last [`LOOK_AHEAD`] packets sent.
+    sent: std::collections::VecDeque<i64>,
+}
+
+impl Unshown {
+    /// The next packet to send, and whether its frame may be dropped if
+    /// nothing refers to it.
+    fn next(&mut self, ticks: &[i64]) -> Option<(Packet, bool)> {
+        let packet = self.ahead.pop_front()?;
+        let Some(pts) = packet.pts() else {
+            return Some((packet, false));
+        };
+        let later = self
+            .sent
+            .iter()
+            .copied()
+            .chain(self.ahead.iter().filter_map(|p| p.pts()));
+        let skip = unshown(pts, later.filter(|&t| t > pts).min(), ticks);
+        if self.sent.len() == LOOK_AHEAD {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(pts);
+        Some((packet, skip))
+    }
+}
+
+/// Whether a frame at `pts`, the next at `next` (when known), is shown at
+/// none of `ticks` (ascending): no tick falls in `[pts, next)`.
+fn unshown(pts: i64, next: Option<i64>, ticks: &[i64]) -> bool {
+    let Some(next) = next else {
+        return false;
+    };
+    let first = ticks.partition_point(|&t| t < pts);
+    ticks.get(first).is_none_or(|&t| t >= next)
+}
+
 /// Decodes one keyframe packet alone and resets the decoder; `None` if it
 /// did not decode (damaged).
 fn decode_alone(
@@ -602,7 +682,28 @@ fn merge(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::merge;
+    use super::{merge, unshown};
+
+    #[test]
+    fn a_frame_is_unshown_when_no_tick_falls_before_the_next() {
+        // 30 fps in 1/30 s units, ticks at 15 fps from frame 10.
+        let ticks = [10, 12, 14, 16];
+        // Before the first tick, and its frame shown until the next.
+        assert!(unshown(8, Some(9), &ticks));
+        assert!(!unshown(9, Some(10), &[9, 11]));
+        assert!(!unshown(10, Some(11), &ticks));
+        // Between ticks.
+        assert!(unshown(11, Some(12), &ticks));
+        assert!(unshown(13, Some(14), &ticks));
+        // A frame shown for several ticks, or for one it starts before.
+        assert!(!unshown(11, Some(15), &ticks));
+        assert!(!unshown(15, Some(17), &ticks));
+        // After the last tick.
+        assert!(unshown(17, Some(18), &ticks));
+        // The next frame's time unknown: kept.
+        assert!(!unshown(11, None, &ticks));
+        assert!(!unshown(17, None, &ticks));
+    }
 
     #[test]
     fn ranges_merge_when_they_touch_or_nearly_do() {

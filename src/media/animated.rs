@@ -33,47 +33,71 @@ pub fn render(
 ) -> Result<Animation, MediaError> {
     let mut frames = Frames::open(reader, limits)?;
     let frame_ms = 1000.0 / spec.fps as f64;
-    let mut encoder: Option<Encoder> = None;
-    // The picture of the last frame given, to repeat it without scaling.
-    let mut last: Option<(f64, RgbImage)> = None;
-    let mut count = 0usize;
-    frames.sequence(spec.start_us, spec.end_us, spec.fps, |frame| {
-        if std::time::Instant::now() >= limits.deadline {
-            return Err(MediaError::Timeout);
-        }
-        let repeat = last.as_ref().is_some_and(|(t, _)| *t == frame.time_secs);
-        if !repeat {
-            // Every frame the first one's size (a later change is letterboxed).
-            let plan = match &encoder {
-                None => fit_box(frame, spec.width),
-                Some(e) => geometry::plan(
-                    &frame.shape(),
-                    Some(e.width),
-                    Some(e.height),
-                    Some(Fit::Pad),
-                ),
-            };
-            let img = match picture::prepare(frame, &plan, Format::Png)? {
-                Picture::Rgb(img) => img,
-                Picture::Yuv420(_) => {
-                    return Err(MediaError::Internal("a frame was prepared as YUV".into()))
+    // Pictures are encoded on a thread of their own while the next frames
+    // decode (a few queued at most: memory stays a few pictures).
+    let (pictures, queued) = std::sync::mpsc::sync_channel::<(RgbImage, u32)>(4);
+    let (decoded, encoded) = std::thread::scope(|scope| {
+        let encoding = scope.spawn(move || {
+            let mut encoder: Option<Encoder> = None;
+            for (img, duration_ms) in queued {
+                if encoder.is_none() {
+                    encoder = Some(Encoder::new(spec, img.width, img.height)?);
                 }
-            };
-            last = Some((frame.time_secs, img));
-        }
-        let img = &last.as_ref().expect("set above").1;
-        if encoder.is_none() {
-            encoder = Some(Encoder::new(spec, img.width, img.height)?);
-        }
-        // Whole milliseconds from rounded start times: the total stays exact.
-        let duration = ((count + 1) as f64 * frame_ms).round() - (count as f64 * frame_ms).round();
-        encoder
-            .as_mut()
-            .expect("made above")
-            .add(img, duration.max(1.0) as u32)?;
-        count += 1;
-        Ok(std::ops::ControlFlow::Continue(()))
-    })?;
+                encoder
+                    .as_mut()
+                    .expect("made above")
+                    .add(&img, duration_ms)?;
+            }
+            Ok::<_, MediaError>(encoder)
+        });
+        // The picture of the last frame given, to repeat it without scaling.
+        let mut last: Option<(f64, RgbImage)> = None;
+        let mut size: Option<(u32, u32)> = None;
+        let mut count = 0usize;
+        let decoded = frames.sequence(spec.start_us, spec.end_us, spec.fps, |frame| {
+            if std::time::Instant::now() >= limits.deadline {
+                return Err(MediaError::Timeout);
+            }
+            let repeat = last.as_ref().is_some_and(|(t, _)| *t == frame.time_secs);
+            if !repeat {
+                // Every frame the first one's size (a later change is letterboxed).
+                let plan = match size {
+                    None => fit_box(frame, spec.width),
+                    Some((width, height)) => {
+                        geometry::plan(&frame.shape(), Some(width), Some(height), Some(Fit::Pad))
+                    }
+                };
+                let img = match picture::prepare(frame, &plan, Format::Png)? {
+                    Picture::Rgb(img) => img,
+                    Picture::Yuv420(_) => {
+                        return Err(MediaError::Internal("a frame was prepared as YUV".into()))
+                    }
+                };
+                size.get_or_insert((img.width, img.height));
+                last = Some((frame.time_secs, img));
+            }
+            let img = &last.as_ref().expect("set above").1;
+            // Whole milliseconds from rounded start times: the total stays exact.
+            let duration =
+                ((count + 1) as f64 * frame_ms).round() - (count as f64 * frame_ms).round();
+            count += 1;
+            match pictures.send((img.clone(), duration.max(1.0) as u32)) {
+                Ok(()) => Ok(std::ops::ControlFlow::Continue(())),
+                // The encoder stopped: its error is the one to give.
+                Err(_) => Ok(std::ops::ControlFlow::Break(())),
+            }
+        });
+        drop(pictures);
+        let encoded = encoding.join().unwrap_or_else(|_| {
+            Err(MediaError::Internal(
+                "the animation encoder panicked".into(),
+            ))
+        });
+        (decoded, encoded)
+    });
+    let encoder = encoded?;
+    decoded?;
+    let count = encoder.as_ref().map_or(0, |e| e.frames);
     let encoder = encoder.ok_or_else(|| MediaError::NoFrame("no frame in the range".into()))?;
     let (width, height) = (encoder.width, encoder.height);
     Ok(Animation {
@@ -100,6 +124,8 @@ struct Encoder {
     width: u32,
     height: u32,
     kind: Kind,
+    /// Frames added.
+    frames: usize,
 }
 
 enum Kind {
@@ -130,11 +156,13 @@ impl Encoder {
             width,
             height,
             kind,
+            frames: 0,
         })
     }
 
     /// Adds the picture shown for `duration_ms`.
     fn add(&mut self, img: &RgbImage, duration_ms: u32) -> Result<(), MediaError> {
+        self.frames += 1;
         match &mut self.kind {
             Kind::Webp(enc) => enc
                 .add(img, duration_ms)

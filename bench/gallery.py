@@ -135,7 +135,7 @@ def http(url, data=None, headers=None, timeout=120):
 class Thumbd:
     """A fresh thumbd process: nothing cached, its own job database."""
 
-    def __init__(self, work, nginx_port, label):
+    def __init__(self, work, nginx_port, label, binary=None):
         self.port = storyboard.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         cfg = os.path.join(work, f"thumbd-{label}.toml")
@@ -154,7 +154,7 @@ default_env = "{ENV}"
 source = "http://127.0.0.1:{nginx_port}/{{key}}"
 """)
         self.log = open(os.path.join(work, f"thumbd-{label}.log"), "w")
-        self.proc = subprocess.Popen([THUMBD, "serve", "--config", cfg], stdout=self.log,
+        self.proc = subprocess.Popen([binary or THUMBD, "serve", "--config", cfg], stdout=self.log,
                                      stderr=self.log)
         try:
             storyboard.wait_http(f"{self.base}/healthz")
@@ -313,8 +313,8 @@ def gif_frames(path):
     return int(out.strip())
 
 
-def thumbd_anim(work, nginx_port, n, ext):
-    thumbd = Thumbd(work, nginx_port, f"anim-{ext}{n}")
+def thumbd_anim(work, nginx_port, n, ext, binary=None):
+    thumbd = Thumbd(work, nginx_port, f"anim-{ext}{n}", binary)
     try:
         url = (f"{thumbd.base}/v1/animated/{ORG}/{ENV}/{video_name(ANIM_VIDEO)}.{ext}"
                f"?start={ANIM_START}&end={ANIM_START + ANIM_SECS}&fps={ANIM_FPS}&width={WIDTH}")
@@ -384,6 +384,8 @@ def med(xs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="an earlier thumbd binary, run beside this one for the animated previews")
     ap.add_argument("--parts", default="gallery,animated,auto",
                     help="which of gallery, animated, auto to run (comma-separated)")
     args = ap.parse_args()
@@ -421,11 +423,15 @@ def main():
         # 2. Animated previews.
         if "animated" in parts:
             anim = {}
+            sides = [("thumbd", thumbd_anim), ("ffmpeg CLI", cli_anim)]
+            if args.baseline:
+                sides.append(("thumbd baseline",
+                              lambda w, p, n, e: thumbd_anim(w, p, n, e, args.baseline)))
             for ext in ("webp", "gif"):
-                for name, fn in (("thumbd", thumbd_anim), ("ffmpeg CLI", cli_anim)):
+                for name, fn in sides:
                     anim[(ext, name)] = []
                 for n in range(runs):
-                    for name, fn in (("thumbd", thumbd_anim), ("ffmpeg CLI", cli_anim)):
+                    for name, fn in sides:
                         since = nginx.offset()
                         r = fn(work, nginx.port, n, ext)
                         anim[(ext, name)].append((*r, nginx.traffic(since)))
@@ -484,7 +490,7 @@ def main():
             print("| format | side | time | CPU | frames | bytes | source requests | fetched |")
             print("|---|---|---:|---:|---:|---:|---:|---:|")
             for ext in ("webp", "gif"):
-                for name in ("thumbd", "ffmpeg CLI"):
+                for name in [side for side, _ in sides]:
                     rs = anim[(ext, name)]
                     print(f"| {ext} | {name} | {med([r[0] for r in rs]) * 1000:.0f} ms "
                           f"| {med([r[3] for r in rs]) * 1000:.0f} ms | {rs[0][2]} | {rs[0][1]:,} "
@@ -495,6 +501,9 @@ def main():
                 print(f"{ext}: thumbd / CLI **{t / c:.3f}x** (target <= 0.5); thumbd rounds "
                       f"{', '.join(f'{r[0] * 1000:.0f}' for r in anim[(ext, 'thumbd')])} ms, CLI "
                       f"{', '.join(f'{r[0] * 1000:.0f}' for r in anim[(ext, 'ffmpeg CLI')])} ms")
+                if args.baseline:
+                    b = med([r[0] for r in anim[(ext, "thumbd baseline")]])
+                    print(f"{ext}: baseline / CLI {b / c:.3f}x; this build / baseline {t / b:.3f}x")
         if "auto" in parts:
             print()
             print("## 3. `timeStamp=auto` against the middle frame, 20 videos, one fresh thumbd per mode and round")

@@ -382,6 +382,15 @@ fn animation_frames(bytes: &[u8], gif: bool) -> Vec<(image::RgbaImage, u32)> {
         .collect()
 }
 
+/// The pattern read from one decoded frame of an animation.
+fn read_frame(img: &image::RgbaImage) -> common::Reading {
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgba8(img.clone())
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    read_pattern(&png)
+}
+
 #[tokio::test]
 async fn animated_previews_show_each_tick() {
     let source = SourceServer::start(picture_fixtures()).await;
@@ -418,11 +427,7 @@ async fn animated_previews_show_each_tick() {
             if *delay != 100 {
                 failures.push(format!("{ext}: frame {k} lasts {delay} ms"));
             }
-            let mut png = Vec::new();
-            image::DynamicImage::ImageRgba8(img.clone())
-                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-                .unwrap();
-            let r = read_pattern(&png);
+            let r = read_frame(img);
             let want = (25.0 + 2.5 * k as f64).floor() as u32;
             if r.frame != want || (r.width, r.height) != (160, 90) {
                 failures.push(format!(
@@ -470,11 +475,7 @@ async fn animation_ticks_on_frame_times_show_those_frames() {
             failures.push(format!("{ext}: {} frames", frames.len()));
         }
         for (k, (img, _)) in frames.iter().enumerate() {
-            let mut png = Vec::new();
-            image::DynamicImage::ImageRgba8(img.clone())
-                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-                .unwrap();
-            let r = read_pattern(&png);
+            let r = read_frame(img);
             let want = 195 + 2 * k as u32;
             if r.frame != want {
                 failures.push(format!(

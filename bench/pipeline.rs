@@ -449,17 +449,19 @@ fn gif_psnr_by_time(frames: &[AnimFrame], encoded: &[u8]) -> f64 {
         let (n, den) = d.delay().numer_denom_ms();
         at += f64::from(n) / f64::from(den.max(1));
     }
-    let (mut sum, mut n) = (0f64, 0f64);
-    for (k, f) in frames.iter().enumerate() {
+    psnr(frames.iter().enumerate().map(|(k, f)| {
         // Centisecond delays: allow for their rounding.
         let t = k as f64 * 1000.0 / 15.0 + 5.0;
         let i = starts.partition_point(|&s| s <= t).saturating_sub(1);
-        for (px, got) in f
-            .picture
-            .data
-            .chunks_exact(3)
-            .zip(decoded[i].buffer().pixels())
-        {
+        (&f.picture, decoded[i].buffer())
+    }))
+}
+
+/// RGB PSNR over pairs of a source picture and its decoded RGBA.
+fn psnr<'a>(pairs: impl Iterator<Item = (&'a RgbImage, &'a image::RgbaImage)>) -> f64 {
+    let (mut sum, mut n) = (0f64, 0f64);
+    for (source, decoded) in pairs {
+        for (px, got) in source.data.chunks_exact(3).zip(decoded.pixels()) {
             for (a, b) in px.iter().zip(got.0) {
                 let e = f64::from(*a) - f64::from(b);
                 sum += e * e;
@@ -513,17 +515,12 @@ fn animation_psnr(frames: &[AnimFrame], encoded: &[u8]) -> f64 {
     }
     .unwrap();
     assert_eq!(decoded.len(), frames.len(), "a frame was merged or lost");
-    let (mut sum, mut n) = (0f64, 0f64);
-    for (f, d) in frames.iter().zip(&decoded) {
-        for (px, got) in f.picture.data.chunks_exact(3).zip(d.buffer().pixels()) {
-            for (a, b) in px.iter().zip(got.0) {
-                let e = f64::from(*a) - f64::from(b);
-                sum += e * e;
-            }
-            n += 3.0;
-        }
-    }
-    10.0 * (255.0f64 * 255.0 / (sum / n)).log10()
+    psnr(
+        frames
+            .iter()
+            .zip(&decoded)
+            .map(|(f, d)| (&f.picture, d.buffer())),
+    )
 }
 
 fn image_from_png(bytes: &[u8]) -> Picture {

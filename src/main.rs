@@ -53,9 +53,12 @@ enum Command {
     Render {
         /// A file path or an http(s) URL.
         source: String,
-        /// Seconds into the video; the middle when left out.
+        /// Seconds into the video (or 25%, f120, auto, auto:30); the middle when left out.
         #[arg(long)]
         time: Option<String>,
+        /// `keyframe`: the keyframe at or before the time, decoded alone.
+        #[arg(long)]
+        snap: Option<String>,
         #[arg(long)]
         width: Option<String>,
         #[arg(long)]
@@ -103,6 +106,9 @@ enum Command {
         height: Option<String>,
         #[arg(long)]
         time: Option<String>,
+        /// `keyframe`, bound with the time.
+        #[arg(long)]
+        snap: Option<String>,
         #[arg(long)]
         fit: Option<String>,
         #[arg(long)]
@@ -222,6 +228,7 @@ async fn run(command: Command, loaded: Option<Config>) -> anyhow::Result<()> {
         Command::Render {
             source,
             time,
+            snap,
             width,
             height,
             fit,
@@ -243,7 +250,7 @@ async fn run(command: Command, loaded: Option<Config>) -> anyhow::Result<()> {
                         )
                     })?,
             };
-            let (request, _) = parse_params(&ext, time, width, height, fit, quality)?;
+            let (request, _) = parse_params(&ext, time, snap, width, height, fit, quality)?;
             let location = if source.starts_with("http://") || source.starts_with("https://") {
                 SourceLocation::Http(source)
             } else {
@@ -279,6 +286,7 @@ async fn run(command: Command, loaded: Option<Config>) -> anyhow::Result<()> {
             width,
             height,
             time,
+            snap,
             fit,
             quality,
             format,
@@ -288,7 +296,7 @@ async fn run(command: Command, loaded: Option<Config>) -> anyhow::Result<()> {
             let key = thumbd::request::parse_key(&key)
                 .map_err(|e| anyhow::anyhow!("--key: {}", e[0].message))?;
             let ext = format.clone().unwrap_or_else(|| "webp".into());
-            let (request, query) = parse_params(&ext, time, width, height, fit, quality)?;
+            let (request, query) = parse_params(&ext, time, snap, width, height, fit, quality)?;
             let pem = match &private_key {
                 Some(p) => Some(
                     std::fs::read(p)
@@ -342,6 +350,7 @@ async fn run(command: Command, loaded: Option<Config>) -> anyhow::Result<()> {
 fn parse_params(
     ext: &str,
     time: Option<String>,
+    snap: Option<String>,
     width: Option<String>,
     height: Option<String>,
     fit: Option<String>,
@@ -351,6 +360,7 @@ fn parse_params(
         ("width", width),
         ("height", height),
         ("timeStamp", time),
+        ("snap", snap),
         ("fit", fit),
         ("quality", quality),
     ]

@@ -546,11 +546,18 @@ fn the_render_command_uses_the_same_pipeline_and_rules() {
     assert_eq!((r.frame, r.upright), (37, true));
     // Moments named through the video are settled as the server settles
     // them: a share of the 4 s duration, a frame number.
-    for (time, frame, shown) in [("25%", 25, "at 1.000s"), ("f37", 37, "at 1.480s")] {
+    // A snap to the keyframe before (1 s GOPs).
+    for (time, frame, shown) in [
+        ("25%", 25, "at 1.000s"),
+        ("f37", 37, "at 1.480s"),
+        ("1.5 --snap keyframe", 25, "at 1.000s"),
+    ] {
         let run = Command::new(env!("CARGO_BIN_EXE_thumbd"))
             .args(["render"])
             .arg(fixtures().join("h264_faststart.mp4"))
-            .args(["--time", time, "-o"])
+            .arg("--time")
+            .args(time.split(' '))
+            .arg("-o")
             .arg(&out)
             .output()
             .unwrap();

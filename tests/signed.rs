@@ -533,6 +533,22 @@ async fn the_sign_command_makes_urls_that_work() {
     // The bound width holds even if the URL is edited.
     let (status, _, _) = get(&signed.replace("width=80", "width=90")).await;
     assert_eq!(status, 403);
+    // A snap to the keyframe is bound with the time (1 s GOPs).
+    let snapped = sign(&[
+        "--kid", "hs", "--time", "2.5", "--snap", "keyframe", "--format", "png", "--url",
+    ]);
+    assert!(snapped.contains("snap=keyframe"), "{snapped}");
+    let (status, headers, body) = get(&snapped).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-thumbnail-time"], "2.000");
+    assert_eq!(read_pattern(&body).frame, 50);
+    // Asking for the exact frame instead is refused; leaving it out keeps
+    // the token's snap.
+    let (status, _, _) = get(&snapped.replace("snap=keyframe", "snap=exact")).await;
+    assert_eq!(status, 403);
+    let (status, headers, _) = get(&snapped.replace("&snap=keyframe", "")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-thumbnail-time"], "2.000");
 
     let rsa_private = keys().join("rsa.pem");
     let token = sign(&[

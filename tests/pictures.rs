@@ -487,6 +487,45 @@ async fn animation_ticks_on_frame_times_show_those_frames() {
     common::assert_no_failures(&failures);
 }
 
+/// A variable frame rate with B-frames (tests/fixtures/generate.sh: frames
+/// 0-24 every 40 ms, then one every 200 ms from 1 s), where packet
+/// durations are decoding-time steps, not the time each frame shows: the
+/// frames dropped as shown at no tick must be exactly those.
+#[tokio::test]
+async fn animation_ticks_on_a_variable_frame_rate() {
+    let thumbd = Thumbd::start(&common::config(None, "")).await;
+    let mut failures = Vec::new();
+    for ext in ["webp", "gif"] {
+        let url = thumbd.url(&format!(
+            "/v1/animated/demo/files/vfr.mp4.{ext}?start=0&end=3&fps=10&width=160"
+        ));
+        let (status, _, body) = get(&url).await;
+        assert_eq!(status, 200, "{ext}: {}", String::from_utf8_lossy(&body));
+        let frames = animation_frames(&body, ext == "gif");
+        // Repeated pictures merge into one longer frame: walk by time.
+        let mut at_ms = 0;
+        for (img, delay) in &frames {
+            let want = if at_ms < 1000 {
+                at_ms / 40
+            } else {
+                25 + (at_ms - 1000) / 200
+            };
+            let r = read_frame(img);
+            if r.frame != want {
+                failures.push(format!(
+                    "{ext}: at {at_ms} ms frame {}, expected {want}",
+                    r.frame
+                ));
+            }
+            at_ms += delay;
+        }
+        if at_ms != 3000 {
+            failures.push(format!("{ext}: {at_ms} ms in all"));
+        }
+    }
+    common::assert_no_failures(&failures);
+}
+
 #[tokio::test]
 async fn auto_follows_accept_with_few_variants() {
     let source = SourceServer::start(picture_fixtures()).await;

@@ -1,11 +1,12 @@
-//! GIF palettes (for [`super::animate`]): at most 256 colours for one
-//! frame, and the indexing of a picture by them through a colour cache,
+//! GIF palettes (for [`super::animate`]): at most 255 colours for one
+//! frame (the 256th index leaves a pixel as the frame before showed it),
+//! and the indexing of a picture by them through a colour cache,
 //! with the error it leaves, so that the encoder can tell when a palette no
 //! longer serves.
 //!
-//! A frame of 256 colours or fewer (a cartoon, a screen, a test pattern
+//! A frame of 255 colours or fewer (a cartoon, a screen, a test pattern
 //! scaled without blending) gets exactly its own colours. Any other frame
-//! gets Wu's quantizer's 256 colours (`quantette`: boxes of a colour
+//! gets Wu's quantizer's 255 colours (`quantette`: boxes of a colour
 //! histogram split where they vary most) moved by k-means over a sample of
 //! its pixels. On 320x180 frames that takes 1-2 ms where NeuQuant
 //! (`color_quant`, used before) took 30-35 ms, with less error on real
@@ -26,9 +27,10 @@ const KMEANS_SAMPLES: u32 = 1 << 14;
 
 /// A palette made for one frame, and the way to index pictures by it.
 pub(super) struct Palette {
-    /// The colours as `[r, g, b]`, at most 256 and at least one.
+    /// The colours as `[r, g, b]`, at most [`COLOURS`] and at least one.
     colours: Vec<[u8; 3]>,
-    /// The same, as RGB triples for the GIF.
+    /// The same, as RGB triples for the GIF, and one more entry: the
+    /// index [`Palette::transparent`].
     pub(super) rgb: Vec<u8>,
     /// `[g, r, b, index]` of each colour, by green: the nearest colour is
     /// searched outwards from the green asked, until green alone is
@@ -36,16 +38,22 @@ pub(super) struct Palette {
     by_green: Vec<[u8; 4]>,
 }
 
+/// Most colours in a palette: one index of the 256 is kept for transparency.
+const COLOURS: usize = 255;
+
 /// Bits of each channel a colour cache entry is keyed by: 2^18 entries, the
 /// colours of a cell 4 levels wide all taking its centre's index.
 pub(super) const CACHE_BITS: u32 = 6;
 pub(super) const UNCACHED: u16 = u16::MAX;
 
 impl Palette {
-    /// At most 256 colours for the packed RGB `data` (of at least one pixel).
+    /// At most [`COLOURS`] colours for the packed RGB `data` (of at least
+    /// one pixel).
     pub(super) fn train(data: &[u8]) -> Palette {
         let colours = few_colours(data).unwrap_or_else(|| quantize(data));
-        let rgb = colours.iter().flatten().copied().collect();
+        let mut rgb: Vec<u8> = colours.iter().flatten().copied().collect();
+        // The transparent entry: its colour never shows.
+        rgb.extend_from_slice(&[0, 0, 0]);
         let mut by_green: Vec<[u8; 4]> = colours
             .iter()
             .enumerate()
@@ -57,6 +65,11 @@ impl Palette {
             rgb,
             by_green,
         }
+    }
+
+    /// The index that leaves a pixel as it was: right after the colours.
+    pub(super) fn transparent(&self) -> u8 {
+        self.colours.len() as u8
     }
 
     /// How many colours it has.
@@ -148,7 +161,7 @@ impl Palette {
     }
 }
 
-/// The colours of `data` when there are at most 256 of them, in the order
+/// The colours of `data` when there are at most [`COLOURS`] of them, in the order
 /// they first appear.
 fn few_colours(data: &[u8]) -> Option<Vec<[u8; 3]>> {
     let mut seen = HashSet::new();
@@ -162,7 +175,7 @@ fn few_colours(data: &[u8]) -> Option<Vec<[u8; 3]>> {
         }
         last = Some(colour);
         if seen.insert(colour) {
-            if colours.len() == 256 {
+            if colours.len() == COLOURS {
                 return None;
             }
             colours.push(colour);
@@ -171,14 +184,14 @@ fn few_colours(data: &[u8]) -> Option<Vec<[u8; 3]>> {
     (!colours.is_empty()).then_some(colours)
 }
 
-/// 256 colours for `data` by Wu's method and k-means.
+/// [`COLOURS`] colours for `data` by Wu's method and k-means.
 fn quantize(data: &[u8]) -> Vec<[u8; 3]> {
     let pixels: &[Srgb<u8>] = cast::from_component_slice(&data[..data.len() / 3 * 3]);
     let fallback = || vec![[0, 0, 0]];
     let Ok(wu) = WuU8x3::run_slice(pixels, BinnerU8x3::rgb()) else {
         return fallback();
     };
-    let start = wu.palette(PaletteSize::MAX);
+    let start = wu.palette(PaletteSize::from_usize_clamped(COLOURS));
     // Seeded: the same frame always gets the same palette.
     let options = KmeansOptions::new()
         .sampling_factor(f32::INFINITY)
@@ -232,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_of_many_colours_gets_256_that_fit_it() {
+    fn a_frame_of_many_colours_gets_255_that_fit_it() {
         // A smooth two-way gradient: 64k colours.
         let mut data = Vec::new();
         for y in 0..256u32 {
@@ -241,10 +254,12 @@ mod tests {
             }
         }
         let palette = Palette::train(&data);
-        assert_eq!(palette.len(), 256);
+        assert_eq!(palette.len(), COLOURS);
+        assert_eq!(palette.rgb.len(), 256 * 3);
+        assert_eq!(palette.transparent(), 255);
         let mut out = vec![0; data.len() / 3];
         let error = palette.index(&data, &mut cache(), &mut out);
-        // 256 colours over a 2-D ramp: cells about 16 levels wide, so an
+        // 255 colours over a 2-D ramp: cells about 16 levels wide, so an
         // error of a few levels a channel, not tens.
         assert!(error < 60.0, "{error}");
         // The same frame, the same palette.
@@ -274,7 +289,8 @@ mod tests {
     fn one_colour_is_one_entry() {
         let data = [9u8, 8, 7].repeat(100);
         let palette = Palette::train(&data);
-        assert_eq!(palette.rgb, vec![9, 8, 7]);
+        assert_eq!(palette.rgb, vec![9, 8, 7, 0, 0, 0]);
+        assert_eq!(palette.transparent(), 1);
         let mut out = vec![1; 100];
         assert_eq!(palette.index(&data, &mut cache(), &mut out), 0.0);
         assert!(out.iter().all(|&i| i == 0));

@@ -2,8 +2,9 @@
 //! targets): takes the test fixtures, mutates them (bit flips, truncation,
 //! MP4 box and EBML element sizes set to zero, one, huge or random values,
 //! sample tables shuffled, chunks spliced) and pushes each through the
-//! in-process render pipeline with the normal limits (20 s deadline, 512 MiB
-//! source budget, 40 megapixel frames). It reports inputs tried, outcomes by
+//! in-process render pipeline (one in five as a 2 s animated preview) with
+//! the normal limits (20 s deadline, 512 MiB source budget, 40 megapixel
+//! frames). It reports inputs tried, outcomes by
 //! the HTTP status thumbd would answer, the slowest render, and the worker's
 //! RSS after warm-up, at the end and at its peak.
 //!
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use thumbd::domain::animated::{AnimatedFormat, AnimatedSpec};
 use thumbd::domain::Problem;
 use thumbd::media::{Format, Limits, RenderSpec, TimeSpec};
 use thumbd::render::RenderError;
@@ -273,10 +275,28 @@ fn worker(seeds: &[(String, Vec<u8>)], seed: u64, start: u64, until: Instant) {
             best_frame_scan_frames: thumbd::media::bestframe::DEFAULT_SCAN_FRAMES,
         };
         let started = Instant::now();
-        let result = thumbd::media::render(Box::new(Cursor::new(data)), &spec, &limits);
+        // One input in five as an animated preview (a sequential decode
+        // that drops frames no tick shows), the others as a thumbnail.
+        let result = if i % 5 == 4 {
+            let anim = AnimatedSpec {
+                format: if i % 10 == 4 {
+                    AnimatedFormat::Gif
+                } else {
+                    AnimatedFormat::Webp
+                },
+                start_us: if i % 3 == 0 { 0 } else { 500_000 },
+                end_us: 2_500_000,
+                fps: 15,
+                width: 96,
+                quality: None,
+            };
+            thumbd::media::animated::render(Box::new(Cursor::new(data)), &anim, &limits).map(|_| ())
+        } else {
+            thumbd::media::render(Box::new(Cursor::new(data)), &spec, &limits).map(|_| ())
+        };
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let status = match result {
-            Ok(_) => 200,
+            Ok(()) => 200,
             Err(e) => Problem::from(&RenderError::Media(e)).status,
         };
         writeln!(out, "done {i} {status} {ms:.1} {}", status_kib("VmRSS")).unwrap();

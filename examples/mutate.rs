@@ -284,7 +284,7 @@ fn worker(seeds: &[(String, Vec<u8>)], seed: u64, start: u64, until: Instant) {
                 } else {
                     AnimatedFormat::Webp
                 },
-                start_us: if i % 3 == 0 { 0 } else { 500_000 },
+                start_us: if i.is_multiple_of(3) { 0 } else { 500_000 },
                 end_us: 2_500_000,
                 fps: 15,
                 width: 96,

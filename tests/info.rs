@@ -11,35 +11,19 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
 use common::{
-    config, fixtures, get, large_fixture, picture_fixtures, problem, SourceServer, Thumbd,
+    config, fixtures, get, large_fixture, picture_fixtures, problem, streaming_fixtures,
+    SourceServer, Thumbd,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 const API_KEY: &str = "info-test-api-key-0123456789";
 const HS_SECRET: &str = "an-info-test-secret-that-is-long-enough-0123";
-
-/// The streaming fixtures (tests/fixtures/streaming.sh), made once.
-fn streaming_fixtures() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let status = Command::new("bash")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/streaming.sh"
-            ))
-            .arg(fixtures())
-            .status()
-            .expect("run tests/fixtures/streaming.sh (needs bash, python3 and the ffmpeg CLI)");
-        assert!(status.success(), "streaming fixture generation failed");
-        fixtures().join("streams")
-    })
-}
 
 /// ffprobe's streams and format of `file`, as JSON.
 fn ffprobe(file: &Path) -> Value {

@@ -453,17 +453,8 @@ async fn storyboards_and_animations_are_shared_too() {
 /// prefix is refused before any request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hls_playlist_in_a_bucket_reads_its_segments_from_the_bucket() {
-    let status = std::process::Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/streaming.sh"
-        ))
-        .arg(fixtures())
-        .status()
-        .unwrap();
-    assert!(status.success(), "streaming fixtures");
     let (s3, http) = setup().await;
-    let package = fixtures().join("streams/hls_fmp4");
+    let package = common::streaming_fixtures().join("hls_fmp4");
     let mut stack = vec![package.clone()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {

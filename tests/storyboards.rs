@@ -7,12 +7,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 
 use common::vtt::{parse_vtt, Cue};
-use common::{fixtures, get, picture_fixtures, problem, read_pattern, SourceServer, Thumbd};
+use common::{
+    fixtures, get, picture_fixtures, problem, read_pattern, streaming_fixtures, SourceServer,
+    Thumbd,
+};
 
 use serde_json::{json, Value};
 
@@ -465,24 +466,6 @@ async fn signed_storyboards_sign_every_sheet() {
         let (status, _, _) = get(bare).await;
         assert_eq!(status, 401, "{bare}");
     }
-}
-
-/// The streaming fixtures (tests/fixtures/streaming.sh, run once into the
-/// fixture folder).
-fn streaming_fixtures() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let status = Command::new("bash")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/streaming.sh"
-            ))
-            .arg(fixtures())
-            .status()
-            .expect("run tests/fixtures/streaming.sh");
-        assert!(status.success(), "streaming fixture generation failed");
-        fixtures().join("streams")
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,12 +24,11 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::vtt::parse_vtt;
-use common::{fixtures, free_port, get, read_pattern, Proc, SourceServer};
+use common::{fixtures, free_port, get, read_pattern, streaming_fixtures, Proc, SourceServer};
 
 use serde_json::{json, Value};
 
@@ -72,24 +71,6 @@ const FEW: &[(f64, &str)] = &[
     (12.0, "exactly at the start of the fourth segment"),
     (100.0, "past the end: the last frame"),
 ];
-
-/// The streaming fixtures (tests/fixtures/streaming.sh run once into the
-/// fixture folder); returns `streams/` there.
-fn streaming_fixtures() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let status = Command::new("bash")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/streaming.sh"
-            ))
-            .arg(fixtures())
-            .status()
-            .expect("run tests/fixtures/streaming.sh (needs bash, python3 and the ffmpeg CLI)");
-        assert!(status.success(), "streaming fixture generation failed");
-        fixtures().join("streams")
-    })
-}
 
 /// The frame a player shows at `secs`.
 fn frame_at(secs: f64) -> u32 {

@@ -211,6 +211,25 @@ pub fn picture_fixtures() -> &'static Path {
     fixtures()
 }
 
+/// Makes the streaming fixtures (tests/fixtures/streaming.sh: HLS and DASH
+/// packages of one 30 s source) in the fixture folder, once; returns their
+/// folder, `streams/` there.
+pub fn streaming_fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/streaming.sh"
+            ))
+            .arg(fixtures())
+            .status()
+            .expect("run tests/fixtures/streaming.sh (needs bash, python3 and the ffmpeg CLI)");
+        assert!(status.success(), "streaming fixture generation failed");
+        fixtures().join("streams")
+    })
+}
+
 /// Makes `large.mp4` and `large_moov_end.mp4` (60 s of 1080p, ~45 MB
 /// each) in the fixture folder, once.
 pub fn large_fixture() {

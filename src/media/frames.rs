@@ -239,10 +239,10 @@ impl Frames {
         // fps from 10.5 s, tick 2 is 10.6333... s, frame 319 of a 30 fps
         // video, not the microsecond before it).
         let fps = fps.clamp(1, 1_000) as i64;
+        let start = start_us.min(i64::MAX as u64 / 4_000) as i64 * fps;
+        let unit = Rational(1, (1_000_000 * fps) as i32);
         let tick_ts = |k: u64| {
-            let start = start_us.min(i64::MAX as u64 / 4_000) as i64;
-            let units = start * fps + (k as i64).saturating_mul(1_000_000);
-            let unit = Rational(1, (1_000_000 * fps) as i32);
+            let units = start.saturating_add((k as i64).saturating_mul(1_000_000));
             self.info.start + rescale_down(units, unit, self.info.time_base)
         };
         let ticks_ts: Vec<i64> = (0..ticks.max(1)).map(tick_ts).collect();
@@ -250,11 +250,9 @@ impl Frames {
         let (demuxer, info) = (&mut self.demuxer, &self.info);
         let mut decoder = stream::open_decoder(demuxer.input(), info, &self.limits)?;
         // Frames no tick shows and nothing refers to are not decoded
-        // (`Unshown`), where packets carry their frames' own times.
-        let mut unshown = info.container.packets_carry_pts().then(Unshown::default);
-        let mut pending: Option<Packet> = None;
+        // (`Ahead`), where packets carry their frames' own times.
+        let mut ahead = Ahead::new(info.container.packets_carry_pts());
         let mut skipping = false;
-        let mut started = false;
         let mut demuxed_all = false;
         let mut shown: Option<DecodedFrame> = None;
         let mut k = 0usize;
@@ -267,31 +265,14 @@ impl Frames {
                 return Err(MediaError::Timeout);
             }
             if !eof {
-                let wanted = unshown.as_ref().map_or(1, |_| LOOK_AHEAD);
-                while !demuxed_all && unshown.as_ref().map_or(0, |u| u.ahead.len()) < wanted {
+                while !demuxed_all && ahead.wants_more() {
                     match stream::read_packet(demuxer, &self.limits)? {
-                        Some(packet) => {
-                            // Decoding starts at a keyframe.
-                            if packet.stream() != info.index || !(started || packet.is_key()) {
-                                continue;
-                            }
-                            started = true;
-                            match &mut unshown {
-                                Some(u) => u.ahead.push_back(packet),
-                                None => {
-                                    pending = Some(packet);
-                                    break;
-                                }
-                            }
-                        }
+                        Some(packet) if packet.stream() == info.index => ahead.push(packet),
+                        Some(_) => {}
                         None => demuxed_all = true,
                     }
                 }
-                let next = match &mut unshown {
-                    Some(u) => u.next(&ticks_ts),
-                    None => pending.take().map(|p| (p, false)),
-                };
-                match next {
+                match ahead.next(&ticks_ts) {
                     Some((packet, skip)) => {
                         if skip != skipping {
                             ffmpeg::set_skip_nonref(&mut decoder, skip);
@@ -587,26 +568,53 @@ impl Frames {
 /// reordering H.264 and HEVC allow (at most 16 frames held).
 const LOOK_AHEAD: usize = 16;
 
-#[derive(Default)]
-struct Unshown {
-    ahead: std::collections::VecDeque<Packet>,
+/// The packets read ahead of the decoder, from the first keyframe on.
+struct Ahead {
+    packets: std::collections::VecDeque<Packet>,
     /// Times of the last [`LOOK_AHEAD`] packets sent.
     sent: std::collections::VecDeque<i64>,
+    /// Whether frames no tick shows may be dropped: where packets carry
+    /// their frames' own times. Otherwise one packet is read at a time.
+    drop_unshown: bool,
+    /// A keyframe has come: decoding starts there.
+    started: bool,
 }
 
-impl Unshown {
+impl Ahead {
+    fn new(drop_unshown: bool) -> Ahead {
+        Ahead {
+            packets: Default::default(),
+            sent: Default::default(),
+            drop_unshown,
+            started: false,
+        }
+    }
+
+    fn wants_more(&self) -> bool {
+        self.packets.len() < if self.drop_unshown { LOOK_AHEAD } else { 1 }
+    }
+
+    /// Keeps `packet`, once decoding has started (at a keyframe).
+    fn push(&mut self, packet: Packet) {
+        self.started |= packet.is_key();
+        if self.started {
+            self.packets.push_back(packet);
+        }
+    }
+
     /// The next packet to send, and whether its frame may be dropped if
     /// nothing refers to it.
     fn next(&mut self, ticks: &[i64]) -> Option<(Packet, bool)> {
-        let packet = self.ahead.pop_front()?;
-        let Some(pts) = packet.pts() else {
+        let packet = self.packets.pop_front()?;
+        let pts = packet.pts().filter(|_| self.drop_unshown);
+        let Some(pts) = pts else {
             return Some((packet, false));
         };
         let later = self
             .sent
             .iter()
             .copied()
-            .chain(self.ahead.iter().filter_map(|p| p.pts()));
+            .chain(self.packets.iter().filter_map(|p| p.pts()));
         let skip = unshown(pts, later.filter(|&t| t > pts).min(), ticks);
         if self.sent.len() == LOOK_AHEAD {
             self.sent.pop_front();
